@@ -1,0 +1,435 @@
+//! The broker's view of its topics and partitions, and the small metadata file that
+//! makes them survive a restart.
+//!
+//! Topic metadata (names, ids, partition counts, configs), the cluster id and the
+//! producer-id allocator live in `<log.dirs>/strom-meta.json`, rewritten atomically
+//! (temp file, fsync, rename, directory fsync) on every change. Partition data lives in
+//! Kafka's layout, one directory `<topic>-<partition>` per partition (ADR 0002).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use strom_protocol::Uuid;
+use strom_storage::{AppendInfo, Log, LogConfig};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::error::ErrorCode;
+use crate::topic_config;
+
+const META_FILE: &str = "strom-meta.json";
+/// Producer ids are handed out from blocks persisted ahead of use, so an id is never
+/// reused after a crash.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct MetaFile {
+    /// Format version of this file.
+    version: u32,
+    cluster_id: String,
+    /// Every id below this may have been handed out.
+    producer_id_limit: i64,
+    topics: BTreeMap<String, TopicMeta>,
+}
+
+/// What is persisted about a topic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopicMeta {
+    /// The topic id as 32 hex digits.
+    pub id: String,
+    pub partitions: i32,
+    /// Topic-level overrides (only keys that were set explicitly).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One partition: its log and the state readers wait on.
+pub struct Partition {
+    pub topic: Arc<str>,
+    pub index: i32,
+    /// Bumped when leadership changes; a single node keeps epoch 0.
+    pub leader_epoch: i32,
+    log: Mutex<Log>,
+    /// Mirrors of log state readable without the lock.
+    high_watermark: AtomicI64,
+    log_start_offset: AtomicI64,
+    /// Woken on every append, so long-polling fetches need no timers to notice data.
+    pub appended: Notify,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Partition({}-{})", self.topic, self.index)
+    }
+}
+
+impl Partition {
+    /// The high watermark; on a single node every appended record is committed.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` with the log locked. Storage calls are short (positional writes, mapped
+    /// reads), so a plain mutex held for their duration is fine on async threads.
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f(&mut log);
+        self.high_watermark.store(log.log_end_offset(), Ordering::Release);
+        self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+        out
+    }
+}
+
+impl Partition {
+    /// Appends one producer batch (already validated by the handler) and wakes waiting
+    /// fetches. Storage patches the base offset and leader epoch in place, hence the copy
+    /// out of the shared request buffer.
+    pub fn append(&self, records: &Bytes) -> Result<AppendInfo, (ErrorCode, String)> {
+        let mut buf = records.to_vec();
+        let result = self.with_log(|log| log.append(&mut buf, self.leader_epoch));
+        match result {
+            Ok(info) => {
+                self.appended.notify_waiters();
+                Ok(info)
+            }
+            Err(e) => Err((storage_error_code(&e), e.to_string())),
+        }
+    }
+
+    /// Whole batches from `offset`, up to `max_bytes` (at least one batch), zero-copy.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, ErrorCode> {
+        self.with_log(|log| log.read(offset, max_bytes)).map(|r| r.data).map_err(|e| storage_error_code(&e))
+    }
+
+    /// The largest timestamp in the log and the base offset of the batch holding it.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.with_log(|log| log.max_timestamp())
+    }
+
+    /// The base offset of the first batch with a timestamp at or after `ts`.
+    pub fn batch_for_timestamp(&self, ts: i64) -> Result<Option<i64>, ErrorCode> {
+        self.with_log(|log| log.offset_for_timestamp(ts))
+            .map(|o| o.map(|(offset, _)| offset))
+            .map_err(|e| storage_error_code(&e))
+    }
+}
+
+/// Kafka's error code for a storage failure.
+pub fn storage_error_code(e: &strom_storage::Error) -> ErrorCode {
+    match e {
+        strom_storage::Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        strom_storage::Error::InvalidBatch(_) => ErrorCode::CorruptMessage,
+        _ => ErrorCode::KafkaStorageError,
+    }
+}
+
+/// A topic and its partitions.
+#[derive(Debug)]
+pub struct Topic {
+    pub name: Arc<str>,
+    pub id: Uuid,
+    pub partitions: Vec<Arc<Partition>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// All topics on this broker.
+pub struct Cluster {
+    pub config: Config,
+    pub cluster_id: String,
+    data_dir: PathBuf,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Serialises metadata changes and their persistence.
+    meta: Mutex<MetaFile>,
+    next_producer_id: Mutex<i64>,
+    /// How many fetches are parked waiting for data (a gauge tests and metrics can watch).
+    pub parked_fetches: tokio::sync::watch::Sender<usize>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("cluster_id", &self.cluster_id).finish_non_exhaustive()
+    }
+}
+
+/// Kafka's topic name rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+fn uuid_hex(u: &Uuid) -> String {
+    u.0.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_uuid_hex(s: &str) -> Option<Uuid> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut a = [0u8; 16];
+    for (i, b) in a.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(Uuid(a))
+}
+
+/// A random (version 4) UUID; never the zero or all-ones id Kafka reserves.
+pub fn random_uuid() -> Uuid {
+    loop {
+        let mut a = [0u8; 16];
+        if getrandom::fill(&mut a).is_err() {
+            // No OS randomness: fall back to time and address entropy; ids only need uniqueness.
+            let t =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            a = (t ^ (&a as *const _ as u128)).to_le_bytes();
+        }
+        a[6] = (a[6] & 0x0f) | 0x40;
+        a[8] = (a[8] & 0x3f) | 0x80;
+        let u = Uuid(a);
+        if u != Uuid::ZERO {
+            return u;
+        }
+    }
+}
+
+fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &dst)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl Cluster {
+    /// Opens the data directory: loads metadata and every partition's log.
+    pub fn open(config: Config) -> anyhow::Result<Cluster> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let meta_path = data_dir.join(META_FILE);
+        let mut meta: MetaFile = match std::fs::read(&meta_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", meta_path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetaFile { version: 1, ..Default::default() },
+            Err(e) => return Err(e).with_context(|| format!("reading {}", meta_path.display())),
+        };
+        if meta.cluster_id.is_empty() {
+            meta.cluster_id = config.cluster_id.clone().unwrap_or_else(|| random_uuid().to_string());
+        } else if let Some(want) = &config.cluster_id {
+            anyhow::ensure!(
+                want == &meta.cluster_id,
+                "cluster.id {want} does not match {} stored in {}",
+                meta.cluster_id,
+                meta_path.display()
+            );
+        }
+        // Reserve a fresh block of producer ids: ids handed out before a crash stay unused.
+        let next_producer_id = meta.producer_id_limit;
+        meta.producer_id_limit += PRODUCER_ID_BLOCK;
+        write_atomically(&data_dir, META_FILE, &serde_json::to_vec_pretty(&meta)?)?;
+
+        let cluster = Cluster {
+            cluster_id: meta.cluster_id.clone(),
+            data_dir,
+            topics: RwLock::new(HashMap::new()),
+            meta: Mutex::new(meta.clone()),
+            next_producer_id: Mutex::new(next_producer_id),
+            parked_fetches: tokio::sync::watch::Sender::new(0),
+            config,
+        };
+        for (name, t) in &meta.topics {
+            let id = parse_uuid_hex(&t.id).with_context(|| format!("topic {name}: bad id {}", t.id))?;
+            let topic = cluster.open_topic(name, id, t.partitions, t.configs.clone())?;
+            cluster.write_topics().insert(name.clone(), Arc::new(topic));
+        }
+        Ok(cluster)
+    }
+
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Topic>>> {
+        self.topics.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Topic>>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
+        let segment_bytes =
+            configs.get("segment.bytes").and_then(|v| v.parse().ok()).unwrap_or(self.config.segment_bytes);
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes: self.config.index_interval_bytes,
+            segment_index_bytes: self.config.index_max_bytes,
+        }
+    }
+
+    fn open_topic(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> anyhow::Result<Topic> {
+        let name: Arc<str> = Arc::from(name);
+        let log_config = self.log_config(&configs);
+        let mut parts = Vec::with_capacity(partitions.max(0) as usize);
+        for index in 0..partitions {
+            let dir = self.data_dir.join(format!("{name}-{index}"));
+            let log = Log::open(&dir, log_config.clone()).with_context(|| format!("opening {}", dir.display()))?;
+            let (hw, start) = (log.log_end_offset(), log.log_start_offset());
+            parts.push(Arc::new(Partition {
+                topic: name.clone(),
+                index,
+                leader_epoch: 0,
+                log: Mutex::new(log),
+                high_watermark: AtomicI64::new(hw),
+                log_start_offset: AtomicI64::new(start),
+                appended: Notify::new(),
+            }));
+        }
+        Ok(Topic { name, id, partitions: parts, configs })
+    }
+
+    /// The topic named `name`, if it exists.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_topics().get(name).cloned()
+    }
+
+    /// The topic with id `id`, if it exists.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        self.read_topics().values().find(|t| &t.id == id).cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<_> = self.read_topics().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// A partition of a topic by name.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.topic(topic)?.partitions.get(usize::try_from(index).ok()?).cloned()
+    }
+
+    /// Creates a topic, or explains why not with Kafka's error code.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, (ErrorCode, String)> {
+        if !valid_topic_name(name) {
+            return Err((ErrorCode::InvalidTopicException, format!("topic name {name:?} is not valid")));
+        }
+        if partitions < 1 {
+            return Err((ErrorCode::InvalidPartitions, "number of partitions must be at least 1".into()));
+        }
+        topic_config::validate(&configs).map_err(|m| (ErrorCode::InvalidConfig, m))?;
+        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        if self.read_topics().contains_key(name) {
+            return Err((ErrorCode::TopicAlreadyExists, format!("topic {name:?} already exists")));
+        }
+        let id = random_uuid();
+        if validate_only {
+            return Ok(Arc::new(Topic { name: Arc::from(name), id, partitions: Vec::new(), configs }));
+        }
+        let topic = self
+            .open_topic(name, id, partitions, configs.clone())
+            .map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+        meta.topics.insert(name.to_string(), TopicMeta { id: uuid_hex(&id), partitions, configs });
+        self.persist(&meta).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+        let topic = Arc::new(topic);
+        self.write_topics().insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, id = %id, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<Uuid, ErrorCode> {
+        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self.write_topics().remove(name).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        meta.topics.remove(name);
+        if let Err(e) = self.persist(&meta) {
+            tracing::error!(topic = name, error = %e, "could not persist topic deletion");
+            return Err(ErrorCode::KafkaStorageError);
+        }
+        for p in &topic.partitions {
+            // Wake long-polling fetches so they notice the topic is gone.
+            p.appended.notify_waiters();
+            let dir = self.data_dir.join(format!("{name}-{}", p.index));
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    fn persist(&self, meta: &MetaFile) -> anyhow::Result<()> {
+        write_atomically(&self.data_dir, META_FILE, &serde_json::to_vec_pretty(meta)?)
+            .with_context(|| format!("writing {}", self.data_dir.join(META_FILE).display()))
+    }
+
+    /// A fresh producer id, never handed out before by this data directory.
+    pub fn allocate_producer_id(&self) -> Result<i64, ErrorCode> {
+        let mut next = self.next_producer_id.lock().unwrap_or_else(|p| p.into_inner());
+        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        if *next >= meta.producer_id_limit {
+            meta.producer_id_limit = *next + PRODUCER_ID_BLOCK;
+            self.persist(&meta).map_err(|_| ErrorCode::KafkaStorageError)?;
+        }
+        let id = *next;
+        *next += 1;
+        Ok(id)
+    }
+
+    /// Closes every log cleanly (trims preallocated files), for a graceful shutdown.
+    pub fn shutdown(&self) {
+        for topic in self.write_topics().drain().map(|(_, t)| t) {
+            for p in &topic.partitions {
+                p.with_log(|log| {
+                    if let Err(e) = log.flush() {
+                        tracing::error!(partition = ?p, error = %e, "flush on shutdown failed");
+                    }
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafkas_rules() {
+        assert!(valid_topic_name("orders.v1_eu-west"));
+        assert!(!valid_topic_name(""));
+        assert!(!valid_topic_name(".."));
+        assert!(!valid_topic_name("a/b"));
+        assert!(!valid_topic_name(&"x".repeat(250)));
+    }
+
+    #[test]
+    fn uuid_hex_round_trips() {
+        let u = random_uuid();
+        assert_eq!(parse_uuid_hex(&uuid_hex(&u)), Some(u));
+        assert_eq!(parse_uuid_hex("zz"), None);
+    }
+}

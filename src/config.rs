@@ -1,0 +1,243 @@
+//! One typed broker configuration, read from (lowest to highest precedence) built-in
+//! defaults, an optional Kafka-style properties file, `STROM_*` environment variables and
+//! command-line overrides. Keys use Kafka's names wherever Kafka has the setting, so an
+//! operator's `server.properties` knowledge carries over: `log.dirs` can be given as
+//! `log.dirs=…` in the file, `STROM_LOG_DIRS=…` in the environment or `--log-dirs …`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+/// Broker-level settings Strom honours, with Kafka's defaults unless noted.
+pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
+    ("node.id", "1", ConfigType::Int, "This broker's id."),
+    ("listeners", "PLAINTEXT://localhost:9092", ConfigType::List, "Addresses the broker listens on."),
+    ("advertised.listeners", "", ConfigType::List, "Addresses clients are told to use; defaults to listeners."),
+    ("log.dirs", "./data", ConfigType::List, "Data directory (Strom uses the first entry)."),
+    ("num.partitions", "1", ConfigType::Int, "Partitions of an auto-created topic."),
+    ("default.replication.factor", "1", ConfigType::Short, "Replication factor of an auto-created topic."),
+    ("auto.create.topics.enable", "true", ConfigType::Boolean, "Create unknown topics on metadata requests."),
+    ("log.segment.bytes", "1073741824", ConfigType::Int, "Default segment size."),
+    ("log.index.interval.bytes", "4096", ConfigType::Int, "Bytes of log between offset index entries."),
+    ("log.index.size.max.bytes", "10485760", ConfigType::Int, "Maximum size of an offset index file."),
+    ("message.max.bytes", "1048588", ConfigType::Int, "Largest record batch accepted."),
+    ("socket.request.max.bytes", "104857600", ConfigType::Int, "Largest request frame accepted."),
+    ("cluster.id", "", ConfigType::String, "Cluster id; generated and persisted on first start when empty."),
+];
+
+/// Kafka's config value types, as reported by DescribeConfigs v3+.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// BOOLEAN
+    Boolean = 1,
+    /// STRING
+    String = 2,
+    /// INT
+    Int = 3,
+    /// SHORT
+    Short = 4,
+    /// LONG
+    Long = 5,
+    /// LIST
+    List = 7,
+}
+
+/// The effective broker configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Every key with its effective value (known keys only).
+    pub values: BTreeMap<String, String>,
+    /// Keys that were set explicitly (file, env or flag) rather than defaulted.
+    pub explicit: BTreeMap<String, String>,
+    pub node_id: i32,
+    pub listen: String,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub data_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub segment_bytes: u64,
+    pub index_interval_bytes: u64,
+    pub index_max_bytes: u64,
+    pub message_max_bytes: usize,
+    pub socket_request_max_bytes: usize,
+    pub cluster_id: Option<String>,
+}
+
+/// Parses a Kafka properties file: `key=value` (or `key: value`), `#`/`!` comments.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line.find(['=', ':']);
+        if let Some(i) = split {
+            out.insert(line[..i].trim().to_string(), line[i + 1..].trim().to_string());
+        }
+    }
+    out
+}
+
+/// The environment variable for a Kafka key: `log.dirs` → `STROM_LOG_DIRS`.
+pub fn env_name(key: &str) -> String {
+    format!("STROM_{}", key.replace(['.', '-'], "_").to_uppercase())
+}
+
+/// Splits a listener such as `PLAINTEXT://host:9092` into host and port.
+pub fn parse_listener(s: &str) -> anyhow::Result<(String, u16)> {
+    let first = s.split(',').next().unwrap_or_default().trim();
+    let addr = match first.split_once("://") {
+        Some((proto, rest)) => {
+            if !proto.eq_ignore_ascii_case("PLAINTEXT") {
+                bail!("listener {first:?}: only PLAINTEXT listeners are supported");
+            }
+            rest
+        }
+        None => first,
+    };
+    let (host, port) = addr.rsplit_once(':').with_context(|| format!("listener {first:?} has no port"))?;
+    let port: u16 = port.parse().with_context(|| format!("listener {first:?}: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_string(), port))
+}
+
+impl Config {
+    /// Builds the configuration from a file, the process environment and flag overrides.
+    pub fn load(file: Option<&Path>, overrides: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Config::from_sources(file, &env, overrides)
+    }
+
+    /// Builds the configuration from explicit sources (testable without touching the process).
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        overrides: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Config> {
+        let mut explicit = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            explicit.extend(parse_properties(&text));
+        }
+        for (key, ..) in BROKER_DEFAULTS {
+            if let Some(v) = env.get(&env_name(key)) {
+                explicit.insert(key.to_string(), v.clone());
+            }
+        }
+        explicit.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // Kafka's older name for node.id.
+        if let Some(v) = explicit.remove("broker.id") {
+            explicit.entry("node.id".into()).or_insert(v);
+        }
+        for key in explicit.keys() {
+            if !BROKER_DEFAULTS.iter().any(|(k, ..)| k == key) {
+                tracing::warn!(key, "ignoring unknown configuration key");
+            }
+        }
+        explicit.retain(|k, _| BROKER_DEFAULTS.iter().any(|(d, ..)| d == k));
+        let mut values: BTreeMap<String, String> =
+            BROKER_DEFAULTS.iter().map(|(k, v, ..)| (k.to_string(), v.to_string())).collect();
+        values.extend(explicit.clone());
+
+        let get = |k: &str| values.get(k).cloned().unwrap_or_default();
+        fn num<T: std::str::FromStr>(k: &str, v: &str) -> anyhow::Result<T> {
+            v.trim().parse::<T>().map_err(|_| anyhow::anyhow!("{k}: {v:?} is not a valid number"))
+        }
+        let listeners = get("listeners");
+        let (host, port) = parse_listener(&listeners)?;
+        let advertised = get("advertised.listeners");
+        let (advertised_host, advertised_port) = if advertised.trim().is_empty() {
+            // 0.0.0.0 cannot be dialled; advertise the loopback name instead.
+            let h = if host.is_empty() || host == "0.0.0.0" || host == "::" {
+                "localhost".to_string()
+            } else {
+                host.clone()
+            };
+            (h, port)
+        } else {
+            parse_listener(&advertised)?
+        };
+        let data_dir = PathBuf::from(get("log.dirs").split(',').next().unwrap_or("./data").trim());
+        let cluster_id = Some(get("cluster.id")).filter(|s| !s.is_empty());
+        let auto = get("auto.create.topics.enable");
+        Ok(Config {
+            node_id: num("node.id", &get("node.id"))?,
+            listen: format!("{}:{port}", if host.contains(':') { format!("[{host}]") } else { host }),
+            advertised_host,
+            advertised_port,
+            data_dir,
+            num_partitions: num("num.partitions", &get("num.partitions"))?,
+            default_replication_factor: num("default.replication.factor", &get("default.replication.factor"))?,
+            auto_create_topics: match auto.trim() {
+                "true" => true,
+                "false" => false,
+                other => bail!("auto.create.topics.enable: {other:?} is not true or false"),
+            },
+            segment_bytes: num("log.segment.bytes", &get("log.segment.bytes"))?,
+            index_interval_bytes: num("log.index.interval.bytes", &get("log.index.interval.bytes"))?,
+            index_max_bytes: num("log.index.size.max.bytes", &get("log.index.size.max.bytes"))?,
+            message_max_bytes: num("message.max.bytes", &get("message.max.bytes"))?,
+            socket_request_max_bytes: num("socket.request.max.bytes", &get("socket.request.max.bytes"))?,
+            cluster_id,
+            values,
+            explicit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_localhost_9092_with_data_in_dot_data() {
+        let c = Config::from_sources(None, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        assert_eq!(c.listen, "localhost:9092");
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("localhost", 9092));
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.auto_create_topics);
+        assert_eq!(c.num_partitions, 1);
+    }
+
+    #[test]
+    fn flags_beat_env_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.properties");
+        std::fs::write(&file, "# comment\nnum.partitions=3\nlog.dirs = /from/file\nnode.id: 7\n").unwrap();
+        let env = map(&[("STROM_NUM_PARTITIONS", "5"), ("STROM_LOG_DIRS", "/from/env")]);
+        let flags = map(&[("log.dirs", "/from/flag")]);
+        let c = Config::from_sources(Some(&file), &env, &flags).unwrap();
+        assert_eq!(c.num_partitions, 5);
+        assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(c.node_id, 7);
+        assert_eq!(c.explicit.get("num.partitions").map(String::as_str), Some("5"));
+    }
+
+    #[test]
+    fn wildcard_listener_advertises_localhost_unless_told_otherwise() {
+        let env = map(&[("STROM_LISTENERS", "PLAINTEXT://0.0.0.0:19092")]);
+        let c = Config::from_sources(None, &env, &BTreeMap::new()).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:19092");
+        assert_eq!(c.advertised_host, "localhost");
+        let env = map(&[
+            ("STROM_LISTENERS", "PLAINTEXT://0.0.0.0:19092"),
+            ("STROM_ADVERTISED_LISTENERS", "PLAINTEXT://strom:9092"),
+        ]);
+        let c = Config::from_sources(None, &env, &BTreeMap::new()).unwrap();
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("strom", 9092));
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_key() {
+        let err = Config::from_sources(None, &BTreeMap::new(), &map(&[("num.partitions", "many")])).unwrap_err();
+        assert!(err.to_string().contains("num.partitions"), "{err}");
+    }
+}

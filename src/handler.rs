@@ -1,0 +1,123 @@
+//! Request dispatch: one module per API, each declaring the versions it serves.
+//!
+//! The ApiVersions response is built from [`APIS`], so what is advertised and what is
+//! dispatched cannot disagree; a test checks every advertised version decodes.
+
+use strom_protocol::frame::RequestHeader;
+use strom_protocol::{Message, Reader, Writer};
+
+use crate::cluster::Cluster;
+use crate::server::ConnError;
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+/// The versions of one API this broker serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRange {
+    /// The API key.
+    pub key: i16,
+    /// Lowest version served.
+    pub min: i16,
+    /// Highest version served.
+    pub max: i16,
+    /// Lowest version advertised; below `min` only for Produce, which Kafka advertises
+    /// from 0 although it refuses v0–2, because old librdkafka checks Produce v0 to decide
+    /// whether the broker supports compression (KAFKA-18659).
+    pub advertised_min: i16,
+}
+
+/// Every API this broker serves, in API-key order.
+pub const APIS: &[ApiRange] = &[
+    produce::API,
+    fetch::API,
+    list_offsets::API,
+    metadata::API,
+    api_versions::API,
+    create_topics::API,
+    delete_topics::API,
+    init_producer_id::API,
+    describe_configs::API,
+    describe_cluster::API,
+];
+
+fn respond<M: Message>(body: &M, version: i16) -> Result<Option<Writer>, ConnError> {
+    let mut w = Writer::new();
+    body.encode(&mut w, version)?;
+    Ok(Some(w))
+}
+
+/// Decodes the body of a request, runs its handler, and encodes the response body.
+pub async fn dispatch(cluster: &Cluster, h: &RequestHeader, r: &mut Reader) -> Result<Option<Writer>, ConnError> {
+    let v = h.api_version;
+    if h.api_key == api_versions::API.key {
+        // ApiVersions accepts every version, so a newer client can learn ours.
+        return Ok(Some(api_versions::handle(h, r)));
+    }
+    let api = APIS
+        .iter()
+        .find(|a| a.key == h.api_key)
+        .ok_or_else(|| ConnError::Refused(format!("API key {} is not served", h.api_key)))?;
+    if !(api.min..=api.max).contains(&v) {
+        return Err(ConnError::Refused(format!("version {v} of API key {} is not served", h.api_key)));
+    }
+    use strom_protocol::*;
+    match h.api_key {
+        ProduceRequest::API_KEY => match produce::handle(cluster, v, ProduceRequest::decode(r, v)?).await {
+            Some(resp) => respond(&resp, v),
+            None => Ok(None),
+        },
+        FetchRequest::API_KEY => respond(&fetch::handle(cluster, v, FetchRequest::decode(r, v)?).await, v),
+        ListOffsetsRequest::API_KEY => respond(&list_offsets::handle(cluster, v, ListOffsetsRequest::decode(r, v)?), v),
+        MetadataRequest::API_KEY => respond(&metadata::handle(cluster, v, MetadataRequest::decode(r, v)?), v),
+        CreateTopicsRequest::API_KEY => {
+            respond(&create_topics::handle(cluster, v, CreateTopicsRequest::decode(r, v)?), v)
+        }
+        DeleteTopicsRequest::API_KEY => {
+            respond(&delete_topics::handle(cluster, v, DeleteTopicsRequest::decode(r, v)?), v)
+        }
+        InitProducerIdRequest::API_KEY => {
+            respond(&init_producer_id::handle(cluster, v, InitProducerIdRequest::decode(r, v)?), v)
+        }
+        DescribeConfigsRequest::API_KEY => {
+            respond(&describe_configs::handle(cluster, v, DescribeConfigsRequest::decode(r, v)?), v)
+        }
+        DescribeClusterRequest::API_KEY => {
+            respond(&describe_cluster::handle(cluster, v, DescribeClusterRequest::decode(r, v)?), v)
+        }
+        other => Err(ConnError::Refused(format!("API key {other} has no dispatcher"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_version_has_a_schema() {
+        for api in APIS {
+            let schema = strom_protocol::api_schema(api.key).unwrap_or_else(|| panic!("no schema for API {}", api.key));
+            assert!(
+                schema.min_version <= api.min && api.max <= schema.max_version,
+                "API {} serves {}..={} beyond its schema",
+                api.key,
+                api.min,
+                api.max
+            );
+            assert!(api.advertised_min <= api.min);
+        }
+    }
+
+    #[test]
+    fn apis_are_listed_once_in_key_order() {
+        assert!(APIS.windows(2).all(|w| w[0].key < w[1].key));
+    }
+}

@@ -1,0 +1,139 @@
+//! DescribeConfigs (key 32): topic and broker configuration, with sources and synonyms.
+
+use strom_protocol::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use strom_protocol::{DescribeConfigsRequest, DescribeConfigsResponse};
+
+use super::create_topics::{effective_default, SOURCE_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
+use super::ApiRange;
+use crate::cluster::Cluster;
+use crate::config::BROKER_DEFAULTS;
+use crate::error::ErrorCode;
+use crate::topic_config::TOPIC_CONFIGS;
+
+/// Versions served.
+pub const API: ApiRange = ApiRange { key: 32, min: 1, max: 4, advertised_min: 1 };
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+struct Entry {
+    name: String,
+    value: String,
+    source: i8,
+    ty: i8,
+    doc: &'static str,
+    read_only: bool,
+    synonyms: Vec<(String, String, i8)>,
+}
+
+fn topic_entries(cluster: &Cluster, name: &str) -> Result<Vec<Entry>, ErrorCode> {
+    let topic = cluster.topic(name).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    Ok(TOPIC_CONFIGS
+        .iter()
+        .map(|k| {
+            let (default, default_source) = effective_default(cluster, k);
+            let mut synonyms = Vec::new();
+            let (value, source) = match topic.configs.get(k.name) {
+                Some(v) => {
+                    synonyms.push((k.name.to_string(), v.clone(), SOURCE_TOPIC));
+                    (v.clone(), SOURCE_TOPIC)
+                }
+                None => (default.clone(), default_source),
+            };
+            if let Some(b) = k.broker_key {
+                synonyms.push((b.to_string(), default, default_source));
+            }
+            Entry { name: k.name.into(), value, source, ty: k.ty as i8, doc: "", read_only: false, synonyms }
+        })
+        .collect())
+}
+
+fn broker_entries(cluster: &Cluster) -> Vec<Entry> {
+    BROKER_DEFAULTS
+        .iter()
+        .map(|(k, default, ty, doc)| {
+            let explicit = cluster.config.explicit.get(*k);
+            let value = explicit.cloned().unwrap_or_else(|| default.to_string());
+            let source = if explicit.is_some() { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+            Entry {
+                name: k.to_string(),
+                value: value.clone(),
+                source,
+                ty: *ty as i8,
+                doc,
+                // Broker settings cannot change at run time yet.
+                read_only: true,
+                synonyms: vec![(k.to_string(), value, source)],
+            }
+        })
+        .collect()
+}
+
+/// Describes each requested resource.
+pub fn handle(cluster: &Cluster, _version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|res| {
+            let entries = match res.resource_type {
+                RESOURCE_TOPIC => topic_entries(cluster, &res.resource_name)
+                    .map_err(|c| (c, format!("topic {} does not exist", res.resource_name))),
+                RESOURCE_BROKER
+                    if res.resource_name.is_empty() || res.resource_name == cluster.config.node_id.to_string() =>
+                {
+                    Ok(broker_entries(cluster))
+                }
+                RESOURCE_BROKER => {
+                    Err((ErrorCode::InvalidRequest, format!("broker {} is not this broker", res.resource_name)))
+                }
+                other => Err((ErrorCode::InvalidRequest, format!("resource type {other} is not supported"))),
+            };
+            let mut result = DescribeConfigsResult {
+                resource_type: res.resource_type,
+                resource_name: res.resource_name,
+                ..Default::default()
+            };
+            match entries {
+                Ok(entries) => {
+                    result.error_message = None;
+                    result.configs = entries
+                        .into_iter()
+                        .filter(|e| res.configuration_keys.as_ref().is_none_or(|keys| keys.contains(&e.name)))
+                        .map(|e| DescribeConfigsResourceResult {
+                            name: e.name,
+                            value: Some(e.value),
+                            read_only: e.read_only,
+                            config_source: e.source,
+                            is_default: e.source == SOURCE_DEFAULT,
+                            is_sensitive: false,
+                            synonyms: if req.include_synonyms {
+                                e.synonyms
+                                    .into_iter()
+                                    .map(|(name, value, source)| DescribeConfigsSynonym {
+                                        name,
+                                        value: Some(value),
+                                        source,
+                                        ..Default::default()
+                                    })
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            },
+                            config_type: e.ty,
+                            documentation: if req.include_documentation { Some(e.doc.to_string()) } else { None },
+                            ..Default::default()
+                        })
+                        .collect();
+                }
+                Err((code, msg)) => {
+                    result.error_code = code.code();
+                    result.error_message = Some(msg);
+                }
+            }
+            result
+        })
+        .collect();
+    DescribeConfigsResponse { results, ..Default::default() }
+}

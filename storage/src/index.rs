@@ -1,0 +1,362 @@
+//! Fixed-width, memory-mapped segment indexes.
+//!
+//! FORMAT (version [`INDEX_FORMAT_VERSION`]); all integers big-endian, no
+//! file header, the file is a plain array of entries:
+//!
+//! * `{base_offset:020}.index` — 8-byte entries `(relative_offset u32,
+//!   position u32)`: the batch whose base offset is `base_offset +
+//!   relative_offset` starts at byte `position` of the `.log` file. One
+//!   entry is added when at least `index_interval_bytes` of log were
+//!   written since the previous entry (the first batch of a segment is
+//!   never indexed: position 0 is implicit). Both columns strictly increase.
+//! * `{base_offset:020}.timeindex` — 12-byte entries `(timestamp i64,
+//!   relative_offset u32)`: `timestamp` is the largest batch
+//!   `maxTimestamp` seen so far in the segment and `relative_offset` the
+//!   base offset of the first batch that reached it. Every batch before that
+//!   batch has a smaller max timestamp. Added at offset-index points when
+//!   the maximum grew, and once more when the segment is sealed, so the last
+//!   entry of a sealed segment is its maximum timestamp. Both columns
+//!   strictly increase.
+//!
+//! Crash behaviour: the active segment's index files are preallocated (zero
+//! filled) to `segment_index_bytes` and trimmed to their entries on roll or
+//! clean close. Recovery always rebuilds the last segment's indexes from
+//! its log, and rebuilds any other segment's index that fails
+//! [`OffsetIndex::is_consistent`] / [`TimeIndex::is_consistent`].
+//!
+//! Thread-safety: indexes are owned by their segment; mutation takes
+//! `&mut self`, so the log's caller-side lock serializes everything.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use memmap2::MmapMut;
+
+use crate::error::io_err;
+use crate::mmap::map_mut;
+use crate::Result;
+
+/// Version of the index file formats described above.
+pub const INDEX_FORMAT_VERSION: u32 = 1;
+
+const OFFSET_ENTRY_LEN: usize = 8;
+const TIME_ENTRY_LEN: usize = 12;
+
+/// An array of fixed-width entries in a (possibly preallocated) mapped file.
+struct IndexFile {
+    path: PathBuf,
+    file: File,
+    map: Option<MmapMut>,
+    entry_len: usize,
+    entries: usize,
+    capacity: usize,
+}
+
+impl IndexFile {
+    /// Creates or truncates `path`, preallocated to hold
+    /// `max_bytes / entry_len` entries.
+    fn create(path: &Path, entry_len: usize, max_bytes: u64) -> Result<IndexFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(io_err("create index", path))?;
+        let capacity = usize::try_from(max_bytes).unwrap_or(usize::MAX) / entry_len;
+        let len = (capacity * entry_len) as u64;
+        file.set_len(len).map_err(io_err("preallocate index", path))?;
+        let map = if len > 0 { Some(map_mut(&file, len).map_err(io_err("map index", path))?) } else { None };
+        Ok(IndexFile { path: path.to_path_buf(), file, map, entry_len, entries: 0, capacity })
+    }
+
+    /// Opens an existing, trimmed index file. `Ok(None)` if it is missing or
+    /// its length is not a whole number of entries.
+    fn open_existing(path: &Path, entry_len: usize) -> Result<Option<IndexFile>> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open index", path)(e)),
+        };
+        let len = file.metadata().map_err(io_err("stat index", path))?.len();
+        if len % entry_len as u64 != 0 {
+            return Ok(None);
+        }
+        let Ok(entries) = usize::try_from(len / entry_len as u64) else {
+            return Ok(None);
+        };
+        let map = if len > 0 { Some(map_mut(&file, len).map_err(io_err("map index", path))?) } else { None };
+        Ok(Some(IndexFile { path: path.to_path_buf(), file, map, entry_len, entries, capacity: entries }))
+    }
+
+    fn entry(&self, i: usize) -> Option<&[u8]> {
+        if i >= self.entries {
+            return None;
+        }
+        let start = i * self.entry_len;
+        self.map.as_ref()?.get(start..start + self.entry_len)
+    }
+
+    /// Appends an entry; false (and nothing written) if the file is full.
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        if self.entries >= self.capacity || bytes.len() != self.entry_len {
+            return false;
+        }
+        let start = self.entries * self.entry_len;
+        let Some(slot) = self.map.as_mut().and_then(|m| m.get_mut(start..start + bytes.len())) else {
+            return false;
+        };
+        slot.copy_from_slice(bytes);
+        self.entries += 1;
+        true
+    }
+
+    fn remaining(&self) -> usize {
+        self.capacity - self.entries
+    }
+
+    /// Shrinks the file to its entries (flushing them first).
+    fn trim(&mut self) -> Result<()> {
+        self.flush()?;
+        self.map = None;
+        let len = (self.entries * self.entry_len) as u64;
+        self.file.set_len(len).map_err(io_err("trim index", &self.path))?;
+        self.capacity = self.entries;
+        if len > 0 {
+            self.map = Some(map_mut(&self.file, len).map_err(io_err("map index", &self.path))?);
+        }
+        Ok(())
+    }
+
+    /// msync of the mapped entries.
+    fn flush(&self) -> Result<()> {
+        if let Some(map) = &self.map {
+            map.flush().map_err(io_err("msync index", &self.path))?;
+        }
+        Ok(())
+    }
+
+    /// Greatest `i` with `key(i) <= target`, by binary search; `keys` must be
+    /// increasing.
+    fn floor<K: Ord>(&self, target: K, key: impl Fn(&[u8]) -> Option<K>) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.entries); // answer in [lo, hi)
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.entry(mid).and_then(&key) {
+                Some(k) if k <= target => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo.checked_sub(1)
+    }
+}
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be_i64(b: &[u8], at: usize) -> Option<i64> {
+    Some(i64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Relative offset → log file position.
+pub(crate) struct OffsetIndex(IndexFile);
+
+impl OffsetIndex {
+    pub(crate) fn create(path: &Path, max_bytes: u64) -> Result<OffsetIndex> {
+        IndexFile::create(path, OFFSET_ENTRY_LEN, max_bytes).map(OffsetIndex)
+    }
+
+    pub(crate) fn open_existing(path: &Path) -> Result<Option<OffsetIndex>> {
+        Ok(IndexFile::open_existing(path, OFFSET_ENTRY_LEN)?.map(OffsetIndex))
+    }
+
+    fn get(&self, i: usize) -> Option<(u32, u32)> {
+        let e = self.0.entry(i)?;
+        Some((be_u32(e, 0)?, be_u32(e, 4)?))
+    }
+
+    /// Adds an entry; false if full.
+    pub(crate) fn push(&mut self, relative_offset: u32, position: u32) -> bool {
+        let mut e = [0u8; OFFSET_ENTRY_LEN];
+        e[..4].copy_from_slice(&relative_offset.to_be_bytes());
+        e[4..].copy_from_slice(&position.to_be_bytes());
+        self.0.push(&e)
+    }
+
+    /// Position of the last indexed batch whose relative offset is
+    /// `<= relative_offset`, or 0.
+    pub(crate) fn lookup(&self, relative_offset: u32) -> u32 {
+        self.0.floor(relative_offset, |e| be_u32(e, 0)).and_then(|i| self.get(i)).map_or(0, |(_, pos)| pos)
+    }
+
+    /// Both columns strictly increase and positions lie inside the log.
+    pub(crate) fn is_consistent(&self, log_size: u64) -> bool {
+        let mut prev: Option<(u32, u32)> = None;
+        for i in 0..self.0.entries {
+            let Some((off, pos)) = self.get(i) else {
+                return false;
+            };
+            if u64::from(pos) >= log_size {
+                return false;
+            }
+            if let Some((p_off, p_pos)) = prev {
+                if off <= p_off || pos <= p_pos {
+                    return false;
+                }
+            }
+            prev = Some((off, pos));
+        }
+        true
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.0.remaining()
+    }
+
+    pub(crate) fn trim(&mut self) -> Result<()> {
+        self.0.trim()
+    }
+
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Max timestamp so far → relative offset of the first batch reaching it.
+pub(crate) struct TimeIndex(IndexFile);
+
+impl TimeIndex {
+    pub(crate) fn create(path: &Path, max_bytes: u64) -> Result<TimeIndex> {
+        IndexFile::create(path, TIME_ENTRY_LEN, max_bytes).map(TimeIndex)
+    }
+
+    pub(crate) fn open_existing(path: &Path) -> Result<Option<TimeIndex>> {
+        Ok(IndexFile::open_existing(path, TIME_ENTRY_LEN)?.map(TimeIndex))
+    }
+
+    fn get(&self, i: usize) -> Option<(i64, u32)> {
+        let e = self.0.entry(i)?;
+        Some((be_i64(e, 0)?, be_u32(e, 8)?))
+    }
+
+    /// The last entry: for a sealed segment, its maximum timestamp.
+    pub(crate) fn last(&self) -> Option<(i64, u32)> {
+        self.get(self.0.entries.checked_sub(1)?)
+    }
+
+    /// Adds an entry if `timestamp` exceeds the last one; false if that was
+    /// needed but the index is full.
+    pub(crate) fn maybe_push(&mut self, timestamp: i64, relative_offset: u32) -> bool {
+        if self.last().is_some_and(|(ts, _)| ts >= timestamp) {
+            return true;
+        }
+        let mut e = [0u8; TIME_ENTRY_LEN];
+        e[..8].copy_from_slice(&timestamp.to_be_bytes());
+        e[8..].copy_from_slice(&relative_offset.to_be_bytes());
+        self.0.push(&e)
+    }
+
+    /// Relative offset of the last entry with timestamp `<= timestamp`.
+    pub(crate) fn lookup(&self, timestamp: i64) -> Option<u32> {
+        let i = self.0.floor(timestamp, |e| be_i64(e, 0))?;
+        self.get(i).map(|(_, off)| off)
+    }
+
+    /// Both columns strictly increase and offsets stay below `max_relative`.
+    pub(crate) fn is_consistent(&self, max_relative: u64) -> bool {
+        let mut prev: Option<(i64, u32)> = None;
+        for i in 0..self.0.entries {
+            let Some((ts, off)) = self.get(i) else {
+                return false;
+            };
+            if u64::from(off) >= max_relative {
+                return false;
+            }
+            if let Some((p_ts, p_off)) = prev {
+                if ts <= p_ts || off <= p_off {
+                    return false;
+                }
+            }
+            prev = Some((ts, off));
+        }
+        true
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.0.remaining()
+    }
+
+    pub(crate) fn trim(&mut self) -> Result<()> {
+        self.0.trim()
+    }
+
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_lookup_returns_the_floor_entry_or_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = OffsetIndex::create(&dir.path().join("a.index"), 80).unwrap();
+        assert_eq!(idx.lookup(5), 0);
+        for (off, pos) in [(10, 100), (20, 200), (30, 300)] {
+            assert!(idx.push(off, pos));
+        }
+        assert_eq!(idx.lookup(9), 0);
+        assert_eq!(idx.lookup(10), 100);
+        assert_eq!(idx.lookup(25), 200);
+        assert_eq!(idx.lookup(u32::MAX), 300);
+        assert!(idx.is_consistent(301));
+        assert!(!idx.is_consistent(300));
+    }
+
+    #[test]
+    fn a_full_index_refuses_entries_and_trim_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.index");
+        let mut idx = OffsetIndex::create(&path, 17).unwrap();
+        assert!(idx.push(1, 1) && idx.push(2, 2));
+        assert_eq!(idx.remaining(), 0);
+        assert!(!idx.push(3, 3));
+        idx.trim().unwrap();
+        drop(idx);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 16);
+        let idx = OffsetIndex::open_existing(&path).unwrap().unwrap();
+        assert_eq!(idx.lookup(2), 2);
+    }
+
+    #[test]
+    fn a_preallocated_zero_tail_is_inconsistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.timeindex");
+        let mut idx = TimeIndex::create(&path, 120).unwrap();
+        assert!(idx.maybe_push(5, 1));
+        assert!(idx.maybe_push(5, 2)); // not larger: skipped
+        assert!(idx.maybe_push(9, 3));
+        idx.flush().unwrap();
+        drop(idx);
+        let idx = TimeIndex::open_existing(&path).unwrap().unwrap();
+        assert!(!idx.is_consistent(100));
+    }
+
+    #[test]
+    fn time_lookup_finds_the_last_entry_not_after_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = TimeIndex::create(&dir.path().join("a.timeindex"), 120).unwrap();
+        for (ts, off) in [(100, 0), (200, 5), (300, 9)] {
+            assert!(idx.maybe_push(ts, off));
+        }
+        assert_eq!(idx.lookup(99), None);
+        assert_eq!(idx.lookup(200), Some(5));
+        assert_eq!(idx.lookup(299), Some(5));
+        assert_eq!(idx.last(), Some((300, 9)));
+        assert!(idx.is_consistent(10));
+        assert!(!idx.is_consistent(9));
+    }
+}

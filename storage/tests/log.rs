@@ -1,0 +1,422 @@
+//! Partition log behaviour: append/read, rolls, recovery, timestamps.
+
+use std::fs;
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use strom_protocol::records::{split_batches, BatchBuilder, BatchHeader, Record};
+use strom_storage::{Error, Log, LogConfig};
+
+fn config(segment_bytes: u64) -> LogConfig {
+    LogConfig { segment_bytes, index_interval_bytes: 200, segment_index_bytes: 4096 }
+}
+
+/// A batch of `records` records with values of `value_len` bytes, whose
+/// max timestamp is `ts`.
+fn batch(records: usize, value_len: usize, ts: i64) -> BytesMut {
+    let mut b = BatchBuilder::new(ts - records as i64 + 1);
+    for i in 0..records {
+        b.push(&Record {
+            offset_delta: i as i32,
+            timestamp_delta: i as i64,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; value_len])),
+            headers: vec![],
+        });
+    }
+    b.build()
+}
+
+/// Appends `count` batches of varying shape; returns the stored (patched)
+/// bytes of each.
+fn fill(log: &mut Log, count: usize, first_ts: i64) -> Vec<Bytes> {
+    (0..count)
+        .map(|i| {
+            let mut b = batch(1 + i % 4, 10 + (i * 37) % 150, first_ts + i as i64);
+            log.append(&mut b, 3).unwrap();
+            b.freeze()
+        })
+        .collect()
+}
+
+/// Every batch in the log, read sequentially.
+fn read_all(log: &Log) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let data = log.read(offset, 1000).unwrap().data;
+        assert!(!data.is_empty(), "empty read at {offset}");
+        for range in split_batches(&data) {
+            let range = range.unwrap();
+            let b = data.slice(range);
+            offset = BatchHeader::parse(&b).unwrap().last_offset() + 1;
+            out.push(b);
+        }
+    }
+    out
+}
+
+fn base(b: &[u8]) -> i64 {
+    BatchHeader::parse(b).unwrap().base_offset
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn active_log_file(dir: &Path) -> std::path::PathBuf {
+    let mut logs: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().unwrap()
+}
+
+#[test]
+fn appended_batches_read_back_byte_identical_with_patched_offsets_across_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(2048)).unwrap();
+    let written = fill(&mut log, 150, 1000);
+    assert!(log.segment_count() > 5, "segments: {}", log.segment_count());
+    let mut next = 0;
+    for b in &written {
+        let h = BatchHeader::parse(b).unwrap();
+        assert_eq!(h.base_offset, next);
+        assert_eq!(h.partition_leader_epoch, 3);
+        strom_protocol::records::verify_crc(b).unwrap();
+        next = h.last_offset() + 1;
+    }
+    assert_eq!(log.log_end_offset(), next);
+    assert_eq!(read_all(&log), written);
+    assert_eq!(log.size_bytes(), written.iter().map(|b| b.len() as u64).sum::<u64>());
+    // Every offset, including ones inside a batch, finds its batch.
+    for b in &written {
+        let h = BatchHeader::parse(b).unwrap();
+        for offset in h.base_offset..=h.last_offset() {
+            let data = log.read(offset, 1).unwrap().data;
+            assert_eq!(data, b, "offset {offset}");
+        }
+    }
+}
+
+#[test]
+fn first_batch_larger_than_max_bytes_is_returned_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let written = fill(&mut log, 10, 0);
+    let r = log.read(0, 0).unwrap();
+    assert_eq!(r.data, written[0]);
+    let two = written[1].len() + written[2].len();
+    let r = log.read(base(&written[1]), two + written[3].len() - 1).unwrap();
+    assert_eq!(r.data, [written[1].clone(), written[2].clone()].concat());
+    assert_eq!(r.log_end_offset, log.log_end_offset());
+}
+
+#[test]
+fn offsets_outside_the_log_are_out_of_range_and_the_end_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert!(log.read(0, 100).unwrap().data.is_empty());
+    fill(&mut log, 3, 0);
+    let leo = log.log_end_offset();
+    assert!(log.read(leo, 100).unwrap().data.is_empty());
+    assert!(matches!(
+        log.read(leo + 1, 100),
+        Err(Error::OffsetOutOfRange { offset, start: 0, end }) if offset == leo + 1 && end == leo
+    ));
+    assert!(matches!(log.read(-1, 100), Err(Error::OffsetOutOfRange { .. })));
+}
+
+#[test]
+fn invalid_batches_are_rejected_and_leave_the_log_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(4096)).unwrap();
+    fill(&mut log, 2, 0);
+    let leo = log.log_end_offset();
+
+    let mut flipped = batch(2, 10, 5);
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(matches!(log.append(&mut flipped, 0), Err(Error::InvalidBatch(_))));
+
+    let mut longer = batch(1, 10, 5);
+    longer.extend_from_slice(&[0]);
+    assert!(matches!(log.append(&mut longer, 0), Err(Error::InvalidBatch(_))));
+
+    let mut huge = batch(1, 5000, 5);
+    assert!(matches!(log.append(&mut huge, 0), Err(Error::BatchTooLarge { .. })));
+
+    assert!(log.append(&mut BytesMut::from(&b"short"[..]), 0).is_err());
+    assert_eq!(log.log_end_offset(), leo);
+    assert_eq!(read_all(&log).len(), 2);
+}
+
+#[test]
+fn reads_are_zero_copy_and_outlive_rolls_and_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(2048)).unwrap();
+    let written = fill(&mut log, 3, 0);
+    let a = log.read(0, 10_000).unwrap().data;
+    let b = log.read(0, 10_000).unwrap().data;
+    assert_eq!(a.as_ptr(), b.as_ptr(), "both reads share the mapping");
+    fill(&mut log, 40, 100); // rolls: the first segment is trimmed and remapped
+    log.close().unwrap();
+    assert_eq!(a, written.concat());
+}
+
+#[test]
+fn reopen_after_clean_close_gives_identical_reads_and_trimmed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(2048)).unwrap();
+    let written = fill(&mut log, 60, 0);
+    let leo = log.log_end_offset();
+    log.close().unwrap();
+    let total: u64 = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(total, written.iter().map(|b| b.len() as u64).sum::<u64>());
+
+    let mut log = Log::open(dir.path(), config(2048)).unwrap();
+    assert_eq!(log.log_end_offset(), leo);
+    assert_eq!(read_all(&log), written);
+    let more = fill(&mut log, 5, 100);
+    assert_eq!(base(&more[0]), leo);
+}
+
+#[test]
+fn reopen_after_unclean_stop_discards_the_preallocated_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(8192)).unwrap();
+    let written = fill(&mut log, 30, 0);
+    let leo = log.log_end_offset();
+    std::mem::forget(log); // no close, no Drop: files stay preallocated
+    assert_eq!(fs::metadata(active_log_file(dir.path())).unwrap().len(), 8192);
+
+    let mut log = Log::open(dir.path(), config(8192)).unwrap();
+    assert_eq!(log.log_end_offset(), leo);
+    assert_eq!(read_all(&log), written);
+    let more = fill(&mut log, 3, 100);
+    assert_eq!(base(&more[0]), leo);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), config(8192)).unwrap();
+    assert_eq!(read_all(&log), [written, more].concat());
+}
+
+#[test]
+fn truncating_the_active_segment_anywhere_in_its_last_two_batches_keeps_the_valid_prefix() {
+    let src = tempfile::tempdir().unwrap();
+    let mut log = Log::open(src.path(), config(1 << 20)).unwrap();
+    let written = fill(&mut log, 12, 0);
+    log.close().unwrap();
+    let n = written.len();
+    let prefix_len = |k: usize| written[..k].iter().map(|b| b.len()).sum::<usize>();
+    let end_of = |k: usize| {
+        if k == 0 {
+            0
+        } else {
+            BatchHeader::parse(&written[k - 1]).unwrap().last_offset() + 1
+        }
+    };
+    let original = written.concat();
+    for cut in prefix_len(n - 2)..=prefix_len(n) {
+        for zero_tail in [false, true] {
+            // Whole batches below the cut survive; with a zero tail, so does a
+            // batch whose cut-off bytes happened to be zeros (it is intact).
+            let keep = (0..=n)
+                .rev()
+                .find(|&k| {
+                    let end = prefix_len(k);
+                    end <= cut || (zero_tail && original[cut..end].iter().all(|&b| b == 0))
+                })
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(src.path(), dir.path());
+            let file = fs::OpenOptions::new().write(true).open(active_log_file(dir.path())).unwrap();
+            file.set_len(cut as u64).unwrap();
+            if zero_tail {
+                file.set_len(1 << 20).unwrap();
+            }
+            drop(file);
+            let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+            assert_eq!(log.log_end_offset(), end_of(keep), "cut {cut}");
+            assert_eq!(read_all(&log), written[..keep], "cut {cut}");
+            let more = fill(&mut log, 2, 50);
+            assert_eq!(base(&more[0]), end_of(keep));
+            assert_eq!(read_all(&log), [&written[..keep], &more[..]].concat());
+        }
+    }
+}
+
+#[test]
+fn a_flipped_bit_in_the_last_batch_drops_it_on_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    let written = fill(&mut log, 5, 0);
+    log.close().unwrap();
+    let path = active_log_file(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.len() - written[4].len() + 40; // inside the CRC range
+    bytes[at] ^= 0x10;
+    fs::write(&path, bytes).unwrap();
+    let log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    assert_eq!(read_all(&log), written[..4]);
+    assert_eq!(log.log_end_offset(), BatchHeader::parse(&written[3]).unwrap().last_offset() + 1);
+}
+
+#[test]
+fn deleted_or_garbled_index_files_are_rebuilt_and_lookups_stay_correct() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(2048)).unwrap();
+    let written = fill(&mut log, 80, 1000);
+    log.close().unwrap();
+    let mut indexes: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
+        .collect();
+    indexes.sort();
+    assert!(indexes.len() >= 8);
+    fs::remove_file(&indexes[0]).unwrap(); // missing
+    fs::write(&indexes[1], [0xffu8; 24]).unwrap(); // garbage, whole entries
+    fs::write(&indexes[2], [1u8; 13]).unwrap(); // not a whole number of entries
+    fs::write(&indexes[3], [0u8; 96]).unwrap(); // preallocated zeros
+    fs::write(&indexes[4], []).unwrap(); // emptied time index
+
+    let log = Log::open(dir.path(), config(2048)).unwrap();
+    assert_eq!(read_all(&log), written);
+    for b in &written {
+        let h = BatchHeader::parse(b).unwrap();
+        assert_eq!(log.read(h.last_offset(), 1).unwrap().data, b);
+        assert_eq!(log.offset_for_timestamp(h.max_timestamp).unwrap(), Some((h.base_offset, h.max_timestamp)));
+    }
+}
+
+#[test]
+fn offset_for_timestamp_returns_the_first_batch_reaching_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(2048)).unwrap();
+    // Timestamps go up and down, like producers with skewed clocks.
+    let written: Vec<Bytes> = (0..90)
+        .map(|i: i64| {
+            let ts = 1000 + (i * 7919) % 500 + i;
+            let mut b = batch(1 + (i as usize) % 3, 40, ts);
+            log.append(&mut b, 0).unwrap();
+            b.freeze()
+        })
+        .collect();
+    let headers: Vec<_> = written.iter().map(|b| BatchHeader::parse(b).unwrap()).collect();
+    let expect = |ts: i64| headers.iter().find(|h| h.max_timestamp >= ts).map(|h| (h.base_offset, h.max_timestamp));
+    let max = headers.iter().map(|h| h.max_timestamp).max().unwrap();
+    let first_max = headers.iter().find(|h| h.max_timestamp == max).unwrap();
+    let check = |log: &Log| {
+        for ts in (900..max + 3).step_by(3).chain([i64::MIN, max, max + 1]) {
+            assert_eq!(log.offset_for_timestamp(ts).unwrap(), expect(ts), "ts {ts}");
+        }
+        assert_eq!(log.max_timestamp(), Some((max, first_max.base_offset)));
+    };
+    check(&log);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), config(2048)).unwrap();
+    check(&log);
+    drop(log);
+    let empty = tempfile::tempdir().unwrap();
+    let log = Log::open(empty.path(), config(2048)).unwrap();
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
+    assert_eq!(log.max_timestamp(), None);
+}
+
+#[test]
+fn stray_files_are_ignored_and_bad_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("leader-epoch-checkpoint"), b"0\n").unwrap();
+    fs::write(dir.path().join("123.log"), b"junk").unwrap();
+    let mut log = Log::open(dir.path(), config(4096)).unwrap();
+    assert_eq!(log.log_end_offset(), 0);
+    fill(&mut log, 2, 0);
+    assert!(dir.path().join("leader-epoch-checkpoint").exists());
+    let bad = LogConfig { segment_bytes: 10, ..LogConfig::default() };
+    assert!(matches!(Log::open(dir.path(), bad), Err(Error::InvalidConfig(_))));
+}
+
+#[test]
+fn garbage_in_the_last_segment_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{:020}.log", 0));
+    let mut junk = batch(2, 10, 0).to_vec();
+    junk.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    fs::write(&path, &junk).unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 16)).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    fill(&mut log, 1, 0);
+    assert_eq!(read_all(&log).len(), 2);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append { records: usize, value_len: usize, ts: i64 },
+    ReopenClean,
+    ReopenUnclean,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        8 => (1usize..6, 0usize..300, 0i64..1000)
+            .prop_map(|(records, value_len, ts)| Op::Append { records, value_len, ts }),
+        1 => Just(Op::ReopenClean),
+        1 => Just(Op::ReopenUnclean),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn random_appends_and_reopens_match_an_in_memory_model(
+        ops in proptest::collection::vec(op(), 1..60),
+        segment_bytes in 1500u64..6000,
+        interval in 0u64..800,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig { segment_bytes, index_interval_bytes: interval, segment_index_bytes: 64 };
+        let mut log = Log::open(dir.path(), cfg.clone()).unwrap();
+        let mut model: Vec<Bytes> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Append { records, value_len, ts } => {
+                    let mut b = batch(records, value_len, ts);
+                    log.append(&mut b, 1).unwrap();
+                    model.push(b.freeze());
+                }
+                Op::ReopenClean => {
+                    log.close().unwrap();
+                    log = Log::open(dir.path(), cfg.clone()).unwrap();
+                }
+                Op::ReopenUnclean => {
+                    std::mem::forget(log);
+                    log = Log::open(dir.path(), cfg.clone()).unwrap();
+                }
+            }
+        }
+        proptest::prop_assert_eq!(read_all(&log), model.clone());
+        for b in &model {
+            let h = BatchHeader::parse(b).unwrap();
+            proptest::prop_assert_eq!(&log.read(h.base_offset, 0).unwrap().data, b);
+            let expect = model
+                .iter()
+                .map(|b| BatchHeader::parse(b).unwrap())
+                .find(|x| x.max_timestamp >= h.max_timestamp)
+                .map(|x| (x.base_offset, x.max_timestamp));
+            proptest::prop_assert_eq!(log.offset_for_timestamp(h.max_timestamp).unwrap(), expect);
+        }
+    }
+}

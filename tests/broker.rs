@@ -1,0 +1,382 @@
+//! Integration tests: a real broker in-process on a free port, driven by a real Kafka
+//! client library (`rskafka`) and by raw sockets for what no client would send.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rskafka::client::partition::{Compression, OffsetAt, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::record::Record;
+use strom::config::Config;
+use strom_protocol::frame::RequestHeader;
+use strom_protocol::{Message, Reader, Writer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+struct Running {
+    addr: String,
+    cluster: Arc<strom::cluster::Cluster>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("broker task panicked").expect("broker failed");
+        }
+    }
+}
+
+async fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
+    let mut overrides: BTreeMap<String, String> = BTreeMap::from([
+        ("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string()),
+        ("log.dirs".to_string(), dir.display().to_string()),
+    ]);
+    overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_sources(None, &BTreeMap::new(), &overrides).expect("config");
+    let broker = strom::Broker::bind(config).await.expect("bind");
+    let addr = broker.local_addr().expect("addr").to_string();
+    let cluster = broker.cluster.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(broker.run(async move {
+        let _ = rx.await;
+    }));
+    Running { addr, cluster, stop: Some(tx), task: Some(task) }
+}
+
+async fn client(addr: &str) -> Client {
+    ClientBuilder::new(vec![addr.to_string()]).build().await.expect("client")
+}
+
+/// Where a keyed record goes: a stable hash of the key, as a keyed producer would do.
+fn partition_for(key: &[u8], partitions: i32) -> i32 {
+    let h = key.iter().fold(2166136261u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(16777619));
+    (h % partitions as u32) as i32
+}
+
+fn ts(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().expect("timestamp")
+}
+
+const BASE_TS: i64 = 1_700_000_000_000;
+
+fn expected_records(n: usize, partitions: i32) -> HashMap<i32, Vec<Record>> {
+    let mut by_partition: HashMap<i32, Vec<Record>> = HashMap::new();
+    for i in 0..n {
+        let key = format!("key-{i}").into_bytes();
+        let record = Record {
+            value: Some(format!("value-{i}-{}", "x".repeat(i % 50)).into_bytes()),
+            headers: BTreeMap::from([
+                ("seq".to_string(), (i as u64).to_be_bytes().to_vec()),
+                ("source".to_string(), b"integration-test".to_vec()),
+            ]),
+            timestamp: ts(BASE_TS + i as i64),
+            key: Some(key.clone()),
+        };
+        by_partition.entry(partition_for(&key, partitions)).or_default().push(record);
+    }
+    by_partition
+}
+
+async fn read_all(client: &Client, topic: &str, partition: i32) -> Vec<(i64, Record)> {
+    let pc = client.partition_client(topic, partition, UnknownTopicHandling::Error).await.expect("partition client");
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (records, hw) = pc.fetch_records(offset, 1..1_000_000, 100).await.expect("fetch");
+        for r in records {
+            offset = r.offset + 1;
+            out.push((r.offset, r.record));
+        }
+        if offset >= hw {
+            return out;
+        }
+    }
+}
+
+async fn verify(client: &Client, topic: &str, expected: &HashMap<i32, Vec<Record>>) {
+    for (p, want) in expected {
+        let got = read_all(client, topic, *p).await;
+        assert_eq!(got.len(), want.len(), "partition {p}: record count");
+        for (i, ((offset, rec), want)) in got.iter().zip(want).enumerate() {
+            assert_eq!(*offset, i as i64, "partition {p}: offsets are contiguous from 0");
+            assert_eq!(rec, want, "partition {p} offset {offset}: record differs");
+        }
+        let pc = client.partition_client(topic, *p, UnknownTopicHandling::Error).await.expect("partition client");
+        assert_eq!(pc.get_offset(OffsetAt::Earliest).await.expect("earliest"), 0);
+        assert_eq!(pc.get_offset(OffsetAt::Latest).await.expect("latest"), want.len() as i64);
+        // By timestamp: an exact timestamp finds its record; one just after finds the next.
+        let mid = want.len() / 2;
+        let mid_ts = want[mid].timestamp;
+        assert_eq!(pc.get_offset(OffsetAt::Timestamp(mid_ts)).await.expect("by ts"), mid as i64);
+        let between = mid_ts + chrono::Duration::milliseconds(1);
+        assert_eq!(pc.get_offset(OffsetAt::Timestamp(between)).await.expect("by ts"), mid as i64 + 1);
+        assert_eq!(pc.get_offset(OffsetAt::Timestamp(ts(BASE_TS - 1))).await.expect("by ts"), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_keyed_records_round_trip_across_three_partitions_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let c = client(&broker.addr).await;
+    c.controller_client().expect("controller").create_topic("orders", 3, 1, 5_000).await.expect("create topic");
+    let expected = expected_records(10_000, 3);
+    for (p, records) in &expected {
+        let pc = c.partition_client("orders", *p, UnknownTopicHandling::Error).await.expect("partition client");
+        let mut next = 0i64;
+        for chunk in records.chunks(250) {
+            let offsets = pc.produce(chunk.to_vec(), Compression::NoCompression).await.expect("produce");
+            assert_eq!(offsets, (next..next + chunk.len() as i64).collect::<Vec<_>>());
+            next += chunk.len() as i64;
+        }
+    }
+    verify(&c, "orders", &expected).await;
+    broker.stop().await;
+
+    // Same data directory, new process state: everything is served again, identically.
+    let broker = start(dir.path(), &[]).await;
+    let c = client(&broker.addr).await;
+    let topics = c.list_topics().await.expect("list topics");
+    let orders = topics.iter().find(|t| t.name == "orders").expect("topic survives restart");
+    assert_eq!(orders.partitions.len(), 3);
+    verify(&c, "orders", &expected).await;
+    // Appends continue after the restored end.
+    let pc = c.partition_client("orders", 0, UnknownTopicHandling::Error).await.expect("partition client");
+    let next = pc.produce(vec![expected[&0][0].clone()], Compression::NoCompression).await.expect("produce");
+    assert_eq!(next, vec![expected[&0].len() as i64]);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_segments_roll_and_reads_cross_segment_boundaries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[("log.segment.bytes", "20000")]).await;
+    let c = client(&broker.addr).await;
+    c.controller_client().expect("controller").create_topic("rolled", 1, 1, 5_000).await.expect("create");
+    let expected = expected_records(3_000, 1);
+    let pc = c.partition_client("rolled", 0, UnknownTopicHandling::Error).await.expect("pc");
+    for chunk in expected[&0].chunks(40) {
+        pc.produce(chunk.to_vec(), Compression::NoCompression).await.expect("produce");
+    }
+    let segments = std::fs::read_dir(dir.path().join("rolled-0"))
+        .expect("partition dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log")))
+        .count();
+    assert!(segments > 3, "expected several segments, found {segments}");
+    verify(&c, "rolled", &expected).await;
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_fetch_is_woken_by_an_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let c = Arc::new(client(&broker.addr).await);
+    c.controller_client().expect("controller").create_topic("wake", 1, 1, 5_000).await.expect("create");
+    let pc = Arc::new(c.partition_client("wake", 0, UnknownTopicHandling::Error).await.expect("pc"));
+    // The broker caps waits at 30 s; a fetch that was never woken would come back empty.
+    let waiting = {
+        let pc = pc.clone();
+        tokio::spawn(async move { pc.fetch_records(0, 1..1_000_000, 30_000).await })
+    };
+    let record = Record { key: None, value: Some(b"hello".to_vec()), headers: BTreeMap::new(), timestamp: ts(BASE_TS) };
+    // Produce only once the fetch is parked at the broker, so it is the append that wakes it.
+    // The producer is a second client: like Kafka, the broker handles one request per
+    // connection at a time, so a produce pipelined behind the fetch would wait for it.
+    broker.cluster.parked_fetches.subscribe().wait_for(|n| *n >= 1).await.expect("watch");
+    let producer = client(&broker.addr).await;
+    let ppc = producer.partition_client("wake", 0, UnknownTopicHandling::Error).await.expect("pc");
+    ppc.produce(vec![record.clone()], Compression::NoCompression).await.expect("produce");
+    let (records, hw) = waiting.await.expect("join").expect("fetch");
+    assert_eq!(hw, 1);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].record, record);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_auto_creates_topics_with_the_default_partition_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[("num.partitions", "2")]).await;
+    let c = client(&broker.addr).await;
+    let pc = c.partition_client("auto-made", 1, UnknownTopicHandling::Retry).await.expect("pc");
+    let offsets = pc
+        .produce(
+            vec![Record { key: None, value: Some(vec![1]), headers: BTreeMap::new(), timestamp: ts(BASE_TS) }],
+            Compression::NoCompression,
+        )
+        .await
+        .expect("produce");
+    assert_eq!(offsets, vec![0]);
+    let topics = c.list_topics().await.expect("topics");
+    assert_eq!(topics.iter().find(|t| t.name == "auto-made").map(|t| t.partitions.len()), Some(2));
+    broker.stop().await;
+}
+
+// ---------------------------------------------------------------- raw protocol
+
+async fn send_raw(stream: &mut TcpStream, frame: &[u8]) {
+    stream.write_all(frame).await.expect("write");
+}
+
+fn request<M: Message>(api_version: i16, correlation_id: i32, body: &M) -> Vec<u8> {
+    let mut w = Writer::new();
+    RequestHeader {
+        api_key: M::API_KEY,
+        api_version,
+        correlation_id,
+        client_id: Some("raw-test".into()),
+        ..Default::default()
+    }
+    .encode(&mut w);
+    body.encode(&mut w, api_version).expect("encode");
+    let body = w.into_bytes();
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+async fn read_response(stream: &mut TcpStream) -> Option<bytes::Bytes> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await.ok()?;
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut buf).await.ok()?;
+    Some(buf.into())
+}
+
+/// True when the broker closed the connection (EOF or reset) rather than answering.
+async fn is_closed(stream: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(tokio::time::timeout(Duration::from_secs(10), stream.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_closes_only_the_offending_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[("socket.request.max.bytes", "1048576")]).await;
+    let good = client(&broker.addr).await;
+    good.controller_client().expect("controller").create_topic("steady", 1, 1, 5_000).await.expect("create");
+    let pc = good.partition_client("steady", 0, UnknownTopicHandling::Error).await.expect("pc");
+
+    let mut absurd_count = Vec::new();
+    // Metadata v1 with a topic array count of i32::MAX and nothing behind it.
+    let header = request(1, 7, &strom_protocol::MetadataRequest::default());
+    let body_start = header.len() - 4; // the default body is an empty array: count only
+    absurd_count.extend_from_slice(&header[..body_start]);
+    absurd_count.extend_from_slice(&i32::MAX.to_be_bytes());
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("oversized frame", vec![0x40, 0, 0, 0]),
+        ("negative size", vec![0xff, 0xff, 0xff, 0xf0]),
+        ("truncated header", vec![0, 0, 0, 3, 0, 3, 0]),
+        ("unknown api key", {
+            let mut f = vec![0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0xff, 0xff];
+            f[3] = 10;
+            f
+        }),
+        (
+            "produce v2 (removed in Kafka 4)",
+            request(3, 1, &strom_protocol::ProduceRequest::default())
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if i == 7 { 2 } else { b })
+                .collect(),
+        ),
+        ("absurd array count", {
+            let mut f = absurd_count.clone();
+            let len = (f.len() - 4) as i32;
+            f[..4].copy_from_slice(&len.to_be_bytes());
+            f
+        }),
+        ("garbage", (0..200u32).map(|i| (i * 37 % 251) as u8).collect()),
+    ];
+    for (name, frame) in cases {
+        let mut s = TcpStream::connect(&broker.addr).await.expect("connect");
+        send_raw(&mut s, &frame).await;
+        assert!(is_closed(&mut s).await, "{name}: connection should be closed");
+        // Everyone else carries on.
+        let before = pc.get_offset(OffsetAt::Latest).await.expect("latest");
+        let record = Record {
+            key: None,
+            value: Some(name.as_bytes().to_vec()),
+            headers: BTreeMap::new(),
+            timestamp: ts(BASE_TS),
+        };
+        assert_eq!(
+            pc.produce(vec![record], Compression::NoCompression).await.expect("produce"),
+            vec![before],
+            "{name}"
+        );
+    }
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_too_new_api_versions_request_gets_the_v0_fallback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let mut s = TcpStream::connect(&broker.addr).await.expect("connect");
+    // v5 with a v2 header and a body we do not parse.
+    let mut frame = request(
+        4,
+        42,
+        &strom_protocol::ApiVersionsRequest {
+            client_software_name: "x".into(),
+            client_software_version: "1".into(),
+            ..Default::default()
+        },
+    );
+    frame[7] = 5;
+    send_raw(&mut s, &frame).await;
+    let resp = read_response(&mut s).await.expect("response");
+    let mut r = Reader::new(resp);
+    assert_eq!(r.i32().expect("correlation id"), 42);
+    let body = strom_protocol::ApiVersionsResponse::decode(&mut r, 0).expect("v0 body");
+    assert_eq!(body.error_code, 35);
+    assert_eq!(body.api_keys.len(), 1);
+    assert_eq!((body.api_keys[0].api_key, body.api_keys[0].max_version), (18, 4));
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_zero_produce_gets_no_response_and_the_next_response_is_in_order() {
+    use strom_protocol::produce_request::{PartitionProduceData, TopicProduceData};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let c = client(&broker.addr).await;
+    c.controller_client().expect("controller").create_topic("fire", 1, 1, 5_000).await.expect("create");
+    let mut batch = strom_protocol::records::BatchBuilder::new(BASE_TS);
+    batch.add(Some(b"k"), Some(b"v"));
+    let produce = strom_protocol::ProduceRequest {
+        acks: 0,
+        timeout_ms: 1000,
+        topic_data: vec![TopicProduceData {
+            name: "fire".into(),
+            partition_data: vec![PartitionProduceData {
+                index: 0,
+                records: Some(batch.build().freeze()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut s = TcpStream::connect(&broker.addr).await.expect("connect");
+    send_raw(&mut s, &request(9, 1, &produce)).await;
+    send_raw(&mut s, &request(3, 2, &strom_protocol::ApiVersionsRequest::default())).await;
+    let resp = read_response(&mut s).await.expect("response");
+    assert_eq!(Reader::new(resp).i32().expect("correlation"), 2, "the acks=0 produce must not be answered");
+    let pc = c.partition_client("fire", 0, UnknownTopicHandling::Error).await.expect("pc");
+    assert_eq!(pc.get_offset(OffsetAt::Latest).await.expect("latest"), 1, "the acks=0 batch was appended");
+    broker.stop().await;
+}
