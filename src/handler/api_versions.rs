@@ -40,7 +40,7 @@ fn encode(resp: &ApiVersionsResponse, version: i16) -> Writer {
 /// our ApiVersions range, so the client can retry with a version we know.
 pub fn handle(h: &RequestHeader, r: &mut Reader) -> Writer {
     let v = h.api_version;
-    if v > API.max || v < API.min {
+    if !(API.min..=API.max).contains(&v) {
         let resp = ApiVersionsResponse {
             error_code: ErrorCode::UnsupportedVersion.code(),
             api_keys: vec![ApiVersion {
