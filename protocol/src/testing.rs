@@ -78,14 +78,25 @@ impl Rng {
         }
         Uuid(a)
     }
-    /// A short random string, sometimes with multi-byte characters.
+    /// A length: mostly short, sometimes past the one-byte varint limit, occasionally
+    /// past the writer's 1 KiB shared-chunk threshold.
+    fn len(&mut self) -> u64 {
+        match self.below(16) {
+            0 => 128 + self.below(200),
+            1 => 1024 + self.below(2048),
+            _ => self.below(17),
+        }
+    }
+    /// A random string, sometimes with multi-byte characters.
     pub fn string(&mut self) -> String {
         const CHARS: &[char] = &['a', 'z', 'K', '0', '-', '_', '.', ' ', 'é', 'ß', '火'];
-        (0..self.below(9)).map(|_| CHARS[self.below(CHARS.len() as u64) as usize]).collect()
+        let n = self.len().min(400);
+        (0..n).map(|_| CHARS[self.below(CHARS.len() as u64) as usize]).collect()
     }
-    /// A short random byte string.
+    /// A random byte string.
     pub fn bytes(&mut self) -> Bytes {
-        (0..self.below(17)).map(|_| self.next_u64() as u8).collect::<Vec<u8>>().into()
+        let n = self.len();
+        (0..n).map(|_| self.next_u64() as u8).collect::<Vec<u8>>().into()
     }
     /// Opaque record bytes (the message codec never looks inside).
     pub fn records(&mut self) -> Bytes {
