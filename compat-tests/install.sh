@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Idempotent installer for the Strom compatibility-test clients.
+#
+#   * kcat (Debian package; bookworm ships kcat 1.7.1 linked to librdkafka 2.0.2)
+#   * a Python venv at compat-tests/.venv with the pinned clients from
+#     compat-tests/requirements.txt (confluent-kafka, kafka-python)
+#
+# Safe to run repeatedly: every step is skipped when already satisfied.
+# Works on a fresh Debian machine with only python3; installs python3-venv
+# through apt when `python3 -m venv` cannot work.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$HERE/.venv"
+REQ="$HERE/requirements.txt"
+STAMP="$VENV/.strom-requirements.sha256"
+PYTHON="${PYTHON:-python3}"
+
+say() { printf '[compat-install] %s\n' "$*"; }
+die() { printf '[compat-install] ERROR: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "not root and sudo is not available; cannot apt-get install"
+    SUDO="sudo"
+fi
+
+APT_UPDATED=0
+apt_install() {
+    # apt_install PKG... : install Debian packages, running `apt-get update`
+    # only if the package lists are missing/stale for what we need.
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found (this installer targets Debian); install manually: $*"
+    local log
+    log="$(mktemp)"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! $SUDO apt-get install -y -q --no-install-recommends "$@" >"$log" 2>&1; then
+        if [ "$APT_UPDATED" -eq 0 ]; then
+            say "apt-get update"
+            $SUDO apt-get update -q >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; die "apt-get update failed"; }
+            APT_UPDATED=1
+        fi
+        if ! $SUDO apt-get install -y -q --no-install-recommends "$@" >"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            rm -f "$log"
+            die "apt-get install $* failed"
+        fi
+    fi
+    rm -f "$log"
+}
+
+# ---- 1. kcat -------------------------------------------------------------
+if command -v kcat >/dev/null 2>&1; then
+    :
+else
+    say "installing kcat (apt)"
+    apt_install kcat
+    command -v kcat >/dev/null 2>&1 || die "kcat still not on PATH after apt-get install"
+fi
+
+# ---- 2. python3 + venv support ----------------------------------------------
+command -v "$PYTHON" >/dev/null 2>&1 || { say "installing python3 (apt)"; apt_install python3; }
+if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    # Debian strips ensurepip out of python3; it lives in python3.X-venv.
+    pyver="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    say "installing python${pyver}-venv (apt)"
+    apt_install "python${pyver}-venv" || true
+    "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
+    "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || die "$PYTHON cannot create venvs even after installing python3-venv"
+fi
+
+# ---- 3. the venv ------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    say "creating venv $VENV"
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV" || die "python3 -m venv $VENV failed"
+fi
+
+want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+if [ "$want" != "$have" ] || ! "$VENV/bin/python" -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
+    say "pip install -r requirements.txt"
+    log="$(mktemp)"
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input -r "$REQ" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        die "pip install -r $REQ failed"
+    fi
+    rm -f "$log"
+    "$VENV/bin/python" -c 'import confluent_kafka, kafka' || die "clients not importable after pip install"
+    echo "$want" >"$STAMP"
+fi
+
+# ---- 4. report --------------------------------------------------------------
+kcat_ver="$(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*librdkafka \([^ ]*\).*/kcat \1 (librdkafka \2)/p')"
+py_vers="$("$VENV/bin/python" - <<'PY'
+import confluent_kafka, kafka
+print("confluent-kafka %s (librdkafka %s), kafka-python %s"
+      % (confluent_kafka.__version__, confluent_kafka.libversion()[0], kafka.__version__))
+PY
+)"
+say "ready: ${kcat_ver:-kcat ?}; $py_vers"

@@ -1,0 +1,34 @@
+# Sourced by the kcat scenarios. Expects STROM_BOOTSTRAP and COMPAT_TOPIC.
+set -euo pipefail
+KCAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+: "${STROM_BOOTSTRAP:?STROM_BOOTSTRAP not set (run through compat-tests/run)}"
+: "${COMPAT_TOPIC:?COMPAT_TOPIC not set (run through compat-tests/run)}"
+B="$STROM_BOOTSTRAP"
+# System python3 (stdlib only) for data generation / checking.
+PY="${COMPAT_SYSTEM_PYTHON:-python3}"
+# kcat's -D syntax for kcat_data.MSG_DELIM; keep both in sync.
+MSG_DELIM_ARG='\xfe\x01\xfd\x02\xfc\x03'
+# Every kcat call is bounded (seconds).
+KCAT_TIMEOUT="${KCAT_TIMEOUT:-120}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/compat-kcat.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+fail() { echo "FAIL: $*"; exit 1; }
+kc() { timeout --kill-after=5 "$KCAT_TIMEOUT" kcat -b "$B" "$@"; }
+
+# wait_metadata TOPIC PARTITIONS [SECONDS]: poll `kcat -L -J -t TOPIC` until
+# the topic shows PARTITIONS partitions with leaders.
+wait_metadata() {
+    local topic="$1" n="$2" secs="${3:-30}" i reason=""
+    for ((i = 0; i < secs * 2; i++)); do
+        if kc -L -J -t "$topic" -m 5 >"$WORK/md.json" 2>"$WORK/md.err" &&
+           reason="$("$PY" "$KCAT_DIR/kcat_data.py" check-metadata "$WORK/md.json" "$topic" "$n")"; then
+            echo "$reason"
+            return 0
+        fi
+        [ -n "$reason" ] || reason="$(tail -n 3 "$WORK/md.err" 2>/dev/null)"
+        sleep 0.5
+    done
+    fail "metadata for $topic after ${secs}s: $reason"
+}

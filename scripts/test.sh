@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The Strom test command.
+#
+#   ./scripts/test.sh [all|lint|unit|compat]     (default: all)
+#
+#   lint    cargo fmt --check; cargo clippy (all targets, -D warnings)
+#   unit    cargo test --workspace (unit + integration tests)
+#   compat  cargo build --bin strom; compat-tests/install.sh;
+#           compat-tests/run --strom-bin target/debug/strom
+#   all     lint, unit, compat
+#
+# STROM_SKIP_COMPAT=1 skips the compat suite (e.g. on a machine without
+# apt/PyPI access). Works on a fresh Debian machine with only the Rust
+# toolchain and python3: compat-tests/install.sh installs kcat, python3-venv
+# (if needed) and the pinned Python clients.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+
+SUITE="${1:-all}"
+case "$SUITE" in
+    all | lint | unit | compat) ;;
+    -h | --help)
+        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "usage: $0 [all|lint|unit|compat]" >&2
+        exit 2
+        ;;
+esac
+
+T0=$SECONDS
+STEP="(setup)"
+elapsed() { local s=$((SECONDS - T0)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
+on_exit() {
+    local rc=$?
+    if [ "$rc" -ne 0 ]; then
+        printf '\n==> FAILED at step: %s (exit %d) after %s\n' "$STEP" "$rc" "$(elapsed)"
+    fi
+}
+trap on_exit EXIT
+
+step() {
+    STEP="$*"
+    printf '\n==> [%s] %s\n' "$(elapsed)" "$*"
+}
+
+run_lint() {
+    step "cargo fmt --all -- --check"
+    cargo fmt --all -- --check
+    step "cargo clippy --workspace --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings
+}
+
+run_unit() {
+    step "cargo test --workspace"
+    cargo test --workspace
+}
+
+run_compat() {
+    if [ "${STROM_SKIP_COMPAT:-0}" = "1" ]; then
+        step "compat suite SKIPPED (STROM_SKIP_COMPAT=1)"
+        return 0
+    fi
+    step "cargo build --bin strom"
+    cargo build --bin strom
+    step "compat-tests/install.sh"
+    "$ROOT/compat-tests/install.sh"
+    step "compat-tests/run --strom-bin target/debug/strom"
+    # Runs with the system python3 (stdlib only).
+    python3 "$ROOT/compat-tests/run" --strom-bin target/debug/strom
+}
+
+case "$SUITE" in
+    lint) run_lint ;;
+    unit) run_unit ;;
+    compat) run_compat ;;
+    all)
+        run_lint
+        run_unit
+        run_compat
+        ;;
+esac
+
+STEP="(done)"
+printf '\n==> suite "%s" OK in %s\n' "$SUITE" "$(elapsed)"
