@@ -192,22 +192,7 @@ impl OffsetIndex {
 
     /// Both columns strictly increase and positions lie inside the log.
     pub(crate) fn is_consistent(&self, log_size: u64) -> bool {
-        let mut prev: Option<(u32, u32)> = None;
-        for i in 0..self.0.entries {
-            let Some((off, pos)) = self.get(i) else {
-                return false;
-            };
-            if u64::from(pos) >= log_size {
-                return false;
-            }
-            if let Some((p_off, p_pos)) = prev {
-                if off <= p_off || pos <= p_pos {
-                    return false;
-                }
-            }
-            prev = Some((off, pos));
-        }
-        true
+        strictly_increasing((0..self.0.entries).map(|i| self.get(i)), |_, pos| u64::from(*pos) < log_size)
     }
 
     pub(crate) fn remaining(&self) -> usize {
@@ -221,6 +206,22 @@ impl OffsetIndex {
     pub(crate) fn flush(&self) -> Result<()> {
         self.0.flush()
     }
+}
+
+/// True when every entry is readable, within bounds, and both columns strictly increase.
+fn strictly_increasing<A: PartialOrd, B: PartialOrd>(
+    entries: impl Iterator<Item = Option<(A, B)>>,
+    in_bounds: impl Fn(&A, &B) -> bool,
+) -> bool {
+    let mut prev: Option<(A, B)> = None;
+    for entry in entries {
+        let Some((a, b)) = entry else { return false };
+        if !in_bounds(&a, &b) || prev.as_ref().is_some_and(|(pa, pb)| a <= *pa || b <= *pb) {
+            return false;
+        }
+        prev = Some((a, b));
+    }
+    true
 }
 
 /// Max timestamp so far → relative offset of the first batch reaching it.
@@ -265,22 +266,7 @@ impl TimeIndex {
 
     /// Both columns strictly increase and offsets stay below `max_relative`.
     pub(crate) fn is_consistent(&self, max_relative: u64) -> bool {
-        let mut prev: Option<(i64, u32)> = None;
-        for i in 0..self.0.entries {
-            let Some((ts, off)) = self.get(i) else {
-                return false;
-            };
-            if u64::from(off) >= max_relative {
-                return false;
-            }
-            if let Some((p_ts, p_off)) = prev {
-                if ts <= p_ts || off <= p_off {
-                    return false;
-                }
-            }
-            prev = Some((ts, off));
-        }
-        true
+        strictly_increasing((0..self.0.entries).map(|i| self.get(i)), |_, off| u64::from(*off) < max_relative)
     }
 
     pub(crate) fn remaining(&self) -> usize {
