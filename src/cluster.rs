@@ -153,6 +153,8 @@ pub struct Cluster {
     next_producer_id: Mutex<i64>,
     /// How many fetches are parked waiting for data (a gauge tests and metrics can watch).
     pub parked_fetches: tokio::sync::watch::Sender<usize>,
+    /// The group coordinator.
+    pub groups: crate::group::Coordinator,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -249,12 +251,23 @@ impl Cluster {
             meta: Mutex::new(meta.clone()),
             next_producer_id: Mutex::new(next_producer_id),
             parked_fetches: tokio::sync::watch::Sender::new(0),
+            groups: crate::group::Coordinator::new(config.group),
             config,
         };
         for (name, t) in &meta.topics {
             let id = parse_uuid_hex(&t.id).with_context(|| format!("topic {name}: bad id {}", t.id))?;
             let topic = cluster.open_topic(name, id, t.partitions, t.configs.clone())?;
             cluster.write_topics().insert(name.clone(), Arc::new(topic));
+        }
+        if cluster.topic(crate::group::OFFSETS_TOPIC).is_none() {
+            let configs = BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), cluster.config.offsets_topic_segment_bytes.to_string()),
+            ]);
+            let n = cluster.config.offsets_topic_partitions.max(1);
+            cluster
+                .create_internal_topic(crate::group::OFFSETS_TOPIC, n, configs)
+                .map_err(|(_, m)| anyhow::anyhow!("creating {}: {m}", crate::group::OFFSETS_TOPIC))?;
         }
         Ok(cluster)
     }
@@ -326,6 +339,20 @@ impl Cluster {
         self.topic(topic)?.partitions.get(usize::try_from(index).ok()?).cloned()
     }
 
+    /// Whether `name` is one of the broker's own topics.
+    pub fn is_internal(name: &str) -> bool {
+        name == crate::group::OFFSETS_TOPIC
+    }
+
+    fn create_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, (ErrorCode, String)> {
+        self.create_topic_unchecked(name, partitions, configs, false)
+    }
+
     /// Creates a topic, or explains why not with Kafka's error code.
     pub fn create_topic(
         &self,
@@ -337,6 +364,19 @@ impl Cluster {
         if !valid_topic_name(name) {
             return Err((ErrorCode::InvalidTopicException, format!("topic name {name:?} is not valid")));
         }
+        if Self::is_internal(name) {
+            return Err((ErrorCode::TopicAlreadyExists, format!("{name} is an internal topic")));
+        }
+        self.create_topic_unchecked(name, partitions, configs, validate_only)
+    }
+
+    fn create_topic_unchecked(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, (ErrorCode, String)> {
         if partitions < 1 {
             return Err((ErrorCode::InvalidPartitions, "number of partitions must be at least 1".into()));
         }

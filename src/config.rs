@@ -24,6 +24,37 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ("message.max.bytes", "1048588", ConfigType::Int, "Largest record batch accepted."),
     ("socket.request.max.bytes", "104857600", ConfigType::Int, "Largest request frame accepted."),
     ("cluster.id", "", ConfigType::String, "Cluster id; generated and persisted on first start when empty."),
+    (
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        ConfigType::Int,
+        "How long a new classic group waits for more members.",
+    ),
+    ("group.min.session.timeout.ms", "6000", ConfigType::Int, "Smallest session timeout a classic member may ask for."),
+    (
+        "group.max.session.timeout.ms",
+        "1800000",
+        ConfigType::Int,
+        "Largest session timeout a classic member may ask for.",
+    ),
+    ("group.max.size", "2147483647", ConfigType::Int, "Most members a classic group may have."),
+    (
+        "group.consumer.session.timeout.ms",
+        "45000",
+        ConfigType::Int,
+        "Session timeout of KIP-848 consumer-group members.",
+    ),
+    (
+        "group.consumer.heartbeat.interval.ms",
+        "5000",
+        ConfigType::Int,
+        "Heartbeat interval of KIP-848 consumer-group members.",
+    ),
+    ("offsets.topic.num.partitions", "50", ConfigType::Int, "Partitions of __consumer_offsets (fixed once created)."),
+    ("offsets.topic.segment.bytes", "104857600", ConfigType::Int, "Segment size of __consumer_offsets."),
+    ("offsets.retention.minutes", "10080", ConfigType::Int, "How long offsets of a group without members are kept."),
+    ("offsets.retention.check.interval.ms", "600000", ConfigType::Long, "How often expired offsets are removed."),
+    ("offset.metadata.max.bytes", "4096", ConfigType::Int, "Largest metadata string of a committed offset."),
 ];
 
 /// Kafka's config value types, as reported by DescribeConfigs v3+.
@@ -64,6 +95,10 @@ pub struct Config {
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
     pub cluster_id: Option<String>,
+    /// Group coordinator settings.
+    pub group: crate::group::GroupConfig,
+    pub offsets_topic_partitions: i32,
+    pub offsets_topic_segment_bytes: u64,
 }
 
 /// Parses a Kafka properties file: `key=value` (or `key: value`), `#`/`!` comments.
@@ -183,6 +218,34 @@ impl Config {
             message_max_bytes: num("message.max.bytes", &get("message.max.bytes"))?,
             socket_request_max_bytes: num("socket.request.max.bytes", &get("socket.request.max.bytes"))?,
             cluster_id,
+            group: crate::group::GroupConfig {
+                limits: crate::group::classic::Limits {
+                    min_session_timeout_ms: num("group.min.session.timeout.ms", &get("group.min.session.timeout.ms"))?,
+                    max_session_timeout_ms: num("group.max.session.timeout.ms", &get("group.max.session.timeout.ms"))?,
+                    initial_rebalance_delay_ms: num(
+                        "group.initial.rebalance.delay.ms",
+                        &get("group.initial.rebalance.delay.ms"),
+                    )?,
+                    max_size: num("group.max.size", &get("group.max.size"))?,
+                },
+                offsets_retention_ms: num::<i64>("offsets.retention.minutes", &get("offsets.retention.minutes"))?
+                    .saturating_mul(60_000),
+                retention_check_interval_ms: num(
+                    "offsets.retention.check.interval.ms",
+                    &get("offsets.retention.check.interval.ms"),
+                )?,
+                offset_metadata_max_bytes: num("offset.metadata.max.bytes", &get("offset.metadata.max.bytes"))?,
+                consumer_session_timeout_ms: num(
+                    "group.consumer.session.timeout.ms",
+                    &get("group.consumer.session.timeout.ms"),
+                )?,
+                consumer_heartbeat_interval_ms: num(
+                    "group.consumer.heartbeat.interval.ms",
+                    &get("group.consumer.heartbeat.interval.ms"),
+                )?,
+            },
+            offsets_topic_partitions: num("offsets.topic.num.partitions", &get("offsets.topic.num.partitions"))?,
+            offsets_topic_segment_bytes: num("offsets.topic.segment.bytes", &get("offsets.topic.segment.bytes"))?,
             values,
             explicit,
         })

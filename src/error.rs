@@ -56,6 +56,25 @@ error_codes! {
     InvalidRecord = 87, false, "A record failed validation.";
     UnknownTopicId = 100, true, "No topic with this id.";
     InvalidTimestamp = 32, false, "A timestamp is outside the accepted range.";
+    OffsetMetadataTooLarge = 12, false, "The commit's metadata string is too large.";
+    CoordinatorLoadInProgress = 14, true, "The coordinator is still loading its state.";
+    NotCoordinator = 16, true, "This broker is not the coordinator for the group.";
+    IllegalGeneration = 22, false, "The generation id is not the group's current one.";
+    InconsistentGroupProtocol = 23, false, "The member's protocol does not match the group's.";
+    InvalidGroupId = 24, false, "The group id is empty or invalid.";
+    UnknownMemberId = 25, false, "The member id is not known to the group.";
+    InvalidSessionTimeout = 26, false, "The session timeout is outside the allowed range.";
+    RebalanceInProgress = 27, false, "The group is rebalancing; rejoin.";
+    NonEmptyGroup = 68, false, "The group still has members.";
+    GroupIdNotFound = 69, false, "The group does not exist.";
+    MemberIdRequired = 79, false, "Rejoin with the member id in this response.";
+    GroupMaxSizeReached = 81, false, "The group is at group.max.size.";
+    FencedInstanceId = 82, false, "Another member holds this group.instance.id.";
+    GroupSubscribedToTopic = 86, false, "The group is subscribed to the topic.";
+    FencedMemberEpoch = 110, false, "The member epoch is fenced; rejoin with epoch 0.";
+    UnreleasedInstanceId = 111, false, "The instance id is still in use by another member.";
+    UnsupportedAssignor = 112, false, "The server-side assignor is not supported.";
+    StaleMemberEpoch = 113, false, "The member epoch is stale.";
 }
 
 #[cfg(test)]

@@ -10,15 +10,37 @@ use crate::cluster::Cluster;
 use crate::server::ConnError;
 
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
+
+/// Who sent a request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// The client id from the request header ("" when null).
+    pub client_id: String,
+}
 
 /// The versions of one API this broker serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +63,25 @@ pub const APIS: &[ApiRange] = &[
     fetch::API,
     list_offsets::API,
     metadata::API,
+    offset_commit::API,
+    offset_fetch::API,
+    find_coordinator::API,
+    join_group::API,
+    heartbeat::API,
+    leave_group::API,
+    sync_group::API,
+    describe_groups::API,
+    list_groups::API,
     api_versions::API,
     create_topics::API,
     delete_topics::API,
     init_producer_id::API,
     describe_configs::API,
+    delete_groups::API,
+    offset_delete::API,
     describe_cluster::API,
+    consumer_group_heartbeat::API,
+    consumer_group_describe::API,
 ];
 
 fn respond<M: Message>(body: &M, version: i16) -> Result<Option<Writer>, ConnError> {
@@ -56,7 +91,12 @@ fn respond<M: Message>(body: &M, version: i16) -> Result<Option<Writer>, ConnErr
 }
 
 /// Decodes the body of a request, runs its handler, and encodes the response body.
-pub async fn dispatch(cluster: &Cluster, h: &RequestHeader, r: &mut Reader) -> Result<Option<Writer>, ConnError> {
+pub async fn dispatch(
+    cluster: &Cluster,
+    ctx: &RequestContext,
+    h: &RequestHeader,
+    r: &mut Reader,
+) -> Result<Option<Writer>, ConnError> {
     let v = h.api_version;
     if h.api_key == api_versions::API.key {
         // ApiVersions accepts every version, so a newer client can learn ours.
@@ -92,6 +132,35 @@ pub async fn dispatch(cluster: &Cluster, h: &RequestHeader, r: &mut Reader) -> R
         }
         DescribeClusterRequest::API_KEY => {
             respond(&describe_cluster::handle(cluster, v, DescribeClusterRequest::decode(r, v)?), v)
+        }
+        FindCoordinatorRequest::API_KEY => {
+            respond(&find_coordinator::handle(cluster, v, FindCoordinatorRequest::decode(r, v)?), v)
+        }
+        JoinGroupRequest::API_KEY => {
+            respond(&join_group::handle(cluster, ctx, v, JoinGroupRequest::decode(r, v)?).await, v)
+        }
+        SyncGroupRequest::API_KEY => respond(&sync_group::handle(cluster, v, SyncGroupRequest::decode(r, v)?).await, v),
+        HeartbeatRequest::API_KEY => respond(&heartbeat::handle(cluster, v, HeartbeatRequest::decode(r, v)?), v),
+        LeaveGroupRequest::API_KEY => respond(&leave_group::handle(cluster, v, LeaveGroupRequest::decode(r, v)?), v),
+        OffsetCommitRequest::API_KEY => {
+            respond(&offset_commit::handle(cluster, v, OffsetCommitRequest::decode(r, v)?), v)
+        }
+        OffsetFetchRequest::API_KEY => respond(&offset_fetch::handle(cluster, v, OffsetFetchRequest::decode(r, v)?), v),
+        DescribeGroupsRequest::API_KEY => {
+            respond(&describe_groups::handle(cluster, v, DescribeGroupsRequest::decode(r, v)?), v)
+        }
+        ListGroupsRequest::API_KEY => respond(&list_groups::handle(cluster, v, ListGroupsRequest::decode(r, v)?), v),
+        DeleteGroupsRequest::API_KEY => {
+            respond(&delete_groups::handle(cluster, v, DeleteGroupsRequest::decode(r, v)?), v)
+        }
+        OffsetDeleteRequest::API_KEY => {
+            respond(&offset_delete::handle(cluster, v, OffsetDeleteRequest::decode(r, v)?), v)
+        }
+        ConsumerGroupHeartbeatRequest::API_KEY => {
+            respond(&consumer_group_heartbeat::handle(cluster, ctx, v, ConsumerGroupHeartbeatRequest::decode(r, v)?), v)
+        }
+        ConsumerGroupDescribeRequest::API_KEY => {
+            respond(&consumer_group_describe::handle(cluster, v, ConsumerGroupDescribeRequest::decode(r, v)?), v)
         }
         other => Err(ConnError::Refused(format!("API key {other} has no dispatcher"))),
     }

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handler;
 pub mod server;
 pub mod topic_config;
@@ -31,6 +32,7 @@ impl Broker {
             config.advertised_port = listener.local_addr()?.port();
         }
         let cluster = Arc::new(cluster::Cluster::open(config)?);
+        group::start(&cluster);
         Ok(Broker { cluster, listener })
     }
 

@@ -101,7 +101,7 @@ async fn write_chunks<W: AsyncWrite + Unpin>(wr: &mut W, chunks: &[Bytes]) -> st
 
 /// Handles one frame; returns the response chunks (size prefix included), or `None` when
 /// the request gets no response (Produce with acks=0).
-async fn handle_frame(cluster: &Cluster, frame: Bytes) -> Result<Option<Vec<Bytes>>, ConnError> {
+async fn handle_frame(cluster: &Cluster, peer: SocketAddr, frame: Bytes) -> Result<Option<Vec<Bytes>>, ConnError> {
     let mut r = Reader::new(frame);
     let header = RequestHeader::decode(&mut r)?;
     let span = tracing::debug_span!(
@@ -111,7 +111,8 @@ async fn handle_frame(cluster: &Cluster, frame: Bytes) -> Result<Option<Vec<Byte
         correlation_id = header.correlation_id,
         client_id = header.client_id.as_deref().unwrap_or(""),
     );
-    let Some(body) = handler::dispatch(cluster, &header, &mut r).instrument(span).await? else {
+    let ctx = handler::RequestContext { peer, client_id: header.client_id.clone().unwrap_or_default() };
+    let Some(body) = handler::dispatch(cluster, &ctx, &header, &mut r).instrument(span).await? else {
         return Ok(None);
     };
     let mut head = Writer::new();
@@ -139,7 +140,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, cluster: Arc<Clus
         };
         let result = match frame {
             Ok(None) => break,
-            Ok(Some(frame)) => handle_frame(&cluster, frame).await,
+            Ok(Some(frame)) => handle_frame(&cluster, peer, frame).await,
             Err(e) => Err(e),
         };
         let outcome = match result {

@@ -18,6 +18,7 @@ fn describe(cluster: &Cluster, t: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic {
         name: Some(t.name.to_string()),
         topic_id: t.id,
+        is_internal: Cluster::is_internal(&t.name),
         partitions: t
             .partitions
             .iter()

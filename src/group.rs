@@ -1,0 +1,748 @@
+//! The group coordinator: classic and KIP-848 consumer groups, and committed offsets
+//! kept in `__consumer_offsets` (ADR 0004).
+//!
+//! The state machines in `classic` and `consumer` decide; this module carries their
+//! decisions out: it appends their records, wakes parked JoinGroup/SyncGroup requests,
+//! runs the timers, and loads the groups back from the log at startup.
+
+pub mod assignor;
+pub mod classic;
+pub mod consumer;
+pub mod log;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_protocol::records::{decode_records, split_batches, BatchBuilder};
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
+
+use self::classic::{Disposition, Group, JoinRequest, JoinResult, Limits, Now, Outcome, Reply, State, SyncResult};
+use self::consumer::ConsumerGroup;
+use self::log::{partition_for, LogRecord, OffsetValue};
+use crate::cluster::Cluster;
+use crate::error::ErrorCode;
+
+/// The internal topic holding offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// A group of either protocol; they share one namespace, as in Kafka.
+#[derive(Debug)]
+pub enum AnyGroup {
+    Classic(Group),
+    Consumer(ConsumerGroup),
+}
+
+impl AnyGroup {
+    /// Committed offsets of the group.
+    pub fn offsets(&self) -> &std::collections::BTreeMap<(String, i32), OffsetValue> {
+        match self {
+            AnyGroup::Classic(g) => &g.offsets,
+            AnyGroup::Consumer(g) => &g.offsets,
+        }
+    }
+
+    fn offsets_mut(&mut self) -> &mut std::collections::BTreeMap<(String, i32), OffsetValue> {
+        match self {
+            AnyGroup::Classic(g) => &mut g.offsets,
+            AnyGroup::Consumer(g) => &mut g.offsets,
+        }
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        match self {
+            AnyGroup::Classic(g) => g.next_deadline(),
+            AnyGroup::Consumer(g) => g.next_deadline(),
+        }
+    }
+
+    /// `classic` or `consumer`, as ListGroups v5 reports.
+    pub fn group_type(&self) -> &'static str {
+        match self {
+            AnyGroup::Classic(_) => "classic",
+            AnyGroup::Consumer(_) => "consumer",
+        }
+    }
+
+    /// The state name as Kafka reports it.
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            AnyGroup::Classic(g) => g.state.name(),
+            AnyGroup::Consumer(g) => g.state_name(),
+        }
+    }
+
+    /// Whether the group has no members.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            AnyGroup::Classic(g) => g.members.is_empty(),
+            AnyGroup::Consumer(g) => g.members.is_empty(),
+        }
+    }
+}
+
+enum Waiter {
+    Join(oneshot::Sender<JoinResult>),
+    Sync(oneshot::Sender<SyncResult>),
+}
+
+#[derive(Default)]
+struct Inner {
+    groups: HashMap<String, AnyGroup>,
+    waiters: HashMap<(String, String), Waiter>,
+}
+
+/// Coordinator settings, with Kafka's names and defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    pub limits: Limits,
+    /// offsets.retention.minutes, in ms.
+    pub offsets_retention_ms: i64,
+    /// offsets.retention.check.interval.ms.
+    pub retention_check_interval_ms: u64,
+    /// offset.metadata.max.bytes.
+    pub offset_metadata_max_bytes: usize,
+    /// group.consumer.session.timeout.ms.
+    pub consumer_session_timeout_ms: i32,
+    /// group.consumer.heartbeat.interval.ms.
+    pub consumer_heartbeat_interval_ms: i32,
+}
+
+/// The coordinator for every group on this broker.
+pub struct Coordinator {
+    pub config: GroupConfig,
+    inner: Mutex<Inner>,
+    /// Deadlines changed: the timer task recomputes its sleep.
+    wake: Arc<Notify>,
+    loaded: AtomicBool,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator").field("loaded", &self.loaded.load(Ordering::Relaxed)).finish_non_exhaustive()
+    }
+}
+
+/// A committed offset as requested.
+#[derive(Debug, Clone)]
+pub struct CommitEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+impl Coordinator {
+    /// A coordinator that has not loaded its log yet.
+    pub fn new(config: GroupConfig) -> Coordinator {
+        Coordinator {
+            config,
+            inner: Mutex::new(Inner::default()),
+            wake: Arc::new(Notify::new()),
+            loaded: AtomicBool::new(false),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current time on both clocks.
+    pub fn now(&self) -> Now {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Now { mono: self.epoch.elapsed().as_millis() as u64, wall }
+    }
+
+    /// Whether the log has been replayed (group APIs answer COORDINATOR_LOAD_IN_PROGRESS before).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Appends records to the group's `__consumer_offsets` partition as one batch.
+    fn append(cluster: &Cluster, group: &str, records: &[LogRecord], now: Now) -> Result<(), ErrorCode> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let topic = cluster.topic(OFFSETS_TOPIC).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let n = topic.partitions.len() as i32;
+        let p = topic.partitions.get(partition_for(group, n) as usize).ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let mut batch = BatchBuilder::new(now.wall);
+        for r in records {
+            let (k, v) = r.encode();
+            batch.add(Some(&k), v.as_deref());
+        }
+        p.append(&batch.build().freeze()).map(|_| ()).map_err(|(code, msg)| {
+            tracing::error!(group, error = %msg, "could not append to {OFFSETS_TOPIC}");
+            if code == ErrorCode::KafkaStorageError {
+                ErrorCode::CoordinatorNotAvailable
+            } else {
+                code
+            }
+        })
+    }
+
+    /// Appends an outcome's records, then answers parked requests. If the records cannot
+    /// be written, parked syncs fail rather than publish an assignment that was not stored.
+    fn carry_out(inner: &mut Inner, cluster: &Cluster, group: &str, out: Outcome, now: Now) {
+        let persisted = Self::append(cluster, group, &out.records, now);
+        for reply in out.replies {
+            match reply {
+                Reply::Join { member_id, result } => {
+                    if let Some(Waiter::Join(tx)) = inner.waiters.remove(&(group.to_string(), member_id)) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Reply::Sync { member_id, mut result } => {
+                    if let Err(code) = persisted {
+                        result = SyncResult {
+                            error: code,
+                            protocol_type: None,
+                            protocol_name: None,
+                            assignment: Bytes::new(),
+                        };
+                    }
+                    if let Some(Waiter::Sync(tx)) = inner.waiters.remove(&(group.to_string(), member_id)) {
+                        let _ = tx.send(result);
+                    }
+                }
+            }
+        }
+    }
+
+    /// JoinGroup: answers at once or when the rebalance completes.
+    pub async fn join(&self, cluster: &Cluster, group_id: &str, req: JoinRequest) -> JoinResult {
+        let member = req.member_id.clone();
+        let fail = |e: ErrorCode| JoinResult {
+            error: e,
+            generation: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            member_id: member.clone(),
+            members: Vec::new(),
+        };
+        if !self.is_loaded() {
+            return fail(ErrorCode::CoordinatorLoadInProgress);
+        }
+        if group_id.is_empty() {
+            return fail(ErrorCode::InvalidGroupId);
+        }
+        let now = self.now();
+        let rx = {
+            let mut inner = self.lock();
+            let group = inner
+                .groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| AnyGroup::Classic(Group::new(group_id, now)));
+            let AnyGroup::Classic(g) = group else {
+                return fail(ErrorCode::InconsistentGroupProtocol);
+            };
+            if g.state == State::Dead {
+                *g = Group::new(group_id, now);
+            }
+            let (disp, out) = g.join(req, &self.config.limits, now);
+            match disp {
+                Disposition::Now(r) => {
+                    Self::carry_out(&mut inner, cluster, group_id, out, now);
+                    self.wake.notify_one();
+                    return r;
+                }
+                Disposition::Parked(id) => {
+                    let (tx, rx) = oneshot::channel();
+                    if let Some(Waiter::Join(old)) =
+                        inner.waiters.insert((group_id.to_string(), id.clone()), Waiter::Join(tx))
+                    {
+                        // A duplicate join from the same member supersedes the earlier one.
+                        let _ = old.send(fail(ErrorCode::UnknownMemberId));
+                    }
+                    Self::carry_out(&mut inner, cluster, group_id, out, now);
+                    rx
+                }
+            }
+        };
+        self.wake.notify_one();
+        rx.await.unwrap_or_else(|_| fail(ErrorCode::CoordinatorNotAvailable))
+    }
+
+    /// SyncGroup: answers at once or when the leader's assignment arrives.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        &self,
+        cluster: &Cluster,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let fail = |e| SyncResult { error: e, protocol_type: None, protocol_name: None, assignment: Bytes::new() };
+        if !self.is_loaded() {
+            return fail(ErrorCode::CoordinatorLoadInProgress);
+        }
+        let now = self.now();
+        let rx = {
+            let mut inner = self.lock();
+            let Some(AnyGroup::Classic(g)) = inner.groups.get_mut(group_id) else {
+                return fail(ErrorCode::UnknownMemberId);
+            };
+            let (disp, out) =
+                g.sync(member_id, instance_id, generation, protocol_type, protocol_name, assignments, now);
+            let rx = match disp {
+                Disposition::Now(r) => {
+                    Self::carry_out(&mut inner, cluster, group_id, out, now);
+                    return r;
+                }
+                Disposition::Parked(id) => {
+                    let (tx, rx) = oneshot::channel();
+                    inner.waiters.insert((group_id.to_string(), id), Waiter::Sync(tx));
+                    rx
+                }
+            };
+            Self::carry_out(&mut inner, cluster, group_id, out, now);
+            rx
+        };
+        self.wake.notify_one();
+        rx.await.unwrap_or_else(|_| fail(ErrorCode::CoordinatorNotAvailable))
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(&self, group_id: &str, member_id: &str, instance_id: Option<&str>, generation: i32) -> ErrorCode {
+        if !self.is_loaded() {
+            return ErrorCode::CoordinatorLoadInProgress;
+        }
+        let now = self.now();
+        let mut inner = self.lock();
+        let code = match inner.groups.get_mut(group_id) {
+            Some(AnyGroup::Classic(g)) => g.heartbeat(member_id, instance_id, generation, now),
+            Some(AnyGroup::Consumer(_)) => ErrorCode::InconsistentGroupProtocol,
+            None => ErrorCode::UnknownMemberId,
+        };
+        drop(inner);
+        self.wake.notify_one();
+        code
+    }
+
+    /// LeaveGroup: one error per (member id, instance id).
+    pub fn leave(
+        &self,
+        cluster: &Cluster,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<ErrorCode>, ErrorCode> {
+        if !self.is_loaded() {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        let now = self.now();
+        let mut inner = self.lock();
+        let Some(AnyGroup::Classic(g)) = inner.groups.get_mut(group_id) else {
+            return Err(ErrorCode::UnknownMemberId);
+        };
+        let mut out = Outcome::default();
+        let codes = members.iter().map(|(m, i)| g.leave(m, i.as_deref(), now, &mut out)).collect();
+        Self::carry_out(&mut inner, cluster, group_id, out, now);
+        drop(inner);
+        self.wake.notify_one();
+        Ok(codes)
+    }
+
+    /// OffsetCommit. `generation` is the classic generation or the KIP-848 member epoch.
+    pub fn commit(
+        &self,
+        cluster: &Cluster,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        entries: &[CommitEntry],
+    ) -> Vec<ErrorCode> {
+        let all = |code: ErrorCode| vec![code; entries.len()];
+        if !self.is_loaded() {
+            return all(ErrorCode::CoordinatorLoadInProgress);
+        }
+        if group_id.is_empty() {
+            return all(ErrorCode::InvalidGroupId);
+        }
+        let now = self.now();
+        let mut inner = self.lock();
+        let check = match inner.groups.get(group_id) {
+            None if generation < 0 && member_id.is_empty() => ErrorCode::None,
+            None => ErrorCode::UnknownMemberId,
+            Some(AnyGroup::Classic(g)) => g.validate_commit(member_id, instance_id, generation),
+            Some(AnyGroup::Consumer(g)) => g.validate_commit(member_id, generation),
+        };
+        if check != ErrorCode::None {
+            return all(check);
+        }
+        let mut codes = Vec::with_capacity(entries.len());
+        let mut records = Vec::new();
+        for e in entries {
+            let known = cluster
+                .topic(&e.topic)
+                .is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
+            let metadata = e.metadata.clone().unwrap_or_default();
+            let code = if !known {
+                ErrorCode::UnknownTopicOrPartition
+            } else if metadata.len() > self.config.offset_metadata_max_bytes {
+                ErrorCode::OffsetMetadataTooLarge
+            } else {
+                records.push(LogRecord::Offset {
+                    group: group_id.to_string(),
+                    topic: e.topic.clone(),
+                    partition: e.partition,
+                    value: Some(OffsetValue {
+                        offset: e.offset,
+                        leader_epoch: e.leader_epoch,
+                        metadata,
+                        commit_timestamp: now.wall,
+                    }),
+                });
+                ErrorCode::None
+            };
+            codes.push(code);
+        }
+        if let Err(code) = Self::append(cluster, group_id, &records, now) {
+            return codes.into_iter().map(|c| if c == ErrorCode::None { code } else { c }).collect();
+        }
+        let group =
+            inner.groups.entry(group_id.to_string()).or_insert_with(|| AnyGroup::Classic(Group::new(group_id, now)));
+        for r in &records {
+            if let LogRecord::Offset { topic, partition, value: Some(v), .. } = r {
+                group.offsets_mut().insert((topic.clone(), *partition), v.clone());
+            }
+        }
+        codes
+    }
+
+    /// Committed offsets of `group_id` for the given partitions (all when `None`).
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<(String, i32, Option<OffsetValue>)>, ErrorCode> {
+        if !self.is_loaded() {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        let inner = self.lock();
+        let offsets = inner.groups.get(group_id).map(|g| g.offsets());
+        Ok(match partitions {
+            Some(list) => list
+                .iter()
+                .map(|(t, p)| (t.clone(), *p, offsets.and_then(|o| o.get(&(t.clone(), *p)).cloned())))
+                .collect(),
+            None => offsets
+                .map(|o| o.iter().map(|((t, p), v)| (t.clone(), *p, Some(v.clone()))).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Runs `f` over the group, if it exists (for describe/list).
+    pub fn with_group<T>(&self, group_id: &str, f: impl FnOnce(&AnyGroup) -> T) -> Option<T> {
+        self.lock().groups.get(group_id).map(f)
+    }
+
+    /// Runs `f` over every group (for ListGroups and metrics).
+    pub fn for_each_group(&self, mut f: impl FnMut(&str, &AnyGroup)) {
+        for (id, g) in &self.lock().groups {
+            f(id, g);
+        }
+    }
+
+    /// DeleteGroups: only groups without members can go.
+    pub fn delete_group(&self, cluster: &Cluster, group_id: &str) -> ErrorCode {
+        if !self.is_loaded() {
+            return ErrorCode::CoordinatorLoadInProgress;
+        }
+        let now = self.now();
+        let mut inner = self.lock();
+        let Some(group) = inner.groups.get(group_id) else {
+            return ErrorCode::GroupIdNotFound;
+        };
+        if matches!(group, AnyGroup::Classic(g) if g.state == State::Dead) {
+            return ErrorCode::GroupIdNotFound;
+        }
+        if !group.is_empty() {
+            return ErrorCode::NonEmptyGroup;
+        }
+        let mut records: Vec<LogRecord> = group
+            .offsets()
+            .keys()
+            .map(|(t, p)| LogRecord::Offset {
+                group: group_id.to_string(),
+                topic: t.clone(),
+                partition: *p,
+                value: None,
+            })
+            .collect();
+        records.push(LogRecord::Group { group: group_id.to_string(), value: None });
+        if let Err(code) = Self::append(cluster, group_id, &records, now) {
+            return code;
+        }
+        inner.groups.remove(group_id);
+        ErrorCode::None
+    }
+
+    /// OffsetDelete: a group may drop offsets of topics it is not subscribed to.
+    pub fn delete_offsets(
+        &self,
+        cluster: &Cluster,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<ErrorCode>, ErrorCode> {
+        if !self.is_loaded() {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        let now = self.now();
+        let mut inner = self.lock();
+        let Some(group) = inner.groups.get_mut(group_id) else {
+            return Err(ErrorCode::GroupIdNotFound);
+        };
+        let subscribed = |topic: &str| match &*group {
+            AnyGroup::Classic(g) => g.state != State::Empty && consumer::classic_subscribes(g, topic),
+            AnyGroup::Consumer(g) => g.subscribes(topic),
+        };
+        let codes: Vec<ErrorCode> = partitions
+            .iter()
+            .map(|(t, _)| if subscribed(t) { ErrorCode::GroupSubscribedToTopic } else { ErrorCode::None })
+            .collect();
+        let records: Vec<LogRecord> = partitions
+            .iter()
+            .zip(&codes)
+            .filter(|(_, c)| **c == ErrorCode::None)
+            .filter(|((t, p), _)| group.offsets().contains_key(&(t.clone(), *p)))
+            .map(|((t, p), _)| LogRecord::Offset {
+                group: group_id.to_string(),
+                topic: t.clone(),
+                partition: *p,
+                value: None,
+            })
+            .collect();
+        Self::append(cluster, group_id, &records, now)?;
+        for r in &records {
+            if let LogRecord::Offset { topic, partition, .. } = r {
+                group.offsets_mut().remove(&(topic.clone(), *partition));
+            }
+        }
+        Ok(codes)
+    }
+
+    /// KIP-848 heartbeat.
+    pub fn consumer_heartbeat(
+        &self,
+        cluster: &Cluster,
+        req: consumer::HeartbeatRequest,
+    ) -> Result<consumer::HeartbeatResult, (ErrorCode, String)> {
+        if !self.is_loaded() {
+            return Err((ErrorCode::CoordinatorLoadInProgress, "loading".into()));
+        }
+        if req.group_id.is_empty() {
+            return Err((ErrorCode::InvalidGroupId, "empty group id".into()));
+        }
+        let now = self.now();
+        let topics = consumer::TopicsView::from_cluster(cluster);
+        let mut inner = self.lock();
+        let gid = req.group_id.clone();
+        let group =
+            inner.groups.entry(gid.clone()).or_insert_with(|| AnyGroup::Consumer(ConsumerGroup::new(&gid, now)));
+        if let AnyGroup::Classic(g) = group {
+            // An empty classic group (e.g. offsets of a standalone consumer) converts, as in Kafka.
+            if g.members.is_empty() {
+                let offsets = std::mem::take(&mut g.offsets);
+                let mut cg = ConsumerGroup::new(&gid, now);
+                cg.offsets = offsets;
+                *group = AnyGroup::Consumer(cg);
+            } else {
+                return Err((ErrorCode::GroupIdNotFound, format!("group {gid} is a classic group with members")));
+            }
+        }
+        let AnyGroup::Consumer(g) = group else {
+            return Err((ErrorCode::GroupIdNotFound, "not a consumer group".into()));
+        };
+        let result = g.heartbeat(req, &topics, &self.config, now);
+        drop(inner);
+        self.wake.notify_one();
+        result
+    }
+
+    /// Replays `__consumer_offsets` into memory; group APIs answer once this is done.
+    pub fn load(&self, cluster: &Cluster) {
+        let started = std::time::Instant::now();
+        let now = self.now();
+        let mut records = 0usize;
+        if let Some(topic) = cluster.topic(OFFSETS_TOPIC) {
+            for p in &topic.partitions {
+                let mut offset = p.log_start_offset();
+                while offset < p.high_watermark() {
+                    let Ok(data) = p.read(offset, 1 << 20) else { break };
+                    if data.is_empty() {
+                        break;
+                    }
+                    for range in split_batches(&data) {
+                        let Ok(range) = range else { break };
+                        let batch = data.slice(range);
+                        let Ok(header) = strom_protocol::records::BatchHeader::parse(&batch) else { break };
+                        offset = header.last_offset() + 1;
+                        let Ok(recs) = decode_records(&batch) else {
+                            tracing::warn!(
+                                partition = p.index,
+                                offset = header.base_offset,
+                                "skipping undecodable batch in {OFFSETS_TOPIC}"
+                            );
+                            continue;
+                        };
+                        for rec in recs {
+                            let Some(key) = rec.key else { continue };
+                            match LogRecord::decode(&key, rec.value.as_ref()) {
+                                Ok(Some(r)) => {
+                                    records += 1;
+                                    self.replay(&r, now);
+                                }
+                                Ok(None) => {}
+                                Err(e) => tracing::warn!(error = %e, "skipping undecodable record in {OFFSETS_TOPIC}"),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        {
+            let mut inner = self.lock();
+            inner.groups.retain(|_, g| !matches!(g, AnyGroup::Classic(c) if c.state == State::Dead));
+        }
+        self.loaded.store(true, Ordering::Release);
+        self.wake.notify_one();
+        tracing::info!(records, elapsed_ms = started.elapsed().as_millis() as u64, "loaded consumer groups");
+    }
+
+    fn replay(&self, r: &LogRecord, now: Now) {
+        let group_id = match r {
+            LogRecord::Offset { group, .. } | LogRecord::Group { group, .. } => group.clone(),
+        };
+        let mut inner = self.lock();
+        let g = inner.groups.entry(group_id.clone()).or_insert_with(|| AnyGroup::Classic(Group::new(&group_id, now)));
+        match (g, r) {
+            (AnyGroup::Classic(c), LogRecord::Group { value: Some(_), .. }) if c.state == State::Dead => {
+                let mut fresh = Group::new(&group_id, now);
+                fresh.apply(r, now);
+                *c = fresh;
+            }
+            (AnyGroup::Classic(c), _) => {
+                if c.state == State::Dead && matches!(r, LogRecord::Offset { value: Some(_), .. }) {
+                    *c = Group::new(&group_id, now);
+                }
+                c.apply(r, now);
+            }
+            (AnyGroup::Consumer(c), LogRecord::Offset { topic, partition, value, .. }) => match value {
+                Some(v) => {
+                    c.offsets.insert((topic.clone(), *partition), v.clone());
+                }
+                None => {
+                    c.offsets.remove(&(topic.clone(), *partition));
+                }
+            },
+            (AnyGroup::Consumer(_), LogRecord::Group { .. }) => {}
+        }
+    }
+
+    /// Drops expired offsets of member-less groups, and groups left with nothing.
+    fn expire_offsets(&self, cluster: &Cluster, now: Now) {
+        let retention = self.config.offsets_retention_ms;
+        let mut inner = self.lock();
+        let mut by_group: Vec<(String, Vec<LogRecord>)> = Vec::new();
+        for (id, g) in &inner.groups {
+            let empty_since = match g {
+                AnyGroup::Classic(c) if c.members.is_empty() => Some(c.state_timestamp),
+                AnyGroup::Consumer(c) if c.members.is_empty() => Some(c.state_timestamp),
+                _ => None,
+            };
+            let Some(since) = empty_since else { continue };
+            let expired: Vec<LogRecord> = g
+                .offsets()
+                .iter()
+                .filter(|(_, v)| since.max(v.commit_timestamp) + retention <= now.wall)
+                .map(|((t, p), _)| LogRecord::Offset {
+                    group: id.clone(),
+                    topic: t.clone(),
+                    partition: *p,
+                    value: None,
+                })
+                .collect();
+            if !expired.is_empty() {
+                by_group.push((id.clone(), expired));
+            }
+        }
+        for (id, records) in by_group {
+            if Self::append(cluster, &id, &records, now).is_err() {
+                continue;
+            }
+            tracing::info!(group = %id, offsets = records.len(), "expired committed offsets");
+            if let Some(g) = inner.groups.get_mut(&id) {
+                for r in &records {
+                    if let LogRecord::Offset { topic, partition, .. } = r {
+                        g.offsets_mut().remove(&(topic.clone(), *partition));
+                    }
+                }
+            }
+        }
+        inner.groups.retain(|_, g| !(g.is_empty() && g.offsets().is_empty()));
+    }
+
+    /// Runs timers until the cluster is dropped: session expiry, join deadlines, retention.
+    pub async fn run_timers(cluster: std::sync::Weak<Cluster>) {
+        let mut next_retention = Instant::now();
+        loop {
+            let Some(c) = cluster.upgrade() else { return };
+            let coord = &c.groups;
+            let now = coord.now();
+            if coord.is_loaded() {
+                let mut inner = coord.lock();
+                let ids: Vec<String> = inner.groups.keys().cloned().collect();
+                for id in ids {
+                    let out = match inner.groups.get_mut(&id) {
+                        Some(AnyGroup::Classic(g)) if g.next_deadline().is_some_and(|d| d <= now.mono) => g.tick(now),
+                        Some(AnyGroup::Consumer(g)) => {
+                            g.tick(now, &coord.config);
+                            Outcome::default()
+                        }
+                        _ => continue,
+                    };
+                    Self::carry_out(&mut inner, &c, &id, out, now);
+                }
+                drop(inner);
+                if Instant::now() >= next_retention {
+                    coord.expire_offsets(&c, now);
+                    next_retention = Instant::now() + Duration::from_millis(coord.config.retention_check_interval_ms);
+                }
+            }
+            let next = coord.lock().groups.values().filter_map(AnyGroup::next_deadline).min();
+            let sleep_until = match next {
+                Some(d) => coord.epoch + Duration::from_millis(d),
+                None => Instant::now() + Duration::from_secs(60),
+            }
+            .min(next_retention);
+            let wake = coord.wake.clone();
+            drop(c);
+            tokio::select! {
+                _ = tokio::time::sleep_until(sleep_until) => {}
+                _ = wake.notified() => {}
+            }
+        }
+    }
+}
+
+/// Spawns the loader and the timer task for a freshly opened cluster.
+pub fn start(cluster: &Arc<Cluster>) {
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.groups.load(&c));
+    tokio::spawn(Coordinator::run_timers(Arc::downgrade(cluster)));
+}

@@ -1,0 +1,204 @@
+//! Group coordinator integration tests through the wire protocol: timers on the tokio
+//! clock (paused), and thousands of committed offsets surviving a restart.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use strom::config::Config;
+use strom_protocol::frame::RequestHeader;
+use strom_protocol::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use strom_protocol::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+use strom_protocol::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+struct Conn {
+    s: TcpStream,
+    next: i32,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> Conn {
+        Conn { s: TcpStream::connect(addr).await.expect("connect"), next: 0 }
+    }
+
+    async fn call<Req: Message, Resp: Message>(&mut self, version: i16, req: &Req) -> Resp {
+        self.next += 1;
+        let mut w = Writer::new();
+        RequestHeader {
+            api_key: Req::API_KEY,
+            api_version: version,
+            correlation_id: self.next,
+            client_id: Some("groups-test".into()),
+            ..Default::default()
+        }
+        .encode(&mut w);
+        req.encode(&mut w, version).expect("encode");
+        let body = w.into_bytes();
+        self.s.write_all(&(body.len() as i32).to_be_bytes()).await.expect("write");
+        self.s.write_all(&body).await.expect("write");
+        let mut size = [0u8; 4];
+        self.s.read_exact(&mut size).await.expect("response size");
+        let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.s.read_exact(&mut buf).await.expect("response");
+        let mut r = Reader::new(buf.into());
+        assert_eq!(r.i32().expect("correlation"), self.next);
+        if strom_protocol::frame::response_header_version(Req::API_KEY, version) == 1 {
+            assert_eq!(r.uvarint().expect("header tags"), 0);
+        }
+        Resp::decode(&mut r, version).expect("decode response")
+    }
+}
+
+async fn start(
+    dir: &Path,
+    extra: &[(&str, &str)],
+) -> (String, std::sync::Arc<strom::cluster::Cluster>, oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)
+{
+    let mut o: BTreeMap<String, String> = BTreeMap::from([
+        ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
+        ("log.dirs".into(), dir.display().to_string()),
+        ("offsets.topic.num.partitions".into(), "5".into()),
+    ]);
+    o.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let broker =
+        strom::Broker::bind(Config::from_sources(None, &BTreeMap::new(), &o).expect("config")).await.expect("bind");
+    let addr = broker.local_addr().expect("addr").to_string();
+    let cluster = broker.cluster.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(broker.run(async move {
+        let _ = rx.await;
+    }));
+    (addr, cluster, tx, task)
+}
+
+async fn wait_loaded(cluster: &strom::cluster::Cluster) {
+    while !cluster.groups.is_loaded() {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn join_req(member_id: &str) -> strom::group::classic::JoinRequest {
+    strom::group::classic::JoinRequest {
+        member_id: member_id.into(),
+        instance_id: None,
+        client_id: "paused".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 60_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), bytes::Bytes::from_static(b"m"))],
+        require_known_member_id: true,
+    }
+}
+
+/// Drives the coordinator's async API (its timer task included) without sockets: with
+/// paused time, the clock only moves when every task waits on a timer.
+#[tokio::test(start_paused = true)]
+async fn the_initial_rebalance_delay_runs_on_the_tokio_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_addr, cluster, stop, task) = start(dir.path(), &[]).await;
+    wait_loaded(&cluster).await;
+    let first = cluster.groups.join(&cluster, "paused", join_req("")).await;
+    assert_eq!(first.error, strom::error::ErrorCode::MemberIdRequired);
+    let started = tokio::time::Instant::now();
+    let joined = cluster.groups.join(&cluster, "paused", join_req(&first.member_id)).await;
+    let waited = started.elapsed();
+    assert_eq!(
+        (joined.error, joined.generation, joined.leader.as_str()),
+        (strom::error::ErrorCode::None, 1, first.member_id.as_str())
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(3000) && waited < std::time::Duration::from_millis(3100),
+        "{waited:?}"
+    );
+    // Without heartbeats the member's 10 s session runs out, again on the tokio clock.
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    let state = cluster.groups.with_group("paused", |g| g.state_name()).expect("group");
+    assert_eq!(state, "Empty", "the silent member expired");
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_committed_offsets_are_served_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, cluster, stop, task) = start(dir.path(), &[]).await;
+    wait_loaded(&cluster).await;
+    let mut c = Conn::open(&addr).await;
+    let create = CreateTopicsRequest {
+        topics: vec![strom_protocol::create_topics_request::CreatableTopic {
+            name: "many".into(),
+            num_partitions: 100,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    let created: CreateTopicsResponse = c.call(5, &create).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let groups: Vec<String> = (0..30).map(|g| format!("group-{g}")).collect();
+    for (gi, g) in groups.iter().enumerate() {
+        // Standalone commits (generation -1, no member), as assign()-based consumers make.
+        let commit = OffsetCommitRequest {
+            group_id: g.clone(),
+            generation_id_or_member_epoch: -1,
+            topics: vec![OffsetCommitRequestTopic {
+                name: "many".into(),
+                partitions: (0..100)
+                    .map(|p| OffsetCommitRequestPartition {
+                        partition_index: p,
+                        committed_offset: (gi as i64) * 1000 + i64::from(p),
+                        committed_metadata: Some(format!("{g}/{p}")),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let resp: OffsetCommitResponse = c.call(8, &commit).await;
+        assert!(resp.topics[0].partitions.iter().all(|p| p.error_code == 0), "{g}: {resp:?}");
+    }
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
+
+    let (addr, cluster, stop, task) = start(dir.path(), &[]).await;
+    wait_loaded(&cluster).await;
+    let mut c = Conn::open(&addr).await;
+    let fetch = OffsetFetchRequest {
+        groups: groups
+            .iter()
+            .map(|g| OffsetFetchRequestGroup {
+                group_id: g.clone(),
+                topics: Some(vec![OffsetFetchRequestTopics {
+                    name: "many".into(),
+                    partition_indexes: (0..100).collect(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let resp: OffsetFetchResponse = c.call(8, &fetch).await;
+    assert_eq!(resp.groups.len(), 30);
+    let mut seen = 0;
+    for (gi, g) in resp.groups.iter().enumerate() {
+        assert_eq!(g.error_code, 0);
+        for p in &g.topics[0].partitions {
+            assert_eq!(p.committed_offset, (gi as i64) * 1000 + i64::from(p.partition_index));
+            assert_eq!(p.metadata.as_deref(), Some(format!("group-{gi}/{}", p.partition_index).as_str()));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 3000);
+    // An unknown group reads as "no offset" rather than an error.
+    let unknown: OffsetFetchResponse =
+        c.call(5, &OffsetFetchRequest { group_id: "nobody".into(), topics: None, ..Default::default() }).await;
+    assert_eq!((unknown.error_code, unknown.topics.len()), (0, 0));
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
+}
