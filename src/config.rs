@@ -24,6 +24,16 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ("message.max.bytes", "1048588", ConfigType::Int, "Largest record batch accepted."),
     ("socket.request.max.bytes", "104857600", ConfigType::Int, "Largest request frame accepted."),
     ("cluster.id", "", ConfigType::String, "Cluster id; generated and persisted on first start when empty."),
+    ("compression.type", "producer", ConfigType::String, "Default codec of stored batches (producer = as produced)."),
+    ("log.message.timestamp.type", "CreateTime", ConfigType::String, "CreateTime or LogAppendTime."),
+    (
+        "log.message.timestamp.before.max.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+        "How far in the past a CreateTime timestamp may be.",
+    ),
+    ("log.message.timestamp.after.max.ms", "3600000", ConfigType::Long, "How far in the future a timestamp may be."),
+    ("producer.id.expiration.ms", "86400000", ConfigType::Int, "Idle time after which producer state is dropped."),
 ];
 
 /// Kafka's config value types, as reported by DescribeConfigs v3+.
@@ -63,6 +73,7 @@ pub struct Config {
     pub index_max_bytes: u64,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
+    pub producer_id_expiration_ms: i64,
     pub cluster_id: Option<String>,
 }
 
@@ -182,6 +193,7 @@ impl Config {
             index_max_bytes: num("log.index.size.max.bytes", &get("log.index.size.max.bytes"))?,
             message_max_bytes: num("message.max.bytes", &get("message.max.bytes"))?,
             socket_request_max_bytes: num("socket.request.max.bytes", &get("socket.request.max.bytes"))?,
+            producer_id_expiration_ms: num("producer.id.expiration.ms", &get("producer.id.expiration.ms"))?,
             cluster_id,
             values,
             explicit,

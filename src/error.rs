@@ -56,6 +56,11 @@ error_codes! {
     InvalidRecord = 87, false, "A record failed validation.";
     UnknownTopicId = 100, true, "No topic with this id.";
     InvalidTimestamp = 32, false, "A timestamp is outside the accepted range.";
+    OutOfOrderSequenceNumber = 45, false, "The producer's batch does not continue its sequence.";
+    DuplicateSequenceNumber = 46, false, "The batch is a duplicate (never sent: duplicates get their original offsets).";
+    InvalidProducerEpoch = 47, false, "The producer's epoch is older than the current one.";
+    UnknownProducerId = 59, false, "The broker has no state for this producer id.";
+    ProducerFenced = 90, false, "A newer producer with the same id has been initialised.";
 }
 
 #[cfg(test)]

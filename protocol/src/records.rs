@@ -447,7 +447,8 @@ impl Iterator for RecordIter {
         }
         if self.left == 0 {
             self.done = true;
-            return (self.pos != self.data.len()).then_some(Err(BatchError::InvalidRecord("bytes after the last record")));
+            return (self.pos != self.data.len())
+                .then_some(Err(BatchError::InvalidRecord("bytes after the last record")));
         }
         let mut cur = Cursor { data: &self.data, pos: self.pos, end: self.data.len() };
         let r = decode_record(&mut cur);
