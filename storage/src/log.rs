@@ -204,6 +204,7 @@ impl Log {
                 }
             }
         }
+        let now = now_ms();
         let mut offset = from;
         while offset < end {
             let data = match self.read(offset, 8 << 20) {
@@ -220,7 +221,7 @@ impl Log {
                     break;
                 };
                 if h.last_offset() >= offset {
-                    self.producers.update(&h);
+                    self.producers.update(&h, now);
                     offset = h.last_offset() + 1;
                 }
             }
@@ -228,7 +229,7 @@ impl Log {
                 break;
             }
         }
-        self.producers.remove_expired(now_ms());
+        self.producers.remove_expired(now);
     }
 
     /// Writes the producer state as of the log end offset to
@@ -340,7 +341,7 @@ impl Log {
         let patched = BatchHeader { base_offset, partition_leader_epoch: leader_epoch, ..header };
         let active = self.segments.values_mut().next_back().ok_or(Error::InvalidConfig("log has no segment"))?;
         active.append(batch, &patched)?;
-        self.producers.update(&patched);
+        self.producers.update(&patched, now_ms);
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -430,6 +431,10 @@ impl Log {
         match self.segments.values_mut().next_back() {
             Some(active) => active.seal()?,
             None => return Ok(()),
+        }
+        if !self.dir.exists() {
+            // The partition was deleted under us: nothing to snapshot for.
+            return Ok(());
         }
         self.snapshot_producer_state()
     }

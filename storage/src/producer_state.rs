@@ -13,8 +13,10 @@
 //!   followed by 0;
 //! * a producer id with no state must start at sequence 0.
 //!
-//! Entries expire once their last batch timestamp is `producer.id.expiration.ms`
-//! old. The state is rebuilt on open from the newest snapshot plus a replay of
+//! Entries expire `producer.id.expiration.ms` after the producer's last append,
+//! by the broker's clock (not the batch timestamps, which a producer may set to
+//! any time in the past); batches replayed on recovery count as seen at
+//! recovery time. The state is rebuilt on open from the newest snapshot plus a replay of
 //! the batch headers after it, through [`ProducerStateManager::update`], the
 //! same function appends use.
 //!
@@ -58,7 +60,7 @@ impl BatchMetadata {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProducerEntry {
     pub epoch: i16,
-    /// `maxTimestamp` of the producer's last batch (drives expiration).
+    /// Broker time (ms) of the producer's last append (drives expiration).
     pub last_timestamp: i64,
     /// Oldest first; at most [`BATCHES_TO_RETAIN`].
     pub batches: VecDeque<BatchMetadata>,
@@ -135,7 +137,7 @@ impl ProducerStateManager {
         now_ms.saturating_sub(e.last_timestamp) >= self.expiration_ms
     }
 
-    /// Drops entries whose last batch is `producer.id.expiration.ms` old.
+    /// Drops entries whose last append is `producer.id.expiration.ms` old.
     pub fn remove_expired(&mut self, now_ms: i64) {
         let exp = self.expiration_ms;
         self.producers.retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < exp);
@@ -179,14 +181,15 @@ impl ProducerStateManager {
         }
     }
 
-    /// Records a batch that is now in the log (`h.base_offset` assigned).
-    pub fn update(&mut self, h: &BatchHeader) {
+    /// Records a batch that is now in the log (`h.base_offset` assigned),
+    /// appended (or replayed) at broker time `seen_ms`.
+    pub fn update(&mut self, h: &BatchHeader, seen_ms: i64) {
         if h.producer_id < 0 || h.base_sequence < 0 {
             return;
         }
         let e = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry {
             epoch: h.producer_epoch,
-            last_timestamp: h.max_timestamp,
+            last_timestamp: seen_ms,
             batches: VecDeque::new(),
         });
         if e.epoch != h.producer_epoch {
@@ -202,7 +205,7 @@ impl ProducerStateManager {
         while e.batches.len() > BATCHES_TO_RETAIN {
             e.batches.pop_front();
         }
-        e.last_timestamp = h.max_timestamp;
+        e.last_timestamp = seen_ms;
     }
 
     /// Encodes the state as covering the log up to (excluding) `offset`.
@@ -337,7 +340,7 @@ mod tests {
         let r = s.check(&h, NOW)?;
         if r == SequenceCheck::Append {
             let h = BatchHeader { base_offset: *leo, ..h };
-            s.update(&h);
+            s.update(&h, NOW);
             *leo = h.last_offset() + 1;
         }
         Ok(r)
@@ -401,13 +404,13 @@ mod tests {
         let mut s = ProducerStateManager::new(DAY);
         let start = BatchHeader { base_offset: 0, ..header(1, 0, i32::MAX - 4, 3) };
         // Seed state as if the producer had got this far (sequence is i32::MAX - 2 next).
-        s.update(&start);
+        s.update(&start, NOW);
         let mut leo = 3;
         assert_eq!(produce(&mut s, &mut leo, header(1, 0, i32::MAX - 1, 4)), Ok(SequenceCheck::Append));
         // That batch covered MAX-1, MAX, 0, 1: the next starts at 2.
         assert_eq!(produce(&mut s, &mut leo, header(1, 0, 2, 1)), Ok(SequenceCheck::Append));
         let mut s2 = ProducerStateManager::new(DAY);
-        s2.update(&header(1, 0, i32::MAX, 1));
+        s2.update(&header(1, 0, i32::MAX, 1), NOW);
         assert_eq!(s2.check(&header(1, 0, 0, 1), NOW), Ok(SequenceCheck::Append));
         assert!(s2.check(&header(1, 0, i32::MIN, 1), NOW).is_err());
     }
@@ -427,6 +430,11 @@ mod tests {
         assert!(matches!(s.check(&header(1, 0, 1, 1), NOW + 1000), Err(SequenceError::UnknownProducer { .. })));
         s.remove_expired(NOW + 1000);
         assert!(s.is_empty());
+        // Expiry follows the broker's clock, not batch timestamps: a producer writing
+        // records stamped years ago keeps its state.
+        let mut s = ProducerStateManager::new(1000);
+        s.update(&BatchHeader { max_timestamp: 0, base_timestamp: 0, ..header(1, 0, 0, 1) }, NOW);
+        assert_eq!(s.check(&header(1, 0, 1, 1), NOW + 500), Ok(SequenceCheck::Append));
     }
 
     #[test]
