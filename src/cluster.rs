@@ -16,7 +16,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use strom_protocol::Uuid;
-use strom_storage::{AppendInfo, Log, LogConfig};
+use strom_storage::{AppendInfo, Log, LogConfig, SequenceError};
 use tokio::sync::Notify;
 
 use crate::config::Config;
@@ -91,15 +91,17 @@ impl Partition {
 }
 
 impl Partition {
-    /// Appends one producer batch (already validated by the handler) and wakes waiting
-    /// fetches. Storage patches the base offset and leader epoch in place, hence the copy
-    /// out of the shared request buffer.
-    pub fn append(&self, records: &Bytes) -> Result<AppendInfo, (ErrorCode, String)> {
-        let mut buf = records.to_vec();
-        let result = self.with_log(|log| log.append(&mut buf, self.leader_epoch));
+    /// Appends one producer batch (already validated, and rewritten if the topic asks
+    /// for it, by the handler) and wakes waiting fetches. Storage runs the idempotent
+    /// sequence check and patches the base offset and leader epoch in place; a retried
+    /// duplicate comes back with its original offsets and `duplicate` set.
+    pub fn append(&self, mut batch: Vec<u8>) -> Result<AppendInfo, (ErrorCode, String)> {
+        let result = self.with_log(|log| log.append(&mut batch, self.leader_epoch));
         match result {
             Ok(info) => {
-                self.appended.notify_waiters();
+                if !info.duplicate {
+                    self.appended.notify_waiters();
+                }
                 Ok(info)
             }
             Err(e) => Err((storage_error_code(&e), e.to_string())),
@@ -129,6 +131,12 @@ pub fn storage_error_code(e: &strom_storage::Error) -> ErrorCode {
     match e {
         strom_storage::Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         strom_storage::Error::InvalidBatch(_) => ErrorCode::CorruptMessage,
+        strom_storage::Error::Sequence(s) => match s {
+            SequenceError::StaleEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+            SequenceError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
+            SequenceError::UnknownProducer { .. } => ErrorCode::UnknownProducerId,
+            SequenceError::InvalidSequence { .. } => ErrorCode::InvalidRecord,
+        },
         _ => ErrorCode::KafkaStorageError,
     }
 }
@@ -151,6 +159,8 @@ pub struct Cluster {
     /// Serialises metadata changes and their persistence.
     meta: Mutex<MetaFile>,
     next_producer_id: Mutex<i64>,
+    /// The newest epoch handed out per producer id since start (InitProducerId fencing).
+    producer_epochs: Mutex<HashMap<i64, i16>>,
     /// How many fetches are parked waiting for data (a gauge tests and metrics can watch).
     pub parked_fetches: tokio::sync::watch::Sender<usize>,
     /// The group coordinator.
@@ -250,6 +260,7 @@ impl Cluster {
             topics: RwLock::new(HashMap::new()),
             meta: Mutex::new(meta.clone()),
             next_producer_id: Mutex::new(next_producer_id),
+            producer_epochs: Mutex::new(HashMap::new()),
             parked_fetches: tokio::sync::watch::Sender::new(0),
             groups: crate::group::Coordinator::new(config.group),
             config,
@@ -287,6 +298,7 @@ impl Cluster {
             segment_bytes,
             index_interval_bytes: self.config.index_interval_bytes,
             segment_index_bytes: self.config.index_max_bytes,
+            producer_id_expiration_ms: self.config.producer_id_expiration_ms,
         }
     }
 
@@ -439,6 +451,40 @@ impl Cluster {
         Ok(id)
     }
 
+    /// Answers an idempotent producer's InitProducerId: a new id at epoch 0, or (KIP-360,
+    /// v3+) the same id at the next epoch when the producer names its current id and
+    /// epoch. A producer naming an epoch older than the newest one handed out for its id is
+    /// fenced (`Err(ProducerFenced)`; the handler maps it per version). A retried bump (the
+    /// epoch just below the newest) gets the newest again. An exhausted epoch gets a new id.
+    pub fn init_producer(&self, producer_id: i64, epoch: i16) -> Result<(i64, i16), ErrorCode> {
+        if producer_id >= 0 && epoch >= 0 {
+            let mut epochs = self.producer_epochs.lock().unwrap_or_else(|p| p.into_inner());
+            let known = epochs.get(&producer_id).copied();
+            match known {
+                Some(k) if epoch == k - 1 => return Ok((producer_id, k)),
+                Some(k) if epoch != k => return Err(ErrorCode::ProducerFenced),
+                _ => {}
+            }
+            if epoch < i16::MAX - 1 {
+                epochs.insert(producer_id, epoch + 1);
+                return Ok((producer_id, epoch + 1));
+            }
+        }
+        let id = self.allocate_producer_id()?;
+        self.producer_epochs.lock().unwrap_or_else(|p| p.into_inner()).insert(id, 0);
+        Ok((id, 0))
+    }
+
+    /// The effective value of topic setting `key` for `topic`: its override, else the
+    /// broker setting it falls back to, else Kafka's default.
+    pub fn topic_setting(&self, topic: &Topic, key: &str) -> String {
+        if let Some(v) = topic.configs.get(key) {
+            return v.clone();
+        }
+        let Some(k) = topic_config::lookup(key) else { return String::new() };
+        k.broker_key.and_then(|b| self.config.values.get(b)).cloned().unwrap_or_else(|| k.default.to_string())
+    }
+
     /// Closes every log cleanly (trims preallocated files), for a graceful shutdown.
     pub fn shutdown(&self) {
         for topic in self.write_topics().drain().map(|(_, t)| t) {
@@ -446,6 +492,9 @@ impl Cluster {
                 p.with_log(|log| {
                     if let Err(e) = log.flush() {
                         tracing::error!(partition = ?p, error = %e, "flush on shutdown failed");
+                    }
+                    if let Err(e) = log.snapshot_producer_state() {
+                        tracing::error!(partition = ?p, error = %e, "producer-state snapshot on shutdown failed");
                     }
                 });
             }

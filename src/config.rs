@@ -55,6 +55,16 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ("offsets.retention.minutes", "10080", ConfigType::Int, "How long offsets of a group without members are kept."),
     ("offsets.retention.check.interval.ms", "600000", ConfigType::Long, "How often expired offsets are removed."),
     ("offset.metadata.max.bytes", "4096", ConfigType::Int, "Largest metadata string of a committed offset."),
+    ("compression.type", "producer", ConfigType::String, "Default codec of stored batches (producer = as produced)."),
+    ("log.message.timestamp.type", "CreateTime", ConfigType::String, "CreateTime or LogAppendTime."),
+    (
+        "log.message.timestamp.before.max.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+        "How far in the past a CreateTime timestamp may be.",
+    ),
+    ("log.message.timestamp.after.max.ms", "3600000", ConfigType::Long, "How far in the future a timestamp may be."),
+    ("producer.id.expiration.ms", "86400000", ConfigType::Int, "Idle time after which producer state is dropped."),
 ];
 
 /// Kafka's config value types, as reported by DescribeConfigs v3+.
@@ -94,6 +104,7 @@ pub struct Config {
     pub index_max_bytes: u64,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
+    pub producer_id_expiration_ms: i64,
     pub cluster_id: Option<String>,
     /// Group coordinator settings.
     pub group: crate::group::GroupConfig,
@@ -217,6 +228,7 @@ impl Config {
             index_max_bytes: num("log.index.size.max.bytes", &get("log.index.size.max.bytes"))?,
             message_max_bytes: num("message.max.bytes", &get("message.max.bytes"))?,
             socket_request_max_bytes: num("socket.request.max.bytes", &get("socket.request.max.bytes"))?,
+            producer_id_expiration_ms: num("producer.id.expiration.ms", &get("producer.id.expiration.ms"))?,
             cluster_id,
             group: crate::group::GroupConfig {
                 limits: crate::group::classic::Limits {

@@ -75,6 +75,11 @@ error_codes! {
     UnreleasedInstanceId = 111, false, "The instance id is still in use by another member.";
     UnsupportedAssignor = 112, false, "The server-side assignor is not supported.";
     StaleMemberEpoch = 113, false, "The member epoch is stale.";
+    OutOfOrderSequenceNumber = 45, false, "The producer's batch does not continue its sequence.";
+    DuplicateSequenceNumber = 46, false, "The batch is a duplicate (never sent: duplicates get their original offsets).";
+    InvalidProducerEpoch = 47, false, "The producer's epoch is older than the current one.";
+    UnknownProducerId = 59, false, "The broker has no state for this producer id.";
+    ProducerFenced = 90, false, "A newer producer with the same id has been initialised.";
 }
 
 #[cfg(test)]

@@ -35,12 +35,26 @@ const fn key(
 pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
     key("segment.bytes", Some("log.segment.bytes"), "1073741824", ConfigType::Int, true),
     key("cleanup.policy", None, "delete", ConfigType::List, false),
-    key("compression.type", None, "producer", ConfigType::String, false),
+    key("compression.type", Some("compression.type"), "producer", ConfigType::String, true),
     key("retention.ms", None, "604800000", ConfigType::Long, false),
     key("retention.bytes", None, "-1", ConfigType::Long, false),
     key("segment.ms", None, "604800000", ConfigType::Long, false),
-    key("max.message.bytes", Some("message.max.bytes"), "1048588", ConfigType::Int, false),
-    key("message.timestamp.type", None, "CreateTime", ConfigType::String, false),
+    key("max.message.bytes", Some("message.max.bytes"), "1048588", ConfigType::Int, true),
+    key("message.timestamp.type", Some("log.message.timestamp.type"), "CreateTime", ConfigType::String, true),
+    key(
+        "message.timestamp.before.max.ms",
+        Some("log.message.timestamp.before.max.ms"),
+        "9223372036854775807",
+        ConfigType::Long,
+        true,
+    ),
+    key(
+        "message.timestamp.after.max.ms",
+        Some("log.message.timestamp.after.max.ms"),
+        "3600000",
+        ConfigType::Long,
+        true,
+    ),
     key("min.insync.replicas", None, "1", ConfigType::Int, false),
     key("delete.retention.ms", None, "86400000", ConfigType::Long, false),
     key("flush.messages", None, "9223372036854775807", ConfigType::Long, false),
@@ -49,6 +63,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
     key("segment.index.bytes", Some("log.index.size.max.bytes"), "10485760", ConfigType::Int, false),
     key("unclean.leader.election.enable", None, "false", ConfigType::Boolean, false),
 ];
+
+/// Values of `compression.type`.
+pub const COMPRESSION_TYPES: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
 
 /// The definition of `name`, if it is a topic config.
 pub fn lookup(name: &str) -> Option<&'static TopicConfigKey> {
@@ -68,6 +85,16 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), String> {
         };
         if !ok {
             return Err(format!("invalid value {value:?} for topic config {name}"));
+        }
+        if name == "compression.type" && !COMPRESSION_TYPES.contains(&value.as_str()) {
+            return Err(format!("compression.type must be one of {}", COMPRESSION_TYPES.join(", ")));
+        }
+        if name == "message.timestamp.type" && value != "CreateTime" && value != "LogAppendTime" {
+            return Err("message.timestamp.type must be CreateTime or LogAppendTime".into());
+        }
+        if name.starts_with("message.timestamp.") && name.ends_with(".max.ms") && value.parse::<i64>().unwrap_or(-1) < 0
+        {
+            return Err(format!("{name} must be at least 0"));
         }
         if name == "segment.bytes" && value.parse::<i64>().unwrap_or(0) < 14 {
             return Err("segment.bytes must be at least 14".into());

@@ -113,3 +113,66 @@ async fn acknowledged_records_survive_kill_9() {
     strom.child.kill().expect("kill");
     strom.child.wait().expect("wait");
 }
+
+/// Produce v8 of one batch to partition 0 of `topic`: (error code, base offset).
+async fn produce_batch(addr: &str, topic: &str, batch: bytes::Bytes) -> (i16, i64) {
+    use strom_protocol::frame::RequestHeader;
+    use strom_protocol::produce_request::{PartitionProduceData, TopicProduceData};
+    use strom_protocol::{Reader, Writer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = strom_protocol::ProduceRequest {
+        acks: -1,
+        timeout_ms: 5000,
+        topic_data: vec![TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![PartitionProduceData { index: 0, records: Some(batch), ..Default::default() }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut w = Writer::new();
+    RequestHeader { api_key: 0, api_version: 8, correlation_id: 1, client_id: Some("t".into()), ..Default::default() }
+        .encode(&mut w);
+    req.encode(&mut w, 8).expect("encode");
+    let body = w.into_bytes();
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&(body.len() as i32).to_be_bytes()).await.expect("write");
+    s.write_all(&body).await.expect("write");
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).await.expect("read");
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut buf).await.expect("read");
+    let mut r = Reader::new(buf.into());
+    r.i32().expect("correlation");
+    let resp = strom_protocol::ProduceResponse::decode(&mut r, 8).expect("decode");
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_kill_9_is_not_stored_twice() {
+    use strom_protocol::records::BatchBuilder;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batch = |seq: i32| {
+        let mut b = BatchBuilder::new(strom_storage::now_ms()).producer(42, 0, seq);
+        for i in 0..10 {
+            b.add(None, Some(format!("{seq}-{i}").as_bytes()));
+        }
+        b.build().freeze()
+    };
+    let mut strom = spawn(dir.path());
+    produce(&strom.addr, "retry", 0, 5).await; // creates the topic; offsets 0..5
+    assert_eq!(produce_batch(&strom.addr, "retry", batch(0)).await, (0, 5));
+    let in_flight = batch(10);
+    assert_eq!(produce_batch(&strom.addr, "retry", in_flight.clone()).await, (0, 15));
+    // The broker dies before the client saw the response; the client retries.
+    strom.child.kill().expect("kill -9");
+    strom.child.wait().expect("wait");
+
+    let mut strom = spawn(dir.path());
+    assert_eq!(produce_batch(&strom.addr, "retry", in_flight).await, (0, 15), "original offsets");
+    assert_eq!(produce_batch(&strom.addr, "retry", batch(20)).await, (0, 25), "sequence continues");
+    assert_eq!(read_back(&strom.addr, "retry").await.len(), 35, "no duplicate stored");
+    strom.child.kill().expect("kill");
+    strom.child.wait().expect("wait");
+}

@@ -380,3 +380,259 @@ async fn acks_zero_produce_gets_no_response_and_the_next_response_is_in_order() 
     assert_eq!(pc.get_offset(OffsetAt::Latest).await.expect("latest"), 1, "the acks=0 batch was appended");
     broker.stop().await;
 }
+
+// ---------------------------------------------------------------- produce validation
+
+use strom_protocol::produce_response::PartitionProduceResponse;
+use strom_protocol::records::{self as rec, BatchBuilder, BatchHeader as Header};
+
+/// Sends one produce request (non-flexible v3–8, so the response header is the
+/// correlation id alone) for partition 0 of `topic` and decodes its answer.
+async fn produce_raw(
+    addr: &str,
+    version: i16,
+    topic: &str,
+    acks: i16,
+    records: bytes::Bytes,
+) -> PartitionProduceResponse {
+    use strom_protocol::produce_request::{PartitionProduceData, TopicProduceData};
+    assert!((3..=8).contains(&version));
+    let req = strom_protocol::ProduceRequest {
+        acks,
+        timeout_ms: 5000,
+        topic_data: vec![TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![PartitionProduceData { index: 0, records: Some(records), ..Default::default() }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    send_raw(&mut s, &request(version, 11, &req)).await;
+    let mut r = Reader::new(read_response(&mut s).await.expect("response"));
+    assert_eq!(r.i32().expect("correlation"), 11);
+    let resp = strom_protocol::ProduceResponse::decode(&mut r, version).expect("produce response");
+    resp.responses.into_iter().next().expect("topic").partition_responses.into_iter().next().expect("partition")
+}
+
+fn one_record_batch(ts: i64) -> BatchBuilder {
+    let mut b = BatchBuilder::new(ts);
+    b.add(Some(b"key"), Some(b"value"));
+    b
+}
+
+/// Rewrites an i32 field at `at` and fixes the CRC, so only the intended rule fails.
+fn with_i32(mut batch: bytes::BytesMut, at: usize, v: i32) -> bytes::Bytes {
+    batch[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    rec::update_crc(&mut batch).expect("crc");
+    batch.freeze()
+}
+
+fn now() -> i64 {
+    strom_storage::now_ms()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_produce_validation_rule_has_its_kafka_error_and_appends_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let c = client(&broker.addr).await;
+    c.controller_client().expect("controller").create_topic("rules", 1, 1, 5_000).await.expect("create");
+    let good = produce_raw(&broker.addr, 8, "rules", -1, one_record_batch(now()).build().freeze()).await;
+    assert_eq!((good.error_code, good.base_offset), (0, 0));
+
+    let valid = || one_record_batch(now()).build();
+    let mut bad_crc = valid();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 1;
+    let mut magic1 = valid();
+    magic1[rec::MAGIC_OFFSET] = 1;
+    let truncated = valid().freeze().slice(..40);
+    let mut bad_codec = valid();
+    bad_codec[rec::ATTRIBUTES_OFFSET + 1] |= 6;
+    rec::update_crc(&mut bad_codec).expect("crc");
+    let mut garbage_gzip = valid();
+    garbage_gzip[rec::ATTRIBUTES_OFFSET + 1] |= 1;
+    rec::update_crc(&mut garbage_gzip).expect("crc");
+    let mut trailing = valid();
+    trailing.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+    let len = (trailing.len() - 12) as i32;
+    let trailing = with_i32(trailing, rec::BATCH_LENGTH_OFFSET, len);
+    let mut repeated_delta = BatchBuilder::new(now());
+    for _ in 0..2 {
+        repeated_delta.push(&rec::Record {
+            offset_delta: 0,
+            timestamp_delta: 0,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: vec![],
+        });
+    }
+    let repeated_delta = with_i32(repeated_delta.build(), rec::LAST_OFFSET_DELTA_OFFSET, 1);
+    let mut future = BatchBuilder::new(now() + 2 * 3_600_000);
+    future.add(None, Some(b"late")).add(None, Some(b"later"));
+    let zstd = one_record_batch(now()).compression(rec::Compression::Zstd).build().freeze();
+    let bomb = {
+        // One record holding 80 MiB of zeros: ~300 KiB as LZ4, beyond the 64 MiB bound.
+        let mut payload = Vec::with_capacity(80 << 20);
+        let value_len = 80i32 << 20;
+        let mut body = vec![0u8];
+        rec::encode_varlong(0, &mut body);
+        rec::encode_varint(0, &mut body);
+        rec::encode_varint(-1, &mut body);
+        rec::encode_varint(value_len, &mut body);
+        let body_len = body.len() as i32 + value_len + 1;
+        rec::encode_varint(body_len, &mut payload);
+        payload.extend_from_slice(&body);
+        payload.resize(payload.len() + (80 << 20), 0);
+        rec::encode_varint(0, &mut payload);
+        let h = Header::parse(&valid()).expect("header");
+        rec::rebuild_batch(&h, &payload, rec::Compression::Lz4).expect("bomb").freeze()
+    };
+
+    // (name, produce version, acks, records, expected error, expected record-error indexes)
+    type Case = (&'static str, i16, i16, bytes::Bytes, i16, Option<Vec<i32>>);
+    let cases: Vec<Case> = vec![
+        ("two batches", 8, -1, [valid(), valid()].concat().into(), 87, None),
+        ("magic 1", 8, -1, magic1.freeze(), 87, None),
+        ("truncated batch", 8, -1, truncated, 2, None),
+        ("bad crc", 8, -1, bad_crc.freeze(), 2, None),
+        ("unknown codec", 8, -1, bad_codec.freeze(), 2, None),
+        ("gzip flag on plain records", 8, -1, garbage_gzip.freeze(), 2, None),
+        ("count != lastOffsetDelta + 1", 8, -1, with_i32(valid(), rec::RECORDS_COUNT_OFFSET, 2), 87, None),
+        ("zero records", 8, -1, with_i32(valid(), rec::RECORDS_COUNT_OFFSET, 0), 87, None),
+        ("bytes after the last record", 8, -1, trailing, 87, None),
+        ("offset deltas not 0,1,2…", 8, -1, repeated_delta, 87, Some(vec![1])),
+        ("control batch", 8, -1, one_record_batch(now()).control(true).build().freeze(), 87, None),
+        (
+            "negative sequence with a producer id",
+            8,
+            -1,
+            one_record_batch(now()).producer(3, 0, -5).build().freeze(),
+            87,
+            None,
+        ),
+        ("timestamps 2 h ahead", 8, -1, future.build().freeze(), 32, Some(vec![0, 1])),
+        ("acks 2", 8, 2, valid().freeze(), 21, None),
+        ("zstd before produce v7", 3, -1, zstd.clone(), 76, None),
+        ("compression bomb", 8, -1, bomb, 2, None),
+    ];
+    for (name, version, acks, records, want, record_errors) in cases {
+        let r = produce_raw(&broker.addr, version, "rules", acks, records).await;
+        assert_eq!(r.error_code, want, "{name}: {:?}", r.error_message);
+        assert_eq!(r.base_offset, -1, "{name}");
+        if let Some(indexes) = record_errors {
+            let got: Vec<i32> = r.record_errors.iter().map(|e| e.batch_index).collect();
+            assert_eq!(got, indexes, "{name}: record errors");
+        }
+        assert_eq!(broker.cluster.partition("rules", 0).expect("partition").high_watermark(), 1, "{name}: appended");
+    }
+    // zstd itself is fine from v7.
+    let ok = produce_raw(&broker.addr, 7, "rules", -1, zstd).await;
+    assert_eq!((ok.error_code, ok.base_offset), (0, 1));
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_message_bytes_log_append_time_and_topic_codec_are_honoured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let configs = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    broker.cluster.create_topic("small", 1, configs(&[("max.message.bytes", "100")]), false).expect("create");
+    broker
+        .cluster
+        .create_topic(
+            "stamped",
+            1,
+            configs(&[("message.timestamp.type", "LogAppendTime"), ("compression.type", "gzip")]),
+            false,
+        )
+        .expect("create");
+    let big = one_record_batch(now()).build().freeze();
+    let mut bigger = BatchBuilder::new(now());
+    bigger.add(None, Some(&[7u8; 200]));
+    let r = produce_raw(&broker.addr, 8, "small", -1, bigger.build().freeze()).await;
+    assert_eq!(r.error_code, 10, "MESSAGE_TOO_LARGE");
+    assert_eq!(produce_raw(&broker.addr, 8, "small", -1, big.clone()).await.error_code, 0);
+
+    let old = 1_600_000_000_000;
+    let before = now();
+    let r = produce_raw(&broker.addr, 8, "stamped", -1, one_record_batch(old).build().freeze()).await;
+    assert_eq!(r.error_code, 0);
+    assert!(r.log_append_time_ms >= before, "log append time is returned");
+    let stored = broker.cluster.partition("stamped", 0).expect("p").read(0, 1 << 20).expect("read");
+    let h = Header::parse(&stored).expect("header");
+    assert_eq!(h.timestamp_type(), rec::TimestampType::LogAppendTime);
+    assert_eq!(h.max_timestamp, r.log_append_time_ms);
+    assert_eq!(h.compression(), Ok(rec::Compression::Gzip), "recompressed to the topic codec");
+    rec::verify_crc(&stored).expect("crc recomputed");
+    let records = rec::decode_records_bounded(&stored.slice(..h.total_len()), 1 << 20).expect("decode");
+    assert_eq!(records[0].value.as_deref(), Some(&b"value"[..]));
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_sequences_are_checked_per_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let c = client(&broker.addr).await;
+    c.controller_client().expect("controller").create_topic("idem", 1, 1, 5_000).await.expect("create");
+    let batch = |pid: i64, epoch: i16, seq: i32, n: usize| {
+        let mut b = BatchBuilder::new(now()).producer(pid, epoch, seq);
+        for i in 0..n {
+            b.add(None, Some(format!("{seq}-{i}").as_bytes()));
+        }
+        b.build().freeze()
+    };
+    let p = |r: PartitionProduceResponse| (r.error_code, r.base_offset);
+    let a = &broker.addr;
+    assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 0, 0, 3)).await), (0, 0));
+    assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 0, 3, 2)).await), (0, 3));
+    // A retry of either batch: success with the original offsets, nothing appended.
+    assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 0, 0, 3)).await), (0, 0));
+    assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 0, 3, 2)).await), (0, 3));
+    assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 0, 9, 1)).await), (45, -1), "gap");
+    assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(2, 0, 4, 1)).await), (59, -1), "unknown producer");
+    assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 1, 5, 1)).await), (45, -1), "new epoch not at 0");
+    assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 1, 0, 1)).await), (0, 5), "new epoch at 0");
+    assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 0, 5, 1)).await), (47, -1), "stale epoch");
+    assert_eq!(broker.cluster.partition("idem", 0).expect("p").high_watermark(), 6);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_producer_id_bumps_epochs_and_fences_by_version() {
+    use strom_protocol::{InitProducerIdRequest, InitProducerIdResponse};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let init = |version: i16, producer_id: i64, producer_epoch: i16| {
+        let addr = broker.addr.clone();
+        async move {
+            let req = InitProducerIdRequest {
+                transaction_timeout_ms: 60_000,
+                producer_id,
+                producer_epoch,
+                ..Default::default()
+            };
+            let mut s = TcpStream::connect(&addr).await.expect("connect");
+            send_raw(&mut s, &request(version, 5, &req)).await;
+            let mut r = Reader::new(read_response(&mut s).await.expect("response"));
+            assert_eq!(r.i32().expect("correlation"), 5);
+            if version >= 2 {
+                assert_eq!(r.uvarint().expect("tagged fields"), 0);
+            }
+            let resp = InitProducerIdResponse::decode(&mut r, version).expect("decode");
+            (resp.error_code, resp.producer_id, resp.producer_epoch)
+        }
+    };
+    let (e, pid, epoch) = init(4, -1, -1).await;
+    assert_eq!((e, epoch), (0, 0));
+    assert_eq!(init(4, pid, 0).await, (0, pid, 1), "bump");
+    assert_eq!(init(4, pid, 0).await, (0, pid, 1), "a retried bump gets the same epoch");
+    assert_eq!(init(4, pid, 1).await, (0, pid, 2));
+    assert_eq!(init(4, pid, 0).await.0, 90, "PRODUCER_FENCED from v4");
+    assert_eq!(init(3, pid, 0).await.0, 47, "INVALID_PRODUCER_EPOCH before v4");
+    let (_, other, _) = init(1, -1, -1).await;
+    assert_ne!(other, pid);
+    broker.stop().await;
+}

@@ -5,6 +5,7 @@
 //! no I/O: the broker owns sockets and files.
 
 pub mod codec;
+pub mod compression;
 pub mod error;
 pub mod frame;
 pub mod records;

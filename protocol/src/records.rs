@@ -98,9 +98,19 @@ pub enum BatchError {
     /// Compression codec bits 5..=7 are not defined.
     #[error("unknown compression codec {0}")]
     InvalidCompression(u8),
-    /// The codec is valid but Strom cannot decode it (yet).
+    /// The codec is valid but the caller cannot decode it.
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(u8),
+    /// The compressed records do not decode with their codec.
+    #[error("records do not decompress with codec {0}")]
+    CorruptCompressed(u8),
+    /// Decompression would produce more than the caller's limit (a
+    /// compression bomb, or simply too much data).
+    #[error("decompressed records exceed {limit} bytes")]
+    DecompressedTooLarge { limit: usize },
+    /// Compressing with this codec failed.
+    #[error("compression with codec {0} failed")]
+    CompressionFailed(u8),
 }
 
 impl BatchError {
@@ -131,6 +141,17 @@ impl Compression {
             3 => Ok(Compression::Lz4),
             4 => Ok(Compression::Zstd),
             other => Err(BatchError::InvalidCompression(other as u8)),
+        }
+    }
+
+    /// Kafka's name for the codec (`compression.type` values), `none` for 0.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
         }
     }
 }
@@ -354,32 +375,117 @@ pub struct Record {
 /// Decodes the records of one UNCOMPRESSED batch at the start of `batch`.
 /// Keys, values and header values share `batch`'s memory. Does not verify
 /// the CRC (see [`verify_crc`]). Compressed batches fail with
-/// `UnsupportedCompression`. Bytes after the batch's end are ignored; bytes
-/// between the last record and the batch's end are an error.
+/// `UnsupportedCompression` (see [`decode_records_bounded`]). Bytes after
+/// the batch's end are ignored; bytes between the last record and the
+/// batch's end are an error.
 pub fn decode_records(batch: &Bytes) -> Result<Vec<Record>, BatchError> {
     let header = BatchHeader::parse(batch)?;
     match header.compression()? {
         Compression::None => {}
         other => return Err(BatchError::UnsupportedCompression(other as u8)),
     }
+    decode_records_bounded(batch, usize::MAX)
+}
+
+/// Decodes the records of one batch of any codec, decompressing at most
+/// `limit` bytes (see [`records_payload`]).
+pub fn decode_records_bounded(batch: &Bytes, limit: usize) -> Result<Vec<Record>, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let payload = records_payload(batch, limit)?;
+    let mut records = Vec::new();
+    for r in RecordIter::new(payload, header.records_count)? {
+        records.push(r?);
+    }
+    Ok(records)
+}
+
+/// The records part of the batch at the start of `batch`, decompressed with
+/// the batch's codec into at most `limit` bytes. Uncompressed batches give a
+/// zero-copy slice (not subject to `limit`).
+pub fn records_payload(batch: &Bytes, limit: usize) -> Result<Bytes, BatchError> {
+    let header = BatchHeader::parse(batch)?;
     let total = header.total_len();
     if batch.len() < total {
         return Err(BatchError::Truncated { need: total, have: batch.len() });
     }
-    let mut cur = Cursor { data: batch, pos: BATCH_HEADER_LEN, end: total };
-    let count =
-        usize::try_from(header.records_count).map_err(|_| BatchError::InvalidHeader("negative records count"))?;
-    if count > cur.remaining() / MIN_RECORD_LEN {
-        return Err(BatchError::InvalidHeader("records count exceeds batch size"));
+    let body = batch.slice(BATCH_HEADER_LEN..total);
+    match header.compression()? {
+        Compression::None => Ok(body),
+        codec => crate::compression::decompress(codec, &body, limit).map(Bytes::from),
     }
-    let mut records = Vec::with_capacity(count);
-    for _ in 0..count {
-        records.push(decode_record(&mut cur)?);
+}
+
+/// Iterates over the records of an (uncompressed) records payload holding
+/// `count` records. After `count` records, leftover bytes are reported as
+/// one final error; a payload that ends early reports `Truncated`. Yields at
+/// most one error, then ends.
+#[derive(Debug)]
+pub struct RecordIter {
+    data: Bytes,
+    pos: usize,
+    left: usize,
+    done: bool,
+}
+
+impl RecordIter {
+    /// Checks `count` against the payload size before anything is read.
+    pub fn new(payload: Bytes, count: i32) -> Result<RecordIter, BatchError> {
+        let left = usize::try_from(count).map_err(|_| BatchError::InvalidHeader("negative records count"))?;
+        if left > payload.len() / MIN_RECORD_LEN {
+            return Err(BatchError::InvalidHeader("records count exceeds batch size"));
+        }
+        Ok(RecordIter { data: payload, pos: 0, left, done: false })
     }
-    if cur.remaining() != 0 {
-        return Err(BatchError::InvalidRecord("bytes after the last record"));
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<Record, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.left == 0 {
+            self.done = true;
+            return (self.pos != self.data.len())
+                .then_some(Err(BatchError::InvalidRecord("bytes after the last record")));
+        }
+        let mut cur = Cursor { data: &self.data, pos: self.pos, end: self.data.len() };
+        let r = decode_record(&mut cur);
+        self.pos = cur.pos;
+        self.left -= 1;
+        if r.is_err() {
+            self.done = true;
+        }
+        Some(r)
     }
-    Ok(records)
+}
+
+/// Re-encodes a batch with a different codec: `header`'s fields are kept,
+/// the codec bits are replaced, `records` (uncompressed record bytes) are
+/// compressed, and the CRC is recomputed. Used when a topic's
+/// `compression.type` names a codec other than the producer's.
+pub fn rebuild_batch(header: &BatchHeader, records: &[u8], codec: Compression) -> Result<BytesMut, BatchError> {
+    let body = crate::compression::compress(codec, records)?;
+    let total = BATCH_HEADER_LEN + body.len();
+    let batch_length = i32::try_from(total - LOG_OVERHEAD).map_err(|_| BatchError::InvalidHeader("batch too large"))?;
+    let mut out = BytesMut::with_capacity(total);
+    out.put_i64(header.base_offset);
+    out.put_i32(batch_length);
+    out.put_i32(header.partition_leader_epoch);
+    out.put_i8(MAGIC_V2);
+    out.put_u32(0);
+    out.put_i16((header.attributes & !COMPRESSION_MASK) | codec as i16);
+    out.put_i32(header.last_offset_delta);
+    out.put_i64(header.base_timestamp);
+    out.put_i64(header.max_timestamp);
+    out.put_i64(header.producer_id);
+    out.put_i16(header.producer_epoch);
+    out.put_i32(header.base_sequence);
+    out.put_i32(header.records_count);
+    out.put_slice(&body);
+    update_crc(&mut out)?;
+    Ok(out)
 }
 
 fn decode_record(outer: &mut Cursor<'_>) -> Result<Record, BatchError> {
@@ -514,6 +620,12 @@ impl BatchBuilder {
         self
     }
 
+    /// Compresses the records with `codec` when built.
+    pub fn compression(mut self, codec: Compression) -> BatchBuilder {
+        self.attributes = (self.attributes & !COMPRESSION_MASK) | codec as i16;
+        self
+    }
+
     /// Sets or clears the control attribute bit.
     pub fn control(mut self, on: bool) -> BatchBuilder {
         self.attributes = set_bit(self.attributes, CONTROL_BIT, on);
@@ -565,16 +677,23 @@ impl BatchBuilder {
         self.count == 0
     }
 
-    /// Encodes the batch.
+    /// Encodes the batch. A compression codec set with [`Self::compression`]
+    /// is applied to the records; should that fail (it cannot for in-memory
+    /// input) the batch is built uncompressed.
     pub fn build(&self) -> BytesMut {
-        let total = BATCH_HEADER_LEN + self.records.len();
+        let codec = Compression::from_attributes(self.attributes).unwrap_or(Compression::None);
+        let (attributes, body) = match crate::compression::compress(codec, &self.records) {
+            Ok(body) if codec != Compression::None => (self.attributes, body),
+            _ => (self.attributes & !COMPRESSION_MASK, self.records.to_vec()),
+        };
+        let total = BATCH_HEADER_LEN + body.len();
         let mut out = BytesMut::with_capacity(total);
         out.put_i64(0);
         out.put_i32(len_i32(total - LOG_OVERHEAD));
         out.put_i32(-1);
         out.put_i8(MAGIC_V2);
         out.put_u32(0); // CRC, filled in below
-        out.put_i16(self.attributes);
+        out.put_i16(attributes);
         out.put_i32(self.last_offset_delta);
         out.put_i64(self.base_timestamp);
         out.put_i64(self.base_timestamp.saturating_add(self.max_timestamp_delta.unwrap_or(0)));
@@ -582,7 +701,7 @@ impl BatchBuilder {
         out.put_i16(self.producer_epoch);
         out.put_i32(self.base_sequence);
         out.put_i32(self.count);
-        out.put_slice(&self.records);
+        out.put_slice(&body);
         let crc = compute_crc(&out);
         out[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
         out
@@ -839,6 +958,29 @@ mod tests {
         let mut batch = sample_batch();
         batch[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(matches!(decode_records(&batch.freeze()), Err(BatchError::InvalidHeader(_))));
+    }
+
+    #[test]
+    fn compressed_batches_decode_with_every_codec_and_rebuild_with_another() {
+        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+            let mut b = BatchBuilder::new(1_700_000_000_000).compression(codec);
+            for i in 0..100 {
+                b.add(Some(format!("k{i}").as_bytes()), Some(&[b'x'; 100]));
+            }
+            let batch = b.build().freeze();
+            let h = BatchHeader::parse(&batch).unwrap();
+            assert_eq!(h.compression(), Ok(codec));
+            verify_crc(&batch).unwrap();
+            let records = decode_records_bounded(&batch, 1 << 20).unwrap();
+            assert_eq!(records.len(), 100);
+            assert!(matches!(decode_records_bounded(&batch, 100), Err(BatchError::DecompressedTooLarge { .. })));
+            let payload = records_payload(&batch, 1 << 20).unwrap();
+            let other = rebuild_batch(&h, &payload, Compression::None).unwrap().freeze();
+            verify_crc(&other).unwrap();
+            assert_eq!(decode_records(&other).unwrap(), records);
+            let again = rebuild_batch(&h, &payload, Compression::Lz4).unwrap().freeze();
+            assert_eq!(decode_records_bounded(&again, 1 << 20).unwrap(), records);
+        }
     }
 
     #[test]

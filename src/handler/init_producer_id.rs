@@ -1,11 +1,14 @@
 //! InitProducerId (key 22): producer ids for idempotent producers.
 //!
-//! Idempotent producers (the default in the Java client and kafka-python) need an id
-//! before they produce. Ids come from a persisted allocator and are never reused.
-//! Sequence-number validation is not implemented yet; see issue "idempotent producer".
-//! Transactional ids need a transaction coordinator, which Strom does not have yet, so
-//! they are answered with COORDINATOR_NOT_AVAILABLE (FindCoordinator is not advertised
-//! either, so transactional clients fail before they get here).
+//! Idempotent producers (the default in the Java client, librdkafka and kafka-python)
+//! need an id before they produce. Ids come from a persisted allocator and are never
+//! reused. A producer that names its current id and epoch (v3+, KIP-360) gets the next
+//! epoch of the same id; one naming an older epoch is fenced: PRODUCER_FENCED from v4,
+//! INVALID_PRODUCER_EPOCH before (v4 added the code). Sequence checks happen per partition
+//! in storage (ADR 0003). Transactional ids need a transaction coordinator, which Strom
+//! does not have yet, so they are answered with COORDINATOR_NOT_AVAILABLE
+//! (FindCoordinator is not advertised either, so transactional clients fail before they
+//! get here).
 
 use strom_protocol::{InitProducerIdRequest, InitProducerIdResponse};
 
@@ -17,20 +20,16 @@ use crate::error::ErrorCode;
 pub const API: ApiRange = ApiRange { key: 22, min: 0, max: 5, advertised_min: 0 };
 
 /// Allocates an id, or bumps the epoch of the one the producer already holds (v3+).
-pub fn handle(cluster: &Cluster, _version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub fn handle(cluster: &Cluster, version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let err = |code: ErrorCode| InitProducerIdResponse { error_code: code.code(), ..Default::default() };
     if req.transactional_id.as_deref().is_some_and(|t| !t.is_empty()) {
         return err(ErrorCode::CoordinatorNotAvailable);
     }
-    if req.producer_id >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
-        return InitProducerIdResponse {
-            producer_id: req.producer_id,
-            producer_epoch: req.producer_epoch + 1,
-            ..Default::default()
-        };
-    }
-    match cluster.allocate_producer_id() {
-        Ok(id) => InitProducerIdResponse { producer_id: id, producer_epoch: 0, ..Default::default() },
+    match cluster.init_producer(req.producer_id, req.producer_epoch) {
+        Ok((producer_id, producer_epoch)) => {
+            InitProducerIdResponse { producer_id, producer_epoch, ..Default::default() }
+        }
+        Err(ErrorCode::ProducerFenced) if version < 4 => err(ErrorCode::InvalidProducerEpoch),
         Err(code) => err(code),
     }
 }

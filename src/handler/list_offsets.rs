@@ -1,7 +1,7 @@
 //! ListOffsets (key 2): earliest, latest, max-timestamp and by-timestamp lookups.
 
 use strom_protocol::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use strom_protocol::records::{decode_records, BatchHeader, Compression};
+use strom_protocol::records::{decode_records_bounded, BatchHeader};
 use strom_protocol::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::ApiRange;
@@ -19,16 +19,13 @@ const LATEST_TIERED: i64 = -5;
 const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 /// Within the batch starting at `base`, the first record matching `pick`, as (offset, timestamp).
-/// Compressed batches cannot be looked into yet (codecs arrive with the compression
-/// work), so they answer with the batch's base offset and max timestamp.
+/// Compressed batches are decompressed (bounded, as on produce).
 fn find_in_batch(p: &Partition, base: i64, pick: impl Fn(i64) -> bool) -> Option<(i64, i64)> {
     let data = p.read(base, 1).ok()?;
     let header = BatchHeader::parse(&data).ok()?;
-    if header.compression().ok()? != Compression::None {
-        return Some((header.base_offset, header.max_timestamp));
-    }
     let batch = data.slice(..header.total_len().min(data.len()));
-    decode_records(&batch)
+    // Bounded like produce validation: the batch was accepted under the same limit.
+    decode_records_bounded(&batch, crate::handler::produce::DECOMPRESSED_LIMIT_FLOOR)
         .ok()?
         .iter()
         .map(|r| (header.base_offset + i64::from(r.offset_delta), header.base_timestamp + r.timestamp_delta))

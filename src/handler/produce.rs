@@ -1,11 +1,35 @@
-//! Produce (key 0): validate each partition's batch and append it as it arrived.
+//! Produce (key 0): validate each partition's batch as Kafka does and append it.
 //!
 //! v0–2 are advertised (see [`super::ApiRange::advertised_min`]) but refused, as Kafka 4
 //! does. On a single node every appended batch is immediately committed, so acks=1 and
 //! acks=-1 answer at the same point; acks=0 gets no response at all.
+//!
+//! Validation, in Kafka's order (`ProduceRequest.validateRecords`, then `LogValidator`);
+//! the first failing rule decides the partition's error and nothing is appended:
+//!
+//! | rule | error |
+//! |---|---|
+//! | records present, magic 2, exactly one batch | INVALID_RECORD |
+//! | batch length matches the bytes sent | CORRUPT_MESSAGE |
+//! | size ≤ `max.message.bytes` | MESSAGE_TOO_LARGE |
+//! | CRC-32C over attributes..end; known codec bits | CORRUPT_MESSAGE |
+//! | zstd only from Produce v7 | UNSUPPORTED_COMPRESSION_TYPE |
+//! | not a control batch; `recordsCount == lastOffsetDelta + 1 > 0`; base sequence ≥ 0 with a producer id | INVALID_RECORD |
+//! | records decompress within the bound | CORRUPT_MESSAGE |
+//! | every record parses, the count matches, offset delta of record i is i | INVALID_RECORD (+ record errors, v8+) |
+//! | CreateTime timestamps within `message.timestamp.before/after.max.ms` of now | INVALID_TIMESTAMP (+ record errors) |
+//! | idempotent sequence (storage, ADR 0003) | OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID |
+//!
+//! Batches are stored as produced. Two settings rewrite them: `message.timestamp.type =
+//! LogAppendTime` (maxTimestamp := now, timestamp-type bit set, CRC recomputed) and a
+//! `compression.type` naming a codec other than the batch's (records recompressed).
 
-use strom_protocol::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use strom_protocol::records::{split_batches, BatchHeader, MAGIC_V2};
+use bytes::Bytes;
+use strom_protocol::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
+use strom_protocol::records::{
+    rebuild_batch, records_payload, set_max_timestamp, split_batches, verify_crc, BatchError, BatchHeader, Compression,
+    RecordIter, TimestampType, MAGIC_OFFSET, MAGIC_V2,
+};
 use strom_protocol::{ProduceRequest, ProduceResponse, Uuid};
 
 use super::ApiRange;
@@ -15,44 +39,208 @@ use crate::error::ErrorCode;
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 0, min: 3, max: 13, advertised_min: 0 };
 
-/// Checks what Kafka checks before appending: exactly one magic-2 batch, not a control
-/// batch, within `message.max.bytes`. CRC and length checks happen in storage.
-fn validate(records: &[u8], max_bytes: usize) -> Result<(), (ErrorCode, String)> {
+/// Decompressed records are bounded by `max(this, DECOMPRESSION_RATIO × max.message.bytes)`:
+/// a compression bomb is refused (CORRUPT_MESSAGE) after at most that many bytes.
+pub const DECOMPRESSED_LIMIT_FLOOR: usize = 64 << 20;
+/// See [`DECOMPRESSED_LIMIT_FLOOR`].
+pub const DECOMPRESSION_RATIO: usize = 16;
+/// Record errors reported per partition at most (the first ones).
+const MAX_RECORD_ERRORS: usize = 100;
+
+/// A topic's settings that shape validation, resolved once per request.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub max_bytes: usize,
+    /// `None` = `producer` (keep the batch's codec).
+    pub codec: Option<Compression>,
+    pub log_append_time: bool,
+    pub before_ms: i64,
+    pub after_ms: i64,
+}
+
+impl Policy {
+    /// The policy of `topic` on `cluster`.
+    pub fn of(cluster: &Cluster, topic: &Topic) -> Policy {
+        let get = |k: &str| cluster.topic_setting(topic, k);
+        let codec = match get("compression.type").as_str() {
+            "uncompressed" => Some(Compression::None),
+            "gzip" => Some(Compression::Gzip),
+            "snappy" => Some(Compression::Snappy),
+            "lz4" => Some(Compression::Lz4),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        };
+        Policy {
+            max_bytes: get("max.message.bytes").parse().unwrap_or(cluster.config.message_max_bytes),
+            codec,
+            log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            before_ms: get("message.timestamp.before.max.ms").parse().unwrap_or(i64::MAX),
+            after_ms: get("message.timestamp.after.max.ms").parse().unwrap_or(i64::MAX),
+        }
+    }
+
+    fn decompressed_limit(&self) -> usize {
+        DECOMPRESSED_LIMIT_FLOOR.max(self.max_bytes.saturating_mul(DECOMPRESSION_RATIO))
+    }
+}
+
+/// Why a partition's batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub message: String,
+    /// (index of the record in the batch, what is wrong with it).
+    pub record_errors: Vec<(i32, String)>,
+}
+
+fn reject(code: ErrorCode, message: impl Into<String>) -> Rejection {
+    Rejection { code, message: message.into(), record_errors: Vec::new() }
+}
+
+fn corrupt(e: BatchError) -> Rejection {
+    reject(ErrorCode::CorruptMessage, e.to_string())
+}
+
+/// Validates one partition's records and returns the batch to append: the producer's
+/// bytes, or a rewrite when the topic asks for LogAppendTime or another codec.
+pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> Result<Vec<u8>, Rejection> {
+    if records.is_empty() {
+        return Err(reject(ErrorCode::InvalidRecord, "no record batch"));
+    }
+    if let Some(&magic) = records.get(MAGIC_OFFSET) {
+        if magic as i8 != MAGIC_V2 {
+            return Err(reject(ErrorCode::InvalidRecord, format!("record batch magic {magic} is not 2")));
+        }
+    }
     let mut batches = split_batches(records);
-    let first = match batches.next() {
-        Some(Ok(b)) => b,
-        Some(Err(e)) => return Err((ErrorCode::CorruptMessage, e.to_string())),
-        None => return Err((ErrorCode::InvalidRecord, "no record batch".into())),
+    let span = match batches.next() {
+        Some(Ok(span)) => span,
+        Some(Err(e)) => return Err(corrupt(e)),
+        None => return Err(reject(ErrorCode::InvalidRecord, "no record batch")),
     };
     if batches.next().is_some() {
-        return Err((ErrorCode::InvalidRecord, "produce v3+ carries exactly one record batch per partition".into()));
+        return Err(reject(ErrorCode::InvalidRecord, "produce v3+ carries exactly one record batch per partition"));
     }
-    let len = first.len();
-    let header = BatchHeader::parse(&records[first]).map_err(|e| (ErrorCode::CorruptMessage, e.to_string()))?;
-    if header.magic != MAGIC_V2 {
-        return Err((ErrorCode::InvalidRecord, format!("record batch magic {} is not 2", header.magic)));
+    let batch = records.slice(span);
+    let len = batch.len();
+    if len > policy.max_bytes {
+        return Err(reject(ErrorCode::MessageTooLarge, format!("batch of {len} bytes exceeds {}", policy.max_bytes)));
+    }
+    let header = BatchHeader::parse(&batch).map_err(corrupt)?;
+    verify_crc(&batch).map_err(corrupt)?;
+    let codec = header.compression().map_err(corrupt)?;
+    if codec == Compression::Zstd && version < 7 {
+        return Err(reject(ErrorCode::UnsupportedCompressionType, "zstd needs produce v7 or later"));
     }
     if header.is_control() {
-        return Err((ErrorCode::InvalidRecord, "clients may not send control batches".into()));
+        return Err(reject(ErrorCode::InvalidRecord, "clients may not send control batches"));
     }
-    if len > max_bytes {
-        return Err((ErrorCode::MessageTooLarge, format!("batch of {len} bytes exceeds {max_bytes}")));
+    if header.records_count <= 0 || i64::from(header.last_offset_delta) + 1 != i64::from(header.records_count) {
+        return Err(reject(
+            ErrorCode::InvalidRecord,
+            format!(
+                "inconsistent batch: {} records but lastOffsetDelta {}",
+                header.records_count, header.last_offset_delta
+            ),
+        ));
+    }
+    if header.producer_id >= 0 && header.base_sequence < 0 {
+        return Err(reject(ErrorCode::InvalidRecord, format!("invalid base sequence {}", header.base_sequence)));
+    }
+    if header.is_transactional() && header.producer_id < 0 {
+        return Err(reject(ErrorCode::InvalidRecord, "transactional batch without a producer id"));
+    }
+
+    let payload = records_payload(&batch, policy.decompressed_limit()).map_err(corrupt)?;
+    check_records(&header, payload.clone(), policy, now_ms)?;
+
+    let mut out = match policy.codec {
+        Some(target) if target != codec => rebuild_batch(&header, &payload, target)
+            .map_err(|e| reject(ErrorCode::UnknownServerError, e.to_string()))?
+            .to_vec(),
+        _ => batch.to_vec(),
+    };
+    if policy.log_append_time {
+        set_max_timestamp(&mut out, TimestampType::LogAppendTime, now_ms).map_err(corrupt)?;
+    }
+    Ok(out)
+}
+
+/// Record-level rules: each record parses, the count is right, offset deltas run
+/// 0, 1, 2, …, and (CreateTime) timestamps are within bounds.
+fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: i64) -> Result<(), Rejection> {
+    let iter =
+        RecordIter::new(payload, header.records_count).map_err(|e| reject(ErrorCode::InvalidRecord, e.to_string()))?;
+    let mut bad_timestamps = Vec::new();
+    let earliest = now_ms.saturating_sub(policy.before_ms);
+    let latest = now_ms.saturating_add(policy.after_ms);
+    for (i, record) in iter.enumerate() {
+        let index = i32::try_from(i).unwrap_or(i32::MAX);
+        let record = record.map_err(|e| Rejection {
+            code: ErrorCode::InvalidRecord,
+            message: format!("record {index}: {e}"),
+            record_errors: vec![(index, e.to_string())],
+        })?;
+        if record.offset_delta != index {
+            let msg = format!("offset delta {} where {index} was expected", record.offset_delta);
+            return Err(Rejection {
+                code: ErrorCode::InvalidRecord,
+                message: format!("record {index}: {msg}"),
+                record_errors: vec![(index, msg)],
+            });
+        }
+        if !policy.log_append_time {
+            let ts = header.base_timestamp.saturating_add(record.timestamp_delta);
+            if (ts < earliest || ts > latest) && bad_timestamps.len() < MAX_RECORD_ERRORS {
+                bad_timestamps.push((index, format!("timestamp {ts} is outside [{earliest}, {latest}]")));
+            }
+        }
+    }
+    if !bad_timestamps.is_empty() {
+        return Err(Rejection {
+            code: ErrorCode::InvalidTimestamp,
+            message: format!("{} record(s) with a timestamp out of range", bad_timestamps.len()),
+            record_errors: bad_timestamps,
+        });
     }
     Ok(())
 }
 
-fn append(cluster: &Cluster, p: &Partition, records: Option<&bytes::Bytes>) -> PartitionProduceResponse {
+fn append(
+    p: &Partition,
+    records: Option<&Bytes>,
+    version: i16,
+    policy: &Policy,
+    now_ms: i64,
+) -> PartitionProduceResponse {
     let mut resp = PartitionProduceResponse { index: p.index, base_offset: -1, ..Default::default() };
     let outcome = records
-        .ok_or((ErrorCode::InvalidRecord, "null records".to_string()))
-        .and_then(|r| validate(r, cluster.config.message_max_bytes).map(|_| r))
-        .and_then(|r| p.append(r));
+        .ok_or_else(|| reject(ErrorCode::InvalidRecord, "null records"))
+        .and_then(|r| validate(r, version, policy, now_ms))
+        .and_then(|batch| p.append(batch).map_err(|(code, message)| reject(code, message)));
     match outcome {
-        Ok(info) => resp.base_offset = info.base_offset,
-        Err((code, msg)) => {
-            tracing::debug!(partition = ?p, error = %msg, "produce rejected");
-            resp.error_code = code.code();
-            resp.error_message = Some(msg);
+        Ok(info) => {
+            resp.base_offset = info.base_offset;
+            if policy.log_append_time {
+                resp.log_append_time_ms = if info.duplicate { info.max_timestamp } else { now_ms };
+            }
+            if info.duplicate {
+                tracing::debug!(partition = ?p, base_offset = info.base_offset, "duplicate batch answered with its original offsets");
+            }
+        }
+        Err(r) => {
+            tracing::debug!(partition = ?p, error = %r.message, "produce rejected");
+            resp.error_code = r.code.code();
+            resp.error_message = Some(r.message);
+            resp.record_errors = r
+                .record_errors
+                .into_iter()
+                .map(|(batch_index, msg)| BatchIndexAndErrorMessage {
+                    batch_index,
+                    batch_index_error_message: Some(msg),
+                    ..Default::default()
+                })
+                .collect();
         }
     }
     resp.log_start_offset = p.log_start_offset();
@@ -62,12 +250,14 @@ fn append(cluster: &Cluster, p: &Partition, records: Option<&bytes::Bytes>) -> P
 /// Appends every partition's batch; `None` when acks=0.
 pub async fn handle(cluster: &Cluster, version: i16, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks_ok = matches!(req.acks, -1..=1);
+    let now_ms = strom_storage::now_ms();
     let responses = req
         .topic_data
         .iter()
         .map(|td| {
             let topic: Option<std::sync::Arc<Topic>> =
                 if version >= 13 { cluster.topic_by_id(&td.topic_id) } else { cluster.topic(&td.name) };
+            let policy = topic.as_ref().map(|t| Policy::of(cluster, t));
             let missing = if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
             let partition_responses = td
                 .partition_data
@@ -82,11 +272,11 @@ pub async fn handle(cluster: &Cluster, version: i16, req: ProduceRequest) -> Opt
                     if !acks_ok {
                         return err(ErrorCode::InvalidRequiredAcks);
                     }
-                    let Some(t) = &topic else { return err(missing) };
+                    let (Some(t), Some(policy)) = (&topic, &policy) else { return err(missing) };
                     let Some(p) = usize::try_from(pd.index).ok().and_then(|i| t.partitions.get(i)) else {
                         return err(ErrorCode::UnknownTopicOrPartition);
                     };
-                    append(cluster, p, pd.records.as_ref())
+                    append(p, pd.records.as_ref(), version, policy, now_ms)
                 })
                 .collect();
             TopicProduceResponse {
@@ -108,32 +298,72 @@ mod tests {
     use super::*;
     use strom_protocol::records::BatchBuilder;
 
-    fn batch() -> Vec<u8> {
-        let mut b = BatchBuilder::new(1_700_000_000_000);
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn policy() -> Policy {
+        Policy { max_bytes: 1 << 20, codec: None, log_append_time: false, before_ms: i64::MAX, after_ms: 3_600_000 }
+    }
+
+    fn batch() -> Bytes {
+        let mut b = BatchBuilder::new(NOW);
         b.add(Some(b"k"), Some(b"v"));
-        b.build().to_vec()
+        b.build().freeze()
+    }
+
+    fn code(r: Result<Vec<u8>, Rejection>) -> ErrorCode {
+        r.map(|_| ErrorCode::None).unwrap_or_else(|e| e.code)
     }
 
     #[test]
-    fn one_valid_batch_passes() {
-        assert!(validate(&batch(), 1 << 20).is_ok());
+    fn one_valid_batch_is_stored_as_produced() {
+        assert_eq!(validate(&batch(), 9, &policy(), NOW).unwrap(), batch().to_vec());
     }
 
     #[test]
     fn two_batches_are_an_invalid_record() {
-        let mut two = batch();
-        two.extend(batch());
-        assert_eq!(validate(&two, 1 << 20).unwrap_err().0, ErrorCode::InvalidRecord);
+        let two = Bytes::from([batch(), batch()].concat());
+        assert_eq!(code(validate(&two, 9, &policy(), NOW)), ErrorCode::InvalidRecord);
     }
 
     #[test]
     fn oversized_batches_are_message_too_large() {
-        assert_eq!(validate(&batch(), 10).unwrap_err().0, ErrorCode::MessageTooLarge);
+        let p = Policy { max_bytes: 10, ..policy() };
+        assert_eq!(code(validate(&batch(), 9, &p, NOW)), ErrorCode::MessageTooLarge);
     }
 
     #[test]
     fn garbage_is_corrupt() {
-        assert!(validate(&[1, 2, 3], 1 << 20).is_err());
-        assert!(validate(&[], 1 << 20).is_err());
+        assert_eq!(code(validate(&Bytes::from_static(&[1, 2, 3]), 9, &policy(), NOW)), ErrorCode::CorruptMessage);
+        assert_eq!(code(validate(&Bytes::new(), 9, &policy(), NOW)), ErrorCode::InvalidRecord);
+    }
+
+    #[test]
+    fn log_append_time_rewrites_max_timestamp_and_crc() {
+        let p = Policy { log_append_time: true, ..policy() };
+        let out = validate(&batch(), 9, &p, NOW + 5).unwrap();
+        let h = BatchHeader::parse(&out).unwrap();
+        assert_eq!((h.timestamp_type(), h.max_timestamp), (TimestampType::LogAppendTime, NOW + 5));
+        verify_crc(&out).unwrap();
+    }
+
+    #[test]
+    fn a_different_topic_codec_recompresses() {
+        let p = Policy { codec: Some(Compression::Gzip), ..policy() };
+        let out = validate(&batch(), 9, &p, NOW).unwrap();
+        assert_eq!(BatchHeader::parse(&out).unwrap().compression(), Ok(Compression::Gzip));
+        verify_crc(&out).unwrap();
+        let out = Bytes::from(out);
+        // Same codec as the topic: stored as produced.
+        assert_eq!(validate(&out, 9, &p, NOW).unwrap(), out.to_vec());
+    }
+
+    #[test]
+    fn future_timestamps_are_invalid_with_record_errors() {
+        let mut b = BatchBuilder::new(NOW + 7_200_000);
+        b.add(None, Some(b"v"));
+        let r = validate(&b.build().freeze(), 9, &policy(), NOW).unwrap_err();
+        assert_eq!(r.code, ErrorCode::InvalidTimestamp);
+        assert_eq!(r.record_errors.len(), 1);
+        assert_eq!(r.record_errors[0].0, 0);
     }
 }

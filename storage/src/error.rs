@@ -29,6 +29,9 @@ pub enum Error {
     /// `offset` is outside `[start, end]`.
     #[error("offset {offset} out of range [{start}, {end}]")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    /// An idempotent batch failed the sequence check; nothing was written.
+    #[error("{0}")]
+    Sequence(#[from] crate::producer_state::SequenceError),
     /// A `LogConfig` value is outside its allowed range.
     #[error("invalid log config: {0}")]
     InvalidConfig(&'static str),

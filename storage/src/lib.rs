@@ -12,12 +12,14 @@ mod error;
 mod index;
 mod log;
 mod mmap;
+pub mod producer_state;
 mod recovery;
 mod segment;
 
 pub use error::Error;
 pub use index::INDEX_FORMAT_VERSION;
-pub use log::{AppendInfo, Log, LogConfig, ReadResult};
+pub use log::{now_ms, AppendInfo, Log, LogConfig, ReadResult};
+pub use producer_state::{ProducerStateManager, SequenceError};
 pub use segment::SEGMENT_FORMAT_VERSION;
 
 /// Result type of this crate.

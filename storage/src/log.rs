@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use strom_protocol::records::{
-    set_base_offset, set_partition_leader_epoch, verify_crc, BatchError, BatchHeader, BATCH_HEADER_LEN,
+    set_base_offset, set_partition_leader_epoch, split_batches, verify_crc, BatchError, BatchHeader, BATCH_HEADER_LEN,
 };
 
 use crate::error::io_err;
+use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::segment::Segment;
 use crate::{Error, Result};
 
@@ -25,11 +26,19 @@ pub struct LogConfig {
     /// Size each index file is preallocated to (`segment.index.bytes`).
     /// Default 10 MiB.
     pub segment_index_bytes: u64,
+    /// How long an idempotent producer's state is kept after its last batch
+    /// (`producer.id.expiration.ms`). Default 1 day.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
     fn default() -> LogConfig {
-        LogConfig { segment_bytes: 1 << 30, index_interval_bytes: 4096, segment_index_bytes: 10 << 20 }
+        LogConfig {
+            segment_bytes: 1 << 30,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 << 20,
+            producer_id_expiration_ms: 86_400_000,
+        }
     }
 }
 
@@ -55,8 +64,11 @@ pub struct AppendInfo {
     pub last_offset: i64,
     /// The batch's `maxTimestamp` field.
     pub max_timestamp: i64,
-    /// Size of the batch in bytes.
+    /// Size of the batch in bytes (0 for a duplicate).
     pub bytes: usize,
+    /// The batch was a retry of one already in the log: nothing was
+    /// appended and the offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// What `read` returned.
@@ -76,8 +88,30 @@ pub struct Log {
     config: LogConfig,
     /// Keyed by base offset; the last one is the active segment.
     segments: BTreeMap<i64, Segment>,
+    /// Idempotent-producer state (ADR 0003), checked and updated by `append`.
+    producers: ProducerStateManager,
     closed: bool,
 }
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Base offset from a `{offset:020}.snapshot` file name.
+fn parse_snapshot_name(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".snapshot")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// How many producer-state snapshots are kept per partition.
+const SNAPSHOTS_TO_KEEP: usize = 2;
 
 /// Base offset from a `{base_offset:020}.log` file name.
 fn parse_log_name(name: &str) -> Option<i64> {
@@ -123,7 +157,108 @@ impl Log {
                 segments.insert(last, Segment::recover(dir, last, &config)?);
             }
         }
-        Ok(Log { dir: dir.to_path_buf(), config, segments, closed: false })
+        let producers = ProducerStateManager::new(config.producer_id_expiration_ms);
+        let mut log = Log { dir: dir.to_path_buf(), config, segments, producers, closed: false };
+        log.recover_producer_state();
+        Ok(log)
+    }
+
+    /// Offsets of the producer-state snapshot files, ascending.
+    fn snapshot_offsets(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = fs::read_dir(&self.dir)
+            .map(|it| it.flatten().filter_map(|e| e.file_name().to_str().and_then(parse_snapshot_name)).collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
+    fn snapshot_path(&self, offset: i64) -> PathBuf {
+        self.dir.join(format!("{offset:020}.snapshot"))
+    }
+
+    /// Rebuilds producer state (ADR 0003): newest usable snapshot at or below
+    /// the log end offset, then a replay of the batch headers after it.
+    /// Snapshots beyond the log end (data lost with a torn tail) or damaged
+    /// are deleted. Never fails: a read error stops the replay with a warning.
+    fn recover_producer_state(&mut self) {
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        let mut from = start;
+        for offset in self.snapshot_offsets().into_iter().rev() {
+            let path = self.snapshot_path(offset);
+            if offset > end || offset < start {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let loaded = fs::read(&path)
+                .map_err(|_| "unreadable")
+                .and_then(|b| ProducerStateManager::decode_snapshot(&b, self.config.producer_id_expiration_ms));
+            match loaded {
+                Ok((o, state)) if o == offset => {
+                    self.producers = state;
+                    from = offset;
+                    break;
+                }
+                Ok(_) | Err(_) => {
+                    tracing::warn!(path = %path.display(), "discarding unusable producer-state snapshot");
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        let now = now_ms();
+        let mut offset = from;
+        while offset < end {
+            let data = match self.read(offset, 8 << 20) {
+                Ok(r) if !r.data.is_empty() => r.data,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), offset, error = %e, "producer-state replay stopped");
+                    break;
+                }
+            };
+            let before = offset;
+            for span in split_batches(&data) {
+                let Some(h) = span.ok().and_then(|r| data.get(r)).and_then(|b| BatchHeader::parse(b).ok()) else {
+                    break;
+                };
+                if h.last_offset() >= offset {
+                    self.producers.update(&h, now);
+                    offset = h.last_offset() + 1;
+                }
+            }
+            if offset == before {
+                break;
+            }
+        }
+        self.producers.remove_expired(now);
+    }
+
+    /// Writes the producer state as of the log end offset to
+    /// `{leo:020}.snapshot` (temp file, fsync, rename, dir fsync) and keeps
+    /// only the newest snapshots.
+    pub fn snapshot_producer_state(&mut self) -> Result<()> {
+        let offset = self.log_end_offset();
+        self.producers.remove_expired(now_ms());
+        let path = self.snapshot_path(offset);
+        let tmp = path.with_extension("snapshot.tmp");
+        let data = self.producers.encode_snapshot(offset);
+        {
+            use std::io::Write as _;
+            let mut f = fs::File::create(&tmp).map_err(io_err("create snapshot", &tmp))?;
+            f.write_all(&data).map_err(io_err("write snapshot", &tmp))?;
+            f.sync_all().map_err(io_err("fsync snapshot", &tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err("rename snapshot", &path))?;
+        sync_dir(&self.dir)?;
+        let all = self.snapshot_offsets();
+        for old in all.iter().take(all.len().saturating_sub(SNAPSHOTS_TO_KEEP)) {
+            let _ = fs::remove_file(self.snapshot_path(*old));
+        }
+        Ok(())
+    }
+
+    /// The idempotent-producer state.
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
     }
 
     /// The partition directory.
@@ -160,7 +295,17 @@ impl Log {
     /// non-negative `lastOffsetDelta`; then patches `baseOffset` to the log
     /// end offset and `partitionLeaderEpoch` to `leader_epoch` (both outside
     /// the CRC) and writes it, rolling to a new segment first if needed.
+    ///
+    /// Batches with a producer id first pass the sequence check
+    /// (`producer_state.rs`): a retried duplicate is not written and its
+    /// original offsets are returned with `duplicate: true`; a sequence error
+    /// is `Error::Sequence` and nothing is written.
     pub fn append(&mut self, batch: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+        self.append_at(batch, leader_epoch, now_ms())
+    }
+
+    /// [`Self::append`] with the current time given (for producer expiry).
+    pub fn append_at(&mut self, batch: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
         let header = BatchHeader::parse(batch)?;
         if header.total_len() != batch.len() {
             return Err(BatchError::BadLength(header.batch_length).into());
@@ -168,6 +313,15 @@ impl Log {
         verify_crc(batch)?;
         if header.last_offset_delta < 0 {
             return Err(BatchError::InvalidHeader("negative lastOffsetDelta").into());
+        }
+        if let SequenceCheck::Duplicate(meta) = self.producers.check(&header, now_ms)? {
+            return Ok(AppendInfo {
+                base_offset: meta.base_offset,
+                last_offset: meta.last_offset(),
+                max_timestamp: header.max_timestamp,
+                bytes: 0,
+                duplicate: true,
+            });
         }
         let len = batch.len() as u64;
         if len > self.config.segment_bytes {
@@ -187,7 +341,14 @@ impl Log {
         let patched = BatchHeader { base_offset, partition_leader_epoch: leader_epoch, ..header };
         let active = self.segments.values_mut().next_back().ok_or(Error::InvalidConfig("log has no segment"))?;
         active.append(batch, &patched)?;
-        Ok(AppendInfo { base_offset, last_offset, max_timestamp: header.max_timestamp, bytes: batch.len() })
+        self.producers.update(&patched, now_ms);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            max_timestamp: header.max_timestamp,
+            bytes: batch.len(),
+            duplicate: false,
+        })
     }
 
     /// Seals the active segment and starts a new one at `base_offset`.
@@ -198,7 +359,8 @@ impl Log {
         let segment = Segment::create(&self.dir, base_offset, &self.config)?;
         sync_dir(&self.dir)?;
         self.segments.insert(base_offset, segment);
-        Ok(())
+        // The sealed segments are durable: record the producer state they imply.
+        self.snapshot_producer_state()
     }
 
     /// Reads whole batches starting with the one containing `offset`, from
@@ -267,9 +429,14 @@ impl Log {
 
     fn seal_active(&mut self) -> Result<()> {
         match self.segments.values_mut().next_back() {
-            Some(active) => active.seal(),
-            None => Ok(()),
+            Some(active) => active.seal()?,
+            None => return Ok(()),
         }
+        if !self.dir.exists() {
+            // The partition was deleted under us: nothing to snapshot for.
+            return Ok(());
+        }
+        self.snapshot_producer_state()
     }
 }
 

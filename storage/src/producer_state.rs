@@ -1,0 +1,460 @@
+//! Idempotent-producer state of one partition: per producer id, its epoch and
+//! the metadata of its last [`BATCHES_TO_RETAIN`] batches (ADR 0003).
+//!
+//! The rules are Kafka's (`ProducerAppendInfo`):
+//! * a batch without a producer id (`producerId < 0`) is not checked;
+//! * a batch with a producer id but a negative base sequence is invalid;
+//! * a batch matching a cached batch of the same producer and epoch (same
+//!   first and last sequence) is a duplicate: answered with the cached
+//!   offsets, not appended;
+//! * an epoch older than the producer's is refused (stale producer);
+//! * a newer epoch must start at sequence 0 (the producer was re-initialised);
+//! * the same epoch must continue at `lastSeq + 1`, where `i32::MAX` is
+//!   followed by 0;
+//! * a producer id with no state must start at sequence 0.
+//!
+//! Entries expire `producer.id.expiration.ms` after the producer's last append,
+//! by the broker's clock (not the batch timestamps, which a producer may set to
+//! any time in the past); batches replayed on recovery count as seen at
+//! recovery time. The state is rebuilt on open from the newest snapshot plus a replay of
+//! the batch headers after it, through [`ProducerStateManager::update`], the
+//! same function appends use.
+//!
+//! SNAPSHOT FORMAT (version [`SNAPSHOT_FORMAT_VERSION`]), file
+//! `{offset:020}.snapshot`, big-endian:
+//! `b"STPS" | u16 version | u32 crc32c(everything after it) | i64 offset |
+//! u32 entries | entries…`, an entry being `i64 producerId | i16 epoch |
+//! i64 lastTimestamp | u8 batches (≤ 5) | batches…`, a batch being
+//! `i32 firstSeq | i32 lastSeq | i64 baseOffset | i32 lastOffsetDelta`.
+
+use std::collections::{HashMap, VecDeque};
+
+use strom_protocol::records::BatchHeader;
+
+/// Batches remembered per producer for duplicate detection (Kafka's value).
+pub const BATCHES_TO_RETAIN: usize = 5;
+/// Version of the snapshot format described above.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+const SNAPSHOT_MAGIC: [u8; 4] = *b"STPS";
+const SNAPSHOT_HEADER_LEN: usize = 4 + 2 + 4;
+const ENTRY_LEN: usize = 8 + 2 + 8 + 1;
+const BATCH_META_LEN: usize = 4 + 4 + 8 + 4;
+
+/// What is remembered of an appended idempotent batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base_offset: i64,
+    pub last_offset_delta: i32,
+}
+
+impl BatchMetadata {
+    /// Offset of the batch's last record.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset.saturating_add(i64::from(self.last_offset_delta))
+    }
+}
+
+/// One producer's state in a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    /// Broker time (ms) of the producer's last append (drives expiration).
+    pub last_timestamp: i64,
+    /// Oldest first; at most [`BATCHES_TO_RETAIN`].
+    pub batches: VecDeque<BatchMetadata>,
+}
+
+/// Why an idempotent batch was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    /// The batch's epoch is older than the producer's current epoch.
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    StaleEpoch { producer_id: i64, epoch: i16, current: i16 },
+    /// A gap or reordering: the batch does not continue the sequence.
+    #[error("producer {producer_id} epoch {epoch}: sequence {got} does not follow {last:?}")]
+    OutOfOrder { producer_id: i64, epoch: i16, got: i32, last: Option<i32> },
+    /// No state for this producer and the batch does not start at 0.
+    #[error("no state for producer {producer_id}; its batch starts at sequence {got}, not 0")]
+    UnknownProducer { producer_id: i64, got: i32 },
+    /// A producer id with a negative base sequence.
+    #[error("producer {producer_id} sent base sequence {got}")]
+    InvalidSequence { producer_id: i64, got: i32 },
+}
+
+/// Outcome of a successful check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append the batch.
+    Append,
+    /// A retry of a batch already in the log at these offsets.
+    Duplicate(BatchMetadata),
+}
+
+/// `baseSequence + lastOffsetDelta` with Kafka's wrap-around at `i32::MAX`.
+pub fn last_sequence(base: i32, last_offset_delta: i32) -> i32 {
+    if base > i32::MAX - last_offset_delta {
+        last_offset_delta - (i32::MAX - base) - 1
+    } else {
+        base + last_offset_delta
+    }
+}
+
+fn in_sequence(last: i32, next: i32) -> bool {
+    (next == last.wrapping_add(1) && next != i32::MIN) || (next == 0 && last == i32::MAX)
+}
+
+/// Per-partition producer state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerStateManager {
+    producers: HashMap<i64, ProducerEntry>,
+    expiration_ms: i64,
+}
+
+impl ProducerStateManager {
+    /// Empty state; entries expire after `expiration_ms` without a batch.
+    pub fn new(expiration_ms: i64) -> ProducerStateManager {
+        ProducerStateManager { producers: HashMap::new(), expiration_ms }
+    }
+
+    /// The live entry of `producer_id`.
+    pub fn entry(&self, producer_id: i64, now_ms: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id).filter(|e| !self.expired(e, now_ms))
+    }
+
+    /// Number of producers with state (expired ones included until removed).
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Whether no producer has state.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    fn expired(&self, e: &ProducerEntry, now_ms: i64) -> bool {
+        now_ms.saturating_sub(e.last_timestamp) >= self.expiration_ms
+    }
+
+    /// Drops entries whose last append is `producer.id.expiration.ms` old.
+    pub fn remove_expired(&mut self, now_ms: i64) {
+        let exp = self.expiration_ms;
+        self.producers.retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < exp);
+    }
+
+    /// Decides what to do with a batch before it is appended.
+    pub fn check(&self, h: &BatchHeader, now_ms: i64) -> Result<SequenceCheck, SequenceError> {
+        let (producer_id, epoch, first) = (h.producer_id, h.producer_epoch, h.base_sequence);
+        if producer_id < 0 {
+            return Ok(SequenceCheck::Append);
+        }
+        if first < 0 {
+            return Err(SequenceError::InvalidSequence { producer_id, got: first });
+        }
+        let Some(e) = self.entry(producer_id, now_ms) else {
+            return if first == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::UnknownProducer { producer_id, got: first })
+            };
+        };
+        if epoch < e.epoch {
+            return Err(SequenceError::StaleEpoch { producer_id, epoch, current: e.epoch });
+        }
+        let last = last_sequence(first, h.last_offset_delta.max(0));
+        if epoch == e.epoch {
+            if let Some(dup) = e.batches.iter().find(|b| b.first_seq == first && b.last_seq == last) {
+                return Ok(SequenceCheck::Duplicate(*dup));
+            }
+        }
+        let ok = match e.batches.back() {
+            _ if epoch != e.epoch => first == 0,
+            Some(prev) => in_sequence(prev.last_seq, first),
+            None => true,
+        };
+        if ok {
+            Ok(SequenceCheck::Append)
+        } else {
+            let last = if epoch == e.epoch { e.batches.back().map(|b| b.last_seq) } else { None };
+            Err(SequenceError::OutOfOrder { producer_id, epoch, got: first, last })
+        }
+    }
+
+    /// Records a batch that is now in the log (`h.base_offset` assigned),
+    /// appended (or replayed) at broker time `seen_ms`.
+    pub fn update(&mut self, h: &BatchHeader, seen_ms: i64) {
+        if h.producer_id < 0 || h.base_sequence < 0 {
+            return;
+        }
+        let e = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: h.producer_epoch,
+            last_timestamp: seen_ms,
+            batches: VecDeque::new(),
+        });
+        if e.epoch != h.producer_epoch {
+            e.epoch = h.producer_epoch;
+            e.batches.clear();
+        }
+        e.batches.push_back(BatchMetadata {
+            first_seq: h.base_sequence,
+            last_seq: last_sequence(h.base_sequence, h.last_offset_delta.max(0)),
+            base_offset: h.base_offset,
+            last_offset_delta: h.last_offset_delta,
+        });
+        while e.batches.len() > BATCHES_TO_RETAIN {
+            e.batches.pop_front();
+        }
+        e.last_timestamp = seen_ms;
+    }
+
+    /// Encodes the state as covering the log up to (excluding) `offset`.
+    pub fn encode_snapshot(&self, offset: i64) -> Vec<u8> {
+        let mut body = Vec::with_capacity(12 + self.producers.len() * (ENTRY_LEN + 2 * BATCH_META_LEN));
+        body.extend_from_slice(&offset.to_be_bytes());
+        body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let mut ids: Vec<_> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(e) = self.producers.get(&id) else { continue };
+            body.extend_from_slice(&id.to_be_bytes());
+            body.extend_from_slice(&e.epoch.to_be_bytes());
+            body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.push(e.batches.len().min(BATCHES_TO_RETAIN) as u8);
+            for b in e.batches.iter().take(BATCHES_TO_RETAIN) {
+                body.extend_from_slice(&b.first_seq.to_be_bytes());
+                body.extend_from_slice(&b.last_seq.to_be_bytes());
+                body.extend_from_slice(&b.base_offset.to_be_bytes());
+                body.extend_from_slice(&b.last_offset_delta.to_be_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + body.len());
+        out.extend_from_slice(&SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes a snapshot: the offset it covers up to and the state.
+    pub fn decode_snapshot(data: &[u8], expiration_ms: i64) -> Result<(i64, ProducerStateManager), &'static str> {
+        let mut r = Reader { data, pos: 0 };
+        if r.take(4)? != SNAPSHOT_MAGIC {
+            return Err("bad magic");
+        }
+        if r.u16()? != SNAPSHOT_FORMAT_VERSION {
+            return Err("unknown snapshot version");
+        }
+        let crc = r.u32()?;
+        if crc32c::crc32c(data.get(SNAPSHOT_HEADER_LEN..).unwrap_or(&[])) != crc {
+            return Err("crc mismatch");
+        }
+        let offset = r.i64()?;
+        let count = r.u32()? as usize;
+        if count > r.remaining() / ENTRY_LEN {
+            return Err("entry count exceeds file size");
+        }
+        let mut producers = HashMap::with_capacity(count);
+        for _ in 0..count {
+            let id = r.i64()?;
+            let epoch = r.u16()? as i16;
+            let last_timestamp = r.i64()?;
+            let n = usize::from(r.take(1)?.first().copied().unwrap_or(0));
+            if n > BATCHES_TO_RETAIN {
+                return Err("too many batches in an entry");
+            }
+            let mut batches = VecDeque::with_capacity(n);
+            for _ in 0..n {
+                batches.push_back(BatchMetadata {
+                    first_seq: r.u32()? as i32,
+                    last_seq: r.u32()? as i32,
+                    base_offset: r.i64()?,
+                    last_offset_delta: r.u32()? as i32,
+                });
+            }
+            producers.insert(id, ProducerEntry { epoch, last_timestamp, batches });
+        }
+        if r.remaining() != 0 {
+            return Err("trailing bytes");
+        }
+        Ok((offset, ProducerStateManager { producers, expiration_ms }))
+    }
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.data.len().saturating_sub(self.pos)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        let s = self.data.get(self.pos..self.pos + n).ok_or("truncated snapshot")?;
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u16(&mut self) -> Result<u16, &'static str> {
+        self.take(2).and_then(|s| s.try_into().map_err(|_| "truncated snapshot")).map(u16::from_be_bytes)
+    }
+
+    fn u32(&mut self) -> Result<u32, &'static str> {
+        self.take(4).and_then(|s| s.try_into().map_err(|_| "truncated snapshot")).map(u32::from_be_bytes)
+    }
+
+    fn i64(&mut self) -> Result<i64, &'static str> {
+        self.take(8).and_then(|s| s.try_into().map_err(|_| "truncated snapshot")).map(i64::from_be_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+    const DAY: i64 = 86_400_000;
+
+    fn header(pid: i64, epoch: i16, seq: i32, records: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            batch_length: 49,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: records - 1,
+            base_timestamp: NOW,
+            max_timestamp: NOW,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            records_count: records,
+        }
+    }
+
+    /// Checks and, if accepted, "appends" at `*leo`.
+    fn produce(s: &mut ProducerStateManager, leo: &mut i64, h: BatchHeader) -> Result<SequenceCheck, SequenceError> {
+        let r = s.check(&h, NOW)?;
+        if r == SequenceCheck::Append {
+            let h = BatchHeader { base_offset: *leo, ..h };
+            s.update(&h, NOW);
+            *leo = h.last_offset() + 1;
+        }
+        Ok(r)
+    }
+
+    #[test]
+    fn in_order_batches_are_appended_and_retries_get_their_original_offsets() {
+        let (mut s, mut leo) = (ProducerStateManager::new(DAY), 0);
+        for i in 0..8 {
+            assert_eq!(produce(&mut s, &mut leo, header(1, 0, i * 10, 10)), Ok(SequenceCheck::Append));
+        }
+        assert_eq!(leo, 80);
+        // The last 5 batches (sequences 30..80) are cached: a retry of each is a duplicate.
+        for i in 3..8 {
+            let dup = produce(&mut s, &mut leo, header(1, 0, i * 10, 10)).unwrap();
+            let SequenceCheck::Duplicate(meta) = dup else { panic!("batch {i} not a duplicate: {dup:?}") };
+            assert_eq!((meta.base_offset, meta.last_offset()), (i64::from(i) * 10, i64::from(i) * 10 + 9));
+        }
+        assert_eq!(leo, 80, "duplicates append nothing");
+        // Older than the cache: out of order, as Kafka answers.
+        assert!(matches!(produce(&mut s, &mut leo, header(1, 0, 20, 10)), Err(SequenceError::OutOfOrder { .. })));
+        // Same first sequence, different length: not a duplicate, and not in order either.
+        assert!(matches!(produce(&mut s, &mut leo, header(1, 0, 70, 5)), Err(SequenceError::OutOfOrder { .. })));
+    }
+
+    #[test]
+    fn gaps_are_out_of_order() {
+        let (mut s, mut leo) = (ProducerStateManager::new(DAY), 0);
+        produce(&mut s, &mut leo, header(1, 0, 0, 5)).unwrap();
+        let err = produce(&mut s, &mut leo, header(1, 0, 6, 1)).unwrap_err();
+        assert_eq!(err, SequenceError::OutOfOrder { producer_id: 1, epoch: 0, got: 6, last: Some(4) });
+        assert_eq!(leo, 5);
+    }
+
+    #[test]
+    fn unknown_producers_must_start_at_zero() {
+        let (mut s, mut leo) = (ProducerStateManager::new(DAY), 0);
+        assert_eq!(
+            produce(&mut s, &mut leo, header(9, 0, 3, 1)),
+            Err(SequenceError::UnknownProducer { producer_id: 9, got: 3 })
+        );
+        assert_eq!(produce(&mut s, &mut leo, header(9, 0, 0, 1)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn epochs_fence_old_producers_and_new_epochs_restart_at_zero() {
+        let (mut s, mut leo) = (ProducerStateManager::new(DAY), 0);
+        produce(&mut s, &mut leo, header(1, 3, 0, 2)).unwrap();
+        assert!(matches!(produce(&mut s, &mut leo, header(1, 2, 2, 1)), Err(SequenceError::StaleEpoch { .. })));
+        assert!(matches!(produce(&mut s, &mut leo, header(1, 4, 2, 1)), Err(SequenceError::OutOfOrder { .. })));
+        assert_eq!(produce(&mut s, &mut leo, header(1, 4, 0, 1)), Ok(SequenceCheck::Append));
+        // The old epoch's cache is gone; a retry under the old epoch is now stale.
+        assert!(matches!(produce(&mut s, &mut leo, header(1, 3, 0, 2)), Err(SequenceError::StaleEpoch { .. })));
+    }
+
+    #[test]
+    fn sequences_wrap_from_i32_max_to_zero() {
+        assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
+        assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(last_sequence(i32::MAX, 1), 0);
+        let mut s = ProducerStateManager::new(DAY);
+        let start = BatchHeader { base_offset: 0, ..header(1, 0, i32::MAX - 4, 3) };
+        // Seed state as if the producer had got this far (sequence is i32::MAX - 2 next).
+        s.update(&start, NOW);
+        let mut leo = 3;
+        assert_eq!(produce(&mut s, &mut leo, header(1, 0, i32::MAX - 1, 4)), Ok(SequenceCheck::Append));
+        // That batch covered MAX-1, MAX, 0, 1: the next starts at 2.
+        assert_eq!(produce(&mut s, &mut leo, header(1, 0, 2, 1)), Ok(SequenceCheck::Append));
+        let mut s2 = ProducerStateManager::new(DAY);
+        s2.update(&header(1, 0, i32::MAX, 1), NOW);
+        assert_eq!(s2.check(&header(1, 0, 0, 1), NOW), Ok(SequenceCheck::Append));
+        assert!(s2.check(&header(1, 0, i32::MIN, 1), NOW).is_err());
+    }
+
+    #[test]
+    fn non_idempotent_batches_are_not_checked_and_negative_sequences_are_invalid() {
+        let s = ProducerStateManager::new(DAY);
+        assert_eq!(s.check(&header(-1, -1, -1, 3), NOW), Ok(SequenceCheck::Append));
+        assert!(matches!(s.check(&header(5, 0, -1, 3), NOW), Err(SequenceError::InvalidSequence { .. })));
+    }
+
+    #[test]
+    fn expired_producers_are_unknown() {
+        let (mut s, mut leo) = (ProducerStateManager::new(1000), 0);
+        produce(&mut s, &mut leo, header(1, 0, 0, 1)).unwrap();
+        assert!(s.entry(1, NOW + 999).is_some());
+        assert!(matches!(s.check(&header(1, 0, 1, 1), NOW + 1000), Err(SequenceError::UnknownProducer { .. })));
+        s.remove_expired(NOW + 1000);
+        assert!(s.is_empty());
+        // Expiry follows the broker's clock, not batch timestamps: a producer writing
+        // records stamped years ago keeps its state.
+        let mut s = ProducerStateManager::new(1000);
+        s.update(&BatchHeader { max_timestamp: 0, base_timestamp: 0, ..header(1, 0, 0, 1) }, NOW);
+        assert_eq!(s.check(&header(1, 0, 1, 1), NOW + 500), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_reject_damage() {
+        let (mut s, mut leo) = (ProducerStateManager::new(DAY), 0);
+        for pid in 0..20i64 {
+            for i in 0..(pid as i32 % 8) {
+                produce(&mut s, &mut leo, header(pid, (pid % 3) as i16, i * 2, 2)).unwrap();
+            }
+        }
+        let bytes = s.encode_snapshot(leo);
+        let (offset, back) = ProducerStateManager::decode_snapshot(&bytes, DAY).unwrap();
+        assert_eq!((offset, &back), (leo, &s));
+        for cut in 0..bytes.len() {
+            assert!(ProducerStateManager::decode_snapshot(&bytes[..cut], DAY).is_err(), "cut {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            assert!(ProducerStateManager::decode_snapshot(&b, DAY).is_err(), "flip {i}");
+        }
+    }
+}
