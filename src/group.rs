@@ -654,8 +654,10 @@ impl Coordinator {
         }
     }
 
-    /// Drops expired offsets of member-less groups, and groups left with nothing.
-    fn expire_offsets(&self, cluster: &Cluster, now: Now) {
+    /// Drops offsets of member-less groups older than `offsets.retention.minutes` as of
+    /// `now` (tombstones first), and forgets groups left with nothing. The timer task runs
+    /// this every `offsets.retention.check.interval.ms`.
+    pub fn expire_offsets(&self, cluster: &Cluster, now: Now) {
         let retention = self.config.offsets_retention_ms;
         let mut inner = self.lock();
         let mut by_group: Vec<(String, Vec<LogRecord>)> = Vec::new();

@@ -202,3 +202,62 @@ async fn thousands_of_committed_offsets_are_served_after_a_restart() {
     let _ = stop.send(());
     task.await.expect("join").expect("run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_of_empty_groups_expire_after_the_retention_and_stay_gone_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, cluster, stop, task) = start(dir.path(), &[("offsets.retention.minutes", "60")]).await;
+    wait_loaded(&cluster).await;
+    let mut c = Conn::open(&addr).await;
+    let create = CreateTopicsRequest {
+        topics: vec![strom_protocol::create_topics_request::CreatableTopic {
+            name: "kept".into(),
+            num_partitions: 1,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    let _: CreateTopicsResponse = c.call(5, &create).await;
+    let commit = |group: &str| OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id_or_member_epoch: -1,
+        topics: vec![OffsetCommitRequestTopic {
+            name: "kept".into(),
+            partitions: vec![OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: 7,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let _: OffsetCommitResponse = c.call(8, &commit("old")).await;
+    let fetch =
+        |cluster: &strom::cluster::Cluster, g: &str| cluster.groups.fetch_offsets(g, None).expect("fetch").len();
+    assert_eq!(fetch(&cluster, "old"), 1);
+    // 59 minutes later nothing expires; 61 minutes later the offset is gone.
+    let now = cluster.groups.now();
+    cluster
+        .groups
+        .expire_offsets(&cluster, strom::group::classic::Now { mono: now.mono, wall: now.wall + 59 * 60_000 });
+    assert_eq!(fetch(&cluster, "old"), 1);
+    cluster
+        .groups
+        .expire_offsets(&cluster, strom::group::classic::Now { mono: now.mono, wall: now.wall + 61 * 60_000 });
+    assert_eq!(fetch(&cluster, "old"), 0);
+    assert!(cluster.groups.with_group("old", |_| ()).is_none(), "a group left with nothing is forgotten");
+    let _: OffsetCommitResponse = c.call(8, &commit("fresh")).await;
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
+
+    // The tombstone is in the log: after a restart the expired offset stays gone.
+    let (_addr, cluster, stop, task) = start(dir.path(), &[("offsets.retention.minutes", "60")]).await;
+    wait_loaded(&cluster).await;
+    assert_eq!(fetch(&cluster, "old"), 0);
+    assert_eq!(fetch(&cluster, "fresh"), 1);
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
+}
