@@ -530,6 +530,32 @@ async fn every_produce_validation_rule_has_its_kafka_error_and_appends_nothing()
     // zstd itself is fine from v7.
     let ok = produce_raw(&broker.addr, 7, "rules", -1, zstd).await;
     assert_eq!((ok.error_code, ok.base_offset), (0, 1));
+    // ...but not served to fetchers older than v10, which cannot decode it.
+    for (version, want) in [(9, 76), (10, 0)] {
+        let fetch = strom_protocol::FetchRequest {
+            max_wait_ms: 0,
+            max_bytes: 1 << 20,
+            topics: vec![strom_protocol::fetch_request::FetchTopic {
+                topic: "rules".into(),
+                partitions: vec![strom_protocol::fetch_request::FetchPartition {
+                    partition: 0,
+                    fetch_offset: 1,
+                    partition_max_bytes: 1 << 20,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut s = TcpStream::connect(&broker.addr).await.expect("connect");
+        send_raw(&mut s, &request(version, 1, &fetch)).await;
+        let mut r = Reader::new(read_response(&mut s).await.expect("response"));
+        r.i32().expect("correlation");
+        let resp = strom_protocol::FetchResponse::decode(&mut r, version).expect("fetch response");
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, want, "fetch v{version} of a zstd batch");
+        assert_eq!(p.records.as_ref().is_some_and(|r| !r.is_empty()), want == 0, "fetch v{version}: records");
+    }
     broker.stop().await;
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strom_protocol::fetch_response::{FetchableTopicResponse, PartitionData};
+use strom_protocol::records::{split_batches, BatchHeader, Compression};
 use strom_protocol::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
@@ -62,6 +63,12 @@ fn collect(
             let limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(budget);
             if limit > 0 || total == 0 {
                 match p.read(fp.fetch_offset, limit.max(1)) {
+                    // Fetch < v10 predates zstd: Kafka refuses rather than send batches
+                    // the client cannot decode (it never down-converts them).
+                    Ok(data) if version < 10 && has_zstd(&data) => {
+                        pd.error_code = ErrorCode::UnsupportedCompressionType.code();
+                        any_error = true;
+                    }
                     Ok(data) => {
                         budget = budget.saturating_sub(data.len());
                         total += data.len();
@@ -83,6 +90,15 @@ fn collect(
         });
     }
     (FetchResponse { responses, ..Default::default() }, total, any_error)
+}
+
+/// Whether any whole batch in `data` is zstd-compressed (headers only, no decompression).
+fn has_zstd(data: &[u8]) -> bool {
+    split_batches(data).filter_map(Result::ok).any(|r| {
+        data.get(r)
+            .and_then(|b| BatchHeader::parse(b).ok())
+            .is_some_and(|h| h.compression().ok() == Some(Compression::Zstd))
+    })
 }
 
 /// Resolves the request's partitions once; topics deleted meanwhile keep their `Arc`s.
