@@ -126,6 +126,22 @@ impl Partition {
     }
 }
 
+impl Partition {
+    /// Bytes of the partition's log on disk.
+    pub fn size_bytes(&self) -> u64 {
+        self.with_log(|log| log.size_bytes())
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).
+    pub fn delete_records(&self, offset: i64) -> Result<i64, ErrorCode> {
+        let target = if offset == -1 { self.high_watermark() } else { offset };
+        if target > self.high_watermark() || target < -1 {
+            return Err(ErrorCode::OffsetOutOfRange);
+        }
+        self.with_log(|log| log.delete_records_before(target)).map_err(|e| storage_error_code(&e))
+    }
+}
+
 /// Kafka's error code for a storage failure.
 pub fn storage_error_code(e: &strom_storage::Error) -> ErrorCode {
     match e {
@@ -310,9 +326,20 @@ impl Cluster {
         configs: BTreeMap<String, String>,
     ) -> anyhow::Result<Topic> {
         let name: Arc<str> = Arc::from(name);
-        let log_config = self.log_config(&configs);
-        let mut parts = Vec::with_capacity(partitions.max(0) as usize);
-        for index in 0..partitions {
+        let parts = self.open_partitions(&name, 0..partitions, &configs)?;
+        Ok(Topic { name, id, partitions: parts, configs })
+    }
+
+    /// Opens (creating if needed) the logs of partitions `range` of topic `name`.
+    fn open_partitions(
+        &self,
+        name: &Arc<str>,
+        range: std::ops::Range<i32>,
+        configs: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Vec<Arc<Partition>>> {
+        let log_config = self.log_config(configs);
+        let mut parts = Vec::with_capacity(range.len());
+        for index in range {
             let dir = self.data_dir.join(format!("{name}-{index}"));
             let log = Log::open(&dir, log_config.clone()).with_context(|| format!("opening {}", dir.display()))?;
             let (hw, start) = (log.log_end_offset(), log.log_start_offset());
@@ -326,7 +353,73 @@ impl Cluster {
                 appended: Notify::new(),
             }));
         }
-        Ok(Topic { name, id, partitions: parts, configs })
+        Ok(parts)
+    }
+
+    /// Replaces a topic's config overrides (AlterConfigs semantics: the given set is the
+    /// new set). Changes persist and apply to the live logs at once.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        topic_config::validate(&configs).map_err(|m| (ErrorCode::InvalidConfig, m))?;
+        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let old =
+            self.topic(name).ok_or((ErrorCode::UnknownTopicOrPartition, format!("topic {name} does not exist")))?;
+        if validate_only {
+            return Ok(());
+        }
+        let entry = meta
+            .topics
+            .get_mut(name)
+            .ok_or((ErrorCode::UnknownTopicOrPartition, format!("topic {name} is internal")))?;
+        entry.configs = configs.clone();
+        self.persist(&meta).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+        let log_config = self.log_config(&configs);
+        for p in &old.partitions {
+            if let Err(e) = p.with_log(|log| log.set_config(log_config.clone())) {
+                tracing::warn!(partition = ?p, error = %e, "could not apply new log settings");
+            }
+        }
+        let new = Topic { name: old.name.clone(), id: old.id, partitions: old.partitions.clone(), configs };
+        self.write_topics().insert(name.to_string(), Arc::new(new));
+        tracing::info!(topic = name, "topic configs changed");
+        Ok(())
+    }
+
+    /// CreatePartitions: grows a topic to `count` partitions (never shrinks).
+    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), (ErrorCode, String)> {
+        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let old =
+            self.topic(name).ok_or((ErrorCode::UnknownTopicOrPartition, format!("topic {name} does not exist")))?;
+        let current = old.partitions.len() as i32;
+        if count <= current {
+            return Err((
+                ErrorCode::InvalidPartitions,
+                format!("topic has {current} partitions; {count} would not add any"),
+            ));
+        }
+        if Self::is_internal(name) {
+            return Err((ErrorCode::InvalidRequest, format!("{name} is an internal topic")));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let added = self
+            .open_partitions(&old.name, current..count, &old.configs)
+            .map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+        if let Some(entry) = meta.topics.get_mut(name) {
+            entry.partitions = count;
+        }
+        self.persist(&meta).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+        let mut partitions = old.partitions.clone();
+        partitions.extend(added);
+        let new = Topic { name: old.name.clone(), id: old.id, partitions, configs: old.configs.clone() };
+        self.write_topics().insert(name.to_string(), Arc::new(new));
+        tracing::info!(topic = name, from = current, to = count, "partitions added");
+        Ok(())
     }
 
     /// The topic named `name`, if it exists.

@@ -75,6 +75,8 @@ error_codes! {
     UnreleasedInstanceId = 111, false, "The instance id is still in use by another member.";
     UnsupportedAssignor = 112, false, "The server-side assignor is not supported.";
     StaleMemberEpoch = 113, false, "The member epoch is stale.";
+    FencedLeaderEpoch = 74, true, "The leader epoch in the request is older than the broker's.";
+    UnknownLeaderEpoch = 75, true, "The leader epoch in the request is newer than the broker's.";
     OutOfOrderSequenceNumber = 45, false, "The producer's batch does not continue its sequence.";
     DuplicateSequenceNumber = 46, false, "The batch is a duplicate (never sent: duplicates get their original offsets).";
     InvalidProducerEpoch = 47, false, "The producer's epoch is older than the current one.";

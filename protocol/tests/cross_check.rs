@@ -38,6 +38,8 @@ const UNCHECKED: &[(&str, i16, &str)] = &[
     ("ListOffsetsResponse", 11, "kafka-protocol 0.18 stops at ListOffsets v10"),
     ("OffsetCommitRequest", 10, "kafka-protocol 0.18 bounds OffsetCommit at v9 (v10 was unstable in Kafka 4.1)"),
     ("OffsetFetchRequest", 10, "kafka-protocol 0.18 bounds OffsetFetch at v9 (v10 was unstable in Kafka 4.1)"),
+    ("DescribeLogDirsRequest", 5, "DescribeLogDirs v5 is Kafka 4.3; kafka-protocol 0.18 tracks 4.1"),
+    ("DescribeLogDirsResponse", 5, "DescribeLogDirs v5 is Kafka 4.3; kafka-protocol 0.18 tracks 4.1"),
 ];
 
 /// Random values of our generated types (`random` is inherent, not a trait method).
@@ -292,6 +294,7 @@ const ONE_SIDED: &[(&str, &str)] = &[
     ("ListOffsetsRequest.topics.partitions.max_num_offsets", "v0 only; both describe v1+"),
     ("ListOffsetsResponse.topics.partitions.old_style_offsets", "v0 only; both describe v1+"),
     ("OffsetCommitRequest.topics.partitions.commit_timestamp", "v1 only; both describe v2+"),
+    ("DescribeLogDirsResponse.results.is_cordoned", "v5 only (Kafka 4.3); kafka-protocol tracks 4.1"),
 ];
 
 /// Differences between our value `a` and kafka-protocol's `b`, as `path: detail` lines.
@@ -509,4 +512,11 @@ apis! {
     offset_delete: OffsetDeleteRequest => kp::OffsetDeleteRequest, OffsetDeleteResponse => kp::OffsetDeleteResponse;
     consumer_group_heartbeat: ConsumerGroupHeartbeatRequest => kp::ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse => kp::ConsumerGroupHeartbeatResponse;
     consumer_group_describe: ConsumerGroupDescribeRequest => kp::ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse => kp::ConsumerGroupDescribeResponse;
+    create_partitions: CreatePartitionsRequest => kp::CreatePartitionsRequest, CreatePartitionsResponse => kp::CreatePartitionsResponse;
+    alter_configs: AlterConfigsRequest => kp::AlterConfigsRequest, AlterConfigsResponse => kp::AlterConfigsResponse;
+    incremental_alter_configs: IncrementalAlterConfigsRequest => kp::IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse => kp::IncrementalAlterConfigsResponse;
+    describe_topic_partitions: DescribeTopicPartitionsRequest => kp::DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse => kp::DescribeTopicPartitionsResponse;
+    describe_log_dirs: DescribeLogDirsRequest => kp::DescribeLogDirsRequest, DescribeLogDirsResponse => kp::DescribeLogDirsResponse;
+    delete_records: DeleteRecordsRequest => kp::DeleteRecordsRequest, DeleteRecordsResponse => kp::DeleteRecordsResponse;
+    offset_for_leader_epoch: OffsetForLeaderEpochRequest => kp::OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse => kp::OffsetForLeaderEpochResponse;
 }

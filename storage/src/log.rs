@@ -91,7 +91,15 @@ pub struct Log {
     /// Idempotent-producer state (ADR 0003), checked and updated by `append`.
     producers: ProducerStateManager,
     closed: bool,
+    /// Log start offset moved by DeleteRecords; may lie inside the first segment.
+    start_offset: i64,
 }
+
+/// FORMAT v1 of the log start offset checkpoint (ADR 0005): the file
+/// `log-start-offset` holds `1 <offset>` in ASCII decimal. Written via temp file, fsync,
+/// rename and directory fsync; absent means "the first segment's base offset".
+const START_OFFSET_FILE: &str = "log-start-offset";
+const START_OFFSET_FORMAT_VERSION: u32 = 1;
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn now_ms() -> i64 {
@@ -120,6 +128,20 @@ fn parse_log_name(name: &str) -> Option<i64> {
         return None;
     }
     stem.parse().ok()
+}
+
+/// The checkpointed log start offset, or 0 when absent or unreadable (then the first
+/// segment's base offset rules).
+fn read_start_offset(dir: &Path) -> i64 {
+    let Ok(text) = fs::read_to_string(dir.join(START_OFFSET_FILE)) else { return 0 };
+    let mut parts = text.split_whitespace();
+    match (parts.next().and_then(|v| v.parse::<u32>().ok()), parts.next().and_then(|o| o.parse::<i64>().ok())) {
+        (Some(START_OFFSET_FORMAT_VERSION), Some(offset)) if offset >= 0 => offset,
+        _ => {
+            tracing::warn!(dir = %dir.display(), "ignoring unreadable {START_OFFSET_FILE}");
+            0
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -158,7 +180,10 @@ impl Log {
             }
         }
         let producers = ProducerStateManager::new(config.producer_id_expiration_ms);
-        let mut log = Log { dir: dir.to_path_buf(), config, segments, producers, closed: false };
+        let start_offset = read_start_offset(dir);
+        let mut log = Log { dir: dir.to_path_buf(), config, segments, producers, closed: false, start_offset };
+        // A checkpoint beyond a recovered (shorter) log is clamped to its end.
+        log.start_offset = log.start_offset.min(log.log_end_offset());
         log.recover_producer_state();
         Ok(log)
     }
@@ -272,7 +297,47 @@ impl Log {
 
     /// First offset in the log.
     pub fn log_start_offset(&self) -> i64 {
-        self.segments.keys().next().copied().unwrap_or(0)
+        self.segments.keys().next().copied().unwrap_or(0).max(self.start_offset)
+    }
+
+    /// Applies new settings (e.g. a changed `segment.bytes`); they govern later appends
+    /// and rolls. A segment already larger than a new, smaller size rolls on its next append.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// DeleteRecords: makes `offset` the log start offset (durably, before returning) and
+    /// deletes sealed segments that lie wholly below it. Returns the new start offset.
+    /// `offset` beyond the log end is `OffsetOutOfRange`; below the current start it is
+    /// a no-op, as in Kafka.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if offset > end || offset < 0 {
+            return Err(Error::OffsetOutOfRange { offset, start, end });
+        }
+        if offset <= start {
+            return Ok(start);
+        }
+        let path = self.dir.join(START_OFFSET_FILE);
+        let tmp = self.dir.join(format!("{START_OFFSET_FILE}.tmp"));
+        fs::write(&tmp, format!("{START_OFFSET_FORMAT_VERSION} {offset}\n")).map_err(io_err("write", &tmp))?;
+        fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err("fsync", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err("rename", &path))?;
+        sync_dir(&self.dir)?;
+        self.start_offset = offset;
+        // Whole segments below the new start go; the active segment always stays.
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for pair in bases.windows(2) {
+            let (base, next) = (pair[0], pair[1]);
+            if next <= offset {
+                if let Some(seg) = self.segments.remove(&base) {
+                    seg.delete()?;
+                }
+            }
+        }
+        Ok(offset)
     }
 
     /// Offset the next appended record will get (LEO).

@@ -285,6 +285,23 @@ impl Segment {
 
     /// Trims the log and indexes to their contents, remaps the log at its
     /// exact size and fsyncs everything. Idempotent.
+    /// Removes the segment's files. Reads handed out earlier keep their mapping alive:
+    /// on Linux an unlinked file stays readable through existing maps.
+    pub(crate) fn delete(self) -> Result<()> {
+        let base = self.base_offset;
+        let dir = self.log_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        drop(self);
+        for ext in ["log", "index", "timeindex"] {
+            let path = segment_path(&dir, base, ext);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(crate::Error::Io { op: "delete segment", path, source: e }),
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn seal(&mut self) -> Result<()> {
         if !self.active {
             return Ok(());

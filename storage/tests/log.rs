@@ -505,3 +505,28 @@ fn snapshots_beyond_the_recovered_log_end_are_discarded() {
     // Rebuilt by replaying the log from its start instead.
     assert!(log.append(&mut idempotent(0, 2), 0).unwrap().duplicate);
 }
+
+#[test]
+fn delete_records_moves_the_start_durably_and_drops_whole_segments_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = strom_storage::LogConfig { segment_bytes: 4096, ..Default::default() };
+    let mut log = strom_storage::Log::open(dir.path(), config.clone()).unwrap();
+    for i in 0..200 {
+        let mut b = strom_protocol::records::BatchBuilder::new(1_000 + i);
+        b.add(Some(b"k"), Some(&[7u8; 100]));
+        log.append(&mut b.build(), 0).unwrap();
+    }
+    let segments_before = log.segment_count();
+    assert!(segments_before > 3);
+    assert!(log.delete_records_before(201).is_err(), "beyond the end");
+    assert_eq!(log.delete_records_before(150).unwrap(), 150);
+    assert_eq!(log.log_start_offset(), 150);
+    assert!(log.segment_count() < segments_before, "whole segments below the start are gone");
+    assert!(log.read(149, 1 << 20).is_err());
+    assert!(!log.read(150, 1 << 20).unwrap().data.is_empty());
+    assert_eq!(log.delete_records_before(10).unwrap(), 150, "moving backwards is a no-op");
+    drop(log);
+    let log = strom_storage::Log::open(dir.path(), config).unwrap();
+    assert_eq!(log.log_start_offset(), 150, "the start offset survives a restart");
+    assert_eq!(log.log_end_offset(), 200);
+}
