@@ -315,6 +315,40 @@ impl Cluster {
             index_interval_bytes: self.config.index_interval_bytes,
             segment_index_bytes: self.config.index_max_bytes,
             producer_id_expiration_ms: self.config.producer_id_expiration_ms,
+            segment_ms: self.setting_i64(configs, "segment.ms"),
+        }
+    }
+
+    /// A numeric topic setting: the override, else the broker default, else Kafka's.
+    fn setting_i64(&self, configs: &BTreeMap<String, String>, key: &str) -> i64 {
+        let k = topic_config::lookup(key);
+        configs
+            .get(key)
+            .or_else(|| k.and_then(|k| k.broker_key).and_then(|b| self.config.values.get(b)))
+            .and_then(|v| v.parse().ok())
+            .or_else(|| k.and_then(|k| k.default.parse().ok()))
+            .unwrap_or(-1)
+    }
+
+    /// One retention pass over every topic whose `cleanup.policy` includes `delete`:
+    /// whole sealed segments past `retention.ms` or beyond `retention.bytes` go.
+    pub fn apply_retention(&self, now_ms: i64) {
+        for topic in self.topics() {
+            let policy = self.topic_setting(&topic, "cleanup.policy");
+            if !policy.split(',').any(|p| p.trim() == "delete") {
+                continue;
+            }
+            let retention_ms = self.setting_i64(&topic.configs, "retention.ms");
+            let retention_bytes = self.setting_i64(&topic.configs, "retention.bytes");
+            for p in &topic.partitions {
+                match p.with_log(|log| log.apply_retention(now_ms, retention_ms, retention_bytes)) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(partition = ?p, segments = n, start = p.log_start_offset(), "retention deleted segments")
+                    }
+                    Err(e) => tracing::error!(partition = ?p, error = %e, "retention failed"),
+                }
+            }
         }
     }
 
@@ -592,6 +626,22 @@ impl Cluster {
                 });
             }
         }
+    }
+}
+
+/// Runs retention every `log.retention.check.interval.ms` until the cluster is dropped.
+pub async fn run_retention(cluster: std::sync::Weak<Cluster>) {
+    loop {
+        let interval = match cluster.upgrade() {
+            Some(c) => {
+                c.config.values.get("log.retention.check.interval.ms").and_then(|v| v.parse().ok()).unwrap_or(300_000)
+            }
+            None => return,
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(interval)).await;
+        let Some(c) = cluster.upgrade() else { return };
+        // Retention deletes files: keep it off the async worker threads.
+        let _ = tokio::task::spawn_blocking(move || c.apply_retention(strom_storage::now_ms())).await;
     }
 }
 

@@ -34,11 +34,11 @@ const fn key(
 /// Every topic config key Strom accepts.
 pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
     key("segment.bytes", Some("log.segment.bytes"), "1073741824", ConfigType::Int, true),
-    key("cleanup.policy", None, "delete", ConfigType::List, false),
+    key("cleanup.policy", None, "delete", ConfigType::List, true),
     key("compression.type", Some("compression.type"), "producer", ConfigType::String, true),
-    key("retention.ms", None, "604800000", ConfigType::Long, false),
-    key("retention.bytes", None, "-1", ConfigType::Long, false),
-    key("segment.ms", None, "604800000", ConfigType::Long, false),
+    key("retention.ms", Some("log.retention.ms"), "604800000", ConfigType::Long, true),
+    key("retention.bytes", Some("log.retention.bytes"), "-1", ConfigType::Long, true),
+    key("segment.ms", Some("log.roll.ms"), "604800000", ConfigType::Long, true),
     key("max.message.bytes", Some("message.max.bytes"), "1048588", ConfigType::Int, true),
     key("message.timestamp.type", Some("log.message.timestamp.type"), "CreateTime", ConfigType::String, true),
     key(

@@ -662,3 +662,36 @@ async fn init_producer_id_bumps_epochs_and_fences_by_version() {
     assert_ne!(other, pid);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_old_segments_and_consumers_start_after_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let configs = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let small = [("retention.ms", "60000"), ("segment.bytes", "2048")];
+    broker.cluster.create_topic("aging", 1, configs(&small), false).expect("create");
+    let mut compacted = small.to_vec();
+    compacted.push(("cleanup.policy", "compact"));
+    broker.cluster.create_topic("kept", 1, configs(&compacted), false).expect("create");
+    let c = client(&broker.addr).await;
+    let hour_ago = Utc::now().timestamp_millis() - 3_600_000;
+    for topic in ["aging", "kept"] {
+        let pc = c.partition_client(topic, 0, UnknownTopicHandling::Error).await.expect("pc");
+        for i in 0..40 {
+            // 30 old records, then 10 fresh ones.
+            let t = if i < 30 { hour_ago + i } else { Utc::now().timestamp_millis() };
+            let r = Record { key: None, value: Some(vec![i as u8; 200]), headers: BTreeMap::new(), timestamp: ts(t) };
+            pc.produce(vec![r], Compression::NoCompression).await.expect("produce");
+        }
+    }
+    broker.cluster.apply_retention(Utc::now().timestamp_millis());
+    let pc = c.partition_client("aging", 0, UnknownTopicHandling::Error).await.expect("pc");
+    let earliest = pc.get_offset(OffsetAt::Earliest).await.expect("earliest");
+    assert!(earliest > 0 && earliest <= 30, "old segments deleted, fresh records kept: earliest {earliest}");
+    let (records, hw) = pc.fetch_records(earliest, 1..1_000_000, 100).await.expect("fetch");
+    assert_eq!(hw, 40);
+    assert_eq!(records.first().map(|r| r.offset), Some(earliest));
+    let kept = c.partition_client("kept", 0, UnknownTopicHandling::Error).await.expect("pc");
+    assert_eq!(kept.get_offset(OffsetAt::Earliest).await.expect("earliest"), 0, "compact-only topics are not deleted");
+    broker.stop().await;
+}

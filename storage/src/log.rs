@@ -29,6 +29,9 @@ pub struct LogConfig {
     /// How long an idempotent producer's state is kept after its last batch
     /// (`producer.id.expiration.ms`). Default 1 day.
     pub producer_id_expiration_ms: i64,
+    /// Roll the active segment once it has been open this long (`segment.ms`);
+    /// non-positive disables. Default 7 days.
+    pub segment_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -38,6 +41,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             segment_index_bytes: 10 << 20,
             producer_id_expiration_ms: 86_400_000,
+            segment_ms: 7 * 24 * 3_600_000,
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct Log {
     closed: bool,
     /// Log start offset moved by DeleteRecords; may lie inside the first segment.
     start_offset: i64,
+    /// When the active segment became active (for `segment.ms`), in ms since the epoch.
+    active_since_ms: i64,
 }
 
 /// FORMAT v1 of the log start offset checkpoint (ADR 0005): the file
@@ -181,7 +187,15 @@ impl Log {
         }
         let producers = ProducerStateManager::new(config.producer_id_expiration_ms);
         let start_offset = read_start_offset(dir);
-        let mut log = Log { dir: dir.to_path_buf(), config, segments, producers, closed: false, start_offset };
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            producers,
+            closed: false,
+            start_offset,
+            active_since_ms: now_ms(),
+        };
         // A checkpoint beyond a recovered (shorter) log is clamped to its end.
         log.start_offset = log.start_offset.min(log.log_end_offset());
         log.recover_producer_state();
@@ -308,6 +322,33 @@ impl Log {
         Ok(())
     }
 
+    /// Time/size retention (`retention.ms`, `retention.bytes`; negative disables each):
+    /// deletes the oldest *sealed* segments whose newest record is older than
+    /// `now_ms - retention_ms`, or while the log without them still exceeds
+    /// `retention_bytes`. The active segment is never deleted, so retention takes effect
+    /// as segments roll (by size or `segment.ms`), as in Kafka. Returns segments deleted.
+    pub fn apply_retention(&mut self, now_ms: i64, retention_ms: i64, retention_bytes: i64) -> Result<usize> {
+        let mut deleted = 0;
+        let mut size = self.size_bytes();
+        loop {
+            let mut keys = self.segments.keys().copied();
+            let (Some(first), Some(_next)) = (keys.next(), keys.next()) else { break };
+            let Some(seg) = self.segments.get(&first) else { break };
+            let expired_by_time = retention_ms >= 0
+                && seg.max_timestamp().is_some_and(|(ts, _)| ts < now_ms.saturating_sub(retention_ms));
+            let too_big = retention_bytes >= 0 && size.saturating_sub(seg.size()) >= retention_bytes as u64;
+            if !(expired_by_time || too_big) {
+                break;
+            }
+            size = size.saturating_sub(seg.size());
+            if let Some(seg) = self.segments.remove(&first) {
+                seg.delete()?;
+            }
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
     /// DeleteRecords: makes `offset` the log start offset (durably, before returning) and
     /// deletes sealed segments that lie wholly below it. Returns the new start offset.
     /// `offset` beyond the log end is `OffsetOutOfRange`; below the current start it is
@@ -397,7 +438,10 @@ impl Log {
             .checked_add(i64::from(header.last_offset_delta))
             .filter(|&last| last < i64::MAX)
             .ok_or(BatchError::InvalidHeader("offset overflow"))?;
-        let must_roll = self.active().is_none_or(|s| !s.is_active() || s.should_roll(len, last_offset, &self.config));
+        let aged = self.config.segment_ms > 0 && now_ms.saturating_sub(self.active_since_ms) >= self.config.segment_ms;
+        let must_roll = self
+            .active()
+            .is_none_or(|s| !s.is_active() || s.should_roll(len, last_offset, &self.config) || (aged && s.size() > 0));
         if must_roll {
             self.roll(base_offset)?;
         }
@@ -424,6 +468,7 @@ impl Log {
         let segment = Segment::create(&self.dir, base_offset, &self.config)?;
         sync_dir(&self.dir)?;
         self.segments.insert(base_offset, segment);
+        self.active_since_ms = now_ms();
         // The sealed segments are durable: record the producer state they imply.
         self.snapshot_producer_state()
     }

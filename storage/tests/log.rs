@@ -530,3 +530,43 @@ fn delete_records_moves_the_start_durably_and_drops_whole_segments_below_it() {
     assert_eq!(log.log_start_offset(), 150, "the start offset survives a restart");
     assert_eq!(log.log_end_offset(), 200);
 }
+
+#[test]
+fn retention_deletes_old_and_excess_sealed_segments_but_never_the_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = strom_storage::LogConfig { segment_bytes: 2048, ..Default::default() };
+    let mut log = strom_storage::Log::open(dir.path(), config).unwrap();
+    // 100 batches of ~170 bytes: timestamps 1000..1099 ms.
+    for i in 0..100 {
+        let mut b = strom_protocol::records::BatchBuilder::new(1_000 + i);
+        b.add(Some(b"k"), Some(&[1u8; 100]));
+        log.append(&mut b.build(), 0).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments >= 8, "{segments}");
+    // Nothing is older than 10 s before t=1100: nothing goes.
+    assert_eq!(log.apply_retention(1_100, 10_000, -1).unwrap(), 0);
+    // Records older than t=1050 go, segment by segment; the start offset moves to a batch boundary.
+    let gone = log.apply_retention(1_100, 50, -1).unwrap();
+    assert!(gone > 0 && gone < segments);
+    let start = log.log_start_offset();
+    assert!(start > 0 && start <= 51, "start {start}");
+    assert!(log.read(start - 1, 1).is_err());
+    // Size retention keeps the log under the limit, but the active segment always stays.
+    log.apply_retention(1_100, -1, 0).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_end_offset(), 100);
+}
+
+#[test]
+fn segment_ms_rolls_an_old_active_segment_on_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = strom_storage::LogConfig { segment_ms: 1, ..Default::default() };
+    let mut log = strom_storage::Log::open(dir.path(), config).unwrap();
+    let mut b = strom_protocol::records::BatchBuilder::new(1);
+    b.add(None, Some(b"v"));
+    log.append_at(&mut b.build(), 0, strom_storage::now_ms()).unwrap();
+    let later = strom_storage::now_ms() + 10;
+    log.append_at(&mut b.build(), 0, later).unwrap();
+    assert_eq!(log.segment_count(), 2);
+}
