@@ -60,6 +60,19 @@ pub struct Partition {
     log_start_offset: AtomicI64,
     /// Woken on every append, so long-polling fetches need no timers to notice data.
     pub appended: Notify,
+    /// Every offset below this is known to be on disk (fsync'd).
+    synced: AtomicI64,
+    /// Records appended since the last fsync (`flush.messages`).
+    unflushed: AtomicI64,
+    /// When the last fsync completed (`flush.ms`), in ms since the epoch.
+    last_sync_ms: AtomicI64,
+    /// Serialises fsyncs; waiters whose data a finished fsync covered return at once.
+    sync_lock: tokio::sync::Mutex<()>,
+    /// fsyncs performed (each may cover many producers' appends).
+    fsyncs: std::sync::atomic::AtomicU64,
+    /// Set when an fsync failed: the partition refuses writes (KAFKA_STORAGE_ERROR), as
+    /// Kafka takes a failed log directory offline, but keeps serving reads.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Partition {
@@ -96,6 +109,9 @@ impl Partition {
     /// sequence check and patches the base offset and leader epoch in place; a retried
     /// duplicate comes back with its original offsets and `duplicate` set.
     pub fn append(&self, mut batch: Vec<u8>) -> Result<AppendInfo, (ErrorCode, String)> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err((ErrorCode::KafkaStorageError, "an earlier fsync of this partition failed".into()));
+        }
         let result = self.with_log(|log| log.append(&mut batch, self.leader_epoch));
         match result {
             Ok(info) => {
@@ -127,6 +143,65 @@ impl Partition {
 }
 
 impl Partition {
+    /// Every offset below this has been fsync'd.
+    pub fn durable_offset(&self) -> i64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// How many fsyncs this partition has done.
+    pub fn fsync_count(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Adds `records` to the unflushed count and returns the new count.
+    pub fn count_unflushed(&self, records: i64) -> i64 {
+        self.unflushed.fetch_add(records, Ordering::AcqRel) + records
+    }
+
+    /// Makes every offset below `target` durable. Concurrent callers share fsyncs (group
+    /// commit): whoever holds the lock syncs everything appended so far, and those who
+    /// waited find their data already covered. A failed fsync is never followed by an
+    /// acknowledgement: the caller gets KAFKA_STORAGE_ERROR and the partition refuses
+    /// further writes.
+    pub async fn sync_through(&self, target: i64) -> Result<(), ErrorCode> {
+        if self.synced.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let _turn = self.sync_lock.lock().await;
+        if self.synced.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KafkaStorageError);
+        }
+        let handle = self.with_log(|log| log.sync_handle()).map_err(|e| storage_error_code(&e))?;
+        let Some((file, upto)) = handle else { return Ok(()) };
+        let unflushed_before = self.unflushed.load(Ordering::Acquire);
+        match tokio::task::spawn_blocking(move || file.sync_data()).await {
+            Ok(Ok(())) => {
+                self.fsyncs.fetch_add(1, Ordering::Relaxed);
+                self.synced.fetch_max(upto, Ordering::AcqRel);
+                self.unflushed.fetch_sub(unflushed_before, Ordering::AcqRel);
+                self.last_sync_ms.store(strom_storage::now_ms(), Ordering::Release);
+                Ok(())
+            }
+            outcome => {
+                self.failed.store(true, Ordering::Release);
+                tracing::error!(partition = ?self, outcome = ?outcome.map(|r| r.err()), "fsync failed: partition is now read-only");
+                Err(ErrorCode::KafkaStorageError)
+            }
+        }
+    }
+
+    /// `flush.ms`: fsyncs if there is unflushed data older than `interval_ms`.
+    pub async fn sync_if_older_than(&self, interval_ms: i64, now_ms: i64) {
+        if self.unflushed.load(Ordering::Acquire) > 0
+            && now_ms - self.last_sync_ms.load(Ordering::Acquire) >= interval_ms
+        {
+            let _ = self.sync_through(self.high_watermark()).await;
+        }
+    }
+
     /// Bytes of the partition's log on disk.
     pub fn size_bytes(&self) -> u64 {
         self.with_log(|log| log.size_bytes())
@@ -385,6 +460,12 @@ impl Cluster {
                 high_watermark: AtomicI64::new(hw),
                 log_start_offset: AtomicI64::new(start),
                 appended: Notify::new(),
+                synced: AtomicI64::new(0),
+                unflushed: AtomicI64::new(0),
+                last_sync_ms: AtomicI64::new(strom_storage::now_ms()),
+                sync_lock: tokio::sync::Mutex::new(()),
+                failed: std::sync::atomic::AtomicBool::new(false),
+                fsyncs: std::sync::atomic::AtomicU64::new(0),
             }));
         }
         Ok(parts)
@@ -624,6 +705,25 @@ impl Cluster {
                         tracing::error!(partition = ?p, error = %e, "producer-state snapshot on shutdown failed");
                     }
                 });
+            }
+        }
+    }
+}
+
+/// `flush.ms`: once a second, fsyncs partitions whose oldest unflushed data is older than
+/// their topic's `flush.ms` (a no-op with the default, which leaves it to the page cache).
+pub async fn run_flusher(cluster: std::sync::Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let Some(c) = cluster.upgrade() else { return };
+        let now = strom_storage::now_ms();
+        for topic in c.topics() {
+            let interval = c.setting_i64(&topic.configs, "flush.ms");
+            if interval == i64::MAX || interval < 0 {
+                continue;
+            }
+            for p in &topic.partitions {
+                p.sync_if_older_than(interval, now).await;
             }
         }
     }

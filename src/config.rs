@@ -27,6 +27,18 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ),
     ("log.retention.bytes", "-1", ConfigType::Long, "Default retention.bytes of topics (-1: no size limit)."),
     ("log.roll.ms", "604800000", ConfigType::Long, "Default segment.ms of topics (Kafka: log.roll.hours=168)."),
+    (
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        ConfigType::Long,
+        "fsync after this many records; 1 = fsync before every acknowledgement (group commit).",
+    ),
+    (
+        "log.flush.interval.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+        "fsync data older than this; default: leave it to the OS page cache, as Kafka.",
+    ),
     ("log.retention.check.interval.ms", "300000", ConfigType::Long, "How often retention runs."),
     ("log.index.interval.bytes", "4096", ConfigType::Int, "Bytes of log between offset index entries."),
     ("log.index.size.max.bytes", "10485760", ConfigType::Int, "Maximum size of an offset index file."),

@@ -34,6 +34,7 @@ impl Broker {
         let cluster = Arc::new(cluster::Cluster::open(config)?);
         group::start(&cluster);
         tokio::spawn(cluster::run_retention(Arc::downgrade(&cluster)));
+        tokio::spawn(cluster::run_flusher(Arc::downgrade(&cluster)));
         Ok(Broker { cluster, listener })
     }
 

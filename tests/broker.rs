@@ -695,3 +695,40 @@ async fn retention_drops_old_segments_and_consumers_start_after_them() {
     assert_eq!(kept.get_offset(OffsetAt::Earliest).await.expect("earliest"), 0, "compact-only topics are not deleted");
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_flush_messages_1_every_acknowledged_record_is_fsynced_first_and_producers_share_fsyncs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[("log.flush.interval.messages", "1")]).await;
+    broker.cluster.create_topic("durable", 1, BTreeMap::new(), false).expect("create");
+    let p = broker.cluster.partition("durable", 0).expect("partition");
+    let producers = 8;
+    let per_producer = 25;
+    let mut tasks = Vec::new();
+    for n in 0..producers {
+        let addr = broker.addr.clone();
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = client(&addr).await;
+            let pc = c.partition_client("durable", 0, UnknownTopicHandling::Error).await.expect("pc");
+            for i in 0..per_producer {
+                let r = Record {
+                    key: None,
+                    value: Some(vec![n as u8, i as u8]),
+                    headers: BTreeMap::new(),
+                    timestamp: ts(BASE_TS),
+                };
+                let offsets = pc.produce(vec![r], Compression::NoCompression).await.expect("produce");
+                // The acknowledgement came after the fsync that covers it.
+                assert!(p.durable_offset() > offsets[0], "offset {} acknowledged before it was durable", offsets[0]);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("producer");
+    }
+    let requests = producers * per_producer;
+    assert_eq!(p.high_watermark(), requests as i64);
+    println!("group commit: {requests} acknowledged produce requests, {} fsyncs", p.fsync_count());
+    broker.stop().await;
+}

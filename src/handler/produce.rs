@@ -56,6 +56,9 @@ pub struct Policy {
     pub log_append_time: bool,
     pub before_ms: i64,
     pub after_ms: i64,
+    /// `flush.messages`: fsync once this many records are unflushed (1 = before every
+    /// acknowledgement, with group commit).
+    pub flush_messages: i64,
 }
 
 impl Policy {
@@ -76,6 +79,7 @@ impl Policy {
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             before_ms: get("message.timestamp.before.max.ms").parse().unwrap_or(i64::MAX),
             after_ms: get("message.timestamp.after.max.ms").parse().unwrap_or(i64::MAX),
+            flush_messages: get("flush.messages").parse().unwrap_or(i64::MAX),
         }
     }
 
@@ -206,13 +210,16 @@ fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: 
     Ok(())
 }
 
+/// Appends one partition's batch; also returns the offset (exclusive) that must be durable
+/// before the response may go out, when `flush.messages` asks for an fsync.
 fn append(
     p: &Partition,
     records: Option<&Bytes>,
     version: i16,
     policy: &Policy,
     now_ms: i64,
-) -> PartitionProduceResponse {
+) -> (PartitionProduceResponse, Option<i64>) {
+    let mut sync = None;
     let mut resp = PartitionProduceResponse { index: p.index, base_offset: -1, ..Default::default() };
     let outcome = records
         .ok_or_else(|| reject(ErrorCode::InvalidRecord, "null records"))
@@ -221,6 +228,9 @@ fn append(
     match outcome {
         Ok(info) => {
             resp.base_offset = info.base_offset;
+            if !info.duplicate && p.count_unflushed(info.last_offset - info.base_offset + 1) >= policy.flush_messages {
+                sync = Some(info.last_offset + 1);
+            }
             if policy.log_append_time {
                 resp.log_append_time_ms = if info.duplicate { info.max_timestamp } else { now_ms };
             }
@@ -244,17 +254,19 @@ fn append(
         }
     }
     resp.log_start_offset = p.log_start_offset();
-    resp
+    (resp, sync)
 }
 
 /// Appends every partition's batch; `None` when acks=0.
 pub async fn handle(cluster: &Cluster, version: i16, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks_ok = matches!(req.acks, -1..=1);
     let now_ms = strom_storage::now_ms();
-    let responses = req
+    let mut syncs: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
+    let mut responses: Vec<TopicProduceResponse> = req
         .topic_data
         .iter()
-        .map(|td| {
+        .enumerate()
+        .map(|(ti, td)| {
             let topic: Option<std::sync::Arc<Topic>> =
                 if version >= 13 { cluster.topic_by_id(&td.topic_id) } else { cluster.topic(&td.name) };
             let policy = topic.as_ref().map(|t| Policy::of(cluster, t));
@@ -262,7 +274,8 @@ pub async fn handle(cluster: &Cluster, version: i16, req: ProduceRequest) -> Opt
             let partition_responses = td
                 .partition_data
                 .iter()
-                .map(|pd| {
+                .enumerate()
+                .map(|(pi, pd)| {
                     let err = |code: ErrorCode| PartitionProduceResponse {
                         index: pd.index,
                         error_code: code.code(),
@@ -276,7 +289,11 @@ pub async fn handle(cluster: &Cluster, version: i16, req: ProduceRequest) -> Opt
                     let Some(p) = usize::try_from(pd.index).ok().and_then(|i| t.partitions.get(i)) else {
                         return err(ErrorCode::UnknownTopicOrPartition);
                     };
-                    append(p, pd.records.as_ref(), version, policy, now_ms)
+                    let (resp, sync) = append(p, pd.records.as_ref(), version, policy, now_ms);
+                    if let Some(target) = sync {
+                        syncs.push((ti, pi, p.clone(), target));
+                    }
+                    resp
                 })
                 .collect();
             TopicProduceResponse {
@@ -287,6 +304,17 @@ pub async fn handle(cluster: &Cluster, version: i16, req: ProduceRequest) -> Opt
             }
         })
         .collect();
+    // Group commit: every partition that must be durable before the acknowledgement
+    // waits for an fsync, shared with whatever else was appended meanwhile.
+    for (ti, pi, p, target) in syncs {
+        if let Err(code) = p.sync_through(target).await {
+            if let Some(r) = responses.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {
+                r.error_code = code.code();
+                r.base_offset = -1;
+                r.error_message = Some("the write could not be made durable".into());
+            }
+        }
+    }
     if req.acks == 0 {
         return None;
     }
@@ -301,7 +329,14 @@ mod tests {
     const NOW: i64 = 1_700_000_000_000;
 
     fn policy() -> Policy {
-        Policy { max_bytes: 1 << 20, codec: None, log_append_time: false, before_ms: i64::MAX, after_ms: 3_600_000 }
+        Policy {
+            max_bytes: 1 << 20,
+            codec: None,
+            log_append_time: false,
+            before_ms: i64::MAX,
+            after_ms: 3_600_000,
+            flush_messages: i64::MAX,
+        }
     }
 
     fn batch() -> Bytes {

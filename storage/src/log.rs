@@ -530,6 +530,17 @@ impl Log {
         }
     }
 
+    /// For group commit: a handle on the active segment's file and the log end offset it
+    /// covers. Sealed segments were fsync'd when sealed, so after `sync_data()` on this
+    /// handle every offset below the returned one is durable. The caller syncs outside
+    /// the log's lock so appends carry on meanwhile.
+    pub fn sync_handle(&self) -> Result<Option<(fs::File, i64)>> {
+        match self.active() {
+            Some(active) => Ok(Some((active.file_handle()?, self.log_end_offset()))),
+            None => Ok(None),
+        }
+    }
+
     /// Seals the active segment (trim to logical size, fsync). A reopen
     /// then only has to rescan the last segment, which is now exact-sized.
     pub fn close(mut self) -> Result<()> {

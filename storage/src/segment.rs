@@ -319,6 +319,11 @@ impl Segment {
     }
 
     /// fdatasync the log, then msync the indexes.
+    /// A second handle on the log file, so an fsync can run without the log's lock.
+    pub(crate) fn file_handle(&self) -> Result<File> {
+        self.file.try_clone().map_err(io_err("dup log file", &self.log_path))
+    }
+
     pub(crate) fn flush(&self) -> Result<()> {
         self.file.sync_data().map_err(io_err("fsync log", &self.log_path))?;
         self.idx.offset.flush()?;
