@@ -3,7 +3,10 @@
 #
 #   * kcat (Debian package; bookworm ships kcat 1.7.1 linked to librdkafka 2.0.2)
 #   * a Python venv at compat-tests/.venv with the pinned clients from
-#     compat-tests/requirements.txt (confluent-kafka, kafka-python)
+#     compat-tests/requirements.txt (confluent-kafka, kafka-python, aiokafka)
+#   * kafkajs (npm, pinned in compat-tests/kafkajs/package.json and
+#     package-lock.json) into compat-tests/kafkajs/node_modules with `npm ci`;
+#     Node.js/npm come from apt only when `node` is missing
 #
 # Safe to run repeatedly: every step is skipped when already satisfied.
 # Works on a fresh Debian machine with only python3; installs python3-venv
@@ -77,7 +80,7 @@ fi
 
 want="$(sha256sum "$REQ" | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
-if [ "$want" != "$have" ] || ! "$VENV/bin/python" -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
+if [ "$want" != "$have" ] || ! "$VENV/bin/python" -c 'import confluent_kafka, kafka, aiokafka' >/dev/null 2>&1; then
     say "pip install -r requirements.txt"
     log="$(mktemp)"
     if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input -r "$REQ" >"$log" 2>&1; then
@@ -86,16 +89,44 @@ if [ "$want" != "$have" ] || ! "$VENV/bin/python" -c 'import confluent_kafka, ka
         die "pip install -r $REQ failed"
     fi
     rm -f "$log"
-    "$VENV/bin/python" -c 'import confluent_kafka, kafka' || die "clients not importable after pip install"
+    "$VENV/bin/python" -c 'import confluent_kafka, kafka, aiokafka' || die "clients not importable after pip install"
     echo "$want" >"$STAMP"
 fi
 
-# ---- 4. report --------------------------------------------------------------
+# ---- 4. kafkajs (npm) ---------------------------------------------------------
+KJS="$HERE/kafkajs"
+if ! command -v node >/dev/null 2>&1; then
+    say "installing nodejs + npm (apt)"
+    apt_install nodejs npm
+    command -v node >/dev/null 2>&1 || die "node still not on PATH after apt-get install nodejs"
+fi
+command -v npm >/dev/null 2>&1 || { say "installing npm (apt)"; apt_install npm; }
+command -v npm >/dev/null 2>&1 || die "npm not on PATH"
+# Reinstall when package-lock.json changed since the last `npm ci` (npm records the
+# installed tree in node_modules/.package-lock.json) or kafkajs does not load.
+KJS_STAMP="$KJS/node_modules/.strom-package-lock.sha256"
+kjs_want="$(sha256sum "$KJS/package-lock.json" | cut -d' ' -f1)"
+kjs_have="$(cat "$KJS_STAMP" 2>/dev/null || true)"
+if [ "$kjs_want" != "$kjs_have" ] || ! (cd "$KJS" && node -e 'require("kafkajs")') >/dev/null 2>&1; then
+    say "npm ci (kafkajs)"
+    log="$(mktemp)"
+    if ! (cd "$KJS" && npm ci --no-audit --no-fund) >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        die "npm ci in $KJS failed"
+    fi
+    rm -f "$log"
+    (cd "$KJS" && node -e 'require("kafkajs")') || die "kafkajs not loadable after npm ci"
+    echo "$kjs_want" >"$KJS_STAMP"
+fi
+
+# ---- 5. report --------------------------------------------------------------
 kcat_ver="$(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*librdkafka \([^ ]*\).*/kcat \1 (librdkafka \2)/p')"
 py_vers="$("$VENV/bin/python" - <<'PY'
-import confluent_kafka, kafka
-print("confluent-kafka %s (librdkafka %s), kafka-python %s"
-      % (confluent_kafka.__version__, confluent_kafka.libversion()[0], kafka.__version__))
+import aiokafka, confluent_kafka, kafka
+print("confluent-kafka %s (librdkafka %s), kafka-python %s, aiokafka %s"
+      % (confluent_kafka.__version__, confluent_kafka.libversion()[0], kafka.__version__, aiokafka.__version__))
 PY
 )"
-say "ready: ${kcat_ver:-kcat ?}; $py_vers"
+kjs_ver="$(cd "$KJS" && node -p '"kafkajs " + require("kafkajs/package.json").version + " (node " + process.version + ")"')"
+say "ready: ${kcat_ver:-kcat ?}; $py_vers; $kjs_ver"

@@ -17,6 +17,14 @@ struct Strom {
     log: std::sync::mpsc::Receiver<String>,
 }
 
+impl Drop for Strom {
+    /// A failing test must not leave a broker running (or a mount busy).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts the binary on a free port and waits for its "serving" log line.
 fn spawn(dir: &Path) -> Strom {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
@@ -175,4 +183,147 @@ async fn a_retry_after_kill_9_is_not_stored_twice() {
     assert_eq!(read_back(&strom.addr, "retry").await.len(), 35, "no duplicate stored");
     strom.child.kill().expect("kill");
     strom.child.wait().expect("wait");
+}
+
+/// Produces one batch of `value` with acks=1 over a raw connection; returns the error code.
+async fn produce_raw(addr: &str, topic: &str, value: &[u8]) -> (i16, i64) {
+    use strom_protocol::produce_request::{PartitionProduceData, TopicProduceData};
+    use strom_protocol::{frame::RequestHeader, Reader, Writer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut b = strom_protocol::records::BatchBuilder::new(strom_storage::now_ms());
+    b.add(None, Some(value));
+    let req = strom_protocol::ProduceRequest {
+        acks: 1,
+        timeout_ms: 5000,
+        topic_data: vec![TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![PartitionProduceData {
+                index: 0,
+                records: Some(b.build().freeze()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut w = Writer::new();
+    RequestHeader {
+        api_key: 0,
+        api_version: 9,
+        correlation_id: 1,
+        client_id: Some("enospc".into()),
+        ..Default::default()
+    }
+    .encode(&mut w);
+    req.encode(&mut w, 9).expect("encode");
+    let body = w.into_bytes();
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&(body.len() as i32).to_be_bytes()).await.expect("write");
+    s.write_all(&body).await.expect("write");
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).await.expect("size");
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut buf).await.expect("body");
+    let mut r = Reader::new(buf.into());
+    r.i32().expect("correlation");
+    r.uvarint().expect("header tags");
+    let resp = strom_protocol::ProduceResponse::decode(&mut r, 9).expect("response");
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// Needs root to mount a size-limited tmpfs (CI runs as root on the same machine kind).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&mnt).status().expect("mount");
+    assert!(mounted.success(), "mounting a tmpfs failed: this test needs root");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    // A filler file to delete later, standing for "space freed by an operator".
+    std::fs::write(mnt.join("filler"), vec![0u8; 2 << 20]).expect("filler");
+    let data = mnt.join("data");
+    let spawn_small = |data: &Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+            .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--log-dirs"])
+            .arg(data)
+            .args(["--override", "offsets.topic.num.partitions=1", "--override", "log.segment.bytes=1048576"])
+            .args(["--override", "log.index.size.max.bytes=65536"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx.recv().expect("strom exited before serving");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().expect("addr").to_string();
+            }
+        };
+        Strom { child, addr, log: rx }
+    };
+    let mut strom = spawn_small(&data);
+    // Metadata auto-creates the topic (produce alone does not).
+    let client = ClientBuilder::new(vec![strom.addr.clone()]).build().await.expect("client");
+    client.partition_client("fill", 0, UnknownTopicHandling::Retry).await.expect("auto-create");
+    let value = vec![42u8; 16 * 1024];
+    let mut acked = 0i64;
+    let mut refused = false;
+    for _ in 0..2000 {
+        match produce_raw(&strom.addr, "fill", &value).await {
+            (0, offset) => {
+                assert_eq!(offset, acked, "acknowledged offsets are contiguous");
+                acked += 1;
+            }
+            (56, _) => {
+                refused = true;
+                break;
+            }
+            (code, _) => panic!("unexpected error {code} while filling the disk"),
+        }
+    }
+    assert!(refused, "the disk never filled after {acked} records");
+    assert!(strom.child.try_wait().expect("wait").is_none(), "the broker keeps running on a full disk");
+    // Reads keep working.
+    assert_eq!(read_back_raw(&strom.addr, "fill").await, acked);
+    // Space comes back; after a restart everything acknowledged is there.
+    std::fs::remove_file(mnt.join("filler")).expect("free space");
+    strom.child.kill().expect("kill");
+    strom.child.wait().expect("wait");
+    let mut strom = spawn_small(&data);
+    assert_eq!(read_back_raw(&strom.addr, "fill").await, acked);
+    assert_eq!(produce_raw(&strom.addr, "fill", b"after").await, (0, acked), "writes work again");
+    println!("full disk: {acked} records acknowledged before KAFKA_STORAGE_ERROR; all read back after restart");
+    strom.child.kill().expect("kill");
+    strom.child.wait().expect("wait");
+}
+
+/// Counts the records of partition 0 via rskafka (reads only).
+async fn read_back_raw(addr: &str, topic: &str) -> i64 {
+    let client = ClientBuilder::new(vec![addr.to_string()]).build().await.expect("client");
+    let pc = client.partition_client(topic, 0, UnknownTopicHandling::Error).await.expect("pc");
+    let end = pc.get_offset(OffsetAt::Latest).await.expect("latest");
+    let mut next = 0;
+    while next < end {
+        let (recs, _) = pc.fetch_records(next, 1..4_000_000, 100).await.expect("fetch");
+        for r in recs {
+            assert_eq!(r.offset, next, "contiguous");
+            next += 1;
+        }
+    }
+    end
 }

@@ -30,10 +30,12 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use memmap2::MmapMut;
+use std::sync::Arc;
+
+use memmap2::Mmap;
 
 use crate::error::io_err;
-use crate::mmap::map_mut;
+use crate::mmap::map_read;
 use crate::Result;
 
 /// Version of the index file formats described above.
@@ -46,7 +48,8 @@ const TIME_ENTRY_LEN: usize = 12;
 struct IndexFile {
     path: PathBuf,
     file: File,
-    map: Option<MmapMut>,
+    /// Read-only: entries are written with pwrite (see `push`).
+    map: Option<Arc<Mmap>>,
     entry_len: usize,
     entries: usize,
     capacity: usize,
@@ -66,7 +69,7 @@ impl IndexFile {
         let capacity = usize::try_from(max_bytes).unwrap_or(usize::MAX) / entry_len;
         let len = (capacity * entry_len) as u64;
         file.set_len(len).map_err(io_err("preallocate index", path))?;
-        let map = if len > 0 { Some(map_mut(&file, len).map_err(io_err("map index", path))?) } else { None };
+        let map = if len > 0 { Some(map_read(&file, len).map_err(io_err("map index", path))?) } else { None };
         Ok(IndexFile { path: path.to_path_buf(), file, map, entry_len, entries: 0, capacity })
     }
 
@@ -85,7 +88,7 @@ impl IndexFile {
         let Ok(entries) = usize::try_from(len / entry_len as u64) else {
             return Ok(None);
         };
-        let map = if len > 0 { Some(map_mut(&file, len).map_err(io_err("map index", path))?) } else { None };
+        let map = if len > 0 { Some(map_read(&file, len).map_err(io_err("map index", path))?) } else { None };
         Ok(Some(IndexFile { path: path.to_path_buf(), file, map, entry_len, entries, capacity: entries }))
     }
 
@@ -98,15 +101,22 @@ impl IndexFile {
     }
 
     /// Appends an entry; false (and nothing written) if the file is full.
+    ///
+    /// Entries are written with `pwrite`, not through the mapping: the file is sparse,
+    /// and a store into an unbacked page on a full disk would raise SIGBUS, where a
+    /// positional write returns ENOSPC. The shared mapping sees the written page. An
+    /// entry that cannot be written is skipped (not counted): index entries are lookup
+    /// hints, and a lookup from an earlier entry scans forward to the same answer.
     fn push(&mut self, bytes: &[u8]) -> bool {
-        if self.entries >= self.capacity || bytes.len() != self.entry_len {
+        use std::os::unix::fs::FileExt;
+        if self.entries >= self.capacity || bytes.len() != self.entry_len || self.map.is_none() {
             return false;
         }
         let start = self.entries * self.entry_len;
-        let Some(slot) = self.map.as_mut().and_then(|m| m.get_mut(start..start + bytes.len())) else {
-            return false;
-        };
-        slot.copy_from_slice(bytes);
+        if let Err(e) = self.file.write_all_at(bytes, start as u64) {
+            tracing::warn!(path = %self.path.display(), error = %e, "index entry skipped");
+            return true;
+        }
         self.entries += 1;
         true
     }
@@ -123,17 +133,14 @@ impl IndexFile {
         self.file.set_len(len).map_err(io_err("trim index", &self.path))?;
         self.capacity = self.entries;
         if len > 0 {
-            self.map = Some(map_mut(&self.file, len).map_err(io_err("map index", &self.path))?);
+            self.map = Some(map_read(&self.file, len).map_err(io_err("map index", &self.path))?);
         }
         Ok(())
     }
 
-    /// msync of the mapped entries.
+    /// fsync of the written entries (they are written with pwrite, not through the map).
     fn flush(&self) -> Result<()> {
-        if let Some(map) = &self.map {
-            map.flush().map_err(io_err("msync index", &self.path))?;
-        }
-        Ok(())
+        self.file.sync_data().map_err(io_err("fsync index", &self.path))
     }
 
     /// Greatest `i` with `key(i) <= target`, by binary search; `keys` must be

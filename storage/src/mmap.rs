@@ -14,7 +14,7 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapOptions};
 
 fn to_usize(len: u64) -> io::Result<usize> {
     usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "map too large"))
@@ -29,17 +29,6 @@ pub(crate) fn map_read(file: &File, len: u64) -> io::Result<Arc<Mmap>> {
     // written via pwrite, but no slice over them is ever handed out.
     let map = unsafe { MmapOptions::new().len(len).map(file)? };
     Ok(Arc::new(map))
-}
-
-/// Maps the first `len` bytes of `file` read-write (`len > 0`); used for the
-/// fixed-size index files, which are preallocated to `len` before mapping.
-pub(crate) fn map_mut(file: &File, len: u64) -> io::Result<MmapMut> {
-    let len = to_usize(len)?;
-    // SAFETY: index files are owned by this log and only accessed through
-    // this single mapping (the `IndexFile` that owns it takes `&mut self` to
-    // write), so no aliasing writes occur; the file was sized to `len`
-    // before mapping and is only shrunk after the mapping is dropped.
-    unsafe { MmapOptions::new().len(len).map_mut(file) }
 }
 
 /// A byte range of a shared read-only mapping, the owner behind a
