@@ -68,6 +68,8 @@ pub struct Partition {
     last_sync_ms: AtomicI64,
     /// Serialises fsyncs; waiters whose data a finished fsync covered return at once.
     sync_lock: tokio::sync::Mutex<()>,
+    /// Segment count when the cleaner last compacted this partition.
+    compacted_at_segments: std::sync::atomic::AtomicUsize,
     /// fsyncs performed (each may cover many producers' appends).
     fsyncs: std::sync::atomic::AtomicU64,
     /// Set when an fsync failed: the partition refuses writes (KAFKA_STORAGE_ERROR), as
@@ -405,6 +407,44 @@ impl Cluster {
             .unwrap_or(-1)
     }
 
+    /// One cleaner pass: compacts partitions of topics whose `cleanup.policy` includes
+    /// `compact` and that sealed a segment since their last compaction (or all of them
+    /// with `force`). Returns (records before, records after) summed over partitions.
+    pub fn compact(&self, now_ms: i64, force: bool) -> (u64, u64) {
+        let (mut before, mut after) = (0, 0);
+        for topic in self.topics() {
+            let policy = self.topic_setting(&topic, "cleanup.policy");
+            if !policy.split(',').any(|p| p.trim() == "compact") {
+                continue;
+            }
+            let delete_retention = self.setting_i64(&topic.configs, "delete.retention.ms");
+            for p in &topic.partitions {
+                let segments = p.with_log(|log| log.segment_count());
+                if !force && segments == p.compacted_at_segments.load(Ordering::Acquire) {
+                    continue;
+                }
+                // Only the snapshot and the swap hold the partition's lock; the cleaning
+                // itself runs without it, so appends and fetches carry on.
+                let outcome = p.with_log(|log| log.compaction_input()).and_then(|input| {
+                    let (cleaned, stats) = strom_storage::compact_offline(&input, now_ms, delete_retention)?;
+                    p.with_log(|log| log.install_cleaned(cleaned)).map(|()| stats)
+                });
+                match outcome {
+                    Ok((b, a)) => {
+                        p.compacted_at_segments.store(segments, Ordering::Release);
+                        if b != a {
+                            tracing::info!(partition = ?p, before = b, after = a, "compacted");
+                        }
+                        before += b;
+                        after += a;
+                    }
+                    Err(e) => tracing::error!(partition = ?p, error = %e, "compaction failed"),
+                }
+            }
+        }
+        (before, after)
+    }
+
     /// One retention pass over every topic whose `cleanup.policy` includes `delete`:
     /// whole sealed segments past `retention.ms` or beyond `retention.bytes` go.
     pub fn apply_retention(&self, now_ms: i64) {
@@ -466,6 +506,7 @@ impl Cluster {
                 sync_lock: tokio::sync::Mutex::new(()),
                 failed: std::sync::atomic::AtomicBool::new(false),
                 fsyncs: std::sync::atomic::AtomicU64::new(0),
+                compacted_at_segments: std::sync::atomic::AtomicUsize::new(0),
             }));
         }
         Ok(parts)
@@ -726,6 +767,20 @@ pub async fn run_flusher(cluster: std::sync::Weak<Cluster>) {
                 p.sync_if_older_than(interval, now).await;
             }
         }
+    }
+}
+
+/// Runs the cleaner every `log.cleaner.backoff.ms` until the cluster is dropped.
+pub async fn run_cleaner(cluster: std::sync::Weak<Cluster>) {
+    loop {
+        let interval = match cluster.upgrade() {
+            Some(c) => c.config.values.get("log.cleaner.backoff.ms").and_then(|v| v.parse().ok()).unwrap_or(15_000),
+            None => return,
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(interval)).await;
+        let Some(c) = cluster.upgrade() else { return };
+        // Compaction reads and rewrites files: keep it off the async worker threads.
+        let _ = tokio::task::spawn_blocking(move || c.compact(strom_storage::now_ms(), false)).await;
     }
 }
 

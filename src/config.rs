@@ -39,6 +39,13 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         ConfigType::Long,
         "fsync data older than this; default: leave it to the OS page cache, as Kafka.",
     ),
+    ("log.cleaner.backoff.ms", "15000", ConfigType::Long, "How often compacted topics are checked for cleaning."),
+    (
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        ConfigType::Long,
+        "Default delete.retention.ms: how long tombstones survive compaction.",
+    ),
     ("log.retention.check.interval.ms", "300000", ConfigType::Long, "How often retention runs."),
     ("log.index.interval.bytes", "4096", ConfigType::Int, "Bytes of log between offset index entries."),
     ("log.index.size.max.bytes", "10485760", ConfigType::Int, "Maximum size of an offset index file."),

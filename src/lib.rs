@@ -35,6 +35,7 @@ impl Broker {
         group::start(&cluster);
         tokio::spawn(cluster::run_retention(Arc::downgrade(&cluster)));
         tokio::spawn(cluster::run_flusher(Arc::downgrade(&cluster)));
+        tokio::spawn(cluster::run_cleaner(Arc::downgrade(&cluster)));
         Ok(Broker { cluster, listener })
     }
 

@@ -56,7 +56,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
         true,
     ),
     key("min.insync.replicas", None, "1", ConfigType::Int, false),
-    key("delete.retention.ms", None, "86400000", ConfigType::Long, false),
+    key("delete.retention.ms", Some("log.cleaner.delete.retention.ms"), "86400000", ConfigType::Long, true),
     key("flush.messages", Some("log.flush.interval.messages"), "9223372036854775807", ConfigType::Long, true),
     key("flush.ms", Some("log.flush.interval.ms"), "9223372036854775807", ConfigType::Long, true),
     key("index.interval.bytes", Some("log.index.interval.bytes"), "4096", ConfigType::Int, false),

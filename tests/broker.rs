@@ -732,3 +732,48 @@ async fn with_flush_messages_1_every_acknowledged_record_is_fsynced_first_and_pr
     println!("group commit: {requests} acknowledged produce requests, {} fsyncs", p.fsync_count());
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_of_100k_updates_over_1000_keys_leaves_the_latest_value_per_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path(), &[]).await;
+    let configs: BTreeMap<String, String> = [("cleanup.policy", "compact"), ("segment.bytes", "262144")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    broker.cluster.create_topic("latest", 1, configs, false).expect("create");
+    let c = client(&broker.addr).await;
+    let pc = c.partition_client("latest", 0, UnknownTopicHandling::Error).await.expect("pc");
+    let mut want: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    for chunk in (0..100_000u32).collect::<Vec<_>>().chunks(1000) {
+        let records: Vec<Record> = chunk
+            .iter()
+            .map(|i| {
+                let key = format!("key-{}", i % 1000).into_bytes();
+                let value = format!("update-{i}").into_bytes();
+                want.insert(key.clone(), value.clone());
+                Record {
+                    key: Some(key),
+                    value: Some(value),
+                    headers: BTreeMap::new(),
+                    timestamp: ts(BASE_TS + i64::from(*i)),
+                }
+            })
+            .collect();
+        pc.produce(records, Compression::NoCompression).await.expect("produce");
+    }
+    let (before, after) = broker.cluster.compact(Utc::now().timestamp_millis(), true);
+    println!("compaction: {before} records in sealed segments, {after} kept");
+    assert!(after < before / 10, "{before} → {after}");
+    let got = read_all(&c, "latest", 0).await;
+    let offsets: Vec<i64> = got.iter().map(|(o, _)| *o).collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "offsets strictly increase");
+    assert_eq!(pc.get_offset(OffsetAt::Latest).await.expect("latest"), 100_000, "nothing renumbered");
+    let mut last: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    for (_, r) in &got {
+        last.insert(r.key.clone().expect("key"), r.value.clone().expect("value"));
+    }
+    assert_eq!(last, want, "the latest value of every key survives");
+    assert!(got.len() < 20_000, "{} records left", got.len());
+    broker.stop().await;
+}

@@ -18,7 +18,7 @@ mod segment;
 
 pub use error::Error;
 pub use index::INDEX_FORMAT_VERSION;
-pub use log::{now_ms, AppendInfo, Log, LogConfig, ReadResult};
+pub use log::{compact_offline, now_ms, AppendInfo, CleanedSegment, CompactionInput, Log, LogConfig, ReadResult};
 pub use producer_state::{ProducerStateManager, SequenceError};
 pub use segment::SEGMENT_FORMAT_VERSION;
 

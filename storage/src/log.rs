@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use strom_protocol::records;
 use strom_protocol::records::{
     set_base_offset, set_partition_leader_epoch, split_batches, verify_crc, BatchError, BatchHeader, BATCH_HEADER_LEN,
 };
@@ -136,6 +137,126 @@ fn parse_log_name(name: &str) -> Option<i64> {
     stem.parse().ok()
 }
 
+/// What compaction reads: the partition directory and (base, next base, bytes) of every
+/// segment, the active one last.
+pub struct CompactionInput {
+    dir: PathBuf,
+    segments: Vec<(i64, i64, Bytes)>,
+}
+
+/// A rewritten segment waiting to be swapped in.
+pub struct CleanedSegment {
+    base: i64,
+    next: i64,
+    original_size: u64,
+    path: PathBuf,
+}
+
+/// Compaction, step 2 (no lock held): keeps, for each key, only the record with the
+/// highest offset in the whole log (the active segment included, which itself is never
+/// rewritten). Offsets never change: batches keep their base offset, `lastOffsetDelta`
+/// and producer fields, and surviving records keep their offset deltas. Tombstones (null
+/// values) that are the latest for their key go once their batch is older than
+/// `delete_retention_ms`. A batch left empty is dropped, unless it belongs to an
+/// idempotent producer, whose last sequence must survive (kept with no records). Records
+/// without a key are kept. Each changed segment is written to `{base}.log.cleaned` and
+/// fsync'd; `install_cleaned` renames it over the original (`open` deletes leftovers).
+/// Returns the cleaned segments and (records before, records after).
+pub fn compact_offline(
+    input: &CompactionInput,
+    now_ms: i64,
+    delete_retention_ms: i64,
+) -> Result<(Vec<CleanedSegment>, (u64, u64))> {
+    const LIMIT: usize = 64 << 20;
+    let batches = |data: &Bytes| -> Vec<Bytes> {
+        records::split_batches(data).map_while(|r| r.ok()).map(|r| data.slice(r)).collect()
+    };
+    let mut latest: std::collections::HashMap<Bytes, i64> = std::collections::HashMap::new();
+    for (_, _, data) in &input.segments {
+        for batch in batches(data) {
+            let header = BatchHeader::parse(&batch)?;
+            if header.is_control() {
+                continue;
+            }
+            for r in records::decode_records_bounded(&batch, LIMIT)? {
+                if let Some(k) = r.key {
+                    latest.insert(k, header.base_offset + i64::from(r.offset_delta));
+                }
+            }
+        }
+    }
+    let (mut before, mut after) = (0u64, 0u64);
+    let horizon = now_ms.saturating_sub(delete_retention_ms.max(0));
+    let mut cleaned = Vec::new();
+    let sealed = input.segments.len().saturating_sub(1);
+    for (base, next, data) in input.segments.iter().take(sealed) {
+        let mut out: Vec<u8> = Vec::with_capacity(data.len());
+        let mut changed = false;
+        for batch in batches(data) {
+            let header = BatchHeader::parse(&batch)?;
+            if header.is_control() {
+                out.extend_from_slice(&batch);
+                continue;
+            }
+            let recs = records::decode_records_bounded(&batch, LIMIT)?;
+            before += recs.len() as u64;
+            let kept: Vec<&records::Record> = recs
+                .iter()
+                .filter(|r| match &r.key {
+                    None => true,
+                    Some(k) => {
+                        let offset = header.base_offset + i64::from(r.offset_delta);
+                        latest.get(k) == Some(&offset) && !(r.value.is_none() && header.max_timestamp < horizon)
+                    }
+                })
+                .collect();
+            after += kept.len() as u64;
+            if kept.len() == recs.len() {
+                out.extend_from_slice(&batch);
+                continue;
+            }
+            changed = true;
+            if kept.is_empty() && header.producer_id < 0 {
+                continue;
+            }
+            out.extend_from_slice(&rewrite_batch(&header, &kept)?);
+        }
+        if !changed {
+            continue;
+        }
+        let path = input.dir.join(format!("{base:020}.log.cleaned"));
+        fs::write(&path, &out).map_err(io_err("write cleaned segment", &path))?;
+        fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io_err("fsync cleaned segment", &path))?;
+        cleaned.push(CleanedSegment { base: *base, next: *next, original_size: data.len() as u64, path });
+    }
+    Ok((cleaned, (before, after)))
+}
+
+/// A batch with only `kept` of its records, everything else in its header preserved
+/// (base offset, last offset delta, timestamps, producer fields, codec), CRC recomputed.
+fn rewrite_batch(header: &BatchHeader, kept: &[&records::Record]) -> Result<Vec<u8>> {
+    let codec = header.compression()?;
+    let mut b = records::BatchBuilder::new(header.base_timestamp)
+        .producer(header.producer_id, header.producer_epoch, header.base_sequence)
+        .compression(codec);
+    for r in kept {
+        b.push(r);
+    }
+    let mut out = b.build().to_vec();
+    records::set_base_offset(&mut out, header.base_offset)?;
+    records::set_partition_leader_epoch(&mut out, header.partition_leader_epoch)?;
+    let put = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| {
+        if let Some(slot) = out.get_mut(at..at + bytes.len()) {
+            slot.copy_from_slice(bytes);
+        }
+    };
+    put(&mut out, records::ATTRIBUTES_OFFSET, &header.attributes.to_be_bytes());
+    put(&mut out, records::LAST_OFFSET_DELTA_OFFSET, &header.last_offset_delta.to_be_bytes());
+    put(&mut out, records::MAX_TIMESTAMP_OFFSET, &header.max_timestamp.to_be_bytes());
+    records::update_crc(&mut out)?;
+    Ok(out)
+}
+
 /// The checkpointed log start offset, or 0 when absent or unreadable (then the first
 /// segment's base offset rules).
 fn read_start_offset(dir: &Path) -> i64 {
@@ -166,6 +287,14 @@ impl Log {
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err("list dir", dir))? {
             let entry = entry.map_err(io_err("list dir", dir))?;
+            // Leftovers of an interrupted compaction or checkpoint write: the originals
+            // are intact (the swap is a rename), so the temporary files just go.
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".log.cleaned") || name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
             if let Some(base) = entry.file_name().to_str().and_then(parse_log_name) {
                 bases.push(base);
             }
@@ -347,6 +476,49 @@ impl Log {
             deleted += 1;
         }
         Ok(deleted)
+    }
+
+    /// Compaction, step 1 (under the caller's lock, cheap): zero-copy views of every
+    /// segment for [`compact_offline`]; the last one is the active segment.
+    pub fn compaction_input(&self) -> Result<CompactionInput> {
+        let mut segments = Vec::with_capacity(self.segments.len());
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for (i, base) in bases.iter().enumerate() {
+            let Some(seg) = self.segments.get(base) else { continue };
+            let next = bases.get(i + 1).copied().unwrap_or_else(|| self.log_end_offset());
+            segments.push((*base, next, seg.read(*base, usize::MAX)?));
+        }
+        Ok(CompactionInput { dir: self.dir.clone(), segments })
+    }
+
+    /// Compaction, step 3 (under the caller's lock): swaps each cleaned file in, if its
+    /// segment is still there unchanged (retention may have deleted it meanwhile).
+    pub fn install_cleaned(&mut self, cleaned: Vec<CleanedSegment>) -> Result<()> {
+        for c in cleaned {
+            let still_there = self.segments.get(&c.base).is_some_and(|s| s.size() == c.original_size && !s.is_active());
+            if !still_there {
+                let _ = fs::remove_file(&c.path);
+                continue;
+            }
+            for ext in ["index", "timeindex"] {
+                let _ = fs::remove_file(crate::segment::segment_path(&self.dir, c.base, ext));
+            }
+            let target = crate::segment::segment_path(&self.dir, c.base, "log");
+            fs::rename(&c.path, &target).map_err(io_err("swap cleaned segment", &target))?;
+            sync_dir(&self.dir)?;
+            let reopened = Segment::open_sealed(&self.dir, c.base, c.next, &self.config)?;
+            self.segments.insert(c.base, reopened);
+        }
+        Ok(())
+    }
+
+    /// All three compaction steps at once (holding `&mut self` throughout; for tests and
+    /// small logs). Returns (records before, records after).
+    pub fn compact(&mut self, now_ms: i64, delete_retention_ms: i64) -> Result<(u64, u64)> {
+        let input = self.compaction_input()?;
+        let (cleaned, stats) = compact_offline(&input, now_ms, delete_retention_ms)?;
+        self.install_cleaned(cleaned)?;
+        Ok(stats)
     }
 
     /// DeleteRecords: makes `offset` the log start offset (durably, before returning) and
