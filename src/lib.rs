@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod handler;
+pub mod metrics;
 pub mod server;
 pub mod topic_config;
 
@@ -22,6 +23,7 @@ pub struct Broker {
     /// The topics and partitions.
     pub cluster: Arc<cluster::Cluster>,
     listener: TcpListener,
+    http: Option<TcpListener>,
 }
 
 impl Broker {
@@ -33,9 +35,16 @@ impl Broker {
             // Listening on port 0: advertise the port the OS picked.
             config.advertised_port = listener.local_addr()?.port();
         }
+        let http =
+            match &config.http_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("binding the HTTP admin listener {addr} (strom.http.listener): {e}")
+                })?),
+                None => None,
+            };
         let cluster = Arc::new(cluster::Cluster::open(config)?);
         group::start(&cluster);
-        Ok(Broker { cluster, listener })
+        Ok(Broker { cluster, listener, http })
     }
 
     /// The address actually bound (useful with port 0).
@@ -43,8 +52,18 @@ impl Broker {
         self.listener.local_addr()
     }
 
+    /// The HTTP admin endpoint's address, when enabled.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then closes every log cleanly.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
-        server::run(self.listener, self.cluster, shutdown).await
+        let http = self.http.map(|l| tokio::spawn(metrics::serve_http(l, self.cluster.clone())));
+        let result = server::run(self.listener, self.cluster, shutdown).await;
+        if let Some(h) = http {
+            h.abort();
+        }
+        result
     }
 }

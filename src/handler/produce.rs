@@ -207,6 +207,7 @@ fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: 
 }
 
 fn append(
+    cluster: &Cluster,
     p: &Partition,
     records: Option<&Bytes>,
     version: i16,
@@ -221,6 +222,10 @@ fn append(
     match outcome {
         Ok(info) => {
             resp.base_offset = info.base_offset;
+            if !info.duplicate {
+                let records = (info.last_offset - info.base_offset + 1).max(0) as u64;
+                cluster.metrics.produced(&p.topic, records, info.bytes as u64);
+            }
             if policy.log_append_time {
                 resp.log_append_time_ms = if info.duplicate { info.max_timestamp } else { now_ms };
             }
@@ -276,7 +281,7 @@ pub async fn handle(cluster: &Cluster, version: i16, req: ProduceRequest) -> Opt
                     let Some(p) = usize::try_from(pd.index).ok().and_then(|i| t.partitions.get(i)) else {
                         return err(ErrorCode::UnknownTopicOrPartition);
                     };
-                    append(p, pd.records.as_ref(), version, policy, now_ms)
+                    append(cluster, p, pd.records.as_ref(), version, policy, now_ms)
                 })
                 .collect();
             TopicProduceResponse {
