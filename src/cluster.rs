@@ -230,7 +230,10 @@ pub fn storage_error_code(e: &strom_storage::Error) -> ErrorCode {
             SequenceError::UnknownProducer { .. } => ErrorCode::UnknownProducerId,
             SequenceError::InvalidSequence { .. } => ErrorCode::InvalidRecord,
         },
-        _ => ErrorCode::KafkaStorageError,
+        _ => {
+            crate::metrics::STORAGE_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ErrorCode::KafkaStorageError
+        }
     }
 }
 
@@ -258,6 +261,8 @@ pub struct Cluster {
     pub parked_fetches: tokio::sync::watch::Sender<usize>,
     /// The group coordinator.
     pub groups: crate::group::Coordinator,
+    /// Request-path metrics (scrape-time ones are computed from the cluster).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -355,6 +360,7 @@ impl Cluster {
             next_producer_id: Mutex::new(next_producer_id),
             producer_epochs: Mutex::new(HashMap::new()),
             parked_fetches: tokio::sync::watch::Sender::new(0),
+            metrics: crate::metrics::Metrics::default(),
             groups: crate::group::Coordinator::new(config.group),
             config,
         };

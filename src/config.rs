@@ -51,6 +51,12 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ("log.index.size.max.bytes", "10485760", ConfigType::Int, "Maximum size of an offset index file."),
     ("message.max.bytes", "1048588", ConfigType::Int, "Largest record batch accepted."),
     ("socket.request.max.bytes", "104857600", ConfigType::Int, "Largest request frame accepted."),
+    (
+        "strom.http.listener",
+        "127.0.0.1:9644",
+        ConfigType::String,
+        "HTTP admin endpoint (/metrics, /livez, /readyz) as host:port; empty disables it.",
+    ),
     ("cluster.id", "", ConfigType::String, "Cluster id; generated and persisted on first start when empty."),
     (
         "group.initial.rebalance.delay.ms",
@@ -121,6 +127,8 @@ pub struct Config {
     pub explicit: BTreeMap<String, String>,
     pub node_id: i32,
     pub listen: String,
+    /// The HTTP admin listener (`strom.http.listener`), `None` when disabled.
+    pub http_listen: Option<String>,
     pub advertised_host: String,
     pub advertised_port: u16,
     pub data_dir: PathBuf,
@@ -241,6 +249,7 @@ impl Config {
         Ok(Config {
             node_id: num("node.id", &get("node.id"))?,
             listen: format!("{}:{port}", if host.contains(':') { format!("[{host}]") } else { host }),
+            http_listen: Some(get("strom.http.listener").trim().to_string()).filter(|s| !s.is_empty()),
             advertised_host,
             advertised_port,
             data_dir,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use strom::cli;
 use strom::config::Config;
 use tracing_subscriber::EnvFilter;
 
@@ -20,6 +21,46 @@ struct Cli {
 enum Command {
     /// Run the broker (the default command).
     Serve(ServeArgs),
+    /// Create, list, describe, alter and delete topics.
+    Topic {
+        #[command(subcommand)]
+        cmd: cli::TopicCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// List, describe (with lag), reset offsets of and delete consumer groups.
+    Group {
+        #[command(subcommand)]
+        cmd: cli::GroupCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// Write records read from stdin (one per line) to a topic.
+    Produce {
+        #[command(flatten)]
+        args: cli::ProduceArgs,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// Print a topic's records.
+    Consume {
+        #[command(flatten)]
+        args: cli::ConsumeArgs,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// Cluster information.
+    Cluster {
+        #[command(subcommand)]
+        cmd: cli::ClusterCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// Exit 0 when the broker answers ApiVersions and Metadata (for health checks).
+    Health {
+        #[command(flatten)]
+        common: cli::Common,
+    },
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -53,7 +94,29 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
+        Command::Topic { cmd, common } => client_command(cli::topic(cmd, &common)),
+        Command::Group { cmd, common } => client_command(cli::group(cmd, &common)),
+        Command::Produce { args, common } => client_command(cli::produce(args, &common)),
+        Command::Consume { args, common } => client_command(cli::consume(args, &common)),
+        Command::Cluster { cmd, common } => client_command(cli::cluster(cmd, &common)),
+        Command::Health { common } => client_command(cli::health(&common)),
     }
+}
+
+/// Runs a client command on a small single-threaded runtime; a failure prints one
+/// `error:` line and exits with status 1 (a closed stdout, as with `| head`, is not one).
+fn client_command(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let result = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f);
+    if let Err(e) = result {
+        let broken_pipe =
+            e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+        if broken_pipe {
+            return Ok(());
+        }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -78,7 +141,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let broker = strom::Broker::bind(config).await?;
         let data_dir = broker.cluster.config.data_dir.clone();
-        tracing::info!(addr = %broker.local_addr()?, data_dir = %data_dir.display(), cluster_id = %broker.cluster.cluster_id, "strom is serving");
+        let http = broker.http_addr().map_or_else(|| "disabled".to_string(), |a| a.to_string());
+        tracing::info!(addr = %broker.local_addr()?, http = %http, data_dir = %data_dir.display(), cluster_id = %broker.cluster.cluster_id, "strom is serving");
         broker.run(shutdown_signal()).await?;
         Ok(())
     })

@@ -112,7 +112,10 @@ async fn handle_frame(cluster: &Cluster, peer: SocketAddr, frame: Bytes) -> Resu
         client_id = header.client_id.as_deref().unwrap_or(""),
     );
     let ctx = handler::RequestContext { peer, client_id: header.client_id.clone().unwrap_or_default() };
-    let Some(body) = handler::dispatch(cluster, &ctx, &header, &mut r).instrument(span).await? else {
+    let started = std::time::Instant::now();
+    let outcome = handler::dispatch(cluster, &ctx, &header, &mut r).instrument(span).await;
+    cluster.metrics.request(header.api_key, started.elapsed());
+    let Some(body) = outcome? else {
         return Ok(None);
     };
     let mut head = Writer::new();
@@ -130,6 +133,7 @@ async fn handle_frame(cluster: &Cluster, peer: SocketAddr, frame: Bytes) -> Resu
 
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
+    let _open = cluster.metrics.connection();
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(READ_CHUNK, rd);
     let max = cluster.config.socket_request_max_bytes;

@@ -31,6 +31,7 @@ fn spawn(dir: &Path) -> Strom {
         .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--log-dirs"])
         .arg(dir)
         .env("STROM_LOG", "info")
+        .env("STROM_STROM_HTTP_LISTENER", "127.0.0.1:0")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -60,6 +60,7 @@ async fn start(
         ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
         ("log.dirs".into(), dir.display().to_string()),
         ("offsets.topic.num.partitions".into(), "5".into()),
+        ("strom.http.listener".into(), "127.0.0.1:0".into()),
     ]);
     o.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let broker =

@@ -121,6 +121,39 @@ fn resolve(cluster: &Cluster, version: i16, req: &FetchRequest) -> Vec<Vec<Optio
 
 /// Answers a fetch, waiting up to `max_wait_ms` for `min_bytes` to arrive.
 pub async fn handle(cluster: &Cluster, version: i16, req: FetchRequest) -> FetchResponse {
+    let resp = fetch(cluster, version, req).await;
+    count_out(cluster, &resp);
+    resp
+}
+
+/// Counts the records and bytes sent, per topic, from the batch headers.
+fn count_out(cluster: &Cluster, resp: &FetchResponse) {
+    for t in &resp.responses {
+        let name = if t.topic.is_empty() {
+            match cluster.topic_by_id(&t.topic_id) {
+                Some(topic) => topic.name.to_string(),
+                None => continue,
+            }
+        } else {
+            t.topic.clone()
+        };
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for p in &t.partitions {
+            let Some(data) = &p.records else { continue };
+            bytes += data.len() as u64;
+            for range in strom_protocol::records::split_batches(data).flatten() {
+                if let Ok(h) = strom_protocol::records::BatchHeader::parse(&data[range]) {
+                    if !h.is_control() {
+                        records += (i64::from(h.last_offset_delta) + 1).max(0) as u64;
+                    }
+                }
+            }
+        }
+        cluster.metrics.fetched(&name, records, bytes);
+    }
+}
+
+async fn fetch(cluster: &Cluster, version: i16, req: FetchRequest) -> FetchResponse {
     if req.session_id != 0 {
         return FetchResponse { error_code: ErrorCode::FetchSessionIdNotFound.code(), ..Default::default() };
     }

@@ -213,6 +213,7 @@ fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: 
 /// Appends one partition's batch; also returns the offset (exclusive) that must be durable
 /// before the response may go out, when `flush.messages` asks for an fsync.
 fn append(
+    cluster: &Cluster,
     p: &Partition,
     records: Option<&Bytes>,
     version: i16,
@@ -228,8 +229,12 @@ fn append(
     match outcome {
         Ok(info) => {
             resp.base_offset = info.base_offset;
-            if !info.duplicate && p.count_unflushed(info.last_offset - info.base_offset + 1) >= policy.flush_messages {
-                sync = Some(info.last_offset + 1);
+            if !info.duplicate {
+                let records = (info.last_offset - info.base_offset + 1).max(0);
+                cluster.metrics.produced(&p.topic, records as u64, info.bytes as u64);
+                if p.count_unflushed(records) >= policy.flush_messages {
+                    sync = Some(info.last_offset + 1);
+                }
             }
             if policy.log_append_time {
                 resp.log_append_time_ms = if info.duplicate { info.max_timestamp } else { now_ms };
@@ -289,7 +294,7 @@ pub async fn handle(cluster: &Cluster, version: i16, req: ProduceRequest) -> Opt
                     let Some(p) = usize::try_from(pd.index).ok().and_then(|i| t.partitions.get(i)) else {
                         return err(ErrorCode::UnknownTopicOrPartition);
                     };
-                    let (resp, sync) = append(p, pd.records.as_ref(), version, policy, now_ms);
+                    let (resp, sync) = append(cluster, p, pd.records.as_ref(), version, policy, now_ms);
                     if let Some(target) = sync {
                         syncs.push((ti, pi, p.clone(), target));
                     }
