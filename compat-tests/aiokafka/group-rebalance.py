@@ -17,8 +17,11 @@ import compat
 from compat import Deadline, fail, log, passed
 
 # aiokafka raises CommitFailedError for commits refused with REBALANCE_IN_PROGRESS,
-# ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID (it resets its member id on the first two).
-REBALANCE_ERRORS = ("Rebalance", "IllegalGeneration", "CommitFailed")
+# ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID (it resets its member id on the first two),
+# and IllegalStateError when its background rebalance revoked the partition between
+# delivery and commit (the commit never reaches the broker). Either way the commit is
+# lost to a rebalance and the record may be delivered again.
+REBALANCE_ERRORS = ("Rebalance", "IllegalGeneration", "CommitFailed", "IllegalState")
 
 
 async def main():
