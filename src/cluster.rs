@@ -122,7 +122,14 @@ impl Partition {
                 }
                 Ok(info)
             }
-            Err(e) => Err((storage_error_code(&e), e.to_string())),
+            Err(e) => {
+                let code = storage_error_code(&e);
+                if code == ErrorCode::KafkaStorageError {
+                    // ENOSPC, EIO and friends: the operator needs to see this one.
+                    tracing::error!(partition = ?self, error = %e, full = e.is_storage_full(), "write failed");
+                }
+                Err((code, e.to_string()))
+            }
         }
     }
 
