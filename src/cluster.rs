@@ -751,21 +751,18 @@ impl Cluster {
     pub fn shutdown(&self) {
         for topic in self.write_topics().drain().map(|(_, t)| t) {
             for p in &topic.partitions {
-                p.with_log(|log| {
-                    if let Err(e) = log.flush() {
-                        tracing::error!(partition = ?p, error = %e, "flush on shutdown failed");
-                    }
-                    if let Err(e) = log.snapshot_producer_state() {
-                        tracing::error!(partition = ?p, error = %e, "producer-state snapshot on shutdown failed");
-                    }
-                });
+                // Seal, fsync, snapshot producer state and leave the clean-shutdown marker.
+                if let Err(e) = p.with_log(|log| log.shutdown()) {
+                    tracing::error!(partition = ?p, error = %e, "clean shutdown of the log failed");
+                }
             }
         }
     }
 }
 
-/// `flush.ms`: once a second, fsyncs partitions whose oldest unflushed data is older than
-/// their topic's `flush.ms` (a no-op with the default, which leaves it to the page cache).
+/// Once a second: fsyncs partitions whose oldest unflushed data is older than their
+/// topic's `flush.ms` (a no-op with the default, which leaves it to the page cache), and
+/// checkpoints each partition's recovery point at its fsync'd offset.
 pub async fn run_flusher(cluster: std::sync::Weak<Cluster>) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -778,6 +775,17 @@ pub async fn run_flusher(cluster: std::sync::Weak<Cluster>) {
             }
             for p in &topic.partitions {
                 p.sync_if_older_than(interval, now).await;
+            }
+        }
+        // Advance recovery points to what fsyncs made durable (a no-op when unchanged).
+        for topic in c.topics() {
+            for p in &topic.partitions {
+                let durable = p.durable_offset();
+                if durable > 0 {
+                    if let Err(e) = p.with_log(|log| log.checkpoint_recovery_point(durable)) {
+                        tracing::warn!(partition = ?p, error = %e, "could not write the recovery point");
+                    }
+                }
             }
         }
     }

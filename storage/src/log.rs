@@ -100,6 +100,12 @@ pub struct Log {
     start_offset: i64,
     /// When the active segment became active (for `segment.ms`), in ms since the epoch.
     active_since_ms: i64,
+    /// The last recovery point written to disk.
+    recovery_point: i64,
+    /// Whether the clean-shutdown marker is on disk (any append removes it first).
+    clean_marker: bool,
+    /// Whether the last open trusted a clean-shutdown marker.
+    opened_clean: bool,
 }
 
 /// FORMAT v1 of the log start offset checkpoint (ADR 0005): the file
@@ -107,6 +113,14 @@ pub struct Log {
 /// rename and directory fsync; absent means "the first segment's base offset".
 const START_OFFSET_FILE: &str = "log-start-offset";
 const START_OFFSET_FORMAT_VERSION: u32 = 1;
+
+/// FORMAT v1 (same shape as the start offset checkpoint): `recovery-point` holds an
+/// offset below which every batch is known to be on disk (fsync'd), so an unclean start
+/// need not re-verify their CRCs; `clean-shutdown` holds the log end offset at a clean
+/// close, after which nothing needs re-verifying. The marker is deleted as soon as the
+/// log is opened, so only the start right after a clean close trusts it.
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn now_ms() -> i64 {
@@ -257,6 +271,26 @@ fn rewrite_batch(header: &BatchHeader, kept: &[&records::Record]) -> Result<Vec<
     Ok(out)
 }
 
+/// An offset checkpoint file (`"<version> <offset>"`), if present and readable.
+fn read_offset_file(dir: &Path, name: &str) -> Option<i64> {
+    let text = fs::read_to_string(dir.join(name)).ok()?;
+    let mut parts = text.split_whitespace();
+    match (parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<i64>().ok()?) {
+        (1, offset) if offset >= 0 => Some(offset),
+        _ => None,
+    }
+}
+
+/// Writes an offset checkpoint durably: temp file, fsync, rename, directory fsync.
+fn write_offset_file(dir: &Path, name: &str, offset: i64) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    fs::write(&tmp, format!("1 {offset}\n")).map_err(io_err("write", &tmp))?;
+    fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err("fsync", &tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err("rename", &path))?;
+    sync_dir(dir)
+}
+
 /// The checkpointed log start offset, or 0 when absent or unreadable (then the first
 /// segment's base offset rules).
 fn read_start_offset(dir: &Path) -> i64 {
@@ -300,6 +334,14 @@ impl Log {
             }
         }
         bases.sort_unstable();
+        let recovery_point = read_offset_file(dir, RECOVERY_POINT_FILE).unwrap_or(0);
+        let clean = read_offset_file(dir, CLEAN_SHUTDOWN_FILE);
+        if clean.is_some() {
+            // Trust it for this start only: a crash from here on is unclean again.
+            fs::remove_file(dir.join(CLEAN_SHUTDOWN_FILE)).map_err(io_err("remove", &dir.join(CLEAN_SHUTDOWN_FILE)))?;
+            sync_dir(dir)?;
+        }
+        let verified_below = clean.unwrap_or(0).max(recovery_point);
         let mut segments = BTreeMap::new();
         match bases.split_last() {
             None => {
@@ -311,7 +353,7 @@ impl Log {
                     let next = bases.get(i + 1).copied().unwrap_or(last);
                     segments.insert(base, Segment::open_sealed(dir, base, next, &config)?);
                 }
-                segments.insert(last, Segment::recover(dir, last, &config)?);
+                segments.insert(last, Segment::recover(dir, last, &config, verified_below)?);
             }
         }
         let producers = ProducerStateManager::new(config.producer_id_expiration_ms);
@@ -324,7 +366,13 @@ impl Log {
             closed: false,
             start_offset,
             active_since_ms: now_ms(),
+            recovery_point,
+            clean_marker: false,
+            opened_clean: clean.is_some(),
         };
+        if log.opened_clean {
+            tracing::debug!(dir = %dir.display(), "clean shutdown: CRCs of the last segment not re-verified");
+        }
         // A checkpoint beyond a recovered (shorter) log is clamped to its end.
         log.start_offset = log.start_offset.min(log.log_end_offset());
         log.recover_producer_state();
@@ -584,6 +632,12 @@ impl Log {
 
     /// [`Self::append`] with the current time given (for producer expiry).
     pub fn append_at(&mut self, batch: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+        if self.clean_marker {
+            // The log changes after a clean close: the marker would lie.
+            let path = self.dir.join(CLEAN_SHUTDOWN_FILE);
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            self.clean_marker = false;
+        }
         let header = BatchHeader::parse(batch)?;
         if header.total_len() != batch.len() {
             return Err(BatchError::BadLength(header.batch_length).into());
@@ -641,6 +695,8 @@ impl Log {
         sync_dir(&self.dir)?;
         self.segments.insert(base_offset, segment);
         self.active_since_ms = now_ms();
+        // Everything before the new segment was fsync'd when its segment was sealed.
+        self.checkpoint_recovery_point(base_offset)?;
         // The sealed segments are durable: record the producer state they imply.
         self.snapshot_producer_state()
     }
@@ -711,6 +767,34 @@ impl Log {
             Some(active) => Ok(Some((active.file_handle()?, self.log_end_offset()))),
             None => Ok(None),
         }
+    }
+
+    /// Records that every offset below `offset` is on disk (after an fsync), so an
+    /// unclean start re-verifies only what comes after. Writes only when it moved.
+    pub fn checkpoint_recovery_point(&mut self, offset: i64) -> Result<()> {
+        if offset <= self.recovery_point {
+            return Ok(());
+        }
+        write_offset_file(&self.dir, RECOVERY_POINT_FILE, offset)?;
+        self.recovery_point = offset;
+        Ok(())
+    }
+
+    /// A clean stop: seals the active segment (trim, fsync, producer-state snapshot) and
+    /// writes the clean-shutdown marker, so the next start skips CRC verification.
+    pub fn shutdown(&mut self) -> Result<()> {
+        self.seal_active()?;
+        self.closed = true;
+        if self.dir.exists() {
+            write_offset_file(&self.dir, CLEAN_SHUTDOWN_FILE, self.log_end_offset())?;
+            self.clean_marker = true;
+        }
+        Ok(())
+    }
+
+    /// Whether this log was opened right after a clean shutdown.
+    pub fn opened_clean(&self) -> bool {
+        self.opened_clean
     }
 
     /// Seals the active segment (trim to logical size, fsync). A reopen

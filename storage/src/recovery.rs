@@ -37,8 +37,16 @@ pub(crate) struct ScanOutcome {
 
 /// Walks the batches of `data` (a segment whose base offset is
 /// `base_offset`), calling `visit(position, header)` for each valid batch in
-/// order, and stops at the first invalid one.
-pub(crate) fn scan(data: &[u8], base_offset: i64, mut visit: impl FnMut(u64, &BatchHeader)) -> ScanOutcome {
+/// order, and stops at the first invalid one. Batches wholly below
+/// `verified_below` (known durable: the recovery point, or the log end at a clean
+/// shutdown) have their headers checked but not their CRC, which is where a scan spends
+/// its time.
+pub(crate) fn scan(
+    data: &[u8],
+    base_offset: i64,
+    verified_below: i64,
+    mut visit: impl FnMut(u64, &BatchHeader),
+) -> ScanOutcome {
     let max_last = base_offset.saturating_add(i64::from(u32::MAX));
     let mut pos = 0usize;
     let mut min_base = base_offset;
@@ -51,8 +59,12 @@ pub(crate) fn scan(data: &[u8], base_offset: i64, mut visit: impl FnMut(u64, &Ba
             Ok(h) => h,
             Err(e) => break Some(ScanStop::Batch(e)),
         };
-        if let Err(e) = verify_crc(rest) {
-            break Some(ScanStop::Batch(e));
+        if header.last_offset() >= verified_below {
+            if let Err(e) = verify_crc(rest) {
+                break Some(ScanStop::Batch(e));
+            }
+        } else if header.total_len() > rest.len() {
+            break Some(ScanStop::Batch(BatchError::Truncated { need: header.total_len(), have: rest.len() }));
         }
         let last = header.last_offset();
         if header.base_offset < min_base || header.last_offset_delta < 0 || last > max_last || last == i64::MAX {
@@ -86,24 +98,37 @@ mod tests {
         let b = batch(102, 3);
         let mut data = [a.clone(), b.clone()].concat();
         let mut seen = Vec::new();
-        let out = scan(&data, 100, |pos, h| seen.push((pos, h.base_offset)));
+        let out = scan(&data, 100, 0, |pos, h| seen.push((pos, h.base_offset)));
         assert_eq!(out.valid_len, data.len() as u64);
         assert_eq!(out.stop, None);
         assert_eq!(seen, vec![(0, 100), (a.len() as u64, 102)]);
 
         data.extend_from_slice(&[0u8; 100]);
-        let out = scan(&data, 100, |_, _| {});
+        let out = scan(&data, 100, 0, |_, _| {});
         assert_eq!(out.valid_len, (a.len() + b.len()) as u64);
         assert!(matches!(out.stop, Some((_, ScanStop::Batch(BatchError::BadLength(0))))));
 
         let torn = [a.clone(), b[..b.len() - 1].to_vec()].concat();
-        assert_eq!(scan(&torn, 100, |_, _| {}).valid_len, a.len() as u64);
+        assert_eq!(scan(&torn, 100, 0, |_, _| {}).valid_len, a.len() as u64);
 
         let backwards = [a.clone(), batch(101, 1)].concat();
-        let out = scan(&backwards, 100, |_, _| {});
+        let out = scan(&backwards, 100, 0, |_, _| {});
         assert_eq!(out.valid_len, a.len() as u64);
         assert_eq!(out.stop, Some((a.len() as u64, ScanStop::BadOffsets)));
 
-        assert_eq!(scan(&a, 101, |_, _| {}).valid_len, 0);
+        assert_eq!(scan(&a, 101, 0, |_, _| {}).valid_len, 0);
+    }
+
+    #[test]
+    fn batches_below_the_verified_point_skip_the_crc_but_not_the_length_checks() {
+        let a = batch(100, 2);
+        let mut b = batch(102, 3);
+        let last = b.len() - 1;
+        b[last] ^= 0xff; // corrupt b's records: its CRC no longer matches
+        let data = [a.clone(), b.clone()].concat();
+        assert_eq!(scan(&data, 100, 0, |_, _| {}).valid_len, a.len() as u64, "verified: b is cut");
+        assert_eq!(scan(&data, 100, 105, |_, _| {}).valid_len, data.len() as u64, "trusted below 105");
+        let torn = [a.clone(), b[..10].to_vec()].concat();
+        assert_eq!(scan(&torn, 100, 105, |_, _| {}).valid_len, a.len() as u64, "a torn tail is still cut");
     }
 }

@@ -157,7 +157,7 @@ impl Segment {
 
     /// Opens the last segment of a log: scans it, truncates the file at the
     /// first invalid batch, rebuilds both indexes and makes it active again.
-    pub(crate) fn recover(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Segment> {
+    pub(crate) fn recover(dir: &Path, base_offset: i64, config: &LogConfig, verified_below: i64) -> Result<Segment> {
         let log_path = segment_path(dir, base_offset, "log");
         let file = OpenOptions::new().read(true).write(true).open(&log_path).map_err(io_err("open log", &log_path))?;
         let file_len = file.metadata().map_err(io_err("stat log", &log_path))?.len();
@@ -165,7 +165,7 @@ impl Segment {
         let valid_len = match map_opt(&file, file_len, &log_path)? {
             None => 0,
             Some(map) => {
-                let outcome = scan(&map, base_offset, |pos, h| idx.on_batch(pos, h));
+                let outcome = scan(&map, base_offset, verified_below, |pos, h| idx.on_batch(pos, h));
                 if let Some((position, reason)) = &outcome.stop {
                     tracing::info!(
                         path = %log_path.display(),
@@ -214,7 +214,7 @@ impl Segment {
                 tracing::info!(path = %log_path.display(), "rebuilding segment indexes");
                 let mut idx = new_indexes(dir, base_offset, config)?;
                 if let Some(map) = &map {
-                    let outcome = scan(map, base_offset, |pos, h| idx.on_batch(pos, h));
+                    let outcome = scan(map, base_offset, 0, |pos, h| idx.on_batch(pos, h));
                     if let Some((position, reason)) = outcome.stop {
                         tracing::warn!(
                             path = %log_path.display(),
