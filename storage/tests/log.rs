@@ -686,3 +686,120 @@ fn batches_after_the_recovery_point_are_still_verified() {
     let log = strom_storage::Log::open(dir.path(), config).unwrap();
     assert_eq!(log.log_end_offset(), 2, "the corrupt batch past the recovery point is cut");
 }
+
+#[derive(Debug, Clone)]
+enum RecordOp {
+    Append { records: usize, keys: u8 },
+    Retention { max_bytes: u64 },
+    DeleteRecords { fraction: u8 },
+    Compact,
+    ReopenClean,
+    ReopenUnclean,
+}
+
+fn record_op() -> impl proptest::strategy::Strategy<Value = RecordOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        10 => (1usize..8, 1u8..12).prop_map(|(records, keys)| RecordOp::Append { records, keys }),
+        1 => (0u64..20_000).prop_map(|max_bytes| RecordOp::Retention { max_bytes }),
+        1 => (0u8..=100).prop_map(|fraction| RecordOp::DeleteRecords { fraction }),
+        2 => Just(RecordOp::Compact),
+        1 => Just(RecordOp::ReopenClean),
+        1 => Just(RecordOp::ReopenUnclean),
+    ]
+}
+
+/// Every record in the log as (offset, key, value), checking offsets strictly increase.
+/// Reads return whole batches, so records of the first batch below the log start offset
+/// (moved inside it by DeleteRecords) are skipped, as consumers skip them.
+fn records_of(log: &Log) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
+    let start = log.log_start_offset();
+    let mut out: Vec<(i64, Vec<u8>, Vec<u8>)> = Vec::new();
+    for b in read_all(log) {
+        let h = BatchHeader::parse(&b).unwrap();
+        strom_protocol::records::verify_crc(&b).unwrap();
+        for r in strom_protocol::records::decode_records(&b).unwrap() {
+            let off = h.base_offset + i64::from(r.offset_delta);
+            if off < start {
+                continue;
+            }
+            assert!(out.last().is_none_or(|l| l.0 < off), "offsets strictly increase");
+            out.push((off, r.key.unwrap().to_vec(), r.value.unwrap().to_vec()));
+        }
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn random_appends_retention_truncation_compaction_and_reopens_match_a_record_model(
+        ops in proptest::collection::vec(record_op(), 1..50),
+        segment_bytes in 1200u64..4000,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig { segment_bytes, index_interval_bytes: 300, segment_index_bytes: 240, ..LogConfig::default() };
+        let mut log = Log::open(dir.path(), cfg.clone()).unwrap();
+        let mut model: Vec<(i64, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut next_value = 0u64;
+        for op in ops {
+            let start_before = log.log_start_offset();
+            let end_before = log.log_end_offset();
+            match op {
+                RecordOp::Append { records, keys } => {
+                    let mut b = BatchBuilder::new(1_000);
+                    let mut added = Vec::new();
+                    for i in 0..records {
+                        let key = format!("k{}", (next_value as usize + i) % usize::from(keys)).into_bytes();
+                        let value = format!("v{}", next_value + i as u64).into_bytes();
+                        b.add(Some(&key), Some(&value));
+                        added.push((key, value));
+                    }
+                    next_value += records as u64;
+                    let info = log.append(&mut b.build(), 0).unwrap();
+                    for (i, (k, v)) in added.into_iter().enumerate() {
+                        model.push((info.base_offset + i as i64, k, v));
+                    }
+                }
+                RecordOp::Retention { max_bytes } => {
+                    log.apply_retention(2_000, -1, max_bytes as i64).unwrap();
+                    proptest::prop_assert!(log.log_start_offset() >= start_before);
+                    proptest::prop_assert_eq!(log.log_end_offset(), end_before);
+                    let start = log.log_start_offset();
+                    model.retain(|r| r.0 >= start);
+                }
+                RecordOp::DeleteRecords { fraction } => {
+                    let target = start_before + (end_before - start_before) * i64::from(fraction) / 100;
+                    let start = log.delete_records_before(target).unwrap();
+                    proptest::prop_assert_eq!(start, target.max(start_before));
+                    model.retain(|r| r.0 >= start);
+                }
+                RecordOp::Compact => {
+                    log.compact(2_000, 0).unwrap();
+                    let got = records_of(&log);
+                    let latest: std::collections::HashMap<&Vec<u8>, i64> = model.iter().map(|r| (&r.1, r.0)).collect();
+                    // Only superseded records may go; every key's latest record stays.
+                    for r in &model {
+                        if !got.contains(r) {
+                            proptest::prop_assert!(latest[&r.1] > r.0, "record {} removed but it was its key's latest", r.0);
+                        }
+                    }
+                    proptest::prop_assert!(got.iter().all(|r| model.contains(r)), "compaction invented records");
+                    proptest::prop_assert_eq!(log.log_end_offset(), end_before, "no renumbering");
+                    model = got;
+                }
+                RecordOp::ReopenClean => {
+                    log.shutdown().unwrap();
+                    drop(log);
+                    log = Log::open(dir.path(), cfg.clone()).unwrap();
+                }
+                RecordOp::ReopenUnclean => {
+                    std::mem::forget(log);
+                    log = Log::open(dir.path(), cfg.clone()).unwrap();
+                }
+            }
+            proptest::prop_assert_eq!(records_of(&log), model.clone());
+        }
+    }
+}
