@@ -12,6 +12,7 @@ mod error;
 mod index;
 mod log;
 mod mmap;
+pub mod harness;
 pub mod producer_state;
 mod recovery;
 mod segment;
