@@ -41,8 +41,8 @@ fn take<'a>(data: &mut &'a [u8]) -> &'a [u8] {
 /// timestamp, then removed.
 pub fn log_dir(data: &[u8]) {
     static N: AtomicU64 = AtomicU64::new(0);
-    let dir: PathBuf = std::env::temp_dir()
-        .join(format!("strom-fuzz-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("strom-fuzz-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     let mut rest = data;
     let sealed = take(&mut rest);
     let index = take(&mut rest);

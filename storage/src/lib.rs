@@ -9,10 +9,10 @@
 //! for what happens after an unclean stop.
 
 mod error;
+pub mod harness;
 mod index;
 mod log;
 mod mmap;
-pub mod harness;
 pub mod producer_state;
 mod recovery;
 mod segment;
