@@ -59,10 +59,10 @@ pub struct FrameLimits {
     /// for a response write to make progress.
     pub idle: Duration,
     /// `strom.request.read.timeout.ms`: a frame must arrive whole this long after its
-    /// first byte (time spent waiting for the in-flight budget is not counted).
+    /// first byte (time spent waiting for the in-flight budget included).
     pub frame_deadline: Duration,
     /// `strom.inflight.request.max.bytes` as semaphore permits, one per byte: acquired
-    /// for a frame's size before its body is read and released once it is handled, so
+    /// before each chunk of a frame's body is read and released once it is handled, so
     /// when the budget is used up the broker stops reading sockets instead of growing.
     pub inflight: Arc<Semaphore>,
     /// The budget's size (a frame larger than it takes the whole budget).
@@ -98,7 +98,7 @@ impl FrameLimits {
 pub struct Frame {
     /// The frame, size prefix excluded.
     pub bytes: Bytes,
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 fn timed_out(what: &'static str) -> ConnError {
@@ -110,7 +110,7 @@ fn timed_out(what: &'static str) -> ConnError {
 /// Waiting for a frame's first byte is bounded by the idle timeout; from that byte on, the
 /// size prefix and the body must arrive within the frame deadline. The size is checked
 /// against `max_frame` before anything is allocated, and the frame's bytes are taken from
-/// the in-flight budget before its body is read.
+/// the in-flight budget as they are read.
 async fn read_frame<R: AsyncBufRead + Unpin>(rd: &mut R, limits: &FrameLimits) -> Result<Option<Frame>, ConnError> {
     match tokio::time::timeout(limits.idle, rd.fill_buf()).await {
         Err(_) => return Err(timed_out("connection idle for connections.max.idle.ms")),
@@ -118,7 +118,7 @@ async fn read_frame<R: AsyncBufRead + Unpin>(rd: &mut R, limits: &FrameLimits) -
         Ok(Ok([])) => return Ok(None),
         Ok(Ok(_)) => {}
     }
-    let mut deadline = tokio::time::Instant::now() + limits.frame_deadline;
+    let deadline = tokio::time::Instant::now() + limits.frame_deadline;
     let mut size = [0u8; 4];
     match tokio::time::timeout_at(deadline, rd.read_exact(&mut size)).await {
         Err(_) => return Err(timed_out("frame size not received within strom.request.read.timeout.ms")),
@@ -133,31 +133,43 @@ async fn read_frame<R: AsyncBufRead + Unpin>(rd: &mut R, limits: &FrameLimits) -
         return Err(DecodeError::FrameTooLarge { size: i64::from(size), max: limits.max_frame }.into());
     }
     let size = size as usize;
-    let waited = tokio::time::Instant::now();
-    let want = u32::try_from(size).unwrap_or(u32::MAX).min(limits.inflight_total);
-    let permit = limits
-        .inflight
-        .clone()
-        .acquire_many_owned(want)
-        .await
-        .map_err(|_| ConnError::Refused("broker is shutting down".into()))?;
-    deadline += waited.elapsed();
+    // The budget is taken chunk by chunk as bytes are about to be read, so a frame
+    // holds only what it has received (a slowloris that announced 100 MiB and sent 10
+    // bytes holds 10 bytes' worth), and waiting for budget counts against the frame's
+    // deadline: when the budget is spent, sockets stop being read until frames finish
+    // or time out. A frame larger than the whole budget is capped at the budget.
     let body = async {
+        let mut permit: Option<OwnedSemaphorePermit> = None;
+        let mut held: u32 = 0;
         let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
         while buf.len() < size {
             let want = (size - buf.len()).min(READ_CHUNK);
+            let more = u32::try_from(want).unwrap_or(u32::MAX).min(limits.inflight_total - held);
+            if more > 0 {
+                let p = limits
+                    .inflight
+                    .clone()
+                    .acquire_many_owned(more)
+                    .await
+                    .map_err(|_| std::io::Error::other("broker is shutting down"))?;
+                held += more;
+                match &mut permit {
+                    Some(all) => all.merge(p),
+                    None => permit = Some(p),
+                }
+            }
             buf.reserve(want);
             let n = (&mut *rd).take(want as u64).read_buf(&mut buf).await?;
             if n == 0 {
                 return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-frame"));
             }
         }
-        Ok(buf.freeze())
+        Ok((buf.freeze(), permit))
     };
     match tokio::time::timeout_at(deadline, body).await {
         Err(_) => Err(timed_out("frame not received within strom.request.read.timeout.ms")),
         Ok(Err(e)) => Err(e.into()),
-        Ok(Ok(bytes)) => Ok(Some(Frame { bytes, _permit: permit })),
+        Ok(Ok((bytes, permit))) => Ok(Some(Frame { bytes, _permit: permit })),
     }
 }
 
@@ -410,6 +422,7 @@ mod tests {
         let first = read_frame(&mut &a[..], &limits).await.unwrap().unwrap();
         let blocked = tokio::time::timeout(Duration::from_millis(50), read_frame(&mut &a[..], &limits)).await;
         assert!(blocked.is_err(), "the second frame waits for budget");
+        assert_eq!(limits.inflight.available_permits(), 2, "a frame waiting for budget holds none of it");
         drop(first);
         assert!(read_frame(&mut &a[..], &limits).await.unwrap().is_some());
         // A frame larger than the whole budget takes all of it rather than waiting forever.
