@@ -492,7 +492,8 @@ impl Gen<'_> {
             }
         }
         writeln!(o, "            if flexible {{").ok();
-        writeln!(o, "                let n = r.uvarint()?;").ok();
+        writeln!(o, "                let n = r.tagged_count()?;").ok();
+        writeln!(o, "                this.unknown_tagged_fields.reserve_exact(n as usize);").ok();
         writeln!(o, "                let mut last: Option<u32> = None;").ok();
         writeln!(o, "                for _ in 0..n {{").ok();
         writeln!(o, "                    let tag = r.uvarint()?;").ok();
@@ -506,7 +507,7 @@ impl Gen<'_> {
                 let expr = decode_value(f, m.versions);
                 writeln!(
                     o,
-                    "                        {tag} if {} => {{ let r = &mut Reader::new(raw); this.{} = {expr}; }}",
+                    "                        {tag} if {} => {{ let mut sub = r.sub(raw); {{ let r = &mut sub; this.{} = {expr}; }} r.rejoin(sub); }}",
                     tr.cond(m.versions),
                     ident(&f.name)
                 )
@@ -620,7 +621,7 @@ fn encode_scalar(ty: &str, v: &str) -> String {
 fn decode_value(f: &Field, valid: Range) -> String {
     let inner = if f.is_array() {
         let elem = decode_scalar(f.elem());
-        format!("{{ let n = r.array_len(flexible)?; match n {{ None => None, Some(n) => {{ let mut v = Vec::with_capacity(n.min(64)); for _ in 0..n {{ v.push({elem}); }} Some(v) }} }} }}")
+        format!("{{ let n = r.array_len(flexible)?; match n {{ None => None, Some(n) => {{ let mut v = r.alloc_vec(n)?; for _ in 0..n {{ v.push({elem}); }} Some(v) }} }} }}")
     } else {
         match f.elem() {
             "string" => "r.nullable_string(flexible)?".into(),

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The Strom test command.
 #
-#   ./scripts/test.sh [all|lint|unit|compat]     (default: all)
+#   ./scripts/test.sh [all|lint|unit|compat|load|fuzz]     (default: all)
 #
 #   lint    cargo fmt --check; cargo clippy (all targets, -D warnings)
 #   unit    cargo test --workspace (unit + integration tests)
 #   compat  cargo build --bin strom; compat-tests/install.sh;
 #           compat-tests/run --strom-bin target/debug/strom
-#   all     lint, unit, compat
+#   load    load tests (loopback, bounded): 5,000 idle connections, 500 slowloris,
+#           10,000 oversized/negative frames, a client that stops reading (~30 s)
+#   fuzz    every cargo-fuzz target for STROM_FUZZ_SECONDS (default 60) each
+#           (./scripts/fuzz.sh; installs cargo-fuzz from crates.io if missing)
+#   all     lint, unit, load, fuzz, compat
 #
 # STROM_SKIP_COMPAT=1 skips the compat suite (e.g. on a machine without
 # apt/PyPI access). Works on a fresh Debian machine with only the Rust
@@ -20,13 +24,13 @@ ROOT="$(pwd)"
 
 SUITE="${1:-all}"
 case "$SUITE" in
-    all | lint | unit | compat) ;;
+    all | lint | unit | compat | load | fuzz) ;;
     -h | --help)
-        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "usage: $0 [all|lint|unit|compat]" >&2
+        echo "usage: $0 [all|lint|unit|compat|load|fuzz]" >&2
         exit 2
         ;;
 esac
@@ -59,6 +63,16 @@ run_unit() {
     cargo test --workspace
 }
 
+run_load() {
+    step "load tests (cargo test --release --test load -- --ignored)"
+    cargo test --release --test load -- --ignored --nocapture --test-threads=1
+}
+
+run_fuzz() {
+    step "fuzz: ${STROM_FUZZ_SECONDS:-60} s per target"
+    "$ROOT/scripts/fuzz.sh" "${STROM_FUZZ_SECONDS:-60}"
+}
+
 run_compat() {
     if [ "${STROM_SKIP_COMPAT:-0}" = "1" ]; then
         step "compat suite SKIPPED (STROM_SKIP_COMPAT=1)"
@@ -77,9 +91,13 @@ case "$SUITE" in
     lint) run_lint ;;
     unit) run_unit ;;
     compat) run_compat ;;
+    load) run_load ;;
+    fuzz) run_fuzz ;;
     all)
         run_lint
         run_unit
+        run_load
+        run_fuzz
         run_compat
         ;;
 esac

@@ -57,6 +57,36 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         ConfigType::String,
         "HTTP admin endpoint (/metrics, /livez, /readyz) as host:port; empty disables it.",
     ),
+    (
+        "connections.max.idle.ms",
+        "600000",
+        ConfigType::Long,
+        "Close connections idle (no request, no progress writing) this long.",
+    ),
+    (
+        "max.connections",
+        "2147483647",
+        ConfigType::Int,
+        "Most client connections open at once; more are closed at accept.",
+    ),
+    (
+        "max.connections.per.ip",
+        "2147483647",
+        ConfigType::Int,
+        "Most client connections open at once from one IP address.",
+    ),
+    (
+        "strom.request.read.timeout.ms",
+        "30000",
+        ConfigType::Long,
+        "Strom: a request frame must arrive whole within this time of its first byte (slowloris guard).",
+    ),
+    (
+        "strom.inflight.request.max.bytes",
+        "268435456",
+        ConfigType::Long,
+        "Strom: request bytes all connections may hold at once; sockets stop being read beyond it.",
+    ),
     ("cluster.id", "", ConfigType::String, "Cluster id; generated and persisted on first start when empty."),
     (
         "group.initial.rebalance.delay.ms",
@@ -140,6 +170,16 @@ pub struct Config {
     pub index_max_bytes: u64,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
+    /// `connections.max.idle.ms`.
+    pub connections_max_idle_ms: u64,
+    /// `max.connections`.
+    pub max_connections: usize,
+    /// `max.connections.per.ip`.
+    pub max_connections_per_ip: usize,
+    /// `strom.request.read.timeout.ms`: deadline for a frame, from its first byte.
+    pub request_read_timeout_ms: u64,
+    /// `strom.inflight.request.max.bytes`: global budget of request bytes being read or handled.
+    pub inflight_request_max_bytes: usize,
     pub producer_id_expiration_ms: i64,
     pub cluster_id: Option<String>,
     /// Group coordinator settings.
@@ -265,6 +305,14 @@ impl Config {
             index_max_bytes: num("log.index.size.max.bytes", &get("log.index.size.max.bytes"))?,
             message_max_bytes: num("message.max.bytes", &get("message.max.bytes"))?,
             socket_request_max_bytes: num("socket.request.max.bytes", &get("socket.request.max.bytes"))?,
+            connections_max_idle_ms: num("connections.max.idle.ms", &get("connections.max.idle.ms"))?,
+            max_connections: num("max.connections", &get("max.connections"))?,
+            max_connections_per_ip: num("max.connections.per.ip", &get("max.connections.per.ip"))?,
+            request_read_timeout_ms: num("strom.request.read.timeout.ms", &get("strom.request.read.timeout.ms"))?,
+            inflight_request_max_bytes: num(
+                "strom.inflight.request.max.bytes",
+                &get("strom.inflight.request.max.bytes"),
+            )?,
             producer_id_expiration_ms: num("producer.id.expiration.ms", &get("producer.id.expiration.ms"))?,
             cluster_id,
             group: crate::group::GroupConfig {

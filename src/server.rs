@@ -6,18 +6,19 @@
 //! same one-request-at-a-time rule Kafka applies by muting a channel. Different
 //! connections run in parallel on all cores.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::IoSlice;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use strom_protocol::frame::{encode_response_header, RequestHeader};
 use strom_protocol::{DecodeError, Reader, Writer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -45,29 +46,131 @@ pub enum ConnError {
 /// allocated up front from the announced size.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
-async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, max: usize) -> Result<Option<Bytes>, ConnError> {
-    let mut size = [0u8; 4];
-    match rd.read_exact(&mut size).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let size = i32::from_be_bytes(size);
-    if size < 0 || size as usize > max {
-        return Err(DecodeError::FrameTooLarge { size: i64::from(size), max }.into());
-    }
-    let size = size as usize;
-    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
-    while buf.len() < size {
-        let want = (size - buf.len()).min(READ_CHUNK);
-        buf.reserve(want);
-        let n = (&mut *rd).take(want as u64).read_buf(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-frame").into());
+/// Each connection's socket buffer. Small, so that thousands of idle connections cost
+/// little; a large frame body bypasses it and is read straight into the frame buffer.
+const SOCKET_BUF: usize = 8 * 1024;
+
+/// What bounds the reading of frames, shared by every connection of a listener.
+#[derive(Debug, Clone)]
+pub struct FrameLimits {
+    /// `socket.request.max.bytes`: larger (or negative) sizes close the connection.
+    pub max_frame: usize,
+    /// `connections.max.idle.ms`: how long to wait for the first byte of a frame, and
+    /// for a response write to make progress.
+    pub idle: Duration,
+    /// `strom.request.read.timeout.ms`: a frame must arrive whole this long after its
+    /// first byte (time spent waiting for the in-flight budget included).
+    pub frame_deadline: Duration,
+    /// `strom.inflight.request.max.bytes` as semaphore permits, one per byte: acquired
+    /// before each chunk of a frame's body is read and released once it is handled, so
+    /// when the budget is used up the broker stops reading sockets instead of growing.
+    pub inflight: Arc<Semaphore>,
+    /// The budget's size (a frame larger than it takes the whole budget).
+    pub inflight_total: u32,
+}
+
+impl FrameLimits {
+    /// Limits from the broker configuration.
+    pub fn from_config(c: &crate::config::Config) -> FrameLimits {
+        let total = u32::try_from(c.inflight_request_max_bytes).unwrap_or(u32::MAX).max(1);
+        FrameLimits {
+            max_frame: c.socket_request_max_bytes,
+            idle: Duration::from_millis(c.connections_max_idle_ms),
+            frame_deadline: Duration::from_millis(c.request_read_timeout_ms),
+            inflight: Arc::new(Semaphore::new(total as usize)),
+            inflight_total: total,
         }
     }
-    Ok(Some(buf.freeze()))
+
+    #[cfg(test)]
+    fn for_test(max_frame: usize) -> FrameLimits {
+        FrameLimits {
+            max_frame,
+            idle: Duration::from_secs(5),
+            frame_deadline: Duration::from_secs(5),
+            inflight: Arc::new(Semaphore::new(1 << 20)),
+            inflight_total: 1 << 20,
+        }
+    }
+}
+
+/// A received frame and its share of the in-flight budget (returned on drop).
+pub struct Frame {
+    /// The frame, size prefix excluded.
+    pub bytes: Bytes,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+fn timed_out(what: &'static str) -> ConnError {
+    ConnError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
+///
+/// Waiting for a frame's first byte is bounded by the idle timeout; from that byte on, the
+/// size prefix and the body must arrive within the frame deadline. The size is checked
+/// against `max_frame` before anything is allocated, and the frame's bytes are taken from
+/// the in-flight budget as they are read.
+async fn read_frame<R: AsyncBufRead + Unpin>(rd: &mut R, limits: &FrameLimits) -> Result<Option<Frame>, ConnError> {
+    match tokio::time::timeout(limits.idle, rd.fill_buf()).await {
+        Err(_) => return Err(timed_out("connection idle for connections.max.idle.ms")),
+        Ok(Err(e)) => return Err(e.into()),
+        Ok(Ok([])) => return Ok(None),
+        Ok(Ok(_)) => {}
+    }
+    let deadline = tokio::time::Instant::now() + limits.frame_deadline;
+    let mut size = [0u8; 4];
+    match tokio::time::timeout_at(deadline, rd.read_exact(&mut size)).await {
+        Err(_) => return Err(timed_out("frame size not received within strom.request.read.timeout.ms")),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-size").into())
+        }
+        Ok(Err(e)) => return Err(e.into()),
+        Ok(Ok(_)) => {}
+    }
+    let size = i32::from_be_bytes(size);
+    if size < 0 || size as usize > limits.max_frame {
+        return Err(DecodeError::FrameTooLarge { size: i64::from(size), max: limits.max_frame }.into());
+    }
+    let size = size as usize;
+    // The budget is taken chunk by chunk as bytes are about to be read, so a frame
+    // holds only what it has received (a slowloris that announced 100 MiB and sent 10
+    // bytes holds 10 bytes' worth), and waiting for budget counts against the frame's
+    // deadline: when the budget is spent, sockets stop being read until frames finish
+    // or time out. A frame larger than the whole budget is capped at the budget.
+    let body = async {
+        let mut permit: Option<OwnedSemaphorePermit> = None;
+        let mut held: u32 = 0;
+        let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
+        while buf.len() < size {
+            let want = (size - buf.len()).min(READ_CHUNK);
+            let more = u32::try_from(want).unwrap_or(u32::MAX).min(limits.inflight_total - held);
+            if more > 0 {
+                let p = limits
+                    .inflight
+                    .clone()
+                    .acquire_many_owned(more)
+                    .await
+                    .map_err(|_| std::io::Error::other("broker is shutting down"))?;
+                held += more;
+                match &mut permit {
+                    Some(all) => all.merge(p),
+                    None => permit = Some(p),
+                }
+            }
+            buf.reserve(want);
+            let n = (&mut *rd).take(want as u64).read_buf(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-frame"));
+            }
+        }
+        Ok((buf.freeze(), permit))
+    };
+    match tokio::time::timeout_at(deadline, body).await {
+        Err(_) => Err(timed_out("frame not received within strom.request.read.timeout.ms")),
+        Ok(Err(e)) => Err(e.into()),
+        Ok(Ok((bytes, permit))) => Ok(Some(Frame { bytes, _permit: permit })),
+    }
 }
 
 /// Writes every chunk, continuing after partial vectored writes.
@@ -131,24 +234,35 @@ async fn handle_frame(cluster: &Cluster, peer: SocketAddr, frame: Bytes) -> Resu
     Ok(Some(chunks))
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    cluster: Arc<Cluster>,
+    limits: Arc<FrameLimits>,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let _open = cluster.metrics.connection();
     let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::with_capacity(READ_CHUNK, rd);
-    let max = cluster.config.socket_request_max_bytes;
+    let mut rd = BufReader::with_capacity(SOCKET_BUF, rd);
     loop {
         let frame = tokio::select! {
-            f = read_frame(&mut rd, max) => f,
+            f = read_frame(&mut rd, &limits) => f,
             _ = stop.changed() => break,
         };
         let result = match frame {
             Ok(None) => break,
-            Ok(Some(frame)) => handle_frame(&cluster, peer, frame).await,
+            // The frame (and its in-flight budget) is released once handled, before the
+            // response is written: a client that does not read its responses holds no
+            // request bytes.
+            Ok(Some(frame)) => handle_frame(&cluster, peer, frame.bytes).await,
             Err(e) => Err(e),
         };
         let outcome = match result {
-            Ok(Some(chunks)) => write_chunks(&mut wr, &chunks).await.map_err(ConnError::from),
+            Ok(Some(chunks)) => match tokio::time::timeout(limits.idle, write_chunks(&mut wr, &chunks)).await {
+                Ok(r) => r.map_err(ConnError::from),
+                Err(_) => Err(timed_out("response not read by the client within connections.max.idle.ms")),
+            },
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
@@ -159,9 +273,52 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, cluster: Arc<Clus
                 {
                     tracing::debug!(%peer, error = %e, "connection dropped by client")
                 }
+                ConnError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                    tracing::debug!(%peer, error = %e, "closing connection")
+                }
                 _ => tracing::warn!(%peer, error = %e, "closing connection"),
             }
             break;
+        }
+    }
+}
+
+/// Open connections, in total and per client IP (`max.connections`,
+/// `max.connections.per.ip`).
+#[derive(Debug, Default)]
+struct ConnCounts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// A slot in `ConnCounts`, given back when the connection's task ends.
+struct ConnSlot {
+    counts: Arc<Mutex<ConnCounts>>,
+    ip: IpAddr,
+}
+
+impl ConnSlot {
+    fn take(counts: &Arc<Mutex<ConnCounts>>, ip: IpAddr, max: usize, max_per_ip: usize) -> Option<ConnSlot> {
+        let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if c.total >= max || mine >= max_per_ip {
+            return None;
+        }
+        c.total += 1;
+        *c.per_ip.entry(ip).or_insert(0) += 1;
+        Some(ConnSlot { counts: counts.clone(), ip })
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
         }
     }
 }
@@ -175,17 +332,31 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
+    let limits = Arc::new(FrameLimits::from_config(&cluster.config));
+    let counts = Arc::new(Mutex::new(ConnCounts::default()));
+    let (max_conns, max_per_ip) = (cluster.config.max_connections, cluster.config.max_connections_per_ip);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over max.connections or max.connections.per.ip: closed at once
+                    // (dropping the stream), so a flood costs no task and no buffer.
+                    let Some(slot) = ConnSlot::take(&counts, peer.ip(), max_conns, max_per_ip) else {
+                        tracing::debug!(%peer, "connection refused: connection limit reached");
+                        continue;
+                    };
                     tracing::debug!(%peer, "accepted connection");
-                    conns.spawn(serve_connection(stream, peer, cluster.clone(), stop_rx.clone()));
+                    let conn = serve_connection(stream, peer, cluster.clone(), limits.clone(), stop_rx.clone());
+                    conns.spawn(async move {
+                        conn.await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning on a failing accept.
+                    // EMFILE and friends: back off instead of spinning on a failing accept;
+                    // connections already open keep being served by their own tasks.
                     tracing::error!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -211,17 +382,70 @@ mod tests {
     #[tokio::test]
     async fn frames_larger_than_the_limit_are_refused_before_reading_them() {
         let data = [0x7f, 0xff, 0xff, 0xff, 1, 2, 3];
-        let err = read_frame(&mut &data[..], 1024).await.unwrap_err();
+        let err = read_frame(&mut &data[..], &FrameLimits::for_test(1024)).await.err().unwrap();
         assert!(matches!(err, ConnError::Decode(DecodeError::FrameTooLarge { .. })), "{err}");
         let negative = [0xff, 0xff, 0xff, 0xfe];
-        assert!(read_frame(&mut &negative[..], 1024).await.is_err());
+        assert!(read_frame(&mut &negative[..], &FrameLimits::for_test(1024)).await.is_err());
     }
 
     #[tokio::test]
     async fn a_frame_cut_short_is_an_error_and_a_clean_eof_is_not() {
         let data = [0, 0, 0, 10, 1, 2, 3];
-        assert!(read_frame(&mut &data[..], 1024).await.is_err());
-        assert!(read_frame(&mut &[][..], 1024).await.unwrap().is_none());
+        let limits = FrameLimits::for_test(1024);
+        assert!(read_frame(&mut &data[..], &limits).await.is_err());
+        assert!(read_frame(&mut &[][..], &limits).await.unwrap().is_none());
+        let whole = [0, 0, 0, 2, 7, 8, 9];
+        let f = read_frame(&mut &whole[..], &limits).await.unwrap().unwrap();
+        assert_eq!(&f.bytes[..], &[7, 8]);
+        assert_eq!(limits.inflight.available_permits(), (1 << 20) - 2, "a frame holds its bytes of the budget");
+        drop(f);
+        assert_eq!(limits.inflight.available_permits(), 1 << 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_trickling_in_is_cut_by_the_deadline_and_silence_by_the_idle_timeout() {
+        let limits = FrameLimits::for_test(1 << 20);
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut rd = BufReader::new(server);
+        client.write_all(&[0, 0, 0, 100, 1]).await.unwrap();
+        let err = read_frame(&mut rd, &limits).await.err().unwrap();
+        assert!(matches!(&err, ConnError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut), "{err}");
+        assert_eq!(limits.inflight.available_permits(), 1 << 20, "a dropped frame returns its budget");
+        let (_client, server) = tokio::io::duplex(64);
+        let mut rd = BufReader::new(server);
+        let err = read_frame(&mut rd, &limits).await.err().unwrap();
+        assert!(matches!(&err, ConnError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_used_up_budget_stops_reading_until_a_frame_is_released() {
+        let mut limits = FrameLimits::for_test(1024);
+        limits.inflight = Arc::new(Semaphore::new(10));
+        limits.inflight_total = 10;
+        let a = [0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let first = read_frame(&mut &a[..], &limits).await.unwrap().unwrap();
+        let blocked = tokio::time::timeout(Duration::from_millis(50), read_frame(&mut &a[..], &limits)).await;
+        assert!(blocked.is_err(), "the second frame waits for budget");
+        assert_eq!(limits.inflight.available_permits(), 2, "a frame waiting for budget holds none of it");
+        drop(first);
+        assert!(read_frame(&mut &a[..], &limits).await.unwrap().is_some());
+        // A frame larger than the whole budget takes all of it rather than waiting forever.
+        let big = [&[0u8, 0, 0, 20][..], &[0u8; 20][..]].concat();
+        assert!(read_frame(&mut &big[..], &limits).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn connection_slots_are_limited_in_total_and_per_ip_and_given_back() {
+        let counts = Arc::new(Mutex::new(ConnCounts::default()));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let s1 = ConnSlot::take(&counts, a, 3, 2).unwrap();
+        let _s2 = ConnSlot::take(&counts, a, 3, 2).unwrap();
+        assert!(ConnSlot::take(&counts, a, 3, 2).is_none(), "per-ip limit");
+        let _s3 = ConnSlot::take(&counts, b, 3, 2).unwrap();
+        assert!(ConnSlot::take(&counts, b, 3, 2).is_none(), "total limit");
+        drop(s1);
+        assert!(ConnSlot::take(&counts, a, 3, 2).is_some());
     }
 
     #[tokio::test]

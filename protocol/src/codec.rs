@@ -14,11 +14,28 @@ use crate::Uuid;
 /// Byte fields at least this large are kept as their own chunk instead of being copied.
 const SHARE_THRESHOLD: usize = 1024;
 
+/// Heap a decode may allocate per frame byte (on top of `HEAP_BASE`). With the frame
+/// itself and the allocator's slack this keeps decoding a frame of N bytes within
+/// 16·N + 1 MiB, whatever the frame says (CVE-2026-111108-style amplification: a
+/// one-byte array element or a two-byte tagged field must not become a 64-byte struct
+/// thousands of times over).
+pub const HEAP_PER_BYTE: usize = 12;
+/// Heap any decode may allocate regardless of the frame's size.
+pub const HEAP_BASE: usize = 512 * 1024;
+/// Most tagged fields one tagged-field section may carry. Kafka defines a handful per
+/// structure; a flood of empty ones is an attack, not a client.
+pub const MAX_TAGGED_FIELDS: u32 = 1024;
+
 /// A bounds-checked cursor over a received frame.
+///
+/// Besides bounds, it carries a heap budget (`HEAP_PER_BYTE` × frame + `HEAP_BASE`):
+/// every allocation a decode makes for what the frame announces (vectors, strings,
+/// unknown tagged fields) is charged to it first and refused once it is spent.
 #[derive(Debug, Clone)]
 pub struct Reader {
     data: Bytes,
     pos: usize,
+    budget: usize,
 }
 
 macro_rules! read_be {
@@ -37,7 +54,57 @@ macro_rules! read_be {
 impl Reader {
     /// A reader over `data`, positioned at its start.
     pub fn new(data: Bytes) -> Self {
-        Reader { data, pos: 0 }
+        let budget = data.len().saturating_mul(HEAP_PER_BYTE).saturating_add(HEAP_BASE);
+        Reader { data, pos: 0, budget }
+    }
+
+    /// A reader over `data` (a slice of this reader's frame, such as a tagged field)
+    /// that spends this reader's heap budget; give it back with `rejoin`.
+    pub fn sub(&mut self, data: Bytes) -> Reader {
+        Reader { data, pos: 0, budget: std::mem::take(&mut self.budget) }
+    }
+
+    /// Takes back the budget left by a reader made with `sub`.
+    pub fn rejoin(&mut self, sub: Reader) {
+        self.budget = sub.budget;
+    }
+
+    /// Heap budget left, in bytes.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Charges `bytes` of heap to the budget before they are allocated.
+    pub fn charge(&mut self, bytes: usize) -> Result<(), DecodeError> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(DecodeError::Invalid { offset: self.pos, what: "decoding would exceed the heap budget" }),
+        }
+    }
+
+    /// A vector with room for exactly `n` elements, charged to the budget first (so it
+    /// never grows by doubling past what was charged).
+    pub fn alloc_vec<T>(&mut self, n: usize) -> Result<Vec<T>, DecodeError> {
+        self.charge(n.saturating_mul(std::mem::size_of::<T>()))?;
+        Ok(Vec::with_capacity(n))
+    }
+
+    /// Reads a tagged-field count, capped at `MAX_TAGGED_FIELDS`, and charges room for
+    /// that many preserved unknown fields.
+    pub fn tagged_count(&mut self) -> Result<u32, DecodeError> {
+        let n = self.uvarint()?;
+        if n > MAX_TAGGED_FIELDS {
+            return Err(self.invalid("too many tagged fields"));
+        }
+        // Each field takes at least two bytes (tag, size).
+        if n as usize > self.remaining() / 2 {
+            return Err(DecodeError::Truncated { need: n as usize * 2, have: self.remaining() });
+        }
+        self.charge((n as usize).saturating_mul(std::mem::size_of::<(u32, Bytes)>()))?;
+        Ok(n)
     }
 
     /// Bytes not yet consumed.
@@ -148,6 +215,7 @@ impl Reader {
         match self.length(flexible, false)? {
             None => Ok(None),
             Some(n) => {
+                self.charge(n)?;
                 let at = self.pos;
                 let s = self.slice(n)?;
                 match std::str::from_utf8(s) {

@@ -60,7 +60,8 @@ impl RequestHeader {
         let mut h =
             RequestHeader { api_key, api_version, correlation_id, client_id, unknown_tagged_fields: Vec::new() };
         if is_flexible(api_key, api_version) {
-            let n = r.uvarint()?;
+            let n = r.tagged_count()?;
+            h.unknown_tagged_fields = Vec::with_capacity(n as usize);
             for _ in 0..n {
                 let tag = r.uvarint()?;
                 let size = r.uvarint()? as usize;

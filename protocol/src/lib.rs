@@ -8,6 +8,7 @@ pub mod codec;
 pub mod compression;
 pub mod error;
 pub mod frame;
+pub mod harness;
 pub mod records;
 #[cfg(feature = "testing")]
 pub mod testing;

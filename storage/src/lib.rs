@@ -9,6 +9,7 @@
 //! for what happens after an unclean stop.
 
 mod error;
+pub mod harness;
 mod index;
 mod log;
 mod mmap;

@@ -1,0 +1,111 @@
+//! Shared by the hostile-input and load tests: an in-process broker, raw frames, RSS.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use strom::config::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct Running {
+    pub addr: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("broker task panicked").expect("broker failed");
+        }
+    }
+}
+
+pub async fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
+    let mut overrides: BTreeMap<String, String> = BTreeMap::from([
+        ("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string()),
+        ("log.dirs".to_string(), dir.display().to_string()),
+    ]);
+    overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_sources(None, &BTreeMap::new(), &overrides).expect("config");
+    let broker = strom::Broker::bind(config).await.expect("bind");
+    let addr = broker.local_addr().expect("addr").to_string();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(broker.run(async move {
+        let _ = rx.await;
+    }));
+    Running { addr, stop: Some(tx), task: Some(task) }
+}
+
+/// This process's resident set size in KiB (`VmRSS` of /proc/self/status).
+pub fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// An ApiVersions v0 request frame, size prefix included.
+pub fn api_versions_frame(correlation_id: i32) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend(18i16.to_be_bytes());
+    f.extend(0i16.to_be_bytes());
+    f.extend(correlation_id.to_be_bytes());
+    f.extend((-1i16).to_be_bytes());
+    let mut out = (f.len() as i32).to_be_bytes().to_vec();
+    out.extend(f);
+    out
+}
+
+/// Sends ApiVersions and reads the response; the broker is alive and serving.
+pub async fn api_versions_ok(addr: &str) -> bool {
+    let run = async {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(&api_versions_frame(42)).await?;
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size).await?;
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        s.read_exact(&mut body).await?;
+        Ok::<bool, std::io::Error>(body[..4] == 42i32.to_be_bytes())
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(10), run).await, Ok(Ok(true)))
+}
+
+/// Writes `bytes` (ignoring a reset) and reads until the broker closes the connection,
+/// one whole response has arrived, or `wait` passes; returns (bytes read, whether it closed).
+pub async fn send_and_drain(addr: &str, bytes: &[u8], wait: Duration) -> (usize, bool) {
+    let Ok(mut s) = TcpStream::connect(addr).await else { return (0, false) };
+    let _ = s.write_all(bytes).await;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(wait, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            if got.len() >= 4 && got.len() >= 4 + i32::from_be_bytes([got[0], got[1], got[2], got[3]]) as usize {
+                return false;
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    (got.len(), closed)
+}
+
+pub fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
