@@ -160,4 +160,5 @@ def main():
     compat.passed("%d codec x producer x consumer combinations byte-identical (%d records each)" % (cells, N))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -385,6 +385,6 @@ async function createTopic(admin, topicName, numPartitions) {
 module.exports = {
   EXIT_PASS, EXIT_FAIL, EXIT_UNSUPPORTED, N_MESSAGES,
   log, fail, unsupported, passed, main, atExit, bootstrap, topic, Deadline, sleep, within, waitFor,
-  short, equal, firstDiff, autoDataset, keyedDataset, headersDataset,
+  short, equal, firstDiff, rng, autoDataset, keyedDataset, headersDataset,
   kafka, produceAll, watermarks, consumeAll, waitPartitions, createTopic,
 }
