@@ -375,6 +375,13 @@ impl Segment {
         let Some((map, data)) = self.data() else {
             return Ok(Bytes::new());
         };
+        // Strom never shrinks a file below bytes it serves; another process might. Touching
+        // mapped pages past the end of the file would raise SIGBUS, so check first and
+        // answer with an error instead (a truncation racing this check is not covered).
+        let on_disk = self.file.metadata().map_err(io_err("stat log", &self.log_path))?.len();
+        if on_disk < self.size {
+            return Err(self.corrupt(on_disk as usize, "log file truncated by another process"));
+        }
         let Some((start, first)) = self.find(data, offset)? else {
             return Ok(Bytes::new());
         };
