@@ -6,7 +6,7 @@ consumed offsets equal delivery-report offsets, metadata shows 4 partitions."""
 
 import compat
 import ck_helpers as ck
-from compat import fail, first_diff, log, passed
+from compat import log, passed
 
 NPART = 4
 topic = compat.topic()
@@ -20,32 +20,11 @@ p = ck.producer()
 log("producing %d keyed messages" % len(data))
 reports = ck.produce_all(p, topic, ({"key": k, "value": v} for k, v in data))
 
-expected = {q: [] for q in range(NPART)}  # partition -> [(offset, key, value)]
-key_part = {}
-for (k, v), (part, off) in zip(data, reports):
-    if part not in expected:
-        fail("message delivered to partition %d, topic has %d" % (part, NPART))
-    if key_part.setdefault(k, part) != part:
-        fail("key %r delivered to partitions %d and %d" % (k, key_part[k], part))
-    expected[part].append((off, k, v))
-empty = [q for q in expected if not expected[q]]
-if empty:
-    fail("keys did not spread: partitions %s got no messages" % empty)
+expected = compat.expected_by_partition(data, reports, NPART)
 
 got, wm = ck.consume_all(topic, list(range(NPART)), len(data))
-for q in range(NPART):
-    cons = [(m.offset(), m.key(), m.value()) for m in got.get(q, [])]
-    d = first_diff(expected[q], cons, "message (offset, key, value) of partition %d" % q)
-    if d:
-        fail(d)
-    exp_offsets = list(range(len(expected[q])))
-    if [e[0] for e in expected[q]] != exp_offsets:
-        fail("partition %d offsets not contiguous from 0: %s" % (q, first_diff(exp_offsets, [e[0] for e in expected[q]], "offset")))
-    if wm.get(q) != (0, len(expected[q])):
-        fail("partition %d watermarks: expected (0, %d), got %s" % (q, len(expected[q]), wm.get(q)))
-extra = set(got) - set(range(NPART))
-if extra:
-    fail("messages from unexpected partitions %s" % sorted(extra))
+consumed = {q: [(m.offset(), m.key(), m.value()) for m in msgs] for q, msgs in got.items()}
+compat.check_partitions(expected, consumed, wm)
 ck.wait_partitions(p, topic, NPART)
 passed("%d messages over %d partitions (%s), exactly once, in order" % (
     len(data), NPART, ", ".join(str(len(expected[q])) for q in range(NPART))))

@@ -191,3 +191,38 @@ def headers_dataset(n=300, allow_null_header_value=True, base_ts=1600000000000):
         ts = base_ts + ((i * 7919) % n) * 1000 + i  # non-monotonic, all distinct
         out.append({"key": b"hk-%04d" % i, "value": b"hv-%04d" % i, "headers": headers, "ts": ts})
     return out
+
+
+def expected_by_partition(data, reports, npart):
+    """From produced (key, value) pairs and their delivery reports (partition, offset):
+    {partition: [(offset, key, value)]}, checking each key stayed on one partition and
+    the keys spread over every partition."""
+    expected = {q: [] for q in range(npart)}
+    key_part = {}
+    for (k, v), (part, off) in zip(data, reports):
+        if part not in expected:
+            fail("message delivered to partition %d, topic has %d" % (part, npart))
+        if key_part.setdefault(k, part) != part:
+            fail("key %r delivered to partitions %d and %d" % (k, key_part[k], part))
+        expected[part].append((off, k, v))
+    empty = [q for q in expected if not expected[q]]
+    if empty:
+        fail("keys did not spread: partitions %s got no messages" % empty)
+    return expected
+
+
+def check_partitions(expected, consumed, watermarks):
+    """`consumed` is {partition: [(offset, key, value)]} as read back: it must equal what
+    was produced, offsets contiguous from 0, and (beginning, end) offsets must match."""
+    for q, want in expected.items():
+        d = first_diff(want, consumed.get(q, []), "message (offset, key, value) of partition %d" % q)
+        if d:
+            fail(d)
+        exp_offsets = list(range(len(want)))
+        if [e[0] for e in want] != exp_offsets:
+            fail("partition %d offsets not contiguous from 0: %s" % (q, first_diff(exp_offsets, [e[0] for e in want], "offset")))
+        if watermarks.get(q) != (0, len(want)):
+            fail("partition %d (beginning, end) offsets: expected (0, %d), got %s" % (q, len(want), watermarks.get(q)))
+    extra = set(consumed) - set(expected)
+    if extra:
+        fail("records from unexpected partitions %s" % sorted(extra))
