@@ -22,6 +22,15 @@ fn fetch(cluster: &Cluster, group: &str, wanted: Option<Vec<(String, i32)>>) -> 
     cluster.groups.fetch_offsets(group, wanted.as_deref())
 }
 
+/// (offset, leader epoch, metadata) as OffsetFetch reports them; a partition without a
+/// committed offset reads as offset -1, epoch -1 and empty metadata, as in Kafka.
+fn as_committed(v: Option<OffsetValue>) -> (i64, i32, Option<String>) {
+    match v {
+        Some(v) => (v.offset, v.leader_epoch, Some(v.metadata)),
+        None => (-1, -1, Some(String::new())),
+    }
+}
+
 /// Groups (topic, partition, value) by topic, keeping first-seen order.
 fn by_topic(rows: Vec<(String, i32, Option<OffsetValue>)>) -> Vec<TopicOffsets> {
     let mut out: Vec<TopicOffsets> = Vec::new();
@@ -49,12 +58,15 @@ pub fn handle(cluster: &Cluster, version: i16, req: OffsetFetchRequest) -> Offse
                         name,
                         partitions: ps
                             .into_iter()
-                            .map(|(p, v)| OffsetFetchResponsePartition {
-                                partition_index: p,
-                                committed_offset: v.as_ref().map_or(-1, |v| v.offset),
-                                committed_leader_epoch: v.as_ref().map_or(-1, |v| v.leader_epoch),
-                                metadata: Some(v.map(|v| v.metadata).unwrap_or_default()),
-                                ..Default::default()
+                            .map(|(p, v)| {
+                                let (committed_offset, committed_leader_epoch, metadata) = as_committed(v);
+                                OffsetFetchResponsePartition {
+                                    partition_index: p,
+                                    committed_offset,
+                                    committed_leader_epoch,
+                                    metadata,
+                                    ..Default::default()
+                                }
                             })
                             .collect(),
                         ..Default::default()
@@ -105,12 +117,15 @@ pub fn handle(cluster: &Cluster, version: i16, req: OffsetFetchRequest) -> Offse
                             name,
                             partitions: ps
                                 .into_iter()
-                                .map(|(p, v)| OffsetFetchResponsePartitions {
-                                    partition_index: p,
-                                    committed_offset: v.as_ref().map_or(-1, |v| v.offset),
-                                    committed_leader_epoch: v.as_ref().map_or(-1, |v| v.leader_epoch),
-                                    metadata: Some(v.map(|v| v.metadata).unwrap_or_default()),
-                                    ..Default::default()
+                                .map(|(p, v)| {
+                                    let (committed_offset, committed_leader_epoch, metadata) = as_committed(v);
+                                    OffsetFetchResponsePartitions {
+                                        partition_index: p,
+                                        committed_offset,
+                                        committed_leader_epoch,
+                                        metadata,
+                                        ..Default::default()
+                                    }
                                 })
                                 .collect(),
                             ..Default::default()
