@@ -275,11 +275,11 @@ fn key_value(s: &str, what: &str) -> anyhow::Result<(String, String)> {
 }
 
 /// Topic metadata: name → partitions (index, leader, replicas, isr).
-struct TopicInfo {
-    name: String,
-    id: Uuid,
-    internal: bool,
-    partitions: Vec<(i32, i32, Vec<i32>, Vec<i32>)>,
+pub(crate) struct TopicInfo {
+    pub(crate) name: String,
+    pub(crate) id: Uuid,
+    pub(crate) internal: bool,
+    pub(crate) partitions: Vec<(i32, i32, Vec<i32>, Vec<i32>)>,
 }
 
 async fn metadata(client: &mut Client, topics: Option<&[String]>) -> anyhow::Result<MetadataResponse> {
@@ -296,7 +296,7 @@ async fn metadata(client: &mut Client, topics: Option<&[String]>) -> anyhow::Res
     Ok(resp)
 }
 
-async fn topic_infos(client: &mut Client, topics: Option<&[String]>) -> anyhow::Result<Vec<TopicInfo>> {
+pub(crate) async fn topic_infos(client: &mut Client, topics: Option<&[String]>) -> anyhow::Result<Vec<TopicInfo>> {
     let resp = metadata(client, topics).await?;
     let mut out = Vec::new();
     for t in resp.topics {
@@ -315,7 +315,7 @@ async fn topic_infos(client: &mut Client, topics: Option<&[String]>) -> anyhow::
 }
 
 /// ListOffsets at `timestamp` (-1 latest, -2 earliest) for every (topic, partition).
-async fn list_offsets(
+pub(crate) async fn list_offsets(
     client: &mut Client,
     parts: &[(String, i32)],
     timestamp: i64,

@@ -128,51 +128,77 @@ impl Client {
         debug_assert_eq!(Req::API_KEY, Resp::API_KEY);
         self.next = self.next.wrapping_add(1);
         let correlation_id = self.next;
-        let mut w = Writer::new();
-        w.i32(0);
-        RequestHeader {
-            api_key: Req::API_KEY,
-            api_version: version,
-            correlation_id,
-            client_id: Some(self.client_id.clone()),
-            ..Default::default()
-        }
-        .encode(&mut w);
-        req.encode(&mut w, version).map_err(|e| anyhow!("encoding request: {e}"))?;
-        let mut frame = w.into_bytes().to_vec();
-        let size = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&size.to_be_bytes());
+        let frame = encode_request(req, version, correlation_id, &self.client_id)?.concat();
         let timeout = self.timeout;
         let buf = tokio::time::timeout(timeout, async {
             self.stream.write_all(&frame).await?;
-            let mut size = [0u8; 4];
-            self.stream.read_exact(&mut size).await?;
-            let size = i32::from_be_bytes(size);
-            if size < 4 || size as usize > MAX_RESPONSE {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad response size {size}")));
-            }
-            let mut buf = vec![0u8; size as usize];
-            self.stream.read_exact(&mut buf).await?;
-            Ok(buf)
+            read_frame(&mut self.stream).await
         })
         .await
         .map_err(|_| anyhow!("request to {} timed out after {timeout:?}", self.addr))?
         .with_context(|| format!("talking to {}", self.addr))?;
-        let mut r = Reader::new(Bytes::from(buf));
-        let got = r.i32().map_err(|e| anyhow!("response header: {e}"))?;
-        if got != correlation_id {
-            bail!("response correlation id {got}, expected {correlation_id}");
-        }
-        if response_header_version(Req::API_KEY, version) == 1 {
-            let n = r.uvarint().map_err(|e| anyhow!("response header: {e}"))?;
-            for _ in 0..n {
-                r.uvarint().map_err(|e| anyhow!("response header: {e}"))?;
-                let len = r.uvarint().map_err(|e| anyhow!("response header: {e}"))? as usize;
-                r.take(len).map_err(|e| anyhow!("response header: {e}"))?;
-            }
-        }
-        Resp::decode(&mut r, version).map_err(|e| anyhow!("decoding response: {e}"))
+        decode_response::<Resp>(buf, version, correlation_id)
     }
+}
+
+/// A request frame (size prefix, header, body) as chunks for a vectored write; large
+/// byte fields (record batches) stay shared rather than copied.
+pub fn encode_request<Req: Message>(
+    req: &Req,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+) -> anyhow::Result<Vec<Bytes>> {
+    let mut w = Writer::new();
+    RequestHeader {
+        api_key: Req::API_KEY,
+        api_version: version,
+        correlation_id,
+        client_id: Some(client_id.to_string()),
+        ..Default::default()
+    }
+    .encode(&mut w);
+    req.encode(&mut w, version).map_err(|e| anyhow!("encoding request: {e}"))?;
+    let size = i32::try_from(w.len()).map_err(|_| anyhow!("request of {} bytes is too large", w.len()))?;
+    let mut chunks = vec![Bytes::copy_from_slice(&size.to_be_bytes())];
+    chunks.extend(w.into_chunks());
+    Ok(chunks)
+}
+
+/// Reads one size-prefixed response frame (without the size).
+pub async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Bytes> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await?;
+    let size = i32::from_be_bytes(size);
+    if size < 4 || size as usize > MAX_RESPONSE {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad response size {size}")));
+    }
+    let mut buf = vec![0u8; size as usize];
+    stream.read_exact(&mut buf).await?;
+    Ok(Bytes::from(buf))
+}
+
+/// The correlation id of a response frame.
+pub fn response_correlation_id(frame: &[u8]) -> Option<i32> {
+    Some(i32::from_be_bytes(frame.get(..4)?.try_into().ok()?))
+}
+
+/// Checks the header of a response frame and decodes its body.
+pub fn decode_response<Resp: Message>(frame: Bytes, version: i16, correlation_id: i32) -> anyhow::Result<Resp> {
+    let mut r = Reader::new(frame);
+    let got = r.i32().map_err(|e| anyhow!("response header: {e}"))?;
+    if got != correlation_id {
+        bail!("response correlation id {got}, expected {correlation_id}");
+    }
+    if response_header_version(Resp::API_KEY, version) == 1 {
+        let n = r.uvarint().map_err(|e| anyhow!("response header: {e}"))?;
+        for _ in 0..n {
+            r.uvarint().map_err(|e| anyhow!("response header: {e}"))?;
+            let len = r.uvarint().map_err(|e| anyhow!("response header: {e}"))? as usize;
+            r.take(len).map_err(|e| anyhow!("response header: {e}"))?;
+        }
+    }
+    Resp::decode(&mut r, version).map_err(|e| anyhow!("decoding response: {e}"))
 }
 
 /// Kafka's default partitioner hash (murmur2), so keyed records land where a Java

@@ -110,11 +110,11 @@ impl Partition {
     /// for it, by the handler) and wakes waiting fetches. Storage runs the idempotent
     /// sequence check and patches the base offset and leader epoch in place; a retried
     /// duplicate comes back with its original offsets and `duplicate` set.
-    pub fn append(&self, mut batch: Vec<u8>) -> Result<AppendInfo, (ErrorCode, String)> {
+    pub fn append(&self, batch: &[u8]) -> Result<AppendInfo, (ErrorCode, String)> {
         if self.failed.load(Ordering::Acquire) {
             return Err((ErrorCode::KafkaStorageError, "an earlier fsync of this partition failed".into()));
         }
-        let result = self.with_log(|log| log.append(&mut batch, self.leader_epoch));
+        let result = self.with_log(|log| log.append(batch, self.leader_epoch));
         match result {
             Ok(info) => {
                 if !info.duplicate {

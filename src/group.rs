@@ -180,7 +180,7 @@ impl Coordinator {
             let (k, v) = r.encode();
             batch.add(Some(&k), v.as_deref());
         }
-        p.append(batch.build().to_vec()).map(|_| ()).map_err(|(code, msg)| {
+        p.append(&batch.build()).map(|_| ()).map_err(|(code, msg)| {
             tracing::error!(group, error = %msg, "could not append to {OFFSETS_TOPIC}");
             if code == ErrorCode::KafkaStorageError {
                 ErrorCode::CoordinatorNotAvailable

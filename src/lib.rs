@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) parses the command line; everything else lives here so the
 //! integration tests can start a broker in-process on a free port.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -56,6 +56,11 @@ enum Command {
         #[command(flatten)]
         common: cli::Common,
     },
+    /// Load a broker with producers and consumers; report throughput and latency.
+    Bench(strom::bench::BenchArgs),
+    /// The raw TCP sink `strom bench --raw-sink` measures against (internal).
+    #[command(hide = true)]
+    RawSink(strom::bench::SinkArgs),
     /// Exit 0 when the broker answers ApiVersions and Metadata (for health checks).
     Health {
         #[command(flatten)]
@@ -100,6 +105,8 @@ fn main() -> anyhow::Result<()> {
         Command::Consume { args, common } => client_command(cli::consume(args, &common)),
         Command::Cluster { cmd, common } => client_command(cli::cluster(cmd, &common)),
         Command::Health { common } => client_command(cli::health(&common)),
+        Command::Bench(args) => bench(args),
+        Command::RawSink(args) => strom::bench::raw_sink(args),
     }
 }
 
@@ -113,6 +120,18 @@ fn client_command(f: impl std::future::Future<Output = anyhow::Result<()>>) -> a
         if broken_pipe {
             return Ok(());
         }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `strom bench` runs on a multi-threaded runtime sized to its connections (and the CPUs).
+fn bench(args: strom::bench::BenchArgs) -> anyhow::Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.threads.unwrap_or(args.producers + args.consumers).clamp(1, cpus.max(1));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    if let Err(e) = runtime.block_on(strom::bench::bench(args)) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

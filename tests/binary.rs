@@ -28,7 +28,8 @@ impl Drop for Strom {
 /// Starts the binary on a free port and waits for its "serving" log line.
 fn spawn(dir: &Path) -> Strom {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--log-dirs"])
+        .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--override", "strom.http.listener=127.0.0.1:0"])
+        .arg("--log-dirs")
         .arg(dir)
         .env("STROM_LOG", "info")
         .env("STROM_STROM_HTTP_LISTENER", "127.0.0.1:0")
@@ -254,7 +255,8 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged()
     let data = mnt.join("data");
     let spawn_small = |data: &Path| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
-            .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--log-dirs"])
+            .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--override", "strom.http.listener=127.0.0.1:0"])
+            .arg("--log-dirs")
             .arg(data)
             .args(["--override", "offsets.topic.num.partitions=1", "--override", "log.segment.bytes=1048576"])
             .args(["--override", "log.index.size.max.bytes=65536"])

@@ -54,7 +54,8 @@ class OwnBroker {
     if (this.port === null) this.port = await freePort()
     const log = fs.openSync(path.join(this.dir, 'strom.log'), 'a')
     this.exit = null
-    this.proc = spawn(this.binary, ['serve', '--listeners', `PLAINTEXT://${this.bootstrap}`, '--log-dirs', path.join(this.dir, 'data'), ...this.extra],
+    this.proc = spawn(this.binary, ['serve', '--listeners', `PLAINTEXT://${this.bootstrap}`, '--log-dirs', path.join(this.dir, 'data'),
+      '--override', 'strom.http.listener=127.0.0.1:0', ...this.extra],
       { stdio: ['ignore', log, log] })
     fs.closeSync(log)
     const exited = new Promise(resolve => this.proc.once('exit', (code, sig) => resolve((this.exit = sig || code))))

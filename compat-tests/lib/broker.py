@@ -41,7 +41,9 @@ class OwnBroker:
     def start(self, timeout=20):
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--listeners", "PLAINTEXT://127.0.0.1:%d" % self.port,
-             "--log-dirs", os.path.join(self.dir, "data")] + self.extra,
+             "--log-dirs", os.path.join(self.dir, "data"),
+             # Never the default 9644: other brokers (the runner's, a user's) may hold it.
+             "--override", "strom.http.listener=127.0.0.1:0"] + self.extra,
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -24,7 +24,7 @@
 //! LogAppendTime` (maxTimestamp := now, timestamp-type bit set, CRC recomputed) and a
 //! `compression.type` naming a codec other than the batch's (records recompressed).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use strom_protocol::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use strom_protocol::records::{
     rebuild_batch, records_payload, set_max_timestamp, split_batches, verify_crc, BatchError, BatchHeader, Compression,
@@ -107,7 +107,7 @@ fn corrupt(e: BatchError) -> Rejection {
 
 /// Validates one partition's records and returns the batch to append: the producer's
 /// bytes, or a rewrite when the topic asks for LogAppendTime or another codec.
-pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> Result<Vec<u8>, Rejection> {
+pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> Result<Bytes, Rejection> {
     if records.is_empty() {
         return Err(reject(ErrorCode::InvalidRecord, "no record batch"));
     }
@@ -158,16 +158,18 @@ pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> 
     let payload = records_payload(&batch, policy.decompressed_limit()).map_err(corrupt)?;
     check_records(&header, payload.clone(), policy, now_ms)?;
 
+    // The producer's bytes are appended as they arrived (a slice of the request buffer);
+    // only the two rewriting settings need a buffer of their own.
     let mut out = match policy.codec {
         Some(target) if target != codec => rebuild_batch(&header, &payload, target)
-            .map_err(|e| reject(ErrorCode::UnknownServerError, e.to_string()))?
-            .to_vec(),
-        _ => batch.to_vec(),
+            .map_err(|e| reject(ErrorCode::UnknownServerError, e.to_string()))?,
+        _ if policy.log_append_time => BytesMut::from(&batch[..]),
+        _ => return Ok(batch),
     };
     if policy.log_append_time {
         set_max_timestamp(&mut out, TimestampType::LogAppendTime, now_ms).map_err(corrupt)?;
     }
-    Ok(out)
+    Ok(out.freeze())
 }
 
 /// Record-level rules: each record parses, the count is right, offset deltas run
@@ -225,7 +227,7 @@ fn append(
     let outcome = records
         .ok_or_else(|| reject(ErrorCode::InvalidRecord, "null records"))
         .and_then(|r| validate(r, version, policy, now_ms))
-        .and_then(|batch| p.append(batch).map_err(|(code, message)| reject(code, message)));
+        .and_then(|batch| p.append(&batch).map_err(|(code, message)| reject(code, message)));
     match outcome {
         Ok(info) => {
             resp.base_offset = info.base_offset;
@@ -350,13 +352,17 @@ mod tests {
         b.build().freeze()
     }
 
-    fn code(r: Result<Vec<u8>, Rejection>) -> ErrorCode {
+    fn code(r: Result<Bytes, Rejection>) -> ErrorCode {
         r.map(|_| ErrorCode::None).unwrap_or_else(|e| e.code)
     }
 
     #[test]
     fn one_valid_batch_is_stored_as_produced() {
-        assert_eq!(validate(&batch(), 9, &policy(), NOW).unwrap(), batch().to_vec());
+        // Not a copy: the very bytes of the request buffer go on to the log.
+        let request = batch();
+        let out = validate(&request, 9, &policy(), NOW).unwrap();
+        assert_eq!(out, request);
+        assert_eq!(out.as_ptr(), request.as_ptr());
     }
 
     #[test]
@@ -392,7 +398,6 @@ mod tests {
         let out = validate(&batch(), 9, &p, NOW).unwrap();
         assert_eq!(BatchHeader::parse(&out).unwrap().compression(), Ok(Compression::Gzip));
         verify_crc(&out).unwrap();
-        let out = Bytes::from(out);
         // Same codec as the topic: stored as produced.
         assert_eq!(validate(&out, 9, &p, NOW).unwrap(), out.to_vec());
     }

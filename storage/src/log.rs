@@ -121,6 +121,9 @@ const START_OFFSET_FORMAT_VERSION: u32 = 1;
 /// log is opened, so only the start right after a clean close trusts it.
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+/// The prefix of a batch the log rewrites on append: baseOffset (0..8), batchLength and
+/// partitionLeaderEpoch (12..16).
+const PATCHED_HEAD: usize = 16;
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn now_ms() -> i64 {
@@ -626,12 +629,12 @@ impl Log {
     /// (`producer_state.rs`): a retried duplicate is not written and its
     /// original offsets are returned with `duplicate: true`; a sequence error
     /// is `Error::Sequence` and nothing is written.
-    pub fn append(&mut self, batch: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+    pub fn append(&mut self, batch: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
         self.append_at(batch, leader_epoch, now_ms())
     }
 
     /// [`Self::append`] with the current time given (for producer expiry).
-    pub fn append_at(&mut self, batch: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+    pub fn append_at(&mut self, batch: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
         if self.clean_marker {
             // The log changes after a clean close: the marker would lie.
             let path = self.dir.join(CLEAN_SHUTDOWN_FILE);
@@ -671,11 +674,17 @@ impl Log {
         if must_roll {
             self.roll(base_offset)?;
         }
-        set_base_offset(batch, base_offset)?;
-        set_partition_leader_epoch(batch, leader_epoch)?;
+        // The caller's bytes are written as they are, after a patched copy of the first
+        // 16 bytes (baseOffset and partitionLeaderEpoch, both outside the CRC).
+        let mut head = [0u8; PATCHED_HEAD];
+        head.copy_from_slice(
+            batch.get(..PATCHED_HEAD).ok_or(BatchError::Truncated { need: PATCHED_HEAD, have: batch.len() })?,
+        );
+        set_base_offset(&mut head, base_offset)?;
+        set_partition_leader_epoch(&mut head, leader_epoch)?;
         let patched = BatchHeader { base_offset, partition_leader_epoch: leader_epoch, ..header };
         let active = self.segments.values_mut().next_back().ok_or(Error::InvalidConfig("log has no segment"))?;
-        active.append(batch, &patched)?;
+        active.append(&head, &batch[PATCHED_HEAD..], &patched)?;
         self.producers.update(&patched, now_ms);
         Ok(AppendInfo {
             base_offset,

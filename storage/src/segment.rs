@@ -22,7 +22,6 @@
 //!   indexes (which recovery rebuilds anyway). Sealing fsyncs both.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -267,9 +266,11 @@ impl Segment {
     }
 
     /// Writes a validated batch (already patched) at the end of the log.
-    pub(crate) fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<()> {
+    /// Writes one batch given as its (patched) head and the rest, in one positional
+    /// vectored write: the producer's bytes go from the request buffer to the page cache.
+    pub(crate) fn append(&mut self, head: &[u8], rest: &[u8], header: &BatchHeader) -> Result<()> {
         let position = self.size;
-        let end = position + batch.len() as u64;
+        let end = position + (head.len() + rest.len()) as u64;
         if end > self.mapped_len {
             // Only when a recovered segment is larger than the configured
             // preallocation: grow and remap once.
@@ -277,7 +278,7 @@ impl Segment {
             self.map = map_opt(&self.file, end, &self.log_path)?;
             self.mapped_len = end;
         }
-        self.file.write_all_at(batch, position).map_err(io_err("write log", &self.log_path))?;
+        write_all_at_vectored(&self.file, head, rest, position).map_err(io_err("write log", &self.log_path))?;
         self.size = end;
         self.idx.on_batch(position, header);
         Ok(())
@@ -416,4 +417,27 @@ impl Segment {
         }
         Ok(None)
     }
+}
+
+/// `pwritev` of `a` then `b` at `position`, retried until everything is written.
+fn write_all_at_vectored(file: &File, mut a: &[u8], mut b: &[u8], mut position: u64) -> std::io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        let written = if a.is_empty() {
+            rustix::io::pwrite(file, b, position)
+        } else {
+            rustix::io::pwritev(file, &[std::io::IoSlice::new(a), std::io::IoSlice::new(b)], position)
+        };
+        let mut n = match written {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        position += n as u64;
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        n -= from_a;
+        b = b.get(n..).unwrap_or_default();
+    }
+    Ok(())
 }

@@ -27,13 +27,20 @@ fn batch(records: usize, value_len: usize, ts: i64) -> BytesMut {
     b.build()
 }
 
+/// What the log stores for `b`: the batch with its base offset and leader epoch set.
+fn stored(b: &mut [u8], base_offset: i64, epoch: i32) {
+    strom_protocol::records::set_base_offset(b, base_offset).unwrap();
+    strom_protocol::records::set_partition_leader_epoch(b, epoch).unwrap();
+}
+
 /// Appends `count` batches of varying shape; returns the stored (patched)
 /// bytes of each.
 fn fill(log: &mut Log, count: usize, first_ts: i64) -> Vec<Bytes> {
     (0..count)
         .map(|i| {
             let mut b = batch(1 + i % 4, 10 + (i * 37) % 150, first_ts + i as i64);
-            log.append(&mut b, 3).unwrap();
+            let info = log.append(&b, 3).unwrap();
+            stored(&mut b, info.base_offset, 3);
             b.freeze()
         })
         .collect()
@@ -143,16 +150,16 @@ fn invalid_batches_are_rejected_and_leave_the_log_unchanged() {
     let mut flipped = batch(2, 10, 5);
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
-    assert!(matches!(log.append(&mut flipped, 0), Err(Error::InvalidBatch(_))));
+    assert!(matches!(log.append(&flipped, 0), Err(Error::InvalidBatch(_))));
 
     let mut longer = batch(1, 10, 5);
     longer.extend_from_slice(&[0]);
-    assert!(matches!(log.append(&mut longer, 0), Err(Error::InvalidBatch(_))));
+    assert!(matches!(log.append(&longer, 0), Err(Error::InvalidBatch(_))));
 
-    let mut huge = batch(1, 5000, 5);
-    assert!(matches!(log.append(&mut huge, 0), Err(Error::BatchTooLarge { .. })));
+    let huge = batch(1, 5000, 5);
+    assert!(matches!(log.append(&huge, 0), Err(Error::BatchTooLarge { .. })));
 
-    assert!(log.append(&mut BytesMut::from(&b"short"[..]), 0).is_err());
+    assert!(log.append(&BytesMut::from(&b"short"[..]), 0).is_err());
     assert_eq!(log.log_end_offset(), leo);
     assert_eq!(read_all(&log).len(), 2);
 }
@@ -309,7 +316,8 @@ fn offset_for_timestamp_returns_the_first_batch_reaching_the_target() {
         .map(|i: i64| {
             let ts = 1000 + (i * 7919) % 500 + i;
             let mut b = batch(1 + (i as usize) % 3, 40, ts);
-            log.append(&mut b, 0).unwrap();
+            let info = log.append(&b, 0).unwrap();
+            stored(&mut b, info.base_offset, 0);
             b.freeze()
         })
         .collect();
@@ -396,11 +404,12 @@ proptest::proptest! {
                     let mut b = batch(records, value_len, ts);
                     if b.len() as u64 > segment_bytes {
                         // The generator can exceed a small segment; such a batch is refused whole.
-                        let refused = matches!(log.append(&mut b, 1), Err(Error::BatchTooLarge { .. }));
+                        let refused = matches!(log.append(&b, 1), Err(Error::BatchTooLarge { .. }));
                         proptest::prop_assert!(refused);
                         continue;
                     }
-                    log.append(&mut b, 1).unwrap();
+                    let info = log.append(&b, 1).unwrap();
+                    stored(&mut b, info.base_offset, 1);
                     model.push(b.freeze());
                 }
                 Op::ReopenClean => {
@@ -451,19 +460,19 @@ fn snapshots(dir: &Path) -> Vec<String> {
 fn a_retried_idempotent_batch_is_deduplicated_across_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
-    log.append(&mut idempotent(0, 3), 0).unwrap();
-    let first = log.append(&mut idempotent(3, 2), 0).unwrap();
+    log.append(&idempotent(0, 3), 0).unwrap();
+    let first = log.append(&idempotent(3, 2), 0).unwrap();
     assert_eq!((first.base_offset, first.duplicate), (3, false));
     // kill -9: no clean close, no snapshot; the bytes are in the page cache.
     std::mem::forget(log);
     assert!(snapshots(dir.path()).is_empty());
 
     let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
-    let retry = log.append(&mut idempotent(3, 2), 0).unwrap();
+    let retry = log.append(&idempotent(3, 2), 0).unwrap();
     assert_eq!((retry.base_offset, retry.last_offset, retry.duplicate), (3, 4, true));
     assert_eq!(log.log_end_offset(), 5, "the retry appended nothing");
-    assert!(matches!(log.append(&mut idempotent(9, 1), 0), Err(Error::Sequence(_))));
-    assert_eq!(log.append(&mut idempotent(5, 1), 0).unwrap().base_offset, 5);
+    assert!(matches!(log.append(&idempotent(9, 1), 0), Err(Error::Sequence(_))));
+    assert_eq!(log.append(&idempotent(5, 1), 0).unwrap().base_offset, 5);
 }
 
 #[test]
@@ -472,7 +481,7 @@ fn producer_state_is_snapshotted_on_roll_and_close_and_rebuilt_from_the_snapshot
     let mut log = Log::open(dir.path(), config(600)).unwrap();
     let mut seq = 0;
     for _ in 0..20 {
-        log.append(&mut idempotent(seq, 2), 0).unwrap();
+        log.append(&idempotent(seq, 2), 0).unwrap();
         seq += 2;
     }
     assert!(log.segment_count() > 2);
@@ -486,15 +495,15 @@ fn producer_state_is_snapshotted_on_roll_and_close_and_rebuilt_from_the_snapshot
     let entry = log.producer_state().entry(7, strom_storage::now_ms()).unwrap().clone();
     assert_eq!(entry.batches.len(), 5);
     assert_eq!(entry.batches.back().unwrap().last_seq, 39);
-    assert!(log.append(&mut idempotent(38, 2), 0).unwrap().duplicate);
-    assert!(!log.append(&mut idempotent(40, 1), 0).unwrap().duplicate);
+    assert!(log.append(&idempotent(38, 2), 0).unwrap().duplicate);
+    assert!(!log.append(&idempotent(40, 1), 0).unwrap().duplicate);
 }
 
 #[test]
 fn snapshots_beyond_the_recovered_log_end_are_discarded() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
-    log.append(&mut idempotent(0, 2), 0).unwrap();
+    log.append(&idempotent(0, 2), 0).unwrap();
     log.close().unwrap();
     // A snapshot claiming offsets the log does not have (its data was a torn tail),
     // and a damaged one.
@@ -503,7 +512,7 @@ fn snapshots_beyond_the_recovered_log_end_are_discarded() {
     let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
     assert!(snapshots(dir.path()).is_empty());
     // Rebuilt by replaying the log from its start instead.
-    assert!(log.append(&mut idempotent(0, 2), 0).unwrap().duplicate);
+    assert!(log.append(&idempotent(0, 2), 0).unwrap().duplicate);
 }
 
 #[test]
@@ -514,7 +523,7 @@ fn delete_records_moves_the_start_durably_and_drops_whole_segments_below_it() {
     for i in 0..200 {
         let mut b = strom_protocol::records::BatchBuilder::new(1_000 + i);
         b.add(Some(b"k"), Some(&[7u8; 100]));
-        log.append(&mut b.build(), 0).unwrap();
+        log.append(&b.build(), 0).unwrap();
     }
     let segments_before = log.segment_count();
     assert!(segments_before > 3);
@@ -540,7 +549,7 @@ fn retention_deletes_old_and_excess_sealed_segments_but_never_the_active_one() {
     for i in 0..100 {
         let mut b = strom_protocol::records::BatchBuilder::new(1_000 + i);
         b.add(Some(b"k"), Some(&[1u8; 100]));
-        log.append(&mut b.build(), 0).unwrap();
+        log.append(&b.build(), 0).unwrap();
     }
     let segments = log.segment_count();
     assert!(segments >= 8, "{segments}");
@@ -565,9 +574,9 @@ fn segment_ms_rolls_an_old_active_segment_on_the_next_append() {
     let mut log = strom_storage::Log::open(dir.path(), config).unwrap();
     let mut b = strom_protocol::records::BatchBuilder::new(1);
     b.add(None, Some(b"v"));
-    log.append_at(&mut b.build(), 0, strom_storage::now_ms()).unwrap();
+    log.append_at(&b.build(), 0, strom_storage::now_ms()).unwrap();
     let later = strom_storage::now_ms() + 10;
-    log.append_at(&mut b.build(), 0, later).unwrap();
+    log.append_at(&b.build(), 0, later).unwrap();
     assert_eq!(log.segment_count(), 2);
 }
 
@@ -589,7 +598,7 @@ fn compaction_keeps_the_latest_record_per_key_without_renumbering() {
         };
         let mut b = strom_protocol::records::BatchBuilder::new(ts);
         b.add(Some(&key), value.as_deref());
-        let info = log.append(&mut b.build(), 0).unwrap();
+        let info = log.append(&b.build(), 0).unwrap();
         want.insert(key, (info.base_offset, value));
     }
     let (before, after) = log.compact(now, 50_000).unwrap();
@@ -634,7 +643,7 @@ fn a_leftover_cleaned_file_is_removed_and_the_original_kept() {
     let mut log = strom_storage::Log::open(dir.path(), strom_storage::LogConfig::default()).unwrap();
     let mut b = strom_protocol::records::BatchBuilder::new(1);
     b.add(Some(b"k"), Some(b"v"));
-    log.append(&mut b.build(), 0).unwrap();
+    log.append(&b.build(), 0).unwrap();
     drop(log);
     std::fs::write(dir.path().join("00000000000000000000.log.cleaned"), b"half written").unwrap();
     let log = strom_storage::Log::open(dir.path(), strom_storage::LogConfig::default()).unwrap();
@@ -648,7 +657,7 @@ fn a_clean_shutdown_marks_the_log_and_a_crash_does_not() {
     let append = |log: &mut strom_storage::Log| {
         let mut b = strom_protocol::records::BatchBuilder::new(1);
         b.add(Some(b"k"), Some(b"v"));
-        log.append(&mut b.build(), 0).unwrap();
+        log.append(&b.build(), 0).unwrap();
     };
     let mut log = strom_storage::Log::open(dir.path(), strom_storage::LogConfig::default()).unwrap();
     append(&mut log);
@@ -673,7 +682,7 @@ fn batches_after_the_recovery_point_are_still_verified() {
     for i in 0..3 {
         let mut b = strom_protocol::records::BatchBuilder::new(1);
         b.add(Some(b"k"), Some(format!("value-{i}").as_bytes()));
-        log.append(&mut b.build(), 0).unwrap();
+        log.append(&b.build(), 0).unwrap();
     }
     log.checkpoint_recovery_point(2).unwrap();
     std::mem::forget(log);
@@ -757,7 +766,7 @@ proptest::proptest! {
                         added.push((key, value));
                     }
                     next_value += records as u64;
-                    let info = log.append(&mut b.build(), 0).unwrap();
+                    let info = log.append(&b.build(), 0).unwrap();
                     for (i, (k, v)) in added.into_iter().enumerate() {
                         model.push((info.base_offset + i as i64, k, v));
                     }
