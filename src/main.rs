@@ -138,6 +138,23 @@ fn bench(args: strom::bench::BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every partition keeps its active segment's log and two index files open (and each
+/// sealed segment three more), so the soft `RLIMIT_NOFILE` (often 1,024) is raised to the
+/// hard limit, as Go programs and many servers do; the hard limit is the operator's
+/// (`ulimit -Hn`, systemd `LimitNOFILE`, docker `--ulimit nofile`).
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile);
+    tracing::info!(open_files_limit = ?now.current, "about 3 open files per partition");
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut overrides = BTreeMap::new();
     for o in &args.overrides {
@@ -156,6 +173,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let config = Config::load(args.config.as_deref(), &overrides)?;
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let broker = strom::Broker::bind(config).await?;

@@ -531,16 +531,21 @@ async fn every_produce_validation_rule_has_its_kafka_error_and_appends_nothing()
     // zstd itself is fine from v7.
     let ok = produce_raw(&broker.addr, 7, "rules", -1, zstd).await;
     assert_eq!((ok.error_code, ok.base_offset), (0, 1));
-    // ...but not served to fetchers older than v10, which cannot decode it.
-    for (version, want) in [(9, 76), (10, 0)] {
+    // Fetch < v10 is refused for a topic whose compression.type is zstd (Kafka's rule);
+    // on a `producer` topic the stored batches are served as they are.
+    let configs = [("compression.type".to_string(), "zstd".to_string())].into_iter().collect();
+    broker.cluster.create_topic("zstd-topic", 1, configs, false).expect("create");
+    let ok = produce_raw(&broker.addr, 7, "zstd-topic", -1, one_record_batch(now()).build().freeze()).await;
+    assert_eq!(ok.error_code, 0);
+    for (topic, version, want) in [("zstd-topic", 9, 76), ("zstd-topic", 10, 0), ("rules", 9, 0), ("rules", 10, 0)] {
         let fetch = strom_protocol::FetchRequest {
             max_wait_ms: 0,
             max_bytes: 1 << 20,
             topics: vec![strom_protocol::fetch_request::FetchTopic {
-                topic: "rules".into(),
+                topic: topic.into(),
                 partitions: vec![strom_protocol::fetch_request::FetchPartition {
                     partition: 0,
-                    fetch_offset: 1,
+                    fetch_offset: if topic == "rules" { 1 } else { 0 },
                     partition_max_bytes: 1 << 20,
                     ..Default::default()
                 }],
@@ -554,8 +559,12 @@ async fn every_produce_validation_rule_has_its_kafka_error_and_appends_nothing()
         r.i32().expect("correlation");
         let resp = strom_protocol::FetchResponse::decode(&mut r, version).expect("fetch response");
         let p = &resp.responses[0].partitions[0];
-        assert_eq!(p.error_code, want, "fetch v{version} of a zstd batch");
-        assert_eq!(p.records.as_ref().is_some_and(|r| !r.is_empty()), want == 0, "fetch v{version}: records");
+        assert_eq!(p.error_code, want, "fetch v{version} of {topic}");
+        assert_eq!(
+            p.records.as_ref().is_some_and(|r| !r.is_empty()),
+            want == 0,
+            "fetch v{version} of {topic}: records"
+        );
     }
     broker.stop().await;
 }

@@ -794,8 +794,11 @@ impl Group {
         if generation != self.generation {
             return ErrorCode::IllegalGeneration;
         }
+        // Kafka refuses only while the new assignment is being handed out; during
+        // PreparingRebalance members commit what they processed before rejoining (the
+        // revocation commit every client makes), with their still-valid generation.
         match self.state {
-            State::PreparingRebalance | State::CompletingRebalance => ErrorCode::RebalanceInProgress,
+            State::CompletingRebalance => ErrorCode::RebalanceInProgress,
             _ => ErrorCode::None,
         }
     }
@@ -1013,14 +1016,19 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_during_a_rebalance_and_a_stale_generation_are_refused() {
+    fn a_commit_while_completing_a_rebalance_and_a_stale_generation_are_refused() {
         let (mut g, ids) = stable_group(2);
         assert_eq!(g.validate_commit(&ids[0], None, 1), ErrorCode::None);
         assert_eq!(g.validate_commit(&ids[0], None, 0), ErrorCode::IllegalGeneration);
         assert_eq!(g.validate_commit("ghost", None, 1), ErrorCode::UnknownMemberId);
         let mut out = Outcome::default();
         g.leave(&ids[1], None, at(7000), &mut out);
-        assert_eq!(g.validate_commit(&ids[0], None, 1), ErrorCode::RebalanceInProgress);
+        assert_eq!(g.state, State::PreparingRebalance);
+        assert_eq!(g.validate_commit(&ids[0], None, 1), ErrorCode::None, "revocation commits are kept");
+        // The remaining member rejoins: the group waits for its SyncGroup.
+        g.join(req(&ids[0], "c"), &LIMITS, at(7001));
+        assert_eq!(g.state, State::CompletingRebalance, "every member rejoined");
+        assert_eq!(g.validate_commit(&ids[0], None, 2), ErrorCode::RebalanceInProgress);
         // A standalone (generation -1) commit is refused while the group has members.
         assert_eq!(g.validate_commit("", None, -1), ErrorCode::UnknownMemberId);
         assert_eq!(Group::new("h", at(0)).validate_commit("", None, -1), ErrorCode::None);

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strom_protocol::fetch_response::{FetchableTopicResponse, PartitionData};
-use strom_protocol::records::{split_batches, BatchHeader, Compression};
 use strom_protocol::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
@@ -61,14 +60,19 @@ fn collect(
             pd.log_start_offset = p.log_start_offset();
             // Once the response is full, later partitions get nothing (not even a first batch).
             let limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(budget);
+            // Fetch < v10 predates zstd. Kafka refuses it for topics whose
+            // `compression.type` is zstd; zstd batches a producer wrote to a `producer`
+            // topic are served as stored (Kafka never inspects or down-converts them).
+            if version < 10
+                && cluster.topic(&p.topic).is_some_and(|t| cluster.topic_setting(&t, "compression.type") == "zstd")
+            {
+                pd.error_code = ErrorCode::UnsupportedCompressionType.code();
+                any_error = true;
+                partitions.push(pd);
+                continue;
+            }
             if limit > 0 || total == 0 {
                 match p.read(fp.fetch_offset, limit.max(1)) {
-                    // Fetch < v10 predates zstd: Kafka refuses rather than send batches
-                    // the client cannot decode (it never down-converts them).
-                    Ok(data) if version < 10 && has_zstd(&data) => {
-                        pd.error_code = ErrorCode::UnsupportedCompressionType.code();
-                        any_error = true;
-                    }
                     Ok(data) => {
                         budget = budget.saturating_sub(data.len());
                         total += data.len();
@@ -90,15 +94,6 @@ fn collect(
         });
     }
     (FetchResponse { responses, ..Default::default() }, total, any_error)
-}
-
-/// Whether any whole batch in `data` is zstd-compressed (headers only, no decompression).
-fn has_zstd(data: &[u8]) -> bool {
-    split_batches(data).filter_map(Result::ok).any(|r| {
-        data.get(r)
-            .and_then(|b| BatchHeader::parse(b).ok())
-            .is_some_and(|h| h.compression().ok() == Some(Compression::Zstd))
-    })
 }
 
 /// Resolves the request's partitions once; topics deleted meanwhile keep their `Arc`s.

@@ -20,9 +20,11 @@
 //! | CreateTime timestamps within `message.timestamp.before/after.max.ms` of now | INVALID_TIMESTAMP (+ record errors) |
 //! | idempotent sequence (storage, ADR 0003) | OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID |
 //!
-//! Batches are stored as produced. Two settings rewrite them: `message.timestamp.type =
-//! LogAppendTime` (maxTimestamp := now, timestamp-type bit set, CRC recomputed) and a
-//! `compression.type` naming a codec other than the batch's (records recompressed).
+//! Batches are stored as produced (the request buffer's bytes, not a copy). Three things
+//! rewrite them: `message.timestamp.type = LogAppendTime` (maxTimestamp := now,
+//! timestamp-type bit set, CRC recomputed), a `compression.type` naming a codec other
+//! than the batch's (records recompressed), and a maxTimestamp that is not the largest
+//! record timestamp (set to it, as Kafka's LogValidator does; Sarama sends -1).
 
 use bytes::{Bytes, BytesMut};
 use strom_protocol::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
@@ -156,28 +158,40 @@ pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> 
     }
 
     let payload = records_payload(&batch, policy.decompressed_limit()).map_err(corrupt)?;
-    check_records(&header, payload.clone(), policy, now_ms)?;
+    let max_record_ts = check_records(&header, payload.clone(), policy, now_ms)?;
+    // Kafka sets a batch's maxTimestamp itself (LogValidator): LogAppendTime, or the
+    // largest record timestamp. Some producers send -1 or the last record's time there;
+    // kept as sent, it would break ListOffsets by time and time-based retention.
+    let stamp = if policy.log_append_time {
+        Some((TimestampType::LogAppendTime, now_ms))
+    } else {
+        max_record_ts
+            .filter(|&ts| ts != header.max_timestamp || header.timestamp_type() != TimestampType::CreateTime)
+            .map(|ts| (TimestampType::CreateTime, ts))
+    };
 
     // The producer's bytes are appended as they arrived (a slice of the request buffer);
-    // only the two rewriting settings need a buffer of their own.
+    // only a rewrite needs a buffer of its own.
     let mut out = match policy.codec {
         Some(target) if target != codec => rebuild_batch(&header, &payload, target)
             .map_err(|e| reject(ErrorCode::UnknownServerError, e.to_string()))?,
-        _ if policy.log_append_time => BytesMut::from(&batch[..]),
+        _ if stamp.is_some() => BytesMut::from(&batch[..]),
         _ => return Ok(batch),
     };
-    if policy.log_append_time {
-        set_max_timestamp(&mut out, TimestampType::LogAppendTime, now_ms).map_err(corrupt)?;
+    if let Some((kind, ts)) = stamp {
+        set_max_timestamp(&mut out, kind, ts).map_err(corrupt)?;
     }
     Ok(out.freeze())
 }
 
 /// Record-level rules: each record parses, the count is right, offset deltas run
-/// 0, 1, 2, …, and (CreateTime) timestamps are within bounds.
-fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: i64) -> Result<(), Rejection> {
+/// 0, 1, 2, …, and (CreateTime) timestamps are within bounds. Returns the largest record
+/// timestamp.
+fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: i64) -> Result<Option<i64>, Rejection> {
     let iter =
         RecordIter::new(payload, header.records_count).map_err(|e| reject(ErrorCode::InvalidRecord, e.to_string()))?;
     let mut bad_timestamps = Vec::new();
+    let mut max_ts = None::<i64>;
     let earliest = now_ms.saturating_sub(policy.before_ms);
     let latest = now_ms.saturating_add(policy.after_ms);
     for (i, record) in iter.enumerate() {
@@ -195,11 +209,10 @@ fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: 
                 record_errors: vec![(index, msg)],
             });
         }
-        if !policy.log_append_time {
-            let ts = header.base_timestamp.saturating_add(record.timestamp_delta);
-            if (ts < earliest || ts > latest) && bad_timestamps.len() < MAX_RECORD_ERRORS {
-                bad_timestamps.push((index, format!("timestamp {ts} is outside [{earliest}, {latest}]")));
-            }
+        let ts = header.base_timestamp.saturating_add(record.timestamp_delta);
+        max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+        if !policy.log_append_time && (ts < earliest || ts > latest) && bad_timestamps.len() < MAX_RECORD_ERRORS {
+            bad_timestamps.push((index, format!("timestamp {ts} is outside [{earliest}, {latest}]")));
         }
     }
     if !bad_timestamps.is_empty() {
@@ -209,7 +222,7 @@ fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: 
             record_errors: bad_timestamps,
         });
     }
-    Ok(())
+    Ok(max_ts)
 }
 
 /// Appends one partition's batch; also returns the offset (exclusive) that must be durable
@@ -363,6 +376,34 @@ mod tests {
         let out = validate(&request, 9, &policy(), NOW).unwrap();
         assert_eq!(out, request);
         assert_eq!(out.as_ptr(), request.as_ptr());
+    }
+
+    #[test]
+    fn a_wrong_max_timestamp_is_set_to_the_largest_record_timestamp() {
+        let mut b = BatchBuilder::new(NOW - 5000);
+        b.add(None, Some(b"a"));
+        b.push(&strom_protocol::records::Record {
+            offset_delta: 1,
+            timestamp_delta: 3000,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        });
+        b.push(&strom_protocol::records::Record {
+            offset_delta: 2,
+            timestamp_delta: 1000,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        });
+        let mut sent = b.build();
+        // What Sarama 1.22 sends: -1 (kafkajs sends the last record's timestamp).
+        set_max_timestamp(&mut sent, TimestampType::CreateTime, -1).unwrap();
+        let out = validate(&sent.freeze(), 9, &policy(), NOW).unwrap();
+        let h = BatchHeader::parse(&out).unwrap();
+        assert_eq!(h.max_timestamp, NOW - 2000);
+        assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
+        verify_crc(&out).unwrap();
     }
 
     #[test]

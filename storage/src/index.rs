@@ -18,16 +18,19 @@
 //!   entry of a sealed segment is its maximum timestamp. Both columns
 //!   strictly increase.
 //!
-//! Crash behaviour: the active segment's index files are preallocated (zero
-//! filled) to `segment_index_bytes` and trimmed to their entries on roll or
-//! clean close. Recovery always rebuilds the last segment's indexes from
-//! its log, and rebuilds any other segment's index that fails
-//! [`OffsetIndex::is_consistent`] / [`TimeIndex::is_consistent`].
+//! Crash behaviour: the active segment's indexes live in memory (at most
+//! `segment_index_bytes` each) and are written, fsync'd, when the segment is
+//! sealed (roll or clean close); a file of the active segment's base offset left
+//! from before is removed when the segment is created. Recovery always rebuilds
+//! the last segment's indexes from its log (after a clean shutdown it reloads
+//! them instead, see `Segment::reactivate`), and rebuilds any other segment's
+//! index that fails [`OffsetIndex::is_consistent`] / [`TimeIndex::is_consistent`].
 //!
 //! Thread-safety: indexes are owned by their segment; mutation takes
 //! `&mut self`, so the log's caller-side lock serializes everything.
 
 use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
@@ -44,39 +47,44 @@ pub const INDEX_FORMAT_VERSION: u32 = 1;
 const OFFSET_ENTRY_LEN: usize = 8;
 const TIME_ENTRY_LEN: usize = 12;
 
-/// An array of fixed-width entries in a (possibly preallocated) mapped file.
+/// Where an index's entries live.
+enum Store {
+    /// A sealed segment's index: the trimmed file, mapped read-only. No descriptor is
+    /// kept: the mapping stays valid on its own.
+    Mapped(Option<Arc<Mmap>>),
+    /// The active segment's index, in memory until the segment is sealed. Recovery
+    /// rebuilds the last segment's indexes from its log anyway, so they need not be on
+    /// disk before then, and an active partition holds one descriptor (its log), not
+    /// three: 10,000 partitions fit in a 20,000 open-files limit.
+    Memory(Vec<u8>),
+}
+
+/// An array of fixed-width entries.
 struct IndexFile {
     path: PathBuf,
-    file: File,
-    /// Read-only: entries are written with pwrite (see `push`).
-    map: Option<Arc<Mmap>>,
+    store: Store,
     entry_len: usize,
     entries: usize,
     capacity: usize,
 }
 
 impl IndexFile {
-    /// Creates or truncates `path`, preallocated to hold
-    /// `max_bytes / entry_len` entries.
+    /// A new, empty in-memory index with room for `max_bytes / entry_len` entries. A
+    /// stray file at `path` (from a segment that once had this base offset) is removed.
     fn create(path: &Path, entry_len: usize, max_bytes: u64) -> Result<IndexFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(io_err("create index", path))?;
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove stale index", path)(e)),
+        }
         let capacity = usize::try_from(max_bytes).unwrap_or(usize::MAX) / entry_len;
-        let len = (capacity * entry_len) as u64;
-        file.set_len(len).map_err(io_err("preallocate index", path))?;
-        let map = if len > 0 { Some(map_read(&file, len).map_err(io_err("map index", path))?) } else { None };
-        Ok(IndexFile { path: path.to_path_buf(), file, map, entry_len, entries: 0, capacity })
+        Ok(IndexFile { path: path.to_path_buf(), store: Store::Memory(Vec::new()), entry_len, entries: 0, capacity })
     }
 
     /// Opens an existing, trimmed index file. `Ok(None)` if it is missing or
     /// its length is not a whole number of entries.
     fn open_existing(path: &Path, entry_len: usize) -> Result<Option<IndexFile>> {
-        let file = match OpenOptions::new().read(true).write(true).open(path) {
+        let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("open index", path)(e)),
@@ -89,7 +97,25 @@ impl IndexFile {
             return Ok(None);
         };
         let map = if len > 0 { Some(map_read(&file, len).map_err(io_err("map index", path))?) } else { None };
-        Ok(Some(IndexFile { path: path.to_path_buf(), file, map, entry_len, entries, capacity: entries }))
+        Ok(Some(IndexFile {
+            path: path.to_path_buf(),
+            store: Store::Mapped(map),
+            entry_len,
+            entries,
+            capacity: entries,
+        }))
+    }
+
+    /// Takes a sealed index back into memory with room for `max_bytes / entry_len`
+    /// entries, so a segment reopened after a clean shutdown takes appends again.
+    fn extend(&mut self, max_bytes: u64) -> Result<()> {
+        if let Store::Mapped(map) = &self.store {
+            let bytes =
+                map.as_ref().map_or_else(Vec::new, |m| m.get(..self.entries * self.entry_len).unwrap_or(&[]).to_vec());
+            self.store = Store::Memory(bytes);
+        }
+        self.capacity = (usize::try_from(max_bytes).unwrap_or(usize::MAX) / self.entry_len).max(self.entries);
+        Ok(())
     }
 
     fn entry(&self, i: usize) -> Option<&[u8]> {
@@ -97,26 +123,19 @@ impl IndexFile {
             return None;
         }
         let start = i * self.entry_len;
-        self.map.as_ref()?.get(start..start + self.entry_len)
+        match &self.store {
+            Store::Mapped(map) => map.as_ref()?.get(start..start + self.entry_len),
+            Store::Memory(buf) => buf.get(start..start + self.entry_len),
+        }
     }
 
-    /// Appends an entry; false (and nothing written) if the file is full.
-    ///
-    /// Entries are written with `pwrite`, not through the mapping: the file is sparse,
-    /// and a store into an unbacked page on a full disk would raise SIGBUS, where a
-    /// positional write returns ENOSPC. The shared mapping sees the written page. An
-    /// entry that cannot be written is skipped (not counted): index entries are lookup
-    /// hints, and a lookup from an earlier entry scans forward to the same answer.
+    /// Appends an entry; false (and nothing added) if the index is full or sealed.
     fn push(&mut self, bytes: &[u8]) -> bool {
-        use std::os::unix::fs::FileExt;
-        if self.entries >= self.capacity || bytes.len() != self.entry_len || self.map.is_none() {
+        let Store::Memory(buf) = &mut self.store else { return false };
+        if self.entries >= self.capacity || bytes.len() != self.entry_len {
             return false;
         }
-        let start = self.entries * self.entry_len;
-        if let Err(e) = self.file.write_all_at(bytes, start as u64) {
-            tracing::warn!(path = %self.path.display(), error = %e, "index entry skipped");
-            return true;
-        }
+        buf.extend_from_slice(bytes);
         self.entries += 1;
         true
     }
@@ -125,22 +144,25 @@ impl IndexFile {
         self.capacity - self.entries
     }
 
-    /// Shrinks the file to its entries (flushing them first).
+    /// Seals the index: writes the in-memory entries to the file (temp-free: the file is
+    /// only trusted once its segment is sealed, see `Segment::open_sealed`), fsyncs it and
+    /// maps it read-only. Idempotent.
     fn trim(&mut self) -> Result<()> {
-        self.flush()?;
-        self.map = None;
-        let len = (self.entries * self.entry_len) as u64;
-        self.file.set_len(len).map_err(io_err("trim index", &self.path))?;
+        let Store::Memory(buf) = &self.store else { return Ok(()) };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&self.path)
+            .map_err(io_err("create index", &self.path))?;
+        file.write_all(buf).map_err(io_err("write index", &self.path))?;
+        file.sync_data().map_err(io_err("fsync index", &self.path))?;
+        let len = buf.len() as u64;
+        let map = if len > 0 { Some(map_read(&file, len).map_err(io_err("map index", &self.path))?) } else { None };
+        self.store = Store::Mapped(map);
         self.capacity = self.entries;
-        if len > 0 {
-            self.map = Some(map_read(&self.file, len).map_err(io_err("map index", &self.path))?);
-        }
         Ok(())
-    }
-
-    /// fsync of the written entries (they are written with pwrite, not through the map).
-    fn flush(&self) -> Result<()> {
-        self.file.sync_data().map_err(io_err("fsync index", &self.path))
     }
 
     /// Greatest `i` with `key(i) <= target`, by binary search; `keys` must be
@@ -197,6 +219,16 @@ impl OffsetIndex {
         self.0.floor(relative_offset, |e| be_u32(e, 0)).and_then(|i| self.get(i)).map_or(0, |(_, pos)| pos)
     }
 
+    /// The log position of the last entry.
+    pub(crate) fn last_position(&self) -> Option<u32> {
+        self.get(self.0.entries.checked_sub(1)?).map(|(_, pos)| pos)
+    }
+
+    /// See `IndexFile::extend`.
+    pub(crate) fn extend(&mut self, max_bytes: u64) -> Result<()> {
+        self.0.extend(max_bytes)
+    }
+
     /// Both columns strictly increase and positions lie inside the log.
     pub(crate) fn is_consistent(&self, log_size: u64) -> bool {
         strictly_increasing((0..self.0.entries).map(|i| self.get(i)), |_, pos| u64::from(*pos) < log_size)
@@ -208,10 +240,6 @@ impl OffsetIndex {
 
     pub(crate) fn trim(&mut self) -> Result<()> {
         self.0.trim()
-    }
-
-    pub(crate) fn flush(&self) -> Result<()> {
-        self.0.flush()
     }
 }
 
@@ -271,6 +299,11 @@ impl TimeIndex {
         self.get(i).map(|(_, off)| off)
     }
 
+    /// See `IndexFile::extend`.
+    pub(crate) fn extend(&mut self, max_bytes: u64) -> Result<()> {
+        self.0.extend(max_bytes)
+    }
+
     /// Both columns strictly increase and offsets stay below `max_relative`.
     pub(crate) fn is_consistent(&self, max_relative: u64) -> bool {
         strictly_increasing((0..self.0.entries).map(|i| self.get(i)), |_, off| u64::from(*off) < max_relative)
@@ -282,10 +315,6 @@ impl TimeIndex {
 
     pub(crate) fn trim(&mut self) -> Result<()> {
         self.0.trim()
-    }
-
-    pub(crate) fn flush(&self) -> Result<()> {
-        self.0.flush()
     }
 }
 
@@ -325,15 +354,32 @@ mod tests {
     }
 
     #[test]
-    fn a_preallocated_zero_tail_is_inconsistent() {
+    fn an_active_index_reaches_the_disk_only_when_sealed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.timeindex");
+        std::fs::write(&path, [1u8; 24]).unwrap(); // a stale file of an earlier segment
         let mut idx = TimeIndex::create(&path, 120).unwrap();
+        assert!(!path.exists(), "the stale file is removed");
         assert!(idx.maybe_push(5, 1));
         assert!(idx.maybe_push(5, 2)); // not larger: skipped
         assert!(idx.maybe_push(9, 3));
-        idx.flush().unwrap();
-        drop(idx);
+        assert!(TimeIndex::open_existing(&path).unwrap().is_none());
+        idx.trim().unwrap();
+        let reopened = TimeIndex::open_existing(&path).unwrap().unwrap();
+        assert_eq!(reopened.last(), Some((9, 3)));
+        assert!(reopened.is_consistent(100));
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_inconsistent() {
+        // What a preallocated file left by a crash looks like.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.timeindex");
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&5i64.to_be_bytes());
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.extend_from_slice(&[0u8; 24]);
+        std::fs::write(&path, bytes).unwrap();
         let idx = TimeIndex::open_existing(&path).unwrap().unwrap();
         assert!(!idx.is_consistent(100));
     }

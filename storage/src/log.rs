@@ -338,12 +338,11 @@ impl Log {
         }
         bases.sort_unstable();
         let recovery_point = read_offset_file(dir, RECOVERY_POINT_FILE).unwrap_or(0);
+        // The marker stays until the first append (which removes it durably before
+        // writing): until then the log is exactly what was shut down cleanly, so a crash
+        // before any write may trust it again. Removing it here cost every partition a
+        // directory fsync at startup (ADR 0002, amendment 2).
         let clean = read_offset_file(dir, CLEAN_SHUTDOWN_FILE);
-        if clean.is_some() {
-            // Trust it for this start only: a crash from here on is unclean again.
-            fs::remove_file(dir.join(CLEAN_SHUTDOWN_FILE)).map_err(io_err("remove", &dir.join(CLEAN_SHUTDOWN_FILE)))?;
-            sync_dir(dir)?;
-        }
         let verified_below = clean.unwrap_or(0).max(recovery_point);
         let mut segments = BTreeMap::new();
         match bases.split_last() {
@@ -356,7 +355,7 @@ impl Log {
                     let next = bases.get(i + 1).copied().unwrap_or(last);
                     segments.insert(base, Segment::open_sealed(dir, base, next, &config)?);
                 }
-                segments.insert(last, Segment::recover(dir, last, &config, verified_below)?);
+                segments.insert(last, Segment::recover(dir, last, &config, verified_below, clean)?);
             }
         }
         let producers = ProducerStateManager::new(config.producer_id_expiration_ms);
@@ -370,7 +369,7 @@ impl Log {
             start_offset,
             active_since_ms: now_ms(),
             recovery_point,
-            clean_marker: false,
+            clean_marker: clean.is_some(),
             opened_clean: clean.is_some(),
         };
         if log.opened_clean {
@@ -636,9 +635,15 @@ impl Log {
     /// [`Self::append`] with the current time given (for producer expiry).
     pub fn append_at(&mut self, batch: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
         if self.clean_marker {
-            // The log changes after a clean close: the marker would lie.
+            // The log changes after a clean close: the marker would lie. Its removal must
+            // be durable before the write, or a crash could resurrect it over a torn tail.
             let path = self.dir.join(CLEAN_SHUTDOWN_FILE);
-            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::Io { op: "remove", path, source: e }),
+            }
+            sync_dir(&self.dir)?;
             self.clean_marker = false;
         }
         let header = BatchHeader::parse(batch)?;
@@ -758,8 +763,8 @@ impl Log {
         best
     }
 
-    /// fdatasync the active segment's log, then msync its indexes (sealed
-    /// segments were fsync'd when sealed).
+    /// fdatasync the active segment's log (sealed segments were fsync'd when sealed;
+    /// the active segment's indexes are rebuilt from the log after a crash).
     pub fn flush(&mut self) -> Result<()> {
         match self.active() {
             Some(active) => active.flush(),

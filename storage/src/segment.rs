@@ -156,7 +156,19 @@ impl Segment {
 
     /// Opens the last segment of a log: scans it, truncates the file at the
     /// first invalid batch, rebuilds both indexes and makes it active again.
-    pub(crate) fn recover(dir: &Path, base_offset: i64, config: &LogConfig, verified_below: i64) -> Result<Segment> {
+    pub(crate) fn recover(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        verified_below: i64,
+        clean_end: Option<i64>,
+    ) -> Result<Segment> {
+        if let Some(end) = clean_end {
+            if let Some(segment) = Self::reactivate(dir, base_offset, config, end)? {
+                return Ok(segment);
+            }
+            tracing::info!(dir = %dir.display(), base_offset, "indexes of a cleanly closed segment unusable: rebuilding");
+        }
         let log_path = segment_path(dir, base_offset, "log");
         let file = OpenOptions::new().read(true).write(true).open(&log_path).map_err(io_err("open log", &log_path))?;
         let file_len = file.metadata().map_err(io_err("stat log", &log_path))?.len();
@@ -184,6 +196,55 @@ impl Segment {
         file.set_len(capacity).map_err(io_err("preallocate log", &log_path))?;
         let map = map_opt(&file, capacity, &log_path)?;
         Ok(Segment { base_offset, log_path, file, size: valid_len, map, mapped_len: capacity, active: true, idx })
+    }
+
+    /// After a clean shutdown the last segment is sealed (trimmed, indexes complete,
+    /// fsync'd) and ends at the marker's `end`: reopen it for appends with its indexes
+    /// instead of rescanning it, so startup does not read every active segment. Checked:
+    /// both indexes consistent, and the batch headers after the last index entry end
+    /// exactly at the file end and at offset `end`. `None` when anything disagrees.
+    fn reactivate(dir: &Path, base_offset: i64, config: &LogConfig, end: i64) -> Result<Option<Segment>> {
+        let log_path = segment_path(dir, base_offset, "log");
+        let file = OpenOptions::new().read(true).write(true).open(&log_path).map_err(io_err("open log", &log_path))?;
+        let size = file.metadata().map_err(io_err("stat log", &log_path))?.len();
+        let Ok(span) = u64::try_from(end - base_offset) else { return Ok(None) };
+        let offset =
+            OffsetIndex::open_existing(&segment_path(dir, base_offset, "index"))?.filter(|i| i.is_consistent(size));
+        let time = TimeIndex::open_existing(&segment_path(dir, base_offset, "timeindex"))?
+            .filter(|t| t.is_consistent(span.max(1)) && (size == 0 || t.last().is_some()));
+        let (Some(mut offset), Some(mut time)) = (offset, time) else { return Ok(None) };
+        if let Some(map) = map_opt(&file, size, &log_path)? {
+            let mut pos = offset.last_position().map_or(0, |p| p as usize);
+            let mut next = None;
+            while pos < map.len() {
+                let Some(h) = map.get(pos..).and_then(|b| BatchHeader::parse(b).ok()) else { return Ok(None) };
+                if h.total_len() == 0 {
+                    return Ok(None);
+                }
+                next = Some(h.last_offset().saturating_add(1));
+                pos += h.total_len();
+            }
+            if pos != map.len() || next != Some(end) {
+                return Ok(None);
+            }
+        } else if end != base_offset {
+            return Ok(None);
+        }
+        offset.extend(config.segment_index_bytes)?;
+        time.extend(config.segment_index_bytes)?;
+        let capacity = config.segment_bytes.max(size);
+        file.set_len(capacity).map_err(io_err("preallocate log", &log_path))?;
+        let map = map_opt(&file, capacity, &log_path)?;
+        let idx = Indexes {
+            max_timestamp: time.last().map(|(ts, rel)| (ts, base_offset + i64::from(rel))),
+            offset,
+            time,
+            base_offset,
+            interval: config.index_interval_bytes,
+            bytes_since_entry: 0,
+            next_offset: end,
+        };
+        Ok(Some(Segment { base_offset, log_path, file, size, map, mapped_len: capacity, active: true, idx }))
     }
 
     /// Opens a sealed (non-last) segment whose successor starts at
@@ -319,16 +380,14 @@ impl Segment {
         Ok(())
     }
 
-    /// fdatasync the log, then msync the indexes.
+    /// fdatasync the log (the active indexes are in memory: recovery rebuilds them).
     /// A second handle on the log file, so an fsync can run without the log's lock.
     pub(crate) fn file_handle(&self) -> Result<File> {
         self.file.try_clone().map_err(io_err("dup log file", &self.log_path))
     }
 
     pub(crate) fn flush(&self) -> Result<()> {
-        self.file.sync_data().map_err(io_err("fsync log", &self.log_path))?;
-        self.idx.offset.flush()?;
-        self.idx.time.flush()
+        self.file.sync_data().map_err(io_err("fsync log", &self.log_path))
     }
 
     fn corrupt(&self, position: usize, reason: &'static str) -> Error {
@@ -440,4 +499,53 @@ fn write_all_at_vectored(file: &File, mut a: &[u8], mut b: &[u8], mut position: 
         b = b.get(n..).unwrap_or_default();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_protocol::records::BatchBuilder;
+
+    use super::*;
+
+    /// A sealed segment holding `n` batches from offset 0; returns its log end offset.
+    fn sealed(dir: &Path, config: &LogConfig, n: i64) -> i64 {
+        let mut s = Segment::create(dir, 0, config).unwrap();
+        for i in 0..n {
+            let mut b = BatchBuilder::new(1000 + i);
+            b.add(None, Some(&[b'v'; 300]));
+            let mut batch = b.build();
+            strom_protocol::records::set_base_offset(&mut batch, i).unwrap();
+            let h = BatchHeader::parse(&batch).unwrap();
+            s.append(&batch[..16], &batch[16..], &h).unwrap();
+        }
+        s.seal().unwrap();
+        n
+    }
+
+    #[test]
+    fn a_cleanly_sealed_segment_is_reactivated_with_its_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { index_interval_bytes: 500, ..LogConfig::default() };
+        let end = sealed(dir.path(), &config, 20);
+        let s = Segment::reactivate(dir.path(), 0, &config, end).unwrap().expect("reactivated");
+        assert!(s.is_active());
+        assert_eq!(s.idx.next_offset, end);
+        assert!(s.idx.offset.last_position().is_some(), "the index entries were kept");
+        assert!(s.idx.offset.remaining() > 0 && s.idx.time.remaining() > 1, "room to append again");
+    }
+
+    #[test]
+    fn a_segment_that_disagrees_with_the_marker_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { index_interval_bytes: 500, ..LogConfig::default() };
+        let end = sealed(dir.path(), &config, 20);
+        assert!(Segment::reactivate(dir.path(), 0, &config, end + 1).unwrap().is_none(), "wrong end offset");
+        // A torn index (not a whole number of entries).
+        let index = segment_path(dir.path(), 0, "index");
+        let len = std::fs::metadata(&index).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&index).unwrap().set_len(len - 3).unwrap();
+        assert!(Segment::reactivate(dir.path(), 0, &config, end).unwrap().is_none(), "torn index");
+        let s = Segment::recover(dir.path(), 0, &config, end, Some(end)).unwrap();
+        assert_eq!(s.idx.next_offset, end, "rebuilt from the log");
+    }
 }

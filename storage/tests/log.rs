@@ -370,9 +370,16 @@ fn garbage_in_the_last_segment_never_panics() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { records: usize, value_len: usize, ts: i64 },
+    Append {
+        records: usize,
+        value_len: usize,
+        ts: i64,
+    },
     ReopenClean,
     ReopenUnclean,
+    /// A broker's clean stop (marker written): the last segment is reopened with its
+    /// indexes, not rescanned.
+    ReopenAfterShutdown,
 }
 
 fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -382,6 +389,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
             .prop_map(|(records, value_len, ts)| Op::Append { records, value_len, ts }),
         1 => Just(Op::ReopenClean),
         1 => Just(Op::ReopenUnclean),
+        1 => Just(Op::ReopenAfterShutdown),
     ]
 }
 
@@ -419,6 +427,12 @@ proptest::proptest! {
                 Op::ReopenUnclean => {
                     std::mem::forget(log);
                     log = Log::open(dir.path(), cfg.clone()).unwrap();
+                }
+                Op::ReopenAfterShutdown => {
+                    log.shutdown().unwrap();
+                    drop(log);
+                    log = Log::open(dir.path(), cfg.clone()).unwrap();
+                    proptest::prop_assert!(log.opened_clean());
                 }
             }
         }
@@ -663,10 +677,16 @@ fn a_clean_shutdown_marks_the_log_and_a_crash_does_not() {
     append(&mut log);
     log.shutdown().unwrap();
     drop(log);
+    let log = strom_storage::Log::open(dir.path(), strom_storage::LogConfig::default()).unwrap();
+    assert!(log.opened_clean());
+    // Nothing written since the clean close: a crash now leaves the log as it was shut
+    // down, and the marker may be trusted again.
+    assert!(dir.path().join("clean-shutdown").exists());
+    std::mem::forget(log);
     let mut log = strom_storage::Log::open(dir.path(), strom_storage::LogConfig::default()).unwrap();
     assert!(log.opened_clean());
-    assert!(!dir.path().join("clean-shutdown").exists(), "the marker is only good for one start");
     append(&mut log);
+    assert!(!dir.path().join("clean-shutdown").exists(), "the first write removes the marker");
     assert_eq!(log.log_end_offset(), 2);
     std::mem::forget(log); // a crash: no shutdown
     let log = strom_storage::Log::open(dir.path(), strom_storage::LogConfig::default()).unwrap();

@@ -32,6 +32,8 @@ pub async fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
     let mut overrides: BTreeMap<String, String> = BTreeMap::from([
         ("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string()),
         ("log.dirs".to_string(), dir.display().to_string()),
+        // Never the default 9644: another broker on this machine may hold it.
+        ("strom.http.listener".to_string(), "127.0.0.1:0".to_string()),
     ]);
     overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_sources(None, &BTreeMap::new(), &overrides).expect("config");
