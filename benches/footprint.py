@@ -67,9 +67,13 @@ def rss_kib(pid):
     return -1
 
 
+STARTED = []
+
+
 class Broker:
     def __init__(self, strom, data):
         self.strom, self.data, self.port, self.proc = strom, data, free_port(), None
+        STARTED.append(self)
 
     @property
     def bootstrap(self):
@@ -165,6 +169,10 @@ def main():
         out["ready_after_clean_stop_many_partitions_ms"] = round(many.start(), 1)
         many.stop()
     finally:
+        for b in STARTED:
+            if b.proc is not None and b.proc.poll() is None:
+                b.proc.kill()
+                b.proc.wait()
         shutil.rmtree(work, ignore_errors=True)
     if a.json:
         print(json.dumps(out, indent=2))

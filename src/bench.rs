@@ -4,9 +4,11 @@
 //! Producers pipeline Produce requests (`--in-flight` per connection, as clients do with
 //! `max.in.flight.requests.per.connection`), one record batch per request, partitions in
 //! turn. Every batch's first record value carries a run nonce and the send time, so
-//! consumers in the same process measure end-to-end latency. With `--rate`, latency is
-//! measured from each batch's *intended* send time, so a stalled broker is not hidden
-//! by the generator waiting for it (no coordinated omission).
+//! consumers in the same process measure end-to-end latency. Latency runs from the
+//! moment a request is written. With `--rate`, batches are due on a fixed schedule and
+//! the summary reports how far behind it the generator fell (`schedule lag`): a broker
+//! that stalls fills the in-flight window and shows up there rather than being hidden
+//! (coordinated omission). Lag below the timer's 1 ms resolution is normal.
 //!
 //! The raw sink (`strom raw-sink`, a child process) reads the same request frames,
 //! appends them to a file and answers each with a bare 8-byte response frame: the
@@ -254,6 +256,8 @@ struct Counters {
     consumed_bytes: AtomicU64,
     errors: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
+    /// With `--rate`: the most a batch was sent after it was due.
+    max_lag_ns: AtomicU64,
 }
 
 impl Counters {
@@ -388,7 +392,11 @@ async fn producer(
         };
         let permit = if acks == 0 { None } else { Some(permits.clone().acquire_owned().await?) };
         let partition = mine[k as usize % mine.len().max(1)];
-        let batch = maker.batch(intended)?;
+        let sent = now_ns();
+        if interval.is_some() {
+            counters.max_lag_ns.fetch_max(sent.saturating_sub(intended), Ordering::Relaxed);
+        }
+        let batch = maker.batch(sent)?;
         let req = ProduceRequest {
             transactional_id: None,
             acks,
@@ -409,7 +417,7 @@ async fn producer(
         write_chunks(&mut wr, &chunks).await.with_context(|| format!("writing to {addr}"))?;
         match permit {
             Some(permit) => {
-                if tx.send((correlation, intended, permit)).is_err() {
+                if tx.send((correlation, sent, permit)).is_err() {
                     break; // the reader failed; its error is returned below
                 }
             }
@@ -532,6 +540,8 @@ struct Side {
     bytes: u64,
     secs: f64,
     latency: Histogram<u64>,
+    /// With `--rate`, producers only: the most a batch was sent after it was due.
+    schedule_lag_ms: Option<f64>,
 }
 
 impl Side {
@@ -554,8 +564,18 @@ impl Side {
         self.latency.max() as f64 / 1000.0
     }
     fn line(&self, what: &str, latency: &str) -> String {
+        let lag = self.schedule_lag_ms.map(|l| format!("; schedule lag max {l:.3} ms")).unwrap_or_default();
+        if self.latency.is_empty() {
+            return format!(
+                "{what:<16} {:>12} records in {:>6.2} s = {:>11.0} records/s {:>9.1} MB/s   (no {latency} latency samples){lag}",
+                self.records,
+                self.secs,
+                self.records_per_sec(),
+                self.mb_per_sec()
+            );
+        }
         format!(
-            "{what:<16} {:>12} records in {:>6.2} s = {:>11.0} records/s {:>9.1} MB/s   {latency} p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} ms",
+            "{what:<16} {:>12} records in {:>6.2} s = {:>11.0} records/s {:>9.1} MB/s   {latency} p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} ms{lag}",
             self.records,
             self.secs,
             self.records_per_sec(),
@@ -574,6 +594,7 @@ impl Side {
             "seconds": self.secs,
             "records_per_sec": self.records_per_sec(),
             "mb_per_sec": self.mb_per_sec(),
+            "schedule_lag_max_ms": self.schedule_lag_ms,
             "latency_ms": {
                 "p50": num(self.ms(0.5)),
                 "p99": num(self.ms(0.99)),
@@ -685,6 +706,7 @@ async fn phase(
         bytes: counters.produced_bytes.load(Ordering::Relaxed),
         secs: produce_secs,
         latency: produce_hist,
+        schedule_lag_ms: (a.rate > 0).then(|| counters.max_lag_ns.load(Ordering::Relaxed) as f64 / 1e6),
     });
     if a.producers > 0 {
         if let Some((client, parts)) = setup.as_mut() {
@@ -705,6 +727,7 @@ async fn phase(
         bytes: counters.consumed_bytes.load(Ordering::Relaxed),
         secs: started.elapsed().as_secs_f64(),
         latency: e2e,
+        schedule_lag_ms: None,
     });
     done.store(true, Ordering::Relaxed);
     ticker.abort();
