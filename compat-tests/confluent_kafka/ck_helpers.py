@@ -85,8 +85,8 @@ def produce_all(p, topic, records, timeout=120):
     return reports
 
 
-def consumer():
-    return Consumer({
+def consumer(**extra):
+    cfg = {
         "bootstrap.servers": compat.bootstrap(),
         # Required by confluent-kafka even for assign()-only use; never joined.
         "group.id": "strom-compat-unused",
@@ -94,16 +94,18 @@ def consumer():
         "enable.auto.offset.store": False,
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
-    })
+    }
+    cfg.update(extra)
+    return Consumer(cfg)
 
 
-def consume_all(topic, partitions, expected_total, timeout=120):
-    """Consume `partitions` of `topic` from the beginning (assign, no group)
-    until `expected_total` messages arrived and every partition reported EOF
-    (so extra messages are noticed), or the timeout. Returns
-    {partition: [Message]}."""
-    c = consumer()
-    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+def consume_all(topic, partitions, expected_total, timeout=120, start=OFFSET_BEGINNING, **consumer_config):
+    """Consume `partitions` of `topic` from `start` (default: the beginning; assign,
+    no group) until `expected_total` messages arrived and every partition reported
+    EOF (so extra messages are noticed), or the timeout. Returns
+    ({partition: [Message]}, {partition: (low, high) watermarks})."""
+    c = consumer(**consumer_config)
+    c.assign([TopicPartition(topic, p, start) for p in partitions])
     got = {p: [] for p in partitions}
     eof = set()
     total = 0
@@ -144,14 +146,15 @@ def consume_all(topic, partitions, expected_total, timeout=120):
     return got, watermarks
 
 
-def create_topic(topic, partitions, timeout=30):
+def create_topic(topic, partitions, timeout=30, config=None):
+    """CreateTopics with `partitions` and optional topic config overrides; returns the AdminClient."""
     a = admin()
-    fs = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+    fs = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})],
                          operation_timeout=timeout, request_timeout=timeout)
     try:
         fs[topic].result(timeout=timeout)
     except Exception as e:  # noqa: BLE001
-        fail("create_topics(%s, %d partitions) failed: %r" % (topic, partitions, e))
+        fail("create_topics(%s, %d partitions, config %s) failed: %r" % (topic, partitions, config or {}, e))
     return a
 
 

@@ -55,7 +55,8 @@ class Broker:
 
     def start(self):
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--listeners", "PLAINTEXT://" + self.bootstrap, "--log-dirs", self.data],
+            [self.binary, "serve", "--listeners", "PLAINTEXT://" + self.bootstrap, "--log-dirs", self.data,
+             "--override", "strom.http.listener=127.0.0.1:0"],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
         dl = Deadline(30)
         while not dl.expired():

@@ -95,13 +95,15 @@ def consume_all(topic, partitions, expected_total, timeout=120):
     return got, wm
 
 
-def create_topic(topic, partitions, timeout=30):
+def create_topic(topic, partitions, timeout=30, topic_configs=None):
+    """CreateTopics with `partitions` and optional config overrides; returns the admin client."""
     a = admin()
     try:
-        resp = a.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=1)],
+        resp = a.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=1,
+                                         topic_configs=topic_configs or {})],
                                timeout_ms=timeout * 1000)
     except Exception as e:  # noqa: BLE001
-        fail("create_topics(%s, %d partitions) failed: %r" % (topic, partitions, e))
+        fail("create_topics(%s, %d partitions, configs %s) failed: %r" % (topic, partitions, topic_configs or {}, e))
     log("create_topics response: %s" % (resp,))
     return a
 

@@ -244,6 +244,77 @@ function headersDataset(n = 300, allowNullHeaderValue = true, baseTs = 160000000
   return out
 }
 
+// The "scenarios every client runs" (README): same shapes and constants as
+// lib/compat.py (large-messages, compression, seek-timestamp, idempotent).
+const LARGE_COUNT = 8
+const LARGE_VALUE_BYTES = 1048576
+const LARGE_MAX_BYTES = 4194304
+// [[key, value]]: keys large-0..large-7, values 1 MiB of seeded random bytes, all different.
+function largeDataset(seed = 1048576) {
+  const r = rng(seed)
+  const out = []
+  for (let i = 0; i < LARGE_COUNT; i++) out.push([Buffer.from(`large-${i}`), r.bytes(LARGE_VALUE_BYTES)])
+  return out
+}
+// [offset, key, value] records vs largeDataset(): the first difference, located to the byte.
+function checkLarge(data, got) {
+  for (let i = 0; i < data.length; i++) {
+    const [k, v] = data[i]
+    if (i >= got.length) return `got ${got.length} large records, expected ${data.length}; first missing: index ${i} (key ${k})`
+    const [off, gk, gv] = got[i]
+    if (off !== i) return `large record index ${i}: offset expected ${i}, got ${off}`
+    if (!equal(gk, k)) return `large record index ${i} (offset ${off}): key expected ${short(k)}, got ${short(gk)}`
+    if (!equal(gv, v)) {
+      if (!Buffer.isBuffer(gv)) return `large record index ${i} (offset ${off}): value expected ${short(v)}, got ${short(gv)}`
+      const n = Math.min(v.length, gv.length)
+      let at = 0
+      while (at < n && v[at] === gv[at]) at++
+      return `large record index ${i} (offset ${off}, key ${k}): value differs: lengths ${v.length}/${gv.length} (expected/got), first differing byte at ${at}: expected ${short(v.subarray(at, at + 16))}, got ${short(gv.subarray(at, at + 16))}`
+    }
+  }
+  if (got.length > data.length) return `got ${got.length} large records, expected ${data.length}; first extra at offset ${got[data.length][0]}`
+  return null
+}
+
+const COMPRESSION_COUNT = 1000
+// [[key, value]]: key-%06d, the value repeats its index ("000042," 20..99 times).
+function compressionDataset(n = COMPRESSION_COUNT) {
+  const out = []
+  for (let i = 0; i < n; i++) out.push([Buffer.from(`key-${pad(i, 6)}`), Buffer.from(`${pad(i, 6)},`.repeat(20 + (i % 80)))])
+  return out
+}
+
+const SEEK_COUNT = 100
+const SEEK_INDEX = 42
+// now − 1 h, rounded down to the second, in ms.
+function seekT0() {
+  return (Math.floor(Date.now() / 1000) - 3600) * 1000
+}
+// [{key, value, ts}] with CreateTime t0 + 1000·i.
+function timestampDataset(t0, n = SEEK_COUNT) {
+  const out = []
+  for (let i = 0; i < n; i++) out.push({ key: Buffer.from(`ts-${pad(i, 3)}`), value: Buffer.from(`tv-${pad(i, 3)}`), ts: t0 + 1000 * i })
+  return out
+}
+// [name, timestamp, expected offset or null]: 500 ms before record `index`, exactly at
+// it, and 1 ms after the last record (no offset).
+function seekQueries(t0, n = SEEK_COUNT, index = SEEK_INDEX) {
+  return [
+    [`T0+${index}s-500ms`, t0 + 1000 * index - 500, index],
+    [`T0+${index}s`, t0 + 1000 * index, index],
+    ['after the last record', t0 + 1000 * (n - 1) + 1, null],
+  ]
+}
+
+const IDEMPOTENT_COUNT = 5000
+const IDEMPOTENT_PARTITIONS = 3
+// [[key, value]]: key-%04d (i % 100), value-%06d.
+function idempotentDataset(n = IDEMPOTENT_COUNT) {
+  const out = []
+  for (let i = 0; i < n; i++) out.push([Buffer.from(`key-${pad(i % 100, 4)}`), Buffer.from(`value-${pad(i, 6)}`)])
+  return out
+}
+
 // ---------------------------------------------------------------------------
 // kafkajs
 
@@ -260,12 +331,13 @@ function kafka(brokers = bootstrap(), clientId = 'strom-compat-kafkajs') {
 }
 
 // Sends `records` ({key, value, headers?, timestamp?, partition?}) in order, in
-// chunks of `chunk` per send() call (acks=-1, the kafkajs default). Returns
+// chunks of `chunk` per send() call (acks=-1, the kafkajs default; `compression`: a
+// CompressionTypes value, default none). Returns
 // [{partition, offset}] in produce order: kafkajs reports one base offset per
 // partition and send(), so each message's offset is that base plus its index among
 // the call's messages for the partition (kafkajs keeps their order); the partition
 // of a keyed message is what the client's default partitioner computes.
-async function produceAll(producer, admin, topicName, records, { chunk = 500, timeout = 120 } = {}) {
+async function produceAll(producer, admin, topicName, records, { chunk = 500, timeout = 120, compression } = {}) {
   const dl = new Deadline(timeout)
   const partitioner = Partitioners.DefaultPartitioner()
   let partitionMetadata = null // fetched after the first send(), which may auto-create the topic
@@ -275,7 +347,7 @@ async function produceAll(producer, admin, topicName, records, { chunk = 500, ti
     const msgs = records.slice(start, start + chunk)
     let res
     try {
-      res = await within(dl.left() + 1, 'producer.send', producer.send({ topic: topicName, messages: msgs }))
+      res = await within(dl.left() + 1, 'producer.send', producer.send({ topic: topicName, messages: msgs, compression }))
     } catch (e) {
       fail(`send() of messages ${start}..${start + msgs.length - 1} failed: ${e && e.stack ? e.stack : e}`)
     }
@@ -371,12 +443,13 @@ async function waitPartitions(admin, topicName, n, timeout = 30) {
   }
 }
 
-async function createTopic(admin, topicName, numPartitions) {
+// configEntries: [{name, value}] topic config overrides.
+async function createTopic(admin, topicName, numPartitions, configEntries = []) {
   let created
   try {
-    created = await within(30, 'createTopics', admin.createTopics({ topics: [{ topic: topicName, numPartitions, replicationFactor: 1 }], waitForLeaders: true, timeout: 20000 }))
+    created = await within(30, 'createTopics', admin.createTopics({ topics: [{ topic: topicName, numPartitions, replicationFactor: 1, configEntries }], waitForLeaders: true, timeout: 20000 }))
   } catch (e) {
-    fail(`createTopics(${topicName}, ${numPartitions} partitions) failed: ${e && e.stack ? e.stack : e}`)
+    fail(`createTopics(${topicName}, ${numPartitions} partitions, configs ${JSON.stringify(configEntries)}) failed: ${e && e.stack ? e.stack : e}`)
   }
   if (created !== true) fail(`createTopics(${topicName}) returned ${created}, expected true (topic is new)`)
   log(`created ${topicName} with ${numPartitions} partitions`)
@@ -386,5 +459,7 @@ module.exports = {
   EXIT_PASS, EXIT_FAIL, EXIT_UNSUPPORTED, N_MESSAGES,
   log, fail, unsupported, passed, main, atExit, bootstrap, topic, Deadline, sleep, within, waitFor,
   short, equal, firstDiff, rng, autoDataset, keyedDataset, headersDataset,
+  LARGE_COUNT, LARGE_VALUE_BYTES, LARGE_MAX_BYTES, largeDataset, checkLarge, COMPRESSION_COUNT, compressionDataset,
+  SEEK_COUNT, SEEK_INDEX, seekT0, timestampDataset, seekQueries, IDEMPOTENT_COUNT, IDEMPOTENT_PARTITIONS, idempotentDataset,
   kafka, produceAll, watermarks, consumeAll, waitPartitions, createTopic,
 }

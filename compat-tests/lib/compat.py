@@ -226,3 +226,144 @@ def check_partitions(expected, consumed, watermarks):
     extra = set(consumed) - set(expected)
     if extra:
         fail("records from unexpected partitions %s" % sorted(extra))
+
+
+# ---------------------------------------------------------------------------
+# "Scenarios every client runs" (README): large-messages, compression,
+# seek-timestamp, idempotent. Generators and checks shared by the Python clients
+# and kcat (kcat/kcat_data.py); kafkajs/compat.js builds the same shapes.
+
+LARGE_COUNT = 8
+LARGE_VALUE_BYTES = 1048576
+# Topic max.message.bytes and the producers' request limit (4 MiB).
+LARGE_MAX_BYTES = 4194304
+
+
+def large_dataset(avoid=(), seed=1048576):
+    """large-messages: [(b"large-<i>", 1 MiB of seeded random bytes)] for i in 0..7.
+    Values are incompressible and pairwise different; `avoid`: byte strings that must
+    not occur inside a value (kcat's input delimiter): such a value is redrawn."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(LARGE_COUNT):
+        while True:
+            val = rnd.randbytes(LARGE_VALUE_BYTES)
+            if not any(a in val for a in avoid):
+                break
+        out.append((b"large-%d" % i, val))
+    assert len({v for _, v in out}) == LARGE_COUNT
+    return out
+
+
+def bytes_diff(e, g):
+    """Where two byte strings first differ, for a failure message."""
+    if e is None or g is None:
+        return "expected %s, got %s" % (short(e), short(g))
+    n = min(len(e), len(g))
+    at = next((j for j in range(n) if e[j] != g[j]), n)
+    return "lengths %d/%d (expected/got), first differing byte at %d: expected %s, got %s" % (
+        len(e), len(g), at, short(e[at:at + 16]), short(g[at:at + 16]))
+
+
+def check_large(data, got):
+    """`got`: [(offset, key, value)] read from offset 0: must be data's records at
+    offsets 0..7, values byte-for-byte (the first difference is located exactly)."""
+    for i, (k, v) in enumerate(data):
+        if i >= len(got):
+            fail("got %d large records, expected %d; first missing: index %d (key %r)" % (len(got), len(data), i, k))
+        off, gk, gv = got[i]
+        if off != i:
+            fail("large record index %d: offset expected %d, got %d" % (i, i, off))
+        if gk != k:
+            fail("large record index %d (offset %d): key expected %s, got %s" % (i, off, short(k), short(gk)))
+        if gv != v:
+            fail("large record index %d (offset %d, key %r): value differs: %s" % (i, off, k, bytes_diff(v, gv)))
+    if len(got) > len(data):
+        fail("got %d large records, expected %d; first extra at offset %d: key %s value %s" % (
+            len(got), len(data), got[len(data)][0], short(got[len(data)][1]), short(got[len(data)][2])))
+
+
+CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+COMPRESSION_COUNT = 1000
+
+
+def compression_dataset(n=COMPRESSION_COUNT):
+    """compression: [(b"key-%06d", value)]: each value repeats its index
+    (b"000042," 20..99 times, ~140..700 bytes), so batches compress well."""
+    return [(b"key-%06d" % i, (b"%06d," % i) * (20 + i % 80)) for i in range(n)]
+
+
+def check_log(data, got, what="record (offset, key, value)"):
+    """`got`: [(offset, key, value)] of a one-partition topic read from offset 0:
+    must be exactly data's (key, value) pairs at offsets 0..n-1. Returns None if
+    equal, else the first difference."""
+    return first_diff([(i, k, v) for i, (k, v) in enumerate(data)], list(got), what)
+
+
+SEEK_COUNT = 100
+SEEK_INDEX = 42
+
+
+def seek_t0(now=None):
+    """seek-timestamp T0: now − 1 h, rounded down to the second, in ms."""
+    return (int(time.time() if now is None else now) - 3600) * 1000
+
+
+def timestamp_dataset(t0, n=SEEK_COUNT):
+    """seek-timestamp: [(key, value, CreateTime)] with timestamps t0 + 1000·i."""
+    return [(b"ts-%03d" % i, b"tv-%03d" % i, t0 + 1000 * i) for i in range(n)]
+
+
+def seek_queries(t0, n=SEEK_COUNT, index=SEEK_INDEX):
+    """(name, timestamp, expected offset or None) for the offsets-for-times lookups:
+    half a second before record `index`, exactly at it, and 1 ms after the last record
+    (no offset: -1 / null / the log end, as the client reports it)."""
+    return [("T0+%ds-500ms" % index, t0 + 1000 * index - 500, index),
+            ("T0+%ds" % index, t0 + 1000 * index, index),
+            ("after the last record", t0 + 1000 * (n - 1) + 1, None)]
+
+
+def check_seek(t0, got, n=SEEK_COUNT, index=SEEK_INDEX):
+    """`got`: [(offset, key, value, timestamp)] read after seeking to `index`: must be
+    records index..n-1 in order with their exact CreateTime timestamps."""
+    want = [(i, k, v, ts) for i, (k, v, ts) in enumerate(timestamp_dataset(t0, n))][index:]
+    return first_diff(want, list(got), "record (offset, key, value, timestamp) after the seek")
+
+
+IDEMPOTENT_COUNT = 5000
+IDEMPOTENT_PARTITIONS = 3
+
+
+def idempotent_dataset(n=IDEMPOTENT_COUNT):
+    """idempotent: [(b"key-%04d" % (i % 100), b"value-%06d" % i)]."""
+    return [(b"key-%04d" % (i % 100), b"value-%06d" % i) for i in range(n)]
+
+
+def check_idempotent(data, consumed, watermarks, npart=IDEMPOTENT_PARTITIONS, reports=None):
+    """`consumed`: {partition: [(offset, key, value)]} read from the beginning;
+    `watermarks`: {partition: (beginning, end)}. Every key stays on one partition and
+    each partition holds exactly its records once, in send order, offsets 0.. and end
+    offset = count. `reports`: [(partition, offset)] per record from the producer when
+    the client reports them (else partitions are taken from where the keys were read).
+    Returns the per-partition counts."""
+    if reports is not None:
+        expected = expected_by_partition(data, reports, npart)
+    else:
+        key_part = {}
+        for q, recs in consumed.items():
+            for off, k, _ in recs:
+                if key_part.setdefault(k, q) != q:
+                    fail("key %r read from partitions %d and %d" % (k, key_part[k], q))
+        expected = {q: [] for q in range(npart)}
+        for i, (k, v) in enumerate(data):
+            q = key_part.get(k)
+            if q is None:
+                fail("no record of key %r read back (first sent at index %d: %r)" % (k, i, v))
+            if q not in expected:
+                fail("key %r read from partition %d, topic has %d" % (k, q, npart))
+            expected[q].append((len(expected[q]), k, v))
+        empty = [q for q in expected if not expected[q]]
+        if empty:
+            fail("keys did not spread: partitions %s got no records" % empty)
+    check_partitions(expected, consumed, watermarks)
+    return [len(expected[q]) for q in range(npart)]
