@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import aio_helpers as ah
 import compat
-from compat import Deadline, fail, log, passed
+from compat import Deadline, fail, passed
 
 
 async def main():
@@ -31,14 +31,7 @@ async def main():
     found = {}
     for name, ts, want in compat.seek_queries(t0):
         res = await ah.bounded(c.offsets_for_times({tp: ts}), 30, "offsets_for_times")
-        oat = res.get(tp)
-        got = None if oat is None else oat.offset
-        if got != want:
-            fail("offsets_for_times(%s = %d): %r, expected %s" % (name, ts, oat, "None" if want is None else "offset %d" % want))
-        if oat is not None and oat.timestamp != t0 + 1000 * want:
-            fail("offsets_for_times(%s = %d): timestamp %d, expected the record's %d" % (name, ts, oat.timestamp, t0 + 1000 * want))
-        found[name] = got
-        log("offsets_for_times(%s) = %r" % (name, oat))
+        found[name] = compat.check_offset_for_time(name, ts, t0, want, res.get(tp))
 
     start = found["T0+%ds" % compat.SEEK_INDEX]
     c.seek(tp, start)

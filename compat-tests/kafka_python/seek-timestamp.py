@@ -8,7 +8,7 @@ from kafka import TopicPartition
 
 import compat
 import kp_helpers as kp
-from compat import Deadline, fail, log, passed
+from compat import Deadline, fail, passed
 
 topic = compat.topic()
 t0 = compat.seek_t0()
@@ -25,14 +25,7 @@ c.assign([tp])
 found = {}
 for name, ts, want in compat.seek_queries(t0):
     res = c.offsets_for_times({tp: ts}, timeout_ms=10000)
-    oat = res.get(tp)
-    got = None if oat is None else oat.offset
-    if got != want:
-        fail("offsets_for_times(%s = %d): %r, expected %s" % (name, ts, oat, "None" if want is None else "offset %d" % want))
-    if oat is not None and oat.timestamp != t0 + 1000 * want:
-        fail("offsets_for_times(%s = %d): timestamp %d, expected the record's %d" % (name, ts, oat.timestamp, t0 + 1000 * want))
-    found[name] = got
-    log("offsets_for_times(%s) = %r" % (name, oat))
+    found[name] = compat.check_offset_for_time(name, ts, t0, want, res.get(tp))
 
 start = found["T0+%ds" % compat.SEEK_INDEX]
 c.seek(tp, start)

@@ -323,6 +323,19 @@ def seek_queries(t0, n=SEEK_COUNT, index=SEEK_INDEX):
             ("after the last record", t0 + 1000 * (n - 1) + 1, None)]
 
 
+def check_offset_for_time(name, ts, t0, want, oat):
+    """Fails unless an offsets-for-times answer `oat` (an object with .offset and
+    .timestamp, or None for "no offset") is the record `want` (None: no offset) with its
+    own timestamp. Returns the offset found."""
+    got = None if oat is None else oat.offset
+    if got != want:
+        fail("offsets_for_times(%s = %d): %r, expected %s" % (name, ts, oat, "None" if want is None else "offset %d" % want))
+    if oat is not None and oat.timestamp != t0 + 1000 * want:
+        fail("offsets_for_times(%s = %d): timestamp %d, expected the record's %d" % (name, ts, oat.timestamp, t0 + 1000 * want))
+    log("offsets_for_times(%s) = %r" % (name, oat))
+    return got
+
+
 def check_seek(t0, got, n=SEEK_COUNT, index=SEEK_INDEX):
     """`got`: [(offset, key, value, timestamp)] read after seeking to `index`: must be
     records index..n-1 in order with their exact CreateTime timestamps."""

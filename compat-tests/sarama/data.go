@@ -75,17 +75,7 @@ func produceConsumeExplicit() {
 	exp := c.ExpectedByPartition(data, reports, npart)
 	cl := newClient(newConfig("compat-sarama"))
 	defer cl.Close()
-	starts := map[int32]int64{}
-	for q := int32(0); q < npart; q++ {
-		starts[q] = sarama.OffsetOldest
-	}
-	got := consume(cl, topic, starts, len(data), 120*time.Second)
-	wms := map[int32][2]int64{}
-	for q := int32(0); q < npart; q++ {
-		got[q] = strip(got[q], true, false)
-		wms[q] = watermarks(cl, topic, q)
-	}
-	c.CheckPartitions(exp, got, wms)
+	checkAllPartitions(cl, topic, npart, exp, len(data))
 	waitPartitions(cl, topic, npart)
 	counts := make([]string, npart)
 	for q := int32(0); q < npart; q++ {
@@ -254,17 +244,23 @@ func idempotent() {
 	exp := c.ExpectedByPartition(data, reports, npart)
 	cl := newClient(newConfig("compat-sarama"))
 	defer cl.Close()
+	checkAllPartitions(cl, topic, npart, exp, len(data))
+	c.Pass("%d idempotent records over %d partitions (%d, %d, %d): exactly once, in order, high watermarks = counts",
+		len(data), npart, len(exp[0]), len(exp[1]), len(exp[2]))
+}
+
+// checkAllPartitions reads every partition of topic from the start and checks it holds
+// exactly exp (each record once, in order, offsets contiguous, high watermark = count).
+func checkAllPartitions(cl sarama.Client, topic string, npart int32, exp map[int32][]c.Rec, n int) {
 	starts := map[int32]int64{}
 	for q := int32(0); q < npart; q++ {
 		starts[q] = sarama.OffsetOldest
 	}
-	got := consume(cl, topic, starts, len(data), 120*time.Second)
+	got := consume(cl, topic, starts, n, 120*time.Second)
 	wms := map[int32][2]int64{}
 	for q := int32(0); q < npart; q++ {
 		got[q] = strip(got[q], true, false)
 		wms[q] = watermarks(cl, topic, q)
 	}
 	c.CheckPartitions(exp, got, wms)
-	c.Pass("%d idempotent records over %d partitions (%d, %d, %d): exactly once, in order, high watermarks = counts",
-		len(data), npart, len(exp[0]), len(exp[1]), len(exp[2]))
 }
