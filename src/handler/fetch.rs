@@ -71,9 +71,17 @@ fn collect(
                 partitions.push(pd);
                 continue;
             }
-            if limit > 0 || total == 0 {
+            // KIP-74: the first partition with data gets at least one whole batch, even
+            // past the limits, so a consumer always progresses; every later partition gets
+            // only whole batches within `min(partition_max_bytes, what is left)`, possibly
+            // none (Kafka's `minOneMessage`). Kafka would send a partial batch there;
+            // whole batches or nothing carry the same records and never a fragment a
+            // client must discard.
+            let min_one = total == 0;
+            if limit > 0 || min_one {
                 match p.read(fp.fetch_offset, limit.max(1)) {
                     Ok(data) => {
+                        let data = if min_one { data } else { whole_batches_within(data, limit) };
                         budget = budget.saturating_sub(data.len());
                         total += data.len();
                         pd.records = Some(data);
@@ -94,6 +102,21 @@ fn collect(
         });
     }
     (FetchResponse { responses, ..Default::default() }, total, any_error)
+}
+
+/// The longest prefix of `data` (whole batches) that fits in `limit` bytes.
+fn whole_batches_within(data: Bytes, limit: usize) -> Bytes {
+    if data.len() <= limit {
+        return data;
+    }
+    let mut end = 0;
+    for span in strom_protocol::records::split_batches(&data) {
+        match span {
+            Ok(r) if r.end <= limit => end = r.end,
+            _ => break,
+        }
+    }
+    data.slice(..end)
 }
 
 /// Resolves the request's partitions once; topics deleted meanwhile keep their `Arc`s.

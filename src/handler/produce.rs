@@ -17,6 +17,7 @@
 //! | not a control batch; `recordsCount == lastOffsetDelta + 1 > 0`; base sequence ≥ 0 with a producer id | INVALID_RECORD |
 //! | records decompress within the bound | CORRUPT_MESSAGE |
 //! | every record parses, the count matches, offset delta of record i is i | INVALID_RECORD (+ record errors, v8+) |
+//! | a key on every record of a compacted topic | INVALID_RECORD (+ record errors) |
 //! | CreateTime timestamps within `message.timestamp.before/after.max.ms` of now | INVALID_TIMESTAMP (+ record errors) |
 //! | idempotent sequence (storage, ADR 0003) | OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID |
 //!
@@ -61,6 +62,8 @@ pub struct Policy {
     /// `flush.messages`: fsync once this many records are unflushed (1 = before every
     /// acknowledgement, with group commit).
     pub flush_messages: i64,
+    /// `cleanup.policy` includes `compact`: every record must have a key.
+    pub compacted: bool,
 }
 
 impl Policy {
@@ -82,6 +85,7 @@ impl Policy {
             before_ms: get("message.timestamp.before.max.ms").parse().unwrap_or(i64::MAX),
             after_ms: get("message.timestamp.after.max.ms").parse().unwrap_or(i64::MAX),
             flush_messages: get("flush.messages").parse().unwrap_or(i64::MAX),
+            compacted: get("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
         }
     }
 
@@ -185,12 +189,17 @@ pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> 
 }
 
 /// Record-level rules: each record parses, the count is right, offset deltas run
-/// 0, 1, 2, …, and (CreateTime) timestamps are within bounds. Returns the largest record
-/// timestamp.
+/// 0, 1, 2, …, records of a compacted topic have keys, and (CreateTime) timestamps are
+/// within bounds. Returns the largest record timestamp.
+///
+/// As Kafka's `LogValidator.validateRecord`, each record gets at most one error, the key
+/// check first; any timestamp error makes the batch INVALID_TIMESTAMP, other record
+/// errors INVALID_RECORD, and every failing record is listed (up to a bound).
 fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: i64) -> Result<Option<i64>, Rejection> {
     let iter =
         RecordIter::new(payload, header.records_count).map_err(|e| reject(ErrorCode::InvalidRecord, e.to_string()))?;
-    let mut bad_timestamps = Vec::new();
+    let mut record_errors = Vec::new();
+    let (mut failed, mut bad_timestamps) = (0usize, 0usize);
     let mut max_ts = None::<i64>;
     let earliest = now_ms.saturating_sub(policy.before_ms);
     let latest = now_ms.saturating_add(policy.after_ms);
@@ -211,15 +220,33 @@ fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: 
         }
         let ts = header.base_timestamp.saturating_add(record.timestamp_delta);
         max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
-        if !policy.log_append_time && (ts < earliest || ts > latest) && bad_timestamps.len() < MAX_RECORD_ERRORS {
-            bad_timestamps.push((index, format!("timestamp {ts} is outside [{earliest}, {latest}]")));
+        let error = if policy.compacted && record.key.is_none() {
+            Some("Compacted topic cannot accept message without key".to_string())
+        } else if !policy.log_append_time && (ts < earliest || ts > latest) {
+            bad_timestamps += 1;
+            Some(format!("timestamp {ts} is outside [{earliest}, {latest}]"))
+        } else {
+            None
+        };
+        if let Some(e) = error {
+            failed += 1;
+            if record_errors.len() < MAX_RECORD_ERRORS {
+                record_errors.push((index, e));
+            }
         }
     }
-    if !bad_timestamps.is_empty() {
+    if bad_timestamps > 0 {
         return Err(Rejection {
             code: ErrorCode::InvalidTimestamp,
-            message: format!("{} record(s) with a timestamp out of range", bad_timestamps.len()),
-            record_errors: bad_timestamps,
+            message: format!("{bad_timestamps} record(s) with a timestamp out of range"),
+            record_errors,
+        });
+    }
+    if failed > 0 {
+        return Err(Rejection {
+            code: ErrorCode::InvalidRecord,
+            message: format!("One or more records have been rejected due to {failed} record errors in total"),
+            record_errors,
         });
     }
     Ok(max_ts)
@@ -356,6 +383,7 @@ mod tests {
             before_ms: i64::MAX,
             after_ms: 3_600_000,
             flush_messages: i64::MAX,
+            compacted: false,
         }
     }
 
@@ -441,6 +469,21 @@ mod tests {
         verify_crc(&out).unwrap();
         // Same codec as the topic: stored as produced.
         assert_eq!(validate(&out, 9, &p, NOW).unwrap(), out.to_vec());
+    }
+
+    #[test]
+    fn keyless_records_on_a_compacted_topic_are_invalid_with_record_errors() {
+        let p = Policy { compacted: true, ..policy() };
+        assert_eq!(code(validate(&batch(), 9, &p, NOW)), ErrorCode::None, "keyed records are fine");
+        let mut b = BatchBuilder::new(NOW);
+        b.add(Some(b"k"), Some(b"v"));
+        b.add(None, Some(b"v"));
+        b.add(Some(b"k"), None);
+        b.add(None, None);
+        let r = validate(&b.build().freeze(), 9, &p, NOW).unwrap_err();
+        assert_eq!(r.code, ErrorCode::InvalidRecord);
+        assert_eq!(r.record_errors.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1, 3]);
+        assert!(r.record_errors[0].1.contains("without key"), "{r:?}");
     }
 
     #[test]
