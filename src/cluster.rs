@@ -409,14 +409,14 @@ impl Cluster {
         }
     }
 
-    /// A numeric topic setting: the override, else the broker default, else Kafka's.
+    /// A numeric topic setting: the override, else the broker synonyms, else Kafka's default.
     fn setting_i64(&self, configs: &BTreeMap<String, String>, key: &str) -> i64 {
-        let k = topic_config::lookup(key);
-        configs
-            .get(key)
-            .or_else(|| k.and_then(|k| k.broker_key).and_then(|b| self.config.values.get(b)))
-            .and_then(|v| v.parse().ok())
-            .or_else(|| k.and_then(|k| k.default.parse().ok()))
+        let Some(k) = topic_config::lookup(key) else { return -1 };
+        topic_config::resolve(k, configs, &self.config.explicit)
+            .value
+            .parse()
+            .ok()
+            .or_else(|| k.default.parse().ok())
             .unwrap_or(-1)
     }
 
@@ -744,7 +744,7 @@ impl Cluster {
             return v.clone();
         }
         let Some(k) = topic_config::lookup(key) else { return String::new() };
-        k.broker_key.and_then(|b| self.config.values.get(b)).cloned().unwrap_or_else(|| k.default.to_string())
+        topic_config::resolve(k, &topic.configs, &self.config.explicit).value
     }
 
     /// Closes every log cleanly (trims preallocated files), for a graceful shutdown.

@@ -21,12 +21,12 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ("log.segment.bytes", "1073741824", ConfigType::Int, "Default segment size."),
     (
         "log.retention.ms",
-        "604800000",
+        "",
         ConfigType::Long,
-        "Default retention.ms of topics (Kafka: log.retention.hours=168).",
+        "Default retention.ms of topics; unset: log.retention.minutes, then log.retention.hours (168).",
     ),
     ("log.retention.bytes", "-1", ConfigType::Long, "Default retention.bytes of topics (-1: no size limit)."),
-    ("log.roll.ms", "604800000", ConfigType::Long, "Default segment.ms of topics (Kafka: log.roll.hours=168)."),
+    ("log.roll.ms", "", ConfigType::Long, "Default segment.ms of topics; unset: log.roll.hours (168)."),
     (
         "log.flush.interval.messages",
         "9223372036854775807",
@@ -35,9 +35,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ),
     (
         "log.flush.interval.ms",
-        "9223372036854775807",
+        "",
         ConfigType::Long,
-        "fsync data older than this; default: leave it to the OS page cache, as Kafka.",
+        "fsync data older than this; unset: log.flush.scheduler.interval.ms (never: the OS page cache, as Kafka).",
     ),
     ("log.cleaner.backoff.ms", "15000", ConfigType::Long, "How often compacted topics are checked for cleaning."),
     (
@@ -144,8 +144,17 @@ pub enum ConfigType {
     Short = 4,
     /// LONG
     Long = 5,
+    /// DOUBLE
+    Double = 6,
     /// LIST
     List = 7,
+}
+
+/// Whether `key` is a broker setting Strom knows: its own table, or a broker synonym of
+/// a topic config (`log.retention.hours`, `log.cleaner.min.cleanable.ratio`, …).
+pub fn is_broker_key(key: &str) -> bool {
+    BROKER_DEFAULTS.iter().any(|(k, ..)| *k == key)
+        || crate::topic_config::broker_synonym_keys().any(|(k, ..)| k == key)
 }
 
 /// The effective broker configuration.
@@ -245,7 +254,9 @@ impl Config {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             explicit.extend(parse_properties(&text));
         }
-        for (key, ..) in BROKER_DEFAULTS {
+        let known =
+            BROKER_DEFAULTS.iter().map(|(k, ..)| *k).chain(crate::topic_config::broker_synonym_keys().map(|s| s.0));
+        for key in known {
             if let Some(v) = env.get(&env_name(key)) {
                 explicit.insert(key.to_string(), v.clone());
             }
@@ -256,11 +267,11 @@ impl Config {
             explicit.entry("node.id".into()).or_insert(v);
         }
         for key in explicit.keys() {
-            if !BROKER_DEFAULTS.iter().any(|(k, ..)| k == key) {
+            if !is_broker_key(key) {
                 tracing::warn!(key, "ignoring unknown configuration key");
             }
         }
-        explicit.retain(|k, _| BROKER_DEFAULTS.iter().any(|(d, ..)| d == k));
+        explicit.retain(|k, _| is_broker_key(k));
         let mut values: BTreeMap<String, String> =
             BROKER_DEFAULTS.iter().map(|(k, v, ..)| (k.to_string(), v.to_string())).collect();
         values.extend(explicit.clone());

@@ -13,13 +13,6 @@ use crate::topic_config::{self, TOPIC_CONFIGS};
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 19, min: 2, max: 7, advertised_min: 2 };
 
-/// DescribeConfigs/CreateTopics config sources.
-pub const SOURCE_TOPIC: i8 = 1;
-/// Static broker config.
-pub const SOURCE_STATIC_BROKER: i8 = 4;
-/// Built-in default.
-pub const SOURCE_DEFAULT: i8 = 5;
-
 /// Creates each topic in turn; one topic's failure does not affect the others.
 pub fn handle(cluster: &Cluster, _version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let c = &cluster.config;
@@ -72,14 +65,11 @@ pub fn handle(cluster: &Cluster, _version: i16, req: CreateTopicsRequest) -> Cre
                     TOPIC_CONFIGS
                         .iter()
                         .map(|k| {
-                            let (value, source) = match topic.configs.get(k.name) {
-                                Some(v) => (v.clone(), SOURCE_TOPIC),
-                                None => effective_default(cluster, k),
-                            };
+                            let r = topic_config::resolve(k, &topic.configs, &cluster.config.explicit);
                             CreatableTopicConfigs {
                                 name: k.name.to_string(),
-                                value: Some(value),
-                                config_source: source,
+                                value: Some(r.value),
+                                config_source: r.source,
                                 ..Default::default()
                             }
                         })
@@ -94,15 +84,4 @@ pub fn handle(cluster: &Cluster, _version: i16, req: CreateTopicsRequest) -> Cre
         results.push(result);
     }
     CreateTopicsResponse { topics: results, ..Default::default() }
-}
-
-/// The value a topic gets for `key` without an override, and where it comes from.
-pub fn effective_default(cluster: &Cluster, key: &topic_config::TopicConfigKey) -> (String, i8) {
-    match key.broker_key.and_then(|b| cluster.config.explicit.get(b)) {
-        Some(v) => (v.clone(), SOURCE_STATIC_BROKER),
-        None => match key.broker_key.and_then(|b| cluster.config.values.get(b)) {
-            Some(v) => (v.clone(), SOURCE_DEFAULT),
-            None => (key.default.to_string(), SOURCE_DEFAULT),
-        },
-    }
 }

@@ -5,12 +5,11 @@ use strom_protocol::describe_configs_response::{
 };
 use strom_protocol::{DescribeConfigsRequest, DescribeConfigsResponse};
 
-use super::create_topics::{effective_default, SOURCE_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
 use super::ApiRange;
 use crate::cluster::Cluster;
 use crate::config::BROKER_DEFAULTS;
 use crate::error::ErrorCode;
-use crate::topic_config::TOPIC_CONFIGS;
+use crate::topic_config::{self, SOURCE_DEFAULT, SOURCE_STATIC_BROKER, TOPIC_CONFIGS};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 32, min: 1, max: 4, advertised_min: 1 };
@@ -20,12 +19,13 @@ const RESOURCE_BROKER: i8 = 4;
 
 struct Entry {
     name: String,
-    value: String,
+    /// `None` for a setting with no value (Kafka's null default).
+    value: Option<String>,
     source: i8,
     ty: i8,
     doc: &'static str,
     read_only: bool,
-    synonyms: Vec<(String, String, i8)>,
+    synonyms: Vec<(String, Option<String>, i8)>,
 }
 
 fn topic_entries(cluster: &Cluster, name: &str) -> Result<Vec<Entry>, ErrorCode> {
@@ -33,39 +33,42 @@ fn topic_entries(cluster: &Cluster, name: &str) -> Result<Vec<Entry>, ErrorCode>
     Ok(TOPIC_CONFIGS
         .iter()
         .map(|k| {
-            let (default, default_source) = effective_default(cluster, k);
-            let mut synonyms = Vec::new();
-            let (value, source) = match topic.configs.get(k.name) {
-                Some(v) => {
-                    synonyms.push((k.name.to_string(), v.clone(), SOURCE_TOPIC));
-                    (v.clone(), SOURCE_TOPIC)
-                }
-                None => (default.clone(), default_source),
-            };
-            if let Some(b) = k.broker_key {
-                synonyms.push((b.to_string(), default, default_source));
+            let r = topic_config::resolve(k, &topic.configs, &cluster.config.explicit);
+            Entry {
+                name: k.name.into(),
+                value: Some(r.value),
+                source: r.source,
+                ty: k.ty as i8,
+                doc: "",
+                read_only: false,
+                synonyms: r.synonyms.into_iter().map(|(n, v, s)| (n, Some(v), s)).collect(),
             }
-            Entry { name: k.name.into(), value, source, ty: k.ty as i8, doc: "", read_only: false, synonyms }
         })
         .collect())
 }
 
+/// Broker settings: Strom's table, then the broker synonyms of topic configs it lacks.
 fn broker_entries(cluster: &Cluster) -> Vec<Entry> {
-    BROKER_DEFAULTS
-        .iter()
+    let own = BROKER_DEFAULTS.iter().map(|(k, default, ty, doc)| (*k, *default, *ty, *doc));
+    let synonyms = topic_config::broker_synonym_keys()
+        .filter(|(k, ..)| !BROKER_DEFAULTS.iter().any(|(b, ..)| b == k))
+        .map(|(k, default, ty)| (k, default, ty, "Broker default of a topic config."));
+    let mut seen = std::collections::HashSet::new();
+    own.chain(synonyms)
+        .filter(|(k, ..)| seen.insert(*k))
         .map(|(k, default, ty, doc)| {
-            let explicit = cluster.config.explicit.get(*k);
-            let value = explicit.cloned().unwrap_or_else(|| default.to_string());
+            let explicit = cluster.config.explicit.get(k);
+            let value = explicit.cloned().or_else(|| Some(default.to_string()).filter(|d| !d.is_empty()));
             let source = if explicit.is_some() { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
             Entry {
                 name: k.to_string(),
                 value: value.clone(),
                 source,
-                ty: *ty as i8,
+                ty: ty as i8,
                 doc,
                 // Broker settings cannot change at run time yet.
                 read_only: true,
-                synonyms: vec![(k.to_string(), value, source)],
+                synonyms: if value.is_some() { vec![(k.to_string(), value, source)] } else { Vec::new() },
             }
         })
         .collect()
@@ -103,7 +106,7 @@ pub fn handle(cluster: &Cluster, _version: i16, req: DescribeConfigsRequest) -> 
                         .filter(|e| res.configuration_keys.as_ref().is_none_or(|keys| keys.contains(&e.name)))
                         .map(|e| DescribeConfigsResourceResult {
                             name: e.name,
-                            value: Some(e.value),
+                            value: e.value,
                             read_only: e.read_only,
                             config_source: e.source,
                             is_default: e.source == SOURCE_DEFAULT,
@@ -113,7 +116,7 @@ pub fn handle(cluster: &Cluster, _version: i16, req: DescribeConfigsRequest) -> 
                                     .into_iter()
                                     .map(|(name, value, source)| DescribeConfigsSynonym {
                                         name,
-                                        value: Some(value),
+                                        value,
                                         source,
                                         ..Default::default()
                                     })
