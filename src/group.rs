@@ -356,10 +356,13 @@ impl Coordinator {
         Ok(codes)
     }
 
-    /// OffsetCommit. `generation` is the classic generation or the KIP-848 member epoch.
+    /// OffsetCommit. `generation` is the classic generation or the KIP-848 member epoch;
+    /// `version` is the request's (some answers depend on it, as in Kafka).
+    #[allow(clippy::too_many_arguments)]
     pub fn commit(
         &self,
         cluster: &Cluster,
+        version: i16,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
@@ -375,10 +378,20 @@ impl Coordinator {
         }
         let now = self.now();
         let mut inner = self.lock();
+        // Kafka's OffsetMetadataManager.validateOffsetCommit: a commit with a negative
+        // generation for a group that does not exist creates a simple (classic, empty)
+        // group, whatever the member id; otherwise the group must exist — GROUP_ID_NOT_FOUND
+        // from v9, ILLEGAL_GENERATION before.
         let check = match inner.groups.get(group_id) {
-            None if generation < 0 && member_id.is_empty() => ErrorCode::None,
-            None => ErrorCode::UnknownMemberId,
+            None if generation < 0 => ErrorCode::None,
+            None if version >= 9 => ErrorCode::GroupIdNotFound,
+            None => ErrorCode::IllegalGeneration,
             Some(AnyGroup::Classic(g)) => g.validate_commit(member_id, instance_id, generation),
+            // Members of a consumer-protocol group must use OffsetCommit v9+ (Kafka 4 checks
+            // this before the epoch).
+            Some(AnyGroup::Consumer(g)) if version < 9 && g.members.contains_key(member_id) => {
+                ErrorCode::UnsupportedVersion
+            }
             Some(AnyGroup::Consumer(g)) => g.validate_commit(member_id, generation),
         };
         if check != ErrorCode::None {

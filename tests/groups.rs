@@ -262,3 +262,88 @@ async fn offsets_of_empty_groups_expire_after_the_retention_and_stay_gone_after_
     let _ = stop.send(());
     task.await.expect("join").expect("run");
 }
+
+/// Issue 20 item 3, through the wire, as Kafka's OffsetMetadataManager.validateOffsetCommit
+/// and Classic/ConsumerGroup.validateOffsetCommit answer: epoch -1 with a client-generated
+/// member id (librdkafka ≥ 2.10, `group.protocol=consumer`, assign() only) is a standalone
+/// commit while the group has no members, or when it does not exist yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_commits_with_a_client_generated_member_id_are_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, cluster, stop, task) = start(dir.path(), &[]).await;
+    wait_loaded(&cluster).await;
+    let mut c = Conn::open(&addr).await;
+    let create = CreateTopicsRequest {
+        topics: vec![strom_protocol::create_topics_request::CreatableTopic {
+            name: "solo".into(),
+            num_partitions: 1,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    let _: CreateTopicsResponse = c.call(5, &create).await;
+    let commit = |group: &str, member: &str, epoch: i32, offset: i64| OffsetCommitRequest {
+        group_id: group.into(),
+        member_id: member.into(),
+        generation_id_or_member_epoch: epoch,
+        topics: vec![OffsetCommitRequestTopic {
+            name: "solo".into(),
+            partitions: vec![OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: offset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let code = |r: &OffsetCommitResponse| r.topics[0].partitions[0].error_code;
+    let committed = |g: &str| {
+        cluster.groups.fetch_offsets(g, None).expect("fetch").first().and_then(|(_, _, v)| v.clone()).map(|v| v.offset)
+    };
+    let member = "5f0c3a4e-9d1b-4c57-8f1e-client-generated";
+    // A group that does not exist: created as a simple group, the commit is kept.
+    let r: OffsetCommitResponse = c.call(9, &commit("kip1082", member, -1, 42)).await;
+    assert_eq!(code(&r), 0);
+    assert_eq!(committed("kip1082"), Some(42));
+    // Again, now that the (empty) group exists.
+    let r: OffsetCommitResponse = c.call(9, &commit("kip1082", member, -1, 43)).await;
+    assert_eq!(code(&r), 0);
+    assert_eq!(committed("kip1082"), Some(43));
+    // A non-negative generation for a group that does not exist: GROUP_ID_NOT_FOUND from
+    // v9, ILLEGAL_GENERATION before.
+    let r: OffsetCommitResponse = c.call(9, &commit("ghost", member, 3, 1)).await;
+    assert_eq!(code(&r), 69);
+    let r: OffsetCommitResponse = c.call(8, &commit("ghost", member, 3, 1)).await;
+    assert_eq!(code(&r), 22);
+    assert!(cluster.groups.with_group("ghost", |_| ()).is_none());
+    // A consumer-protocol group with a member: an unknown member id is refused even with
+    // epoch -1; the member itself commits at its epoch (v9+ only, as in Kafka 4).
+    let hb = ConsumerGroupHeartbeatRequest {
+        group_id: "modern".into(),
+        member_id: "m1".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 60_000,
+        subscribed_topic_names: Some(vec!["solo".into()]),
+        ..Default::default()
+    };
+    let joined: ConsumerGroupHeartbeatResponse = c.call(1, &hb).await;
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    let r: OffsetCommitResponse = c.call(9, &commit("modern", member, -1, 5)).await;
+    assert_eq!(code(&r), 25);
+    let r: OffsetCommitResponse = c.call(9, &commit("modern", "m1", joined.member_epoch, 5)).await;
+    assert_eq!(code(&r), 0);
+    let r: OffsetCommitResponse = c.call(8, &commit("modern", "m1", joined.member_epoch, 6)).await;
+    assert_eq!(code(&r), 35);
+    // Once the member left, the standalone commit is accepted again.
+    let leave = ConsumerGroupHeartbeatRequest { member_epoch: -1, ..hb };
+    let left: ConsumerGroupHeartbeatResponse = c.call(1, &leave).await;
+    assert_eq!(left.error_code, 0);
+    let r: OffsetCommitResponse = c.call(9, &commit("modern", member, -1, 7)).await;
+    assert_eq!(code(&r), 0);
+    assert_eq!(committed("modern"), Some(7));
+    let _ = stop.send(());
+    task.await.expect("join").expect("run");
+}

@@ -781,18 +781,31 @@ impl Group {
         if self.state == State::Dead {
             return ErrorCode::CoordinatorNotAvailable;
         }
-        // A standalone consumer (assign(), no membership) commits with generation -1.
-        if generation < 0 && member_id.is_empty() {
-            return if self.members.is_empty() { ErrorCode::None } else { ErrorCode::UnknownMemberId };
+        // Kafka's ClassicGroup.validateOffsetCommit: a negative generation while the group
+        // is Empty comes from the admin client or a standalone (assign()) consumer and is
+        // accepted whatever member id it carries — librdkafka ≥ 2.10 in KIP-848 mode sends
+        // a client-generated id (KIP-1082) with epoch -1.
+        if generation < 0 && self.state == State::Empty {
+            return ErrorCode::None;
         }
-        if self.fenced(member_id, instance_id) {
-            return ErrorCode::FencedInstanceId;
-        }
-        if !self.members.contains_key(member_id) {
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            // validateMember: the instance id must map to this member id, which must exist.
+            if let Some(i) = instance_id {
+                match self.statics.get(i) {
+                    None => return ErrorCode::UnknownMemberId,
+                    Some(m) if m != member_id => return ErrorCode::FencedInstanceId,
+                    Some(_) => {}
+                }
+            }
+            if !self.members.contains_key(member_id) {
+                return ErrorCode::UnknownMemberId;
+            }
+            if generation != self.generation {
+                return ErrorCode::IllegalGeneration;
+            }
+        } else {
+            // No member id and no generation (version 0 style) while the group has members.
             return ErrorCode::UnknownMemberId;
-        }
-        if generation != self.generation {
-            return ErrorCode::IllegalGeneration;
         }
         // Kafka refuses only while the new assignment is being handed out; during
         // PreparingRebalance members commit what they processed before rejoining (the
@@ -1032,6 +1045,31 @@ mod tests {
         // A standalone (generation -1) commit is refused while the group has members.
         assert_eq!(g.validate_commit("", None, -1), ErrorCode::UnknownMemberId);
         assert_eq!(Group::new("h", at(0)).validate_commit("", None, -1), ErrorCode::None);
+    }
+
+    /// Kafka's `ClassicGroup.validateOffsetCommit`: a negative generation on an Empty group
+    /// is a standalone commit, accepted whatever the member id (librdkafka ≥ 2.10 sends a
+    /// client-generated one, KIP-1082) or instance id; once the group has members, the
+    /// committer must be one of them.
+    #[test]
+    fn a_standalone_commit_is_accepted_on_an_empty_group_whatever_its_member_id() {
+        let (mut g, ids) = stable_group(2);
+        let mut out = Outcome::default();
+        for id in &ids {
+            g.leave(id, None, at(7000), &mut out);
+        }
+        assert_eq!(g.state, State::Empty);
+        assert_eq!(g.validate_commit("", None, -1), ErrorCode::None);
+        assert_eq!(g.validate_commit("rdkafka-5b1c-client-generated", None, -1), ErrorCode::None);
+        assert_eq!(g.validate_commit(&ids[0], None, -1), ErrorCode::None, "a departed member's id too");
+        assert_eq!(g.validate_commit("x", Some("instance"), -1), ErrorCode::None);
+        // A non-negative generation on an empty group names a member that is not there.
+        assert_eq!(g.validate_commit("x", None, 1), ErrorCode::UnknownMemberId);
+        // With members, a negative generation does not bypass the membership check.
+        let (g, ids) = stable_group(2);
+        assert_eq!(g.validate_commit("rdkafka-5b1c-client-generated", None, -1), ErrorCode::UnknownMemberId);
+        assert_eq!(g.validate_commit("", None, -1), ErrorCode::UnknownMemberId);
+        assert_eq!(g.validate_commit(&ids[0], None, -1), ErrorCode::IllegalGeneration);
     }
 
     #[test]

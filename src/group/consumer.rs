@@ -228,9 +228,28 @@ impl ConsumerGroup {
     }
 
     /// Offset commits must come from a current member at its current epoch.
+    ///
+    /// Kafka's ConsumerGroup.validateOffsetCommit: with a negative epoch and no members the
+    /// commit is a standalone one (admin client, assign()-only consumer) and is accepted
+    /// whatever member id it carries; otherwise the member must exist (UNKNOWN_MEMBER_ID)
+    /// and the epoch match (STALE_MEMBER_EPOCH).
     pub fn validate_commit(&self, member_id: &str, epoch: i32) -> ErrorCode {
+        if epoch < 0 && self.members.is_empty() {
+            return ErrorCode::None;
+        }
+        match self.members.get(member_id) {
+            None => ErrorCode::UnknownMemberId,
+            Some(m) if m.epoch != epoch => ErrorCode::StaleMemberEpoch,
+            Some(_) => ErrorCode::None,
+        }
+    }
+
+    /// Kafka's ConsumerGroup.validateOffsetFetch: without a member id and with a negative
+    /// epoch (admin client, standalone consumer) any fetch is allowed; a named member must
+    /// exist and give its current epoch. An empty member id counts as none.
+    pub fn validate_fetch(&self, member_id: &str, epoch: i32) -> ErrorCode {
         if member_id.is_empty() && epoch < 0 {
-            return if self.members.is_empty() { ErrorCode::None } else { ErrorCode::UnknownMemberId };
+            return ErrorCode::None;
         }
         match self.members.get(member_id) {
             None => ErrorCode::UnknownMemberId,
@@ -594,6 +613,31 @@ mod tests {
         assert_eq!(err.0, ErrorCode::UnknownMemberId);
         assert_eq!(g.validate_commit("a", 0), ErrorCode::StaleMemberEpoch);
         assert_eq!(g.validate_commit("a", 1), ErrorCode::None);
+    }
+
+    /// Kafka's `ConsumerGroup.validateOffsetCommit`: epoch < 0 commits are accepted while
+    /// the group has no members, whatever the member id (librdkafka ≥ 2.10 sends its
+    /// KIP-1082 client-generated id with epoch -1 for an assign()-only consumer); with
+    /// members, the id must be one of them and the epoch its current one.
+    #[test]
+    fn a_standalone_commit_with_a_client_generated_member_id_is_accepted_while_empty() {
+        let topics = TopicsView::from_topics(&[("t", T, 2)]);
+        let cfg = config();
+        let mut g = ConsumerGroup::new("g", at(0));
+        assert_eq!(g.validate_commit("", -1), ErrorCode::None);
+        assert_eq!(g.validate_commit("0f4c0e2a-client-generated", -1), ErrorCode::None);
+        g.heartbeat(join("a"), &topics, &cfg, at(0)).unwrap();
+        assert_eq!(g.validate_commit("0f4c0e2a-client-generated", -1), ErrorCode::UnknownMemberId);
+        assert_eq!(g.validate_commit("", -1), ErrorCode::UnknownMemberId);
+        assert_eq!(g.validate_commit("a", -1), ErrorCode::StaleMemberEpoch);
+        // OffsetFetch differs: without a member id anyone may read (validateOffsetFetch).
+        assert_eq!(g.validate_fetch("", -1), ErrorCode::None);
+        assert_eq!(g.validate_fetch("0f4c0e2a-client-generated", -1), ErrorCode::UnknownMemberId);
+        assert_eq!(g.validate_fetch("a", 0), ErrorCode::StaleMemberEpoch);
+        assert_eq!(g.validate_fetch("a", 1), ErrorCode::None);
+        g.heartbeat(HeartbeatRequest { member_epoch: -1, ..join("a") }, &topics, &cfg, at(1)).unwrap();
+        assert!(g.members.is_empty());
+        assert_eq!(g.validate_commit("a", -1), ErrorCode::None, "the group is empty again");
     }
 
     #[test]

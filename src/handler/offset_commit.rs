@@ -43,6 +43,7 @@ pub fn handle(cluster: &Cluster, version: i16, req: OffsetCommitRequest) -> Offs
         .groups
         .commit(
             cluster,
+            version,
             &req.group_id,
             &req.member_id,
             req.group_instance_id.as_deref(),

@@ -94,16 +94,16 @@ pub fn handle(cluster: &Cluster, version: i16, req: OffsetFetchRequest) -> Offse
                     })
                     .collect::<Vec<_>>()
             });
-            let stale = g.member_id.as_ref().is_some_and(|m| {
+            let check = g.member_id.as_ref().map_or(ErrorCode::None, |m| {
                 cluster
                     .groups
                     .with_group(&g.group_id, |grp| match grp {
-                        crate::group::AnyGroup::Consumer(c) => c.validate_commit(m, g.member_epoch) != ErrorCode::None,
-                        crate::group::AnyGroup::Classic(_) => false,
+                        crate::group::AnyGroup::Consumer(c) => c.validate_fetch(m, g.member_epoch),
+                        crate::group::AnyGroup::Classic(_) => ErrorCode::None,
                     })
-                    .unwrap_or(false)
+                    .unwrap_or(ErrorCode::None)
             });
-            let result = if stale { Err(ErrorCode::StaleMemberEpoch) } else { fetch(cluster, &g.group_id, wanted) };
+            let result = if check != ErrorCode::None { Err(check) } else { fetch(cluster, &g.group_id, wanted) };
             match result {
                 Err(code) => {
                     OffsetFetchResponseGroup { group_id: g.group_id, error_code: code.code(), ..Default::default() }
