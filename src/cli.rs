@@ -635,10 +635,12 @@ async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<(Str
     let req = DescribeGroupsRequest { groups: vec![group.to_string()], ..Default::default() };
     let (resp, _): (DescribeGroupsResponse, _) = client.call(5, &req).await?;
     let g = resp.groups.into_iter().next().ok_or_else(|| anyhow!("no answer for group {group}"))?;
-    // A KIP-848 group is described by ConsumerGroupDescribe (classic DescribeGroups
-    // answers it with GROUP_ID_NOT_FOUND or an empty member list, depending on the broker).
-    let consumer_protocol =
-        g.error_code == 69 || (g.error_code == 0 && g.protocol_type.is_empty() && g.members.is_empty());
+    // A KIP-848 group is described by ConsumerGroupDescribe: classic DescribeGroups
+    // answers it with GROUP_ID_NOT_FOUND (v6+) or, before v6, with protocol type
+    // "consumer" (or none) and no members. An empty classic group looks the same; then
+    // ConsumerGroupDescribe says GROUP_ID_NOT_FOUND and the classic answer stands.
+    let consumer_protocol = g.error_code == 69
+        || (g.error_code == 0 && g.members.is_empty() && matches!(g.protocol_type.as_str(), "" | "consumer"));
     if consumer_protocol && client.api_versions().contains_key(&ConsumerGroupDescribeRequest::API_KEY) {
         let req = ConsumerGroupDescribeRequest { group_ids: vec![group.to_string()], ..Default::default() };
         let (resp, _): (ConsumerGroupDescribeResponse, _) = client.call(1, &req).await?;

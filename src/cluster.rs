@@ -686,6 +686,10 @@ impl Cluster {
         for p in &topic.partitions {
             // Wake long-polling fetches so they notice the topic is gone.
             p.appended.notify_waiters();
+            // Close the log before its files go: otherwise the last reference to drop
+            // (possibly a fetch still in flight) would try to seal its segment into a
+            // directory that no longer exists.
+            p.with_log(|log| log.mark_deleted());
             let dir = self.data_dir.join(format!("{name}-{}", p.index));
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
@@ -832,6 +836,52 @@ mod tests {
         assert!(!valid_topic_name(".."));
         assert!(!valid_topic_name("a/b"));
         assert!(!valid_topic_name(&"x".repeat(250)));
+    }
+
+    /// Captures what the broker logs at WARN and above while `f` runs.
+    fn warnings_during(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let out = buf.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn deleting_a_topic_closes_its_logs_without_warnings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let overrides = BTreeMap::from([("log.dirs".to_string(), dir.path().display().to_string())]);
+        let config = Config::from_sources(None, &BTreeMap::new(), &overrides).expect("config");
+        let cluster = Cluster::open(config).expect("open");
+        let mut b = strom_protocol::records::BatchBuilder::new(strom_storage::now_ms());
+        b.add(Some(b"k"), Some(b"v"));
+        let batch = b.build();
+        let logs = warnings_during(|| {
+            let topic = cluster.create_topic("doomed", 3, BTreeMap::new(), false).expect("create");
+            for p in &topic.partitions {
+                p.append(&batch).expect("append");
+            }
+            drop(topic);
+            cluster.delete_topic("doomed").expect("delete");
+        });
+        assert!(logs.is_empty(), "deleting a topic logged: {logs}");
+        assert!(!dir.path().join("doomed-0").exists());
     }
 
     #[test]

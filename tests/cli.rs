@@ -200,6 +200,37 @@ async fn every_cli_command_against_a_live_broker() {
     assert!(!list.contains("orders"), "{list}");
 }
 
+/// `strom group describe` shows the members and assignments of a KIP-848
+/// (consumer-protocol) group, which only ConsumerGroupDescribe describes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_describe_shows_consumer_protocol_members() {
+    use strom_protocol::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = start(dir.path()).await;
+    let a = b.addr.as_str();
+    ok(a, &["topic", "create", "events", "--partitions", "2"]).await;
+    let mut c = strom::client::Client::connect(a, std::time::Duration::from_secs(10)).await.expect("connect");
+    let hb = ConsumerGroupHeartbeatRequest {
+        group_id: "modern".into(),
+        member_id: "member-one".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 60_000,
+        subscribed_topic_names: Some(vec!["events".into()]),
+        ..Default::default()
+    };
+    let joined: ConsumerGroupHeartbeatResponse = c.call_at(1, &hb).await.expect("heartbeat");
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    let assigned = joined.assignment.as_ref().map_or(0, |a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum());
+    assert_eq!(assigned, 2, "a lone member gets both partitions: {joined:?}");
+
+    let rows = json(&ok(a, &["group", "describe", "modern", "-o", "json"]).await);
+    assert_eq!(rows.len(), 2, "one row per assigned partition: {rows:?}");
+    for r in &rows {
+        assert_eq!(r["topic"], "events", "{rows:?}");
+        assert_eq!(r["consumer_id"], "member-one", "{rows:?}");
+    }
+}
+
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect http");
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("write");

@@ -806,6 +806,12 @@ impl Log {
         Ok(())
     }
 
+    /// The partition is being deleted and its directory removed: nothing is sealed,
+    /// indexed or snapshotted when this log is dropped, since there is nowhere to put it.
+    pub fn mark_deleted(&mut self) {
+        self.closed = true;
+    }
+
     /// Whether this log was opened right after a clean shutdown.
     pub fn opened_clean(&self) -> bool {
         self.opened_clean
