@@ -220,7 +220,8 @@ async fn group_describe_shows_consumer_protocol_members() {
     };
     let joined: ConsumerGroupHeartbeatResponse = c.call_at(1, &hb).await.expect("heartbeat");
     assert_eq!(joined.error_code, 0, "{joined:?}");
-    let assigned = joined.assignment.as_ref().map_or(0, |a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum());
+    let assigned =
+        joined.assignment.as_ref().map_or(0, |a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum());
     assert_eq!(assigned, 2, "a lone member gets both partitions: {joined:?}");
 
     let rows = json(&ok(a, &["group", "describe", "modern", "-o", "json"]).await);
