@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """kafka-python: 3 x 900 KB records in each of 2 partitions, consumed together with
 fetch_max_bytes=1000000 (KIP-74: only the first partition of a response may go past
-it); all 6 records arrive, byte for byte, in order per partition."""
+it, unless it is the first partition's first batch); no response carries more than
+1,000,000 record bytes (kafka-python's fetch-size-max metric), and all 6 records
+arrive, byte for byte, in order per partition."""
 
 import compat
 import kp_helpers as kp
@@ -28,7 +30,12 @@ dl = Deadline(90)
 while sum(len(v) for v in got.values()) < len(data) and not dl.expired():
     for tp, recs in c.poll(timeout_ms=500).items():
         got[tp.partition].extend(recs)
+# kafka-python's own measure of the record bytes in each fetch response.
+biggest = c.metrics().get("consumer-fetch-manager-metrics", {}).get("fetch-size-max")
 c.close(autocommit=False)
+if biggest is None or biggest > 1_000_000:
+    fail("largest fetch response carried %s record bytes; fetch_max_bytes was 1000000" % biggest)
+log("largest fetch response: %d record bytes" % biggest)
 for p in range(2):
     want = [(i, k, v) for i, (k, v, _) in enumerate(d for d in data if d[2] == p)]
     seen = [(r.offset, r.key, r.value) for r in got[p]]
