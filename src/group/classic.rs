@@ -6,7 +6,7 @@
 //! requests are parked until the rebalance reaches them. Nothing here does I/O or reads a
 //! clock, so tests drive it with explicit times.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 
@@ -177,6 +177,10 @@ pub struct Group {
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
     /// When the join phase ends at the latest.
     rebalance_deadline: Option<u64>,
+    /// Members of the current generation that have not sent SyncGroup yet, and when they
+    /// are removed for it (Kafka's pending-sync timeout: the rebalance timeout).
+    pending_sync: BTreeSet<String>,
+    sync_deadline: Option<u64>,
     /// While the initial delay runs: how much longer it may be extended.
     initial_delay_budget: Option<u64>,
     joined_during_delay: bool,
@@ -208,6 +212,8 @@ impl Group {
             statics: HashMap::new(),
             offsets: BTreeMap::new(),
             rebalance_deadline: None,
+            pending_sync: BTreeSet::new(),
+            sync_deadline: None,
             initial_delay_budget: None,
             joined_during_delay: false,
             state_timestamp: now.wall,
@@ -223,8 +229,8 @@ impl Group {
 
     /// The earliest time at which [`Group::tick`] has work to do.
     pub fn next_deadline(&self) -> Option<u64> {
-        let members = self.members.values().filter(|m| !m.awaiting_join).map(|m| m.deadline);
-        members.chain(self.pending.values().copied()).chain(self.rebalance_deadline).min()
+        let members = self.members.values().filter(|m| !m.awaiting_join && !m.awaiting_sync).map(|m| m.deadline);
+        members.chain(self.pending.values().copied()).chain(self.rebalance_deadline).chain(self.sync_deadline).min()
     }
 
     fn member_by_instance(&self, instance: &str) -> Option<&Member> {
@@ -331,9 +337,12 @@ impl Group {
         if self.state == State::PreparingRebalance {
             return;
         }
+        self.pending_sync.clear();
+        self.sync_deadline = None;
         for m in self.members.values_mut() {
             if m.awaiting_sync {
                 m.awaiting_sync = false;
+                m.deadline = now.mono + m.session_timeout_ms.max(0) as u64;
                 out.replies.push(Reply::Sync {
                     member_id: m.id.clone(),
                     result: SyncResult::error(ErrorCode::RebalanceInProgress),
@@ -388,6 +397,8 @@ impl Group {
             self.leader = self.members.values().min_by_key(|m| m.joined_seq).map(|m| m.id.clone());
         }
         self.set_state(State::CompletingRebalance, now);
+        self.pending_sync = self.members.keys().cloned().collect();
+        self.sync_deadline = Some(now.mono + self.max_rebalance_timeout());
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
             let result = self.join_result_for(&id);
@@ -409,6 +420,7 @@ impl Group {
         if self.leader.as_deref() == Some(id) {
             self.leader = None;
         }
+        self.pending_sync.remove(id);
         Some(m)
     }
 
@@ -567,6 +579,7 @@ impl Group {
         let Some(mut m) = self.members.remove(old) else {
             return (Disposition::Now(JoinResult::error(ErrorCode::UnknownMemberId, "")), out);
         };
+        self.pending_sync.remove(old);
         if m.awaiting_join {
             out.replies.push(Reply::Join {
                 member_id: old.to_string(),
@@ -638,6 +651,12 @@ impl Group {
         {
             return err(ErrorCode::InconsistentGroupProtocol);
         }
+        if matches!(self.state, State::CompletingRebalance | State::Stable) {
+            self.pending_sync.remove(member_id);
+            if self.pending_sync.is_empty() {
+                self.sync_deadline = None;
+            }
+        }
         match self.state {
             State::Empty => err(ErrorCode::UnknownMemberId),
             State::PreparingRebalance => err(ErrorCode::RebalanceInProgress),
@@ -666,6 +685,7 @@ impl Group {
                     for (id, assignment) in waiting {
                         if let Some(m) = self.members.get_mut(&id) {
                             m.awaiting_sync = false;
+                            m.deadline = now.mono + m.session_timeout_ms.max(0) as u64;
                         }
                         out.replies.push(Reply::Sync { member_id: id, result: self.sync_ok(assignment) });
                     }
@@ -720,6 +740,8 @@ impl Group {
             None => member_id.to_string(),
         };
         if self.pending.remove(&id).is_some() {
+            // As on expiry: the join phase may have been waiting for this id only.
+            self.maybe_complete_join(now, out);
             return ErrorCode::None;
         }
         let Some(m) = self.remove_member(&id) else {
@@ -742,11 +764,20 @@ impl Group {
     /// Expires members and pending ids, and ends join phases whose time is up.
     pub fn tick(&mut self, now: Now) -> Outcome {
         let mut out = Outcome::default();
+        let pending = self.pending.len();
         self.pending.retain(|_, deadline| *deadline > now.mono);
+        if self.pending.len() < pending {
+            // Kafka's removePendingMemberAndUpdateClassicGroup: a MEMBER_ID_REQUIRED id that
+            // was never used may be all the join phase was waiting for. Without this the
+            // group sat in PreparingRebalance until the rebalance timeout (issue 20 item 6).
+            self.maybe_complete_join(now, &mut out);
+        }
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| !m.awaiting_join && m.deadline <= now.mono)
+            // Kafka's hasSatisfiedHeartbeat: members awaiting their JoinGroup or SyncGroup
+            // answer cannot heartbeat (the connection waits) and do not expire meanwhile.
+            .filter(|m| !m.awaiting_join && !m.awaiting_sync && m.deadline <= now.mono)
             .map(|m| m.id.clone())
             .collect();
         for id in expired {
@@ -760,6 +791,29 @@ impl Group {
                 }
             }
             self.after_removal(now, &mut out);
+        }
+        if matches!(self.state, State::CompletingRebalance | State::Stable)
+            && self.sync_deadline.is_some_and(|d| d <= now.mono)
+        {
+            // Kafka's expirePendingSync: members that did not send SyncGroup within the
+            // rebalance timeout are removed, and the rest rebalance. Otherwise a leader that
+            // heartbeats but never syncs would hold the followers forever.
+            self.sync_deadline = None;
+            let late: Vec<String> = std::mem::take(&mut self.pending_sync).into_iter().collect();
+            if !late.is_empty() {
+                tracing::info!(group = %self.id, members = ?late, "members did not sync within the rebalance timeout");
+                for id in &late {
+                    if let Some(m) = self.remove_member(id) {
+                        if m.awaiting_sync {
+                            out.replies.push(Reply::Sync {
+                                member_id: id.clone(),
+                                result: SyncResult::error(ErrorCode::UnknownMemberId),
+                            });
+                        }
+                    }
+                }
+                self.after_removal(now, &mut out);
+            }
         }
         if self.state == State::PreparingRebalance && self.rebalance_deadline.is_some_and(|d| d <= now.mono) {
             match self.initial_delay_budget {
@@ -1139,5 +1193,477 @@ mod tests {
         replayed.apply(&empty.metadata_record(), at(30));
         assert_eq!(replayed.state, State::Empty);
         assert!(replayed.members.is_empty());
+    }
+
+    /// A rebalance where every member has rejoined but one MEMBER_ID_REQUIRED id was handed
+    /// out and never used (the client's answer was discarded, or it went away).
+    fn waiting_only_for_a_pending_id() -> (Group, Vec<String>, String) {
+        let (mut g, ids) = stable_group(2);
+        let (first, _) = g.join(req("", "newcomer"), &LIMITS, at(7000));
+        let Disposition::Now(r) = first else { panic!("MEMBER_ID_REQUIRED is answered at once") };
+        assert_eq!(r.error, ErrorCode::MemberIdRequired);
+        let mut changed = req(&ids[1], "c1");
+        changed.protocols = vec![("range".into(), Bytes::from_static(b"new subscription"))];
+        let (d, _) = g.join(changed, &LIMITS, at(7100));
+        assert_eq!(d, Disposition::Parked(ids[1].clone()));
+        let (_, out) = g.join(req(&ids[0], "c0"), &LIMITS, at(7200));
+        assert!(out.replies.is_empty(), "the pending id holds the join phase, as in Kafka");
+        assert_eq!(g.state, State::PreparingRebalance);
+        (g, ids, r.member_id)
+    }
+
+    /// Kafka's removePendingMemberAndUpdateClassicGroup on session expiry of a pending id.
+    #[test]
+    fn an_unused_member_id_expiring_completes_the_join_phase_it_held_up() {
+        let (mut g, ids, _) = waiting_only_for_a_pending_id();
+        // The id was handed out at 7000 with a 10 s session timeout.
+        assert_eq!(g.next_deadline(), Some(17_000));
+        let out = g.tick(at(17_000));
+        let results = joins(&out);
+        assert_eq!(results.len(), 2, "both parked members are answered at the pending id's expiry");
+        assert!(results.iter().all(|r| r.error == ErrorCode::None && r.generation == 2));
+        assert_eq!(g.state, State::CompletingRebalance);
+        assert_eq!(g.members.len(), ids.len());
+    }
+
+    /// The same when the pending id leaves with LeaveGroup.
+    #[test]
+    fn an_unused_member_id_leaving_completes_the_join_phase_it_held_up() {
+        let (mut g, _, pending) = waiting_only_for_a_pending_id();
+        let mut out = Outcome::default();
+        assert_eq!(g.leave(&pending, None, at(7300), &mut out), ErrorCode::None);
+        assert_eq!(joins(&out).len(), 2);
+        assert_eq!(g.state, State::CompletingRebalance);
+    }
+
+    /// A generation being handed out: of `stable_group(3)`, ids[2] left, ids[0] (the
+    /// leader) and ids[1] rejoined at 7200 ms; ids[1] waits in SyncGroup since 7300 ms.
+    fn follower_waiting_for_the_leader() -> (Group, Vec<String>) {
+        let (mut g, ids) = stable_group(3);
+        let mut out = Outcome::default();
+        g.leave(&ids[2], None, at(7000), &mut out);
+        g.join(req(&ids[0], "c0"), &LIMITS, at(7100));
+        let (_, out) = g.join(req(&ids[1], "c1"), &LIMITS, at(7200));
+        assert_eq!(joins(&out).len(), 2);
+        assert_eq!(g.state, State::CompletingRebalance);
+        let (d, _) = g.sync(&ids[1], None, 2, None, None, vec![], at(7300));
+        assert_eq!(d, Disposition::Parked(ids[1].clone()));
+        (g, ids)
+    }
+
+    /// Kafka's ClassicGroupMember.hasSatisfiedHeartbeat: a member awaiting its SyncGroup
+    /// answer cannot heartbeat (its connection waits) and is not expired for it.
+    #[test]
+    fn a_member_waiting_in_sync_group_outlives_its_session_timeout() {
+        let (mut g, ids) = follower_waiting_for_the_leader();
+        // The leader keeps heartbeating but takes 12 s to send its assignment.
+        for t in [12_000, 16_000, 19_000] {
+            assert_eq!(g.heartbeat(&ids[0], None, 2, at(t)), ErrorCode::None);
+            let out = g.tick(at(t));
+            assert!(out.replies.is_empty(), "nothing expires at {t} ms: {:?}", out.replies);
+        }
+        assert!(g.members.contains_key(&ids[1]), "10 s session, 12 s in SyncGroup");
+        let given = vec![(ids[1].clone(), Bytes::from_static(b"late"))];
+        let (_, out) = g.sync(&ids[0], None, 2, None, None, given, at(19_300));
+        assert!(syncs(&out).iter().any(|(m, r)| **m == ids[1] && r.assignment == Bytes::from_static(b"late")));
+        // From its answer on, the follower's session counts again.
+        assert_eq!(g.members[&ids[1]].deadline, 29_300);
+        assert_eq!(g.next_deadline(), Some(29_300));
+    }
+
+    /// Kafka's expirePendingSync: members that have not sent SyncGroup within the
+    /// rebalance timeout are removed and the group rebalances; those waiting are told.
+    #[test]
+    fn members_that_never_send_sync_group_are_removed_after_the_rebalance_timeout() {
+        let (mut g, ids) = follower_waiting_for_the_leader();
+        // The leader heartbeats but never syncs; the rebalance timeout is 30 s.
+        for t in (8_000..37_200).step_by(4_000) {
+            assert_eq!(g.heartbeat(&ids[0], None, 2, at(t)), ErrorCode::None);
+            assert!(g.tick(at(t)).replies.is_empty());
+        }
+        assert_eq!(g.next_deadline(), Some(37_200));
+        let out = g.tick(at(37_200));
+        assert!(!g.members.contains_key(&ids[0]), "the leader never synced");
+        assert_eq!(syncs(&out), vec![(&ids[1], &SyncResult::error(ErrorCode::RebalanceInProgress))]);
+        assert_eq!(g.state, State::PreparingRebalance);
+        assert_eq!(g.heartbeat(&ids[0], None, 2, at(37_300)), ErrorCode::UnknownMemberId);
+        let (d, out) = g.join(req(&ids[1], "c1"), &LIMITS, at(37_400));
+        assert_eq!(d, Disposition::Parked(ids[1].clone()));
+        assert_eq!(joins(&out)[0].leader, ids[1], "the survivor leads generation 3");
+    }
+
+    /// Issue 20 item 6: a cooperative-sticky fleet driven through the state machine the way
+    /// librdkafka drives it (tests/0113-cooperative_rebalance `u_multiple_subscription_changes`:
+    /// 8 consumers, two 16-partition topics, a playbook of rapid subscribe() calls).
+    mod cooperative {
+        use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+        use super::*;
+
+        const TOPICS: [(&str, i32); 2] = [("t1", 16), ("t2", 16)];
+        const SESSION_MS: i32 = 10_000;
+        const REBALANCE_MS: i32 = 300_000;
+
+        type Tp = (String, i32);
+        type Assignments = Vec<(String, Bytes)>;
+
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum Phase {
+            /// Must send a JoinGroup at the next step.
+            Idle,
+            /// Got MEMBER_ID_REQUIRED; the retry goes out at the next step unless a
+            /// subscribe() discards the response first (librdkafka: "discarding outdated
+            /// request").
+            IdRequired,
+            Joining,
+            Syncing,
+            Stable,
+        }
+
+        #[derive(Debug)]
+        struct Client {
+            name: String,
+            id: String,
+            topics: Vec<String>,
+            owned: BTreeSet<Tp>,
+            generation: i32,
+            phase: Phase,
+            /// subscribe() was called while a request was in flight: rejoin once it ends.
+            resubscribe: bool,
+            next_heartbeat: u64,
+        }
+
+        fn encode_tps(tps: &BTreeSet<Tp>) -> String {
+            tps.iter().map(|(t, p)| format!("{t}:{p}")).collect::<Vec<_>>().join(",")
+        }
+
+        fn decode_tps(s: &str) -> BTreeSet<Tp> {
+            s.split(',')
+                .filter(|x| !x.is_empty())
+                .map(|x| {
+                    let (t, p) = x.split_once(':').unwrap();
+                    (t.to_string(), p.parse().unwrap())
+                })
+                .collect()
+        }
+
+        /// The subscription metadata: topics and owned partitions (ConsumerProtocol v1+).
+        fn metadata(c: &Client) -> Bytes {
+            Bytes::from(format!("{}|{}", c.topics.join(","), encode_tps(&c.owned)))
+        }
+
+        /// A cooperative-sticky assignor, as the leader runs it: balanced per topic, owners
+        /// keep what fits their quota, and a partition another member still claims is
+        /// withheld until that member has revoked it and rejoined.
+        fn assign(members: &[(String, Option<String>, Bytes)]) -> Vec<(String, Bytes)> {
+            let parsed: Vec<(String, Vec<String>, BTreeSet<Tp>)> = members
+                .iter()
+                .map(|(id, _, m)| {
+                    let s = std::str::from_utf8(m).unwrap();
+                    let (topics, owned) = s.split_once('|').unwrap();
+                    let topics = topics.split(',').filter(|t| !t.is_empty()).map(String::from).collect();
+                    (id.clone(), topics, decode_tps(owned))
+                })
+                .collect();
+            let mut out: BTreeMap<String, BTreeSet<Tp>> =
+                parsed.iter().map(|(id, ..)| (id.clone(), BTreeSet::new())).collect();
+            for (topic, n) in TOPICS {
+                let mut subs: Vec<&String> =
+                    parsed.iter().filter(|(_, ts, _)| ts.iter().any(|t| t == topic)).map(|(id, ..)| id).collect();
+                subs.sort();
+                if subs.is_empty() {
+                    continue;
+                }
+                let quota = |i: usize| n as usize / subs.len() + usize::from(i < n as usize % subs.len());
+                let mut taken = BTreeSet::new();
+                for (i, id) in subs.iter().enumerate() {
+                    let owned = &parsed.iter().find(|(m, ..)| m == *id).unwrap().2;
+                    for tp in owned.iter().filter(|(t, _)| t == topic).take(quota(i)) {
+                        out.get_mut(*id).unwrap().insert(tp.clone());
+                        taken.insert(tp.1);
+                    }
+                }
+                let mut free = (0..n).filter(|p| !taken.contains(p));
+                for (i, id) in subs.iter().enumerate() {
+                    let have = out[*id].iter().filter(|(t, _)| t == topic).count();
+                    for p in free.by_ref().take(quota(i).saturating_sub(have)) {
+                        out.get_mut(*id).unwrap().insert((topic.to_string(), p));
+                    }
+                }
+            }
+            // Cooperative: nothing moves to a new owner in the generation that revokes it.
+            for (id, tps) in out.iter_mut() {
+                tps.retain(|tp| !parsed.iter().any(|(other, _, owned)| other != id && owned.contains(tp)));
+            }
+            out.into_iter().map(|(id, tps)| (id, Bytes::from(encode_tps(&tps)))).collect()
+        }
+
+        struct Sim {
+            g: Group,
+            clients: Vec<Client>,
+            now: u64,
+            replies: VecDeque<Reply>,
+            /// Requests to send at the current instant: (client, sync assignments or join).
+            work: VecDeque<(usize, Option<Assignments>)>,
+        }
+
+        impl Sim {
+            fn new(n: usize) -> Sim {
+                let clients = (0..n)
+                    .map(|i| Client {
+                        name: format!("C_{i}"),
+                        id: String::new(),
+                        topics: Vec::new(),
+                        owned: BTreeSet::new(),
+                        generation: -1,
+                        phase: Phase::Stable,
+                        resubscribe: false,
+                        next_heartbeat: u64::MAX,
+                    })
+                    .collect();
+                Sim { g: Group::new("0113u", at(0)), clients, now: 0, replies: VecDeque::new(), work: VecDeque::new() }
+            }
+
+            fn join(&mut self, i: usize) {
+                let c = &mut self.clients[i];
+                c.phase = Phase::Joining;
+                let mut r = req(&c.id, &c.name);
+                r.protocols = vec![("cooperative-sticky".into(), metadata(c))];
+                r.session_timeout_ms = SESSION_MS;
+                r.rebalance_timeout_ms = REBALANCE_MS;
+                let (d, out) = self.g.join(r, &LIMITS, at(self.now));
+                self.replies.extend(out.replies);
+                match d {
+                    Disposition::Now(res) => self.on_join(i, res),
+                    Disposition::Parked(id) => self.clients[i].id = id,
+                }
+            }
+
+            fn on_join(&mut self, i: usize, res: JoinResult) {
+                let c = &mut self.clients[i];
+                match res.error {
+                    ErrorCode::MemberIdRequired => {
+                        c.id = res.member_id;
+                        c.phase = Phase::IdRequired;
+                    }
+                    ErrorCode::None if c.resubscribe => {
+                        c.resubscribe = false;
+                        c.phase = Phase::Idle;
+                    }
+                    ErrorCode::None => {
+                        c.generation = res.generation;
+                        c.phase = Phase::Syncing;
+                        let assignments = if res.leader == c.id { assign(&res.members) } else { Vec::new() };
+                        self.work.push_back((i, Some(assignments)));
+                    }
+                    ErrorCode::UnknownMemberId => {
+                        c.id.clear();
+                        c.phase = Phase::Idle;
+                    }
+                    _ => c.phase = Phase::Idle,
+                }
+            }
+
+            fn sync(&mut self, i: usize, assignments: Vec<(String, Bytes)>) {
+                let c = &self.clients[i];
+                let (d, out) = self.g.sync(&c.id.clone(), None, c.generation, None, None, assignments, at(self.now));
+                self.replies.extend(out.replies);
+                if let Disposition::Now(res) = d {
+                    self.on_sync(i, res);
+                }
+            }
+
+            fn on_sync(&mut self, i: usize, res: SyncResult) {
+                let now = self.now;
+                let c = &mut self.clients[i];
+                match res.error {
+                    ErrorCode::None => {
+                        let assigned = decode_tps(std::str::from_utf8(&res.assignment).unwrap());
+                        let revoked = c.owned.difference(&assigned).count() > 0;
+                        c.owned = assigned;
+                        // Cooperative: after revoking, the member rejoins at once.
+                        if revoked || c.resubscribe {
+                            c.resubscribe = false;
+                            c.phase = Phase::Idle;
+                        } else {
+                            c.phase = Phase::Stable;
+                            c.next_heartbeat = now + 1000;
+                        }
+                    }
+                    ErrorCode::UnknownMemberId => {
+                        c.id.clear();
+                        c.phase = Phase::Idle;
+                    }
+                    _ => c.phase = Phase::Idle,
+                }
+            }
+
+            /// subscribe(): cooperative clients revoke unsubscribed topics and rejoin.
+            fn subscribe(&mut self, i: usize, topics: &[&str]) {
+                let c = &mut self.clients[i];
+                c.topics = topics.iter().map(|t| t.to_string()).collect();
+                let topics = c.topics.clone();
+                c.owned.retain(|(t, _)| topics.contains(t));
+                match c.phase {
+                    // The MEMBER_ID_REQUIRED answer is discarded: the next JoinGroup goes out
+                    // without a member id again and the handed-out id is never used.
+                    Phase::IdRequired => {
+                        c.id.clear();
+                        c.phase = Phase::Idle;
+                    }
+                    Phase::Joining | Phase::Syncing => c.resubscribe = true,
+                    Phase::Idle | Phase::Stable => c.phase = Phase::Idle,
+                }
+            }
+
+            /// Sends everything due now and delivers every answer, until quiet.
+            fn settle(&mut self) {
+                loop {
+                    if let Some(r) = self.replies.pop_front() {
+                        match r {
+                            Reply::Join { member_id, result } => {
+                                let i =
+                                    self.clients.iter().position(|c| c.id == member_id && c.phase == Phase::Joining);
+                                if let Some(i) = i {
+                                    self.on_join(i, result);
+                                }
+                            }
+                            Reply::Sync { member_id, result } => {
+                                let i =
+                                    self.clients.iter().position(|c| c.id == member_id && c.phase == Phase::Syncing);
+                                if let Some(i) = i {
+                                    self.on_sync(i, result);
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    if let Some((i, sync)) = self.work.pop_front() {
+                        match sync {
+                            Some(assignments) => self.sync(i, assignments),
+                            None => self.join(i),
+                        }
+                        continue;
+                    }
+                    break;
+                }
+            }
+
+            /// One 100 ms step: timers, retries, joins and heartbeats.
+            fn step(&mut self) {
+                self.now += 100;
+                if self.g.next_deadline().is_some_and(|d| d <= self.now) {
+                    let out = self.g.tick(at(self.now));
+                    self.replies.extend(out.replies);
+                    self.settle();
+                }
+                for i in 0..self.clients.len() {
+                    match self.clients[i].phase {
+                        Phase::Idle | Phase::IdRequired => self.work.push_back((i, None)),
+                        Phase::Stable if self.now >= self.clients[i].next_heartbeat => {
+                            let c = &mut self.clients[i];
+                            c.next_heartbeat = self.now + 1000;
+                            match self.g.heartbeat(&c.id.clone(), None, c.generation, at(self.now)) {
+                                ErrorCode::None => {}
+                                ErrorCode::UnknownMemberId => {
+                                    c.id.clear();
+                                    c.phase = Phase::Idle;
+                                }
+                                _ => c.phase = Phase::Idle,
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.settle();
+                }
+            }
+
+            /// Whether every subscribed partition has exactly one owner, shares are even,
+            /// and nobody waits for a rebalance.
+            fn balanced(&self) -> bool {
+                if self.g.state != State::Stable || self.clients.iter().any(|c| c.phase != Phase::Stable) {
+                    return false;
+                }
+                TOPICS.iter().all(|(topic, n)| {
+                    let subs: Vec<&Client> =
+                        self.clients.iter().filter(|c| c.topics.iter().any(|t| t == topic)).collect();
+                    let counts: Vec<usize> =
+                        subs.iter().map(|c| c.owned.iter().filter(|(t, _)| t == topic).count()).collect();
+                    let owners: usize =
+                        self.clients.iter().map(|c| c.owned.iter().filter(|(t, _)| t == topic).count()).sum();
+                    subs.is_empty()
+                        || owners == *n as usize
+                            && counts
+                                .iter()
+                                .all(|k| *k == *n as usize / subs.len() || *k == (*n as usize).div_ceil(subs.len()))
+                })
+            }
+
+            fn holdings(&self) -> Vec<(String, Vec<String>, usize, Phase)> {
+                self.clients.iter().map(|c| (c.name.clone(), c.topics.clone(), c.owned.len(), c.phase)).collect()
+            }
+        }
+
+        #[test]
+        fn rapid_subscription_changes_settle_well_before_the_rebalance_timeout() {
+            let (s1, s2): (&[&str], &[&str]) = (&["t1"], &["t2"]);
+            // librdkafka's playbook (subscription variation 1): (ms, consumer, topics).
+            let playbook: [(u64, usize, &[&str]); 27] = [
+                (0, 0, s1),
+                (4000, 1, s1),
+                (4000, 1, s1),
+                (4000, 1, s1),
+                (4000, 2, s1),
+                (6000, 3, s1),
+                (6000, 4, s1),
+                (6000, 5, s1),
+                (6000, 6, s1),
+                (6000, 7, s2),
+                (6000, 1, s1),
+                (6000, 1, s2),
+                (6000, 1, s1),
+                (6000, 2, s2),
+                (7000, 2, s1),
+                (7000, 1, s2),
+                (8000, 0, s2),
+                (8000, 1, s1),
+                (8000, 0, s1),
+                (13000, 2, s1),
+                (13000, 1, s2),
+                (13000, 5, s2),
+                (14000, 6, s2),
+                (15000, 7, s1),
+                (15000, 1, s1),
+                (15000, 5, s1),
+                (15000, 6, s1),
+            ];
+            let mut sim = Sim::new(8);
+            let mut next = 0;
+            // 30 s after the last subscribe() — a tenth of the rebalance timeout, three
+            // session timeouts — the group must have settled.
+            while sim.now < 45_000 {
+                // One subscribe() per 100 ms step: calls at the same playbook time land while
+                // the previous call's JoinGroup answer is still unread.
+                if next < playbook.len() && playbook[next].0 <= sim.now {
+                    let (_, i, topics) = playbook[next];
+                    sim.subscribe(i, topics);
+                    next += 1;
+                }
+                sim.step();
+                if next == playbook.len() && sim.balanced() {
+                    break;
+                }
+            }
+            assert!(
+                sim.balanced(),
+                "at {} ms the group is {:?} at generation {} ({} MEMBER_ID_REQUIRED ids outstanding); \
+                 clients (name, topics, partitions, phase): {:?}",
+                sim.now,
+                sim.g.state,
+                sim.g.generation,
+                sim.g.pending.len(),
+                sim.holdings()
+            );
+        }
     }
 }
