@@ -10,6 +10,7 @@ use crate::cluster::Cluster;
 use crate::server::ConnError;
 
 pub mod alter_configs;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -22,6 +23,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
@@ -29,6 +31,7 @@ pub mod heartbeat;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -38,6 +41,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod telemetry;
 
 /// Who sent a request.
 #[derive(Debug, Clone)]
@@ -86,14 +90,19 @@ pub const APIS: &[ApiRange] = &[
     offset_for_leader_epoch::API,
     describe_configs::API,
     alter_configs::API,
+    alter_replica_log_dirs::API,
     describe_log_dirs::API,
     create_partitions::API,
     delete_groups::API,
     alter_configs::INCREMENTAL_API,
     offset_delete::API,
+    describe_quorum::API,
     describe_cluster::API,
     consumer_group_heartbeat::API,
     consumer_group_describe::API,
+    telemetry::GET_SUBSCRIPTIONS_API,
+    telemetry::PUSH_API,
+    list_config_resources::API,
     describe_topic_partitions::API,
 ];
 
@@ -192,6 +201,19 @@ pub async fn dispatch(
         }
         DescribeLogDirsRequest::API_KEY => {
             respond(&describe_log_dirs::handle(cluster, v, DescribeLogDirsRequest::decode(r, v)?), v)
+        }
+        AlterReplicaLogDirsRequest::API_KEY => {
+            respond(&alter_replica_log_dirs::handle(cluster, v, AlterReplicaLogDirsRequest::decode(r, v)?), v)
+        }
+        DescribeQuorumRequest::API_KEY => {
+            respond(&describe_quorum::handle(cluster, v, DescribeQuorumRequest::decode(r, v)?), v)
+        }
+        GetTelemetrySubscriptionsRequest::API_KEY => {
+            respond(&telemetry::get_subscriptions(ctx, v, GetTelemetrySubscriptionsRequest::decode(r, v)?), v)
+        }
+        PushTelemetryRequest::API_KEY => respond(&telemetry::push(ctx, v, PushTelemetryRequest::decode(r, v)?), v),
+        ListConfigResourcesRequest::API_KEY => {
+            respond(&list_config_resources::handle(cluster, v, ListConfigResourcesRequest::decode(r, v)?), v)
         }
         DescribeTopicPartitionsRequest::API_KEY => {
             respond(&describe_topic_partitions::handle(cluster, v, DescribeTopicPartitionsRequest::decode(r, v)?), v)

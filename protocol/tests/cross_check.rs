@@ -519,4 +519,9 @@ apis! {
     describe_log_dirs: DescribeLogDirsRequest => kp::DescribeLogDirsRequest, DescribeLogDirsResponse => kp::DescribeLogDirsResponse;
     delete_records: DeleteRecordsRequest => kp::DeleteRecordsRequest, DeleteRecordsResponse => kp::DeleteRecordsResponse;
     offset_for_leader_epoch: OffsetForLeaderEpochRequest => kp::OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse => kp::OffsetForLeaderEpochResponse;
+    alter_replica_log_dirs: AlterReplicaLogDirsRequest => kp::AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse => kp::AlterReplicaLogDirsResponse;
+    describe_quorum: DescribeQuorumRequest => kp::DescribeQuorumRequest, DescribeQuorumResponse => kp::DescribeQuorumResponse;
+    get_telemetry_subscriptions: GetTelemetrySubscriptionsRequest => kp::GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse => kp::GetTelemetrySubscriptionsResponse;
+    push_telemetry: PushTelemetryRequest => kp::PushTelemetryRequest, PushTelemetryResponse => kp::PushTelemetryResponse;
+    list_config_resources: ListConfigResourcesRequest => kp::ListConfigResourcesRequest, ListConfigResourcesResponse => kp::ListConfigResourcesResponse;
 }
