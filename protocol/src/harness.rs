@@ -64,6 +64,18 @@ pub fn decode_request_body(key: i16, version: i16, r: &mut Reader, reencode: boo
         DescribeClusterRequest,
         ConsumerGroupHeartbeatRequest,
         ConsumerGroupDescribeRequest,
+        DeleteRecordsRequest,
+        CreatePartitionsRequest,
+        AlterConfigsRequest,
+        IncrementalAlterConfigsRequest,
+        DescribeLogDirsRequest,
+        DescribeTopicPartitionsRequest,
+        OffsetForLeaderEpochRequest,
+        AlterReplicaLogDirsRequest,
+        DescribeQuorumRequest,
+        GetTelemetrySubscriptionsRequest,
+        PushTelemetryRequest,
+        ListConfigResourcesRequest,
     )
 }
 
