@@ -114,6 +114,13 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         ConfigType::Int,
         "Heartbeat interval of KIP-848 consumer-group members.",
     ),
+    (
+        "group.consumer.migration.policy",
+        "bidirectional",
+        ConfigType::String,
+        "Online conversion of groups with members between the classic and the KIP-848 protocol: \
+         bidirectional, upgrade, downgrade or disabled.",
+    ),
     ("offsets.topic.num.partitions", "50", ConfigType::Int, "Partitions of __consumer_offsets (fixed once created)."),
     ("offsets.topic.segment.bytes", "104857600", ConfigType::Int, "Segment size of __consumer_offsets."),
     ("offsets.retention.minutes", "10080", ConfigType::Int, "How long offsets of a group without members are kept."),
@@ -351,6 +358,13 @@ impl Config {
                     "group.consumer.heartbeat.interval.ms",
                     &get("group.consumer.heartbeat.interval.ms"),
                 )?,
+                migration_policy: crate::group::MigrationPolicy::parse(&get("group.consumer.migration.policy"))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "group.consumer.migration.policy: {:?} is not bidirectional, upgrade, downgrade or disabled",
+                            get("group.consumer.migration.policy")
+                        )
+                    })?,
             },
             offsets_topic_partitions: num("offsets.topic.num.partitions", &get("offsets.topic.num.partitions"))?,
             offsets_topic_segment_bytes: num("offsets.topic.segment.bytes", &get("offsets.topic.segment.bytes"))?,
@@ -410,5 +424,18 @@ mod tests {
     fn bad_values_are_reported_with_their_key() {
         let err = Config::from_sources(None, &BTreeMap::new(), &map(&[("num.partitions", "many")])).unwrap_err();
         assert!(err.to_string().contains("num.partitions"), "{err}");
+    }
+
+    #[test]
+    fn the_group_migration_policy_is_kafkas_case_insensitive_enum() {
+        use crate::group::MigrationPolicy;
+        let c = Config::from_sources(None, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        assert_eq!(c.group.migration_policy, MigrationPolicy::Bidirectional);
+        let o = map(&[("group.consumer.migration.policy", "UPGRADE")]);
+        let c = Config::from_sources(None, &BTreeMap::new(), &o).unwrap();
+        assert_eq!(c.group.migration_policy, MigrationPolicy::Upgrade);
+        let o = map(&[("group.consumer.migration.policy", "sideways")]);
+        let err = Config::from_sources(None, &BTreeMap::new(), &o).unwrap_err();
+        assert!(err.to_string().contains("group.consumer.migration.policy"), "{err}");
     }
 }

@@ -109,6 +109,42 @@ pub struct GroupConfig {
     pub consumer_session_timeout_ms: i32,
     /// group.consumer.heartbeat.interval.ms.
     pub consumer_heartbeat_interval_ms: i32,
+    /// group.consumer.migration.policy.
+    pub migration_policy: MigrationPolicy,
+}
+
+/// Kafka's `group.consumer.migration.policy`: which online conversions of groups with
+/// members between the classic and the KIP-848 protocol are allowed (KIP-848 "Online
+/// migration"). Groups without members convert whatever the policy, as in Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    Bidirectional,
+    Upgrade,
+    Downgrade,
+    Disabled,
+}
+
+impl MigrationPolicy {
+    /// Case-insensitive, as Kafka parses it.
+    pub fn parse(s: &str) -> Option<MigrationPolicy> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bidirectional" => Some(MigrationPolicy::Bidirectional),
+            "upgrade" => Some(MigrationPolicy::Upgrade),
+            "downgrade" => Some(MigrationPolicy::Downgrade),
+            "disabled" => Some(MigrationPolicy::Disabled),
+            _ => None,
+        }
+    }
+
+    /// A classic group with members may become a consumer group.
+    pub fn upgrade(self) -> bool {
+        matches!(self, MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade)
+    }
+
+    /// A consumer group whose members all use the classic protocol may become classic.
+    pub fn downgrade(self) -> bool {
+        matches!(self, MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade)
+    }
 }
 
 /// The coordinator for every group on this broker.
@@ -239,6 +275,28 @@ impl Coordinator {
         let now = self.now();
         let rx = {
             let mut inner = self.lock();
+            // A classic member joining a consumer group (Kafka's classicGroupJoin): a group
+            // without members turns classic whatever the migration policy
+            // (maybeDeleteEmptyConsumerGroup), one with members takes the member in through
+            // the classic protocol (classicGroupJoinToConsumerGroup), answering at once.
+            if let Some(AnyGroup::Consumer(cg)) = inner.groups.get_mut(group_id) {
+                if !cg.members.is_empty() {
+                    let topics = consumer::TopicsView::from_cluster(cluster);
+                    let r = cg.classic_join(&req, &topics, &self.config, now);
+                    drop(inner);
+                    self.wake.notify_one();
+                    return r;
+                }
+                let offsets = std::mem::take(&mut cg.offsets);
+                let records = [LogRecord::ConsumerGroup { group: group_id.to_string(), epoch: None }];
+                if let Err(code) = Self::append(cluster, group_id, &records, now) {
+                    cg.offsets = offsets;
+                    return fail(code);
+                }
+                let mut g = Group::new(group_id, now);
+                g.offsets = offsets;
+                inner.groups.insert(group_id.to_string(), AnyGroup::Classic(g));
+            }
             let group = inner
                 .groups
                 .entry(group_id.to_string())
@@ -293,6 +351,14 @@ impl Coordinator {
         let now = self.now();
         let rx = {
             let mut inner = self.lock();
+            if let Some(AnyGroup::Consumer(cg)) = inner.groups.get_mut(group_id) {
+                // A classic member of a consumer group collects its assignment.
+                let topics = consumer::TopicsView::from_cluster(cluster);
+                let r = cg.classic_sync(member_id, instance_id, generation, protocol_type, protocol_name, &topics, now);
+                drop(inner);
+                self.wake.notify_one();
+                return r;
+            }
             let Some(AnyGroup::Classic(g)) = inner.groups.get_mut(group_id) else {
                 return fail(ErrorCode::UnknownMemberId);
             };
@@ -325,7 +391,7 @@ impl Coordinator {
         let mut inner = self.lock();
         let code = match inner.groups.get_mut(group_id) {
             Some(AnyGroup::Classic(g)) => g.heartbeat(member_id, instance_id, generation, now),
-            Some(AnyGroup::Consumer(_)) => ErrorCode::InconsistentGroupProtocol,
+            Some(AnyGroup::Consumer(g)) => g.classic_heartbeat(member_id, instance_id, generation, now),
             None => ErrorCode::UnknownMemberId,
         };
         drop(inner);
@@ -345,6 +411,13 @@ impl Coordinator {
         }
         let now = self.now();
         let mut inner = self.lock();
+        if let Some(AnyGroup::Consumer(cg)) = inner.groups.get_mut(group_id) {
+            let codes = members.iter().map(|(m, i)| cg.classic_leave(m, i.as_deref(), now)).collect();
+            self.maybe_downgrade(&mut inner, cluster, group_id, now);
+            drop(inner);
+            self.wake.notify_one();
+            return Ok(codes);
+        }
         let Some(AnyGroup::Classic(g)) = inner.groups.get_mut(group_id) else {
             return Err(ErrorCode::UnknownMemberId);
         };
@@ -388,8 +461,10 @@ impl Coordinator {
             None => ErrorCode::IllegalGeneration,
             Some(AnyGroup::Classic(g)) => g.validate_commit(member_id, instance_id, generation),
             // Members of a consumer-protocol group must use OffsetCommit v9+ (Kafka 4 checks
-            // this before the epoch).
-            Some(AnyGroup::Consumer(g)) if version < 9 && g.members.contains_key(member_id) => {
+            // this before the epoch); classic members of a consumer group need not.
+            Some(AnyGroup::Consumer(g))
+                if version < 9 && g.members.get(member_id).is_some_and(|m| m.classic.is_none()) =>
+            {
                 ErrorCode::UnsupportedVersion
             }
             Some(AnyGroup::Consumer(g)) => g.validate_commit(member_id, generation),
@@ -497,6 +572,9 @@ impl Coordinator {
                 value: None,
             })
             .collect();
+        if matches!(group, AnyGroup::Consumer(_)) {
+            records.push(LogRecord::ConsumerGroup { group: group_id.to_string(), epoch: None });
+        }
         records.push(LogRecord::Group { group: group_id.to_string(), value: None });
         if let Err(code) = Self::append(cluster, group_id, &records, now) {
             return code;
@@ -565,26 +643,90 @@ impl Coordinator {
         let topics = consumer::TopicsView::from_cluster(cluster);
         let mut inner = self.lock();
         let gid = req.group_id.clone();
-        let group =
-            inner.groups.entry(gid.clone()).or_insert_with(|| AnyGroup::Consumer(ConsumerGroup::new(&gid, now)));
-        if let AnyGroup::Classic(g) = group {
-            // An empty classic group (e.g. offsets of a standalone consumer) converts, as in Kafka.
-            if g.members.is_empty() {
-                let offsets = std::mem::take(&mut g.offsets);
-                let mut cg = ConsumerGroup::new(&gid, now);
-                cg.offsets = offsets;
-                *group = AnyGroup::Consumer(cg);
-            } else {
-                return Err((ErrorCode::GroupIdNotFound, format!("group {gid} is a classic group with members")));
-            }
+        if let Some(AnyGroup::Consumer(g)) = inner.groups.get_mut(&gid) {
+            let result = g.heartbeat(req, &topics, &self.config, now);
+            // The last consumer-protocol member may have left (online downgrade).
+            self.maybe_downgrade(&mut inner, cluster, &gid, now);
+            drop(inner);
+            self.wake.notify_one();
+            return result;
         }
-        let AnyGroup::Consumer(g) = group else {
-            return Err((ErrorCode::GroupIdNotFound, "not a consumer group".into()));
+        // Kafka's getOrMaybeCreateConsumerGroup: a new group; a classic group without
+        // members, whatever the policy (maybeDeleteEmptyClassicGroup); or a classic group
+        // with members when the policy allows an online upgrade (validateOnlineUpgrade,
+        // convertToConsumerGroup). The conversion is tried on a copy and kept only if the
+        // heartbeat succeeds and its records are stored: a GroupMetadata tombstone for the
+        // classic group and a ConsumerGroupMetadata record (the group's type on replay).
+        let mut records = Vec::new();
+        let mut aborted = Vec::new();
+        let mut g = match inner.groups.get(&gid) {
+            None => ConsumerGroup::new(&gid, now),
+            Some(AnyGroup::Consumer(_)) => return Err((ErrorCode::UnknownServerError, "unreachable".into())),
+            Some(AnyGroup::Classic(c)) if c.members.is_empty() => {
+                records.push(LogRecord::Group { group: gid.clone(), value: None });
+                let mut cg = ConsumerGroup::new(&gid, now);
+                cg.offsets = c.offsets.clone();
+                cg
+            }
+            Some(AnyGroup::Classic(c)) => {
+                if !self.config.migration_policy.upgrade() {
+                    return Err((
+                        ErrorCode::GroupIdNotFound,
+                        format!("group {gid} is a classic group and online upgrade is disabled"),
+                    ));
+                }
+                if c.protocol_type.as_deref() != Some("consumer") {
+                    return Err((
+                        ErrorCode::GroupIdNotFound,
+                        format!("group {gid} is a classic group that does not use the consumer protocol"),
+                    ));
+                }
+                let cg = ConsumerGroup::from_classic(c, &topics, now).map_err(|e| {
+                    (ErrorCode::GroupIdNotFound, format!("cannot upgrade classic group {gid} to a consumer group: {e}"))
+                })?;
+                records.push(LogRecord::Group { group: gid.clone(), value: None });
+                cg
+            }
         };
-        let result = g.heartbeat(req, &topics, &self.config, now);
+        let result = g.heartbeat(req, &topics, &self.config, now)?;
+        records.push(LogRecord::ConsumerGroup { group: gid.clone(), epoch: Some(g.group_epoch) });
+        Self::append(cluster, &gid, &records, now).map_err(|code| (code, "could not store the group".to_string()))?;
+        if let Some(AnyGroup::Classic(c)) = inner.groups.get_mut(&gid) {
+            // Members parked in JoinGroup/SyncGroup rejoin the converted group.
+            aborted = c.abort_parked(ErrorCode::RebalanceInProgress);
+        }
+        inner.groups.insert(gid.clone(), AnyGroup::Consumer(g));
+        Self::carry_out(&mut inner, cluster, &gid, Outcome { records: Vec::new(), replies: aborted }, now);
         drop(inner);
         self.wake.notify_one();
-        result
+        Ok(result)
+    }
+
+    /// Kafka's convertToClassicGroup (online downgrade): once only classic-protocol members
+    /// remain in a consumer group and the policy allows it, the group turns classic —
+    /// records: a ConsumerGroupMetadata tombstone and the classic generation — and
+    /// rebalances at once. If the records cannot be stored the group stays as it is.
+    fn maybe_downgrade(&self, inner: &mut Inner, cluster: &Cluster, group_id: &str, now: Now) {
+        let Some(AnyGroup::Consumer(cg)) = inner.groups.get(group_id) else { return };
+        if !cg.should_downgrade(&self.config) {
+            return;
+        }
+        let topics = consumer::TopicsView::from_cluster(cluster);
+        let members = cg.downgraded_members(&topics);
+        let Some((g, out)) =
+            Group::from_consumer(group_id, cg.group_epoch, members, cg.offsets.clone(), &self.config.limits, now)
+        else {
+            return;
+        };
+        let mut records = vec![LogRecord::ConsumerGroup { group: group_id.to_string(), epoch: None }];
+        records.extend(out.records);
+        if let Err(code) = Self::append(cluster, group_id, &records, now) {
+            tracing::warn!(group = group_id, ?code, "online downgrade to a classic group not stored; not converted");
+            return;
+        }
+        tracing::info!(group = group_id, "consumer group converted to a classic group (online downgrade)");
+        inner.groups.insert(group_id.to_string(), AnyGroup::Classic(g));
+        Self::carry_out(inner, cluster, group_id, Outcome { records: Vec::new(), replies: out.replies }, now);
     }
 
     /// Replays `__consumer_offsets` into memory; group APIs answer once this is done.
@@ -638,11 +780,39 @@ impl Coordinator {
     }
 
     fn replay(&self, r: &LogRecord, now: Now) {
-        let group_id = match r {
-            LogRecord::Offset { group, .. } | LogRecord::Group { group, .. } => group.clone(),
-        };
+        let group_id = r.group().to_string();
         let mut inner = self.lock();
         let g = inner.groups.entry(group_id.clone()).or_insert_with(|| AnyGroup::Classic(Group::new(&group_id, now)));
+        // The group's type follows the records (KIP-848 migration): a ConsumerGroupMetadata
+        // record makes it a consumer group (membership is not persisted, so without
+        // members), its tombstone or a later classic GroupMetadata record a classic one.
+        // Committed offsets stay with the group whatever its type.
+        match r {
+            LogRecord::ConsumerGroup { epoch: Some(epoch), .. } => {
+                let mut cg = ConsumerGroup::new(&group_id, now);
+                cg.group_epoch = *epoch;
+                cg.assignment_epoch = *epoch;
+                cg.offsets = std::mem::take(g.offsets_mut());
+                *g = AnyGroup::Consumer(cg);
+                return;
+            }
+            LogRecord::ConsumerGroup { epoch: None, .. } => {
+                if let AnyGroup::Consumer(c) = g {
+                    let mut classic = Group::new(&group_id, now);
+                    classic.offsets = std::mem::take(&mut c.offsets);
+                    *g = AnyGroup::Classic(classic);
+                }
+                return;
+            }
+            LogRecord::Group { .. } if matches!(g, AnyGroup::Consumer(_)) => {
+                let mut classic = Group::new(&group_id, now);
+                classic.offsets = std::mem::take(g.offsets_mut());
+                classic.apply(r, now);
+                *g = AnyGroup::Classic(classic);
+                return;
+            }
+            _ => {}
+        }
         match (g, r) {
             (AnyGroup::Classic(c), LogRecord::Group { value: Some(_), .. }) if c.state == State::Dead => {
                 let mut fresh = Group::new(&group_id, now);
@@ -663,7 +833,7 @@ impl Coordinator {
                     c.offsets.remove(&(topic.clone(), *partition));
                 }
             },
-            (AnyGroup::Consumer(_), LogRecord::Group { .. }) => {}
+            (AnyGroup::Consumer(_), LogRecord::Group { .. } | LogRecord::ConsumerGroup { .. }) => {}
         }
     }
 
@@ -709,7 +879,21 @@ impl Coordinator {
                 }
             }
         }
-        inner.groups.retain(|_, g| !(g.is_empty() && g.offsets().is_empty()));
+        // A consumer group left with nothing is deleted in the log too, so it does not come
+        // back as an empty consumer group on the next start.
+        let gone: Vec<String> = inner
+            .groups
+            .iter()
+            .filter(|(_, g)| matches!(g, AnyGroup::Consumer(_)) && g.is_empty() && g.offsets().is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            let tombstone = [LogRecord::ConsumerGroup { group: id.clone(), epoch: None }];
+            if Self::append(cluster, &id, &tombstone, now).is_ok() {
+                inner.groups.remove(&id);
+            }
+        }
+        inner.groups.retain(|_, g| matches!(g, AnyGroup::Consumer(_)) || !(g.is_empty() && g.offsets().is_empty()));
     }
 
     /// Runs timers until the cluster is dropped: session expiry, join deadlines, retention.
@@ -727,6 +911,8 @@ impl Coordinator {
                         Some(AnyGroup::Classic(g)) if g.next_deadline().is_some_and(|d| d <= now.mono) => g.tick(now),
                         Some(AnyGroup::Consumer(g)) => {
                             g.tick(now, &coord.config);
+                            // A fenced consumer-protocol member may leave only classic ones.
+                            coord.maybe_downgrade(&mut inner, &c, &id, now);
                             Outcome::default()
                         }
                         _ => continue,

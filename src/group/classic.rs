@@ -108,7 +108,8 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(error: ErrorCode, member_id: &str) -> JoinResult {
+    /// An error answer.
+    pub fn error(error: ErrorCode, member_id: &str) -> JoinResult {
         JoinResult {
             error,
             generation: -1,
@@ -131,7 +132,8 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn error(error: ErrorCode) -> SyncResult {
+    /// An error answer.
+    pub fn error(error: ErrorCode) -> SyncResult {
         SyncResult { error, protocol_type: None, protocol_name: None, assignment: Bytes::new() }
     }
 }
@@ -870,6 +872,82 @@ impl Group {
         }
     }
 
+    /// Answers every parked JoinGroup and SyncGroup with `error` (the group is being
+    /// converted to a consumer group: Kafka's completeAllJoinFutures/completeAllSyncFutures
+    /// with REBALANCE_IN_PROGRESS, so the members rejoin the converted group).
+    pub fn abort_parked(&mut self, error: ErrorCode) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        for m in self.members.values_mut() {
+            if m.awaiting_join {
+                m.awaiting_join = false;
+                replies.push(Reply::Join { member_id: m.id.clone(), result: JoinResult::error(error, &m.id) });
+            }
+            if m.awaiting_sync {
+                m.awaiting_sync = false;
+                replies.push(Reply::Sync { member_id: m.id.clone(), result: SyncResult::error(error) });
+            }
+        }
+        replies
+    }
+
+    /// Kafka's ClassicGroup.fromConsumerGroup (online downgrade): the classic members of a
+    /// consumer group form a classic group at the group epoch, each keeping its target
+    /// assignment (encoded at its protocol version); the generation is persisted and a
+    /// rebalance starts at once, so the members rejoin. `None` when the members share no
+    /// protocol.
+    pub fn from_consumer(
+        id: &str,
+        generation: i32,
+        members: Vec<super::consumer::Downgraded>,
+        offsets: BTreeMap<(String, i32), OffsetValue>,
+        limits: &Limits,
+        now: Now,
+    ) -> Option<(Group, Outcome)> {
+        let mut g = Group::new(id, now);
+        g.limits_initial_delay = limits.initial_rebalance_delay_ms;
+        g.generation = generation;
+        g.offsets = offsets;
+        g.protocol_type = Some("consumer".into());
+        let mut targets = HashMap::new();
+        for d in members {
+            if let Some(i) = &d.instance_id {
+                g.statics.insert(i.clone(), d.id.clone());
+            }
+            g.next_seq += 1;
+            targets.insert(d.id.clone(), d.target);
+            g.members.insert(
+                d.id.clone(),
+                Member {
+                    id: d.id,
+                    instance_id: d.instance_id,
+                    client_id: d.client_id,
+                    client_host: d.client_host,
+                    session_timeout_ms: d.session_timeout_ms,
+                    rebalance_timeout_ms: d.rebalance_timeout_ms,
+                    protocol_type: "consumer".into(),
+                    protocols: d.protocols,
+                    assignment: Bytes::new(),
+                    awaiting_join: false,
+                    awaiting_sync: false,
+                    deadline: now.mono + d.session_timeout_ms.max(0) as u64,
+                    joined_seq: g.next_seq,
+                },
+            );
+        }
+        let protocol = g.select_protocol()?;
+        for m in g.members.values_mut() {
+            let version = super::consumer::decode_subscription(&m.metadata_for(&protocol)).map_or(0, |s| s.version);
+            m.assignment = super::consumer::encode_assignment(version, targets.get(&m.id).map_or(&[][..], |t| t));
+        }
+        g.protocol_name = Some(protocol);
+        g.leader = g.members.values().min_by_key(|m| m.joined_seq).map(|m| m.id.clone());
+        g.set_state(State::Stable, now);
+        let mut out = Outcome::default();
+        out.records.push(g.metadata_record());
+        g.prepare_rebalance(now, &mut out);
+        Some((g, out))
+    }
+
     /// Applies a replayed or freshly appended record.
     pub fn apply(&mut self, record: &LogRecord, now: Now) {
         match record {
@@ -881,6 +959,8 @@ impl Group {
                     self.offsets.remove(&(topic.clone(), *partition));
                 }
             },
+            // Group type records are the coordinator's business (see `Coordinator::replay`).
+            LogRecord::ConsumerGroup { .. } => {}
             LogRecord::Group { value: None, .. } => {
                 self.members.clear();
                 self.statics.clear();

@@ -11,8 +11,14 @@
 //!   members [member_id string, group_instance_id nullable string, client_id string,
 //!   client_host string, rebalance_timeout i32, session_timeout i32,
 //!   subscription bytes, assignment bytes]`
+//! - ConsumerGroupMetadataKey (record type 3): `type i16 = 3, group string`
+//! - ConsumerGroupMetadataValue v0 (flexible): `version i16 = 0, epoch i32, tagged fields`
 //!
-//! A null value (tombstone) deletes the key.
+//! A null value (tombstone) deletes the key. Strom writes the ConsumerGroupMetadata record
+//! only to mark a group as a KIP-848 consumer group (when one is created or converted from
+//! a classic group) and its tombstone when the group turns classic or is deleted; Kafka's
+//! member, assignment and subscription records are not written (KIP-848 membership is not
+//! persisted, ADR 0004).
 
 use bytes::Bytes;
 use strom_protocol::{DecodeError, Reader, Writer};
@@ -25,6 +31,8 @@ pub const OFFSET_VALUE_VERSION: i16 = 3;
 pub const GROUP_KEY_VERSION: i16 = 2;
 /// Value version of group metadata.
 pub const GROUP_VALUE_VERSION: i16 = 3;
+/// Record type (key version) of KIP-848 consumer-group metadata.
+pub const CONSUMER_GROUP_KEY_TYPE: i16 = 3;
 
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +74,9 @@ pub enum LogRecord {
     Offset { group: String, topic: String, partition: i32, value: Option<OffsetValue> },
     /// A group's metadata, or its deletion (`None`).
     Group { group: String, value: Option<GroupValue> },
+    /// A KIP-848 consumer group and its epoch, or the end of it (`None`): the group
+    /// became classic again or was deleted.
+    ConsumerGroup { group: String, epoch: Option<i32> },
 }
 
 fn string(w: &mut Writer, s: &str) {
@@ -128,6 +139,27 @@ impl LogRecord {
                 });
                 (k.into_bytes(), v)
             }
+            LogRecord::ConsumerGroup { group, epoch } => {
+                k.i16(CONSUMER_GROUP_KEY_TYPE);
+                string(&mut k, group);
+                let v = epoch.map(|e| {
+                    let mut w = Writer::new();
+                    w.i16(0);
+                    w.i32(e);
+                    w.uvarint(0);
+                    w.into_bytes()
+                });
+                (k.into_bytes(), v)
+            }
+        }
+    }
+
+    /// The group the record belongs to.
+    pub fn group(&self) -> &str {
+        match self {
+            LogRecord::Offset { group, .. }
+            | LogRecord::Group { group, .. }
+            | LogRecord::ConsumerGroup { group, .. } => group,
         }
     }
 
@@ -161,6 +193,19 @@ impl LogRecord {
                     Some(v) => Some(decode_group_value(v)?),
                 };
                 Ok(Some(LogRecord::Group { group, value }))
+            }
+            CONSUMER_GROUP_KEY_TYPE => {
+                let group = k.string(false)?;
+                let epoch = match value {
+                    None => None,
+                    // Version 0 (flexible): the epoch, then tagged fields Strom does not need.
+                    Some(v) => {
+                        let mut r = Reader::new(v.clone());
+                        let _version = r.i16()?;
+                        Some(r.i32()?)
+                    }
+                };
+                Ok(Some(LogRecord::ConsumerGroup { group, epoch }))
             }
             _ => Ok(None),
         }
@@ -256,6 +301,26 @@ mod tests {
         let tomb = LogRecord::Group { group: "g".into(), value: None };
         let (k, v) = tomb.encode();
         assert_eq!(LogRecord::decode(&k, v.as_ref()).unwrap(), Some(tomb));
+    }
+
+    #[test]
+    fn consumer_group_records_and_tombstones_round_trip_in_kafkas_format() {
+        let r = LogRecord::ConsumerGroup { group: "g".into(), epoch: Some(7) };
+        let (k, v) = r.encode();
+        // Kafka's ConsumerGroupMetadataKey (type 3) and ConsumerGroupMetadataValue v0.
+        assert_eq!(&k[..], &[0, 3, 0, 1, b'g']);
+        assert_eq!(v.as_deref(), Some(&[0, 0, 0, 0, 0, 7, 0][..]));
+        assert_eq!(LogRecord::decode(&k, v.as_ref()).unwrap(), Some(r));
+        // A value with Kafka 4.1's tagged MetadataHash still reads.
+        let tagged = Bytes::from_static(&[0, 0, 0, 0, 0, 9, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            LogRecord::decode(&k, Some(&tagged)).unwrap(),
+            Some(LogRecord::ConsumerGroup { group: "g".into(), epoch: Some(9) })
+        );
+        let tomb = LogRecord::ConsumerGroup { group: "g".into(), epoch: None };
+        let (k, v) = tomb.encode();
+        assert_eq!(LogRecord::decode(&k, v.as_ref()).unwrap(), Some(tomb));
+        assert!(LogRecord::decode(&k, Some(&Bytes::from_static(&[0, 0, 1]))).is_err());
     }
 
     #[test]

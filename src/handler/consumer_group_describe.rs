@@ -60,7 +60,8 @@ pub fn handle(cluster: &Cluster, _version: i16, req: ConsumerGroupDescribeReques
                             subscribed_topic_regex: m.subscribed_regex.clone(),
                             assignment: convert(&m.assigned, &topics),
                             target_assignment: convert(&c.target.get(&m.id).cloned().unwrap_or_default(), &topics),
-                            member_type: 1,
+                            // KIP-1099: 0 = classic protocol (a migrating member), 1 = consumer.
+                            member_type: if m.classic.is_some() { 0 } else { 1 },
                             ..Default::default()
                         })
                         .collect();
