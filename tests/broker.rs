@@ -690,7 +690,9 @@ async fn retention_drops_old_segments_and_consumers_start_after_them() {
         for i in 0..40 {
             // 30 old records, then 10 fresh ones.
             let t = if i < 30 { hour_ago + i } else { Utc::now().timestamp_millis() };
-            let r = Record { key: None, value: Some(vec![i as u8; 200]), headers: BTreeMap::new(), timestamp: ts(t) };
+            // Distinct keys: a compacted topic refuses keyless records and keeps one per key.
+            let key = Some(format!("k{i}").into_bytes());
+            let r = Record { key, value: Some(vec![i as u8; 200]), headers: BTreeMap::new(), timestamp: ts(t) };
             pc.produce(vec![r], Compression::NoCompression).await.expect("produce");
         }
     }
