@@ -93,6 +93,8 @@ enum Waiter {
 struct Inner {
     groups: HashMap<String, AnyGroup>,
     waiters: HashMap<(String, String), Waiter>,
+    /// The broker is shutting down: JoinGroup and SyncGroup no longer park.
+    resigned: bool,
 }
 
 /// Coordinator settings, with Kafka's names and defaults.
@@ -275,6 +277,9 @@ impl Coordinator {
         let now = self.now();
         let rx = {
             let mut inner = self.lock();
+            if inner.resigned {
+                return fail(ErrorCode::NotCoordinator);
+            }
             // A classic member joining a consumer group (Kafka's classicGroupJoin): a group
             // without members turns classic whatever the migration policy
             // (maybeDeleteEmptyConsumerGroup), one with members takes the member in through
@@ -351,6 +356,9 @@ impl Coordinator {
         let now = self.now();
         let rx = {
             let mut inner = self.lock();
+            if inner.resigned {
+                return fail(ErrorCode::NotCoordinator);
+            }
             if let Some(AnyGroup::Consumer(cg)) = inner.groups.get_mut(group_id) {
                 // A classic member of a consumer group collects its assignment.
                 let topics = consumer::TopicsView::from_cluster(cluster);
@@ -380,6 +388,39 @@ impl Coordinator {
         };
         self.wake.notify_one();
         rx.await.unwrap_or_else(|_| fail(ErrorCode::CoordinatorNotAvailable))
+    }
+
+    /// Broker shutdown: answers every parked JoinGroup and SyncGroup with NOT_COORDINATOR, and
+    /// later ones at once, instead of parking them for a rebalance that will not complete (a
+    /// member that died holds it until its rebalance timeout, 300 s with Java's defaults).
+    /// Kafka's coordinator answers them the same way when it unloads its groups
+    /// (`GroupMetadataManager.onUnloaded`); the members look for the coordinator again.
+    pub fn resign(&self) {
+        let mut inner = self.lock();
+        inner.resigned = true;
+        for ((_, member_id), waiter) in inner.waiters.drain() {
+            match waiter {
+                Waiter::Join(tx) => {
+                    let _ = tx.send(JoinResult {
+                        error: ErrorCode::NotCoordinator,
+                        generation: -1,
+                        protocol_type: None,
+                        protocol_name: None,
+                        leader: String::new(),
+                        member_id,
+                        members: Vec::new(),
+                    });
+                }
+                Waiter::Sync(tx) => {
+                    let _ = tx.send(SyncResult {
+                        error: ErrorCode::NotCoordinator,
+                        protocol_type: None,
+                        protocol_name: None,
+                        assignment: Bytes::new(),
+                    });
+                }
+            }
+        }
     }
 
     /// Heartbeat.

@@ -323,8 +323,17 @@ impl Drop for ConnSlot {
     }
 }
 
+/// After the shutdown signal, how long requests still being handled may take to finish and
+/// have their responses written: a Fetch parked for `max_wait_ms` (up to 30 s), a produce
+/// waiting for its fsync, a response a slow client is still reading. Then their connections
+/// are closed under them, as Kafka closes its sockets first when it stops. It must stay well
+/// below the grace periods of process supervisors (10 s in the compat runner, 30 s in
+/// Kubernetes): a request parked for a rebalance could otherwise hold the shutdown for
+/// minutes (`max.poll.interval.ms`, 300 s by default, is a JoinGroup's rebalance timeout).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// Serves Kafka clients on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish (bounded) and closes every log cleanly.
+/// requests finish (within [`SHUTDOWN_GRACE`]) and closes every log cleanly.
 pub async fn run(
     listener: TcpListener,
     cluster: Arc<Cluster>,
@@ -366,9 +375,16 @@ pub async fn run(
     }
     tracing::info!("shutting down: closing connections");
     let _ = stop_tx.send(true);
+    // JoinGroup/SyncGroup requests parked for a rebalance are answered now rather than when
+    // the rebalance ends (after a rebalance timeout, if a member died).
+    cluster.groups.resign();
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        tracing::info!(connections = conns.len(), "closing connections with requests still in flight");
         conns.abort_all();
+        // An aborted task stops at its next await; wait for that, so that no request is
+        // still touching a log when the logs are closed below.
+        while conns.join_next().await.is_some() {}
     }
     cluster.shutdown();
     tracing::info!("shutdown complete");

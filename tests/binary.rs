@@ -27,10 +27,16 @@ impl Drop for Strom {
 
 /// Starts the binary on a free port and waits for its "serving" log line.
 fn spawn(dir: &Path) -> Strom {
+    spawn_with(dir, &[])
+}
+
+/// [`spawn`] with more command-line arguments.
+fn spawn_with(dir: &Path, extra: &[&str]) -> Strom {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
         .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--override", "strom.http.listener=127.0.0.1:0"])
         .arg("--log-dirs")
         .arg(dir)
+        .args(extra)
         .env("STROM_LOG", "info")
         .env("STROM_STROM_HTTP_LISTENER", "127.0.0.1:0")
         .stderr(Stdio::piped())
@@ -101,6 +107,108 @@ async fn sigterm_stops_the_broker_cleanly_and_data_survives() {
     assert_eq!(got, (0..500).map(record).collect::<Vec<_>>());
     strom.child.kill().expect("kill");
     strom.child.wait().expect("wait");
+}
+
+/// Sends one request frame (non-flexible versions only) without waiting for the response.
+async fn send_request<Req: strom_protocol::Message>(s: &mut tokio::net::TcpStream, version: i16, req: &Req) {
+    use tokio::io::AsyncWriteExt;
+    let mut w = strom_protocol::Writer::new();
+    strom_protocol::frame::RequestHeader {
+        api_key: Req::API_KEY,
+        api_version: version,
+        correlation_id: 1,
+        client_id: Some("t".into()),
+        ..Default::default()
+    }
+    .encode(&mut w);
+    req.encode(&mut w, version).expect("encode");
+    let body = w.into_bytes();
+    s.write_all(&(body.len() as i32).to_be_bytes()).await.expect("write");
+    s.write_all(&body).await.expect("write");
+}
+
+/// Reads one response frame (non-flexible versions only).
+async fn read_response<Resp: strom_protocol::Message>(s: &mut tokio::net::TcpStream, version: i16) -> Resp {
+    use tokio::io::AsyncReadExt;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).await.expect("response size");
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut buf).await.expect("response");
+    let mut r = strom_protocol::Reader::new(buf.into());
+    r.i32().expect("correlation");
+    Resp::decode(&mut r, version).expect("decode")
+}
+
+/// Issue 20 item 7: the compat runner once had to SIGKILL the broker, 10 s after its SIGTERM.
+/// A JoinGroup parked for a rebalance (here the initial rebalance delay; after a client dies,
+/// its rebalance timeout) held its connection, and shutdown waited 10 s for it. Now the
+/// parked join is answered NOT_COORDINATOR and the broker is gone within a second or two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_does_not_wait_for_a_parked_join_group() {
+    use strom_protocol::join_group_request::JoinGroupRequestProtocol;
+    use strom_protocol::{DescribeGroupsRequest, DescribeGroupsResponse, JoinGroupRequest, JoinGroupResponse};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut strom = spawn_with(dir.path(), &["--override", "group.initial.rebalance.delay.ms=300000"]);
+    let join = |member: &str| JoinGroupRequest {
+        group_id: "parked".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 300_000,
+        member_id: member.into(),
+        protocol_type: "consumer".into(),
+        protocols: vec![JoinGroupRequestProtocol {
+            name: "range".into(),
+            metadata: bytes::Bytes::from_static(b"m"),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut member = tokio::net::TcpStream::connect(&strom.addr).await.expect("connect");
+    // The coordinator loads its log in the background; until then joins are refused.
+    let id = loop {
+        send_request(&mut member, 5, &join("")).await;
+        let r: JoinGroupResponse = read_response(&mut member, 5).await;
+        // MEMBER_ID_REQUIRED, or COORDINATOR_LOAD_IN_PROGRESS.
+        match r.error_code {
+            79 => break r.member_id,
+            14 => tokio::task::yield_now().await,
+            e => panic!("first join: error {e}"),
+        }
+    };
+    send_request(&mut member, 5, &join(&id)).await;
+    // Parked once the group shows PreparingRebalance (the join parks under the same lock).
+    let mut admin = tokio::net::TcpStream::connect(&strom.addr).await.expect("connect");
+    loop {
+        send_request(&mut admin, 4, &DescribeGroupsRequest { groups: vec!["parked".into()], ..Default::default() })
+            .await;
+        let d: DescribeGroupsResponse = read_response(&mut admin, 4).await;
+        if d.groups[0].group_state == "PreparingRebalance" {
+            break;
+        }
+    }
+
+    let stopping = std::time::Instant::now();
+    let status = Command::new("kill").args(["-TERM", &strom.child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let answer =
+        tokio::time::timeout(std::time::Duration::from_secs(5), read_response::<JoinGroupResponse>(&mut member, 5))
+            .await
+            .expect("the parked JoinGroup is answered at shutdown");
+    assert_eq!(answer.error_code, 16, "NOT_COORDINATOR");
+    // stderr closes when the process exits.
+    let mut complete = false;
+    loop {
+        match strom.log.recv_timeout(std::time::Duration::from_secs(5)) {
+            Ok(line) => complete |= line.contains("shutdown complete"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("still running {:?} after SIGTERM", stopping.elapsed())
+            }
+        }
+    }
+    let exit = strom.child.wait().expect("wait");
+    let took = stopping.elapsed();
+    assert!(exit.success() && complete, "graceful stop: {exit:?}, shutdown complete logged: {complete}");
+    assert!(took < std::time::Duration::from_secs(3), "SIGTERM to exit took {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,12 @@ impl Conn {
     }
 
     async fn call<Req: Message, Resp: Message>(&mut self, version: i16, req: &Req) -> Resp {
+        self.send(version, req).await;
+        self.recv::<Req, Resp>(version).await
+    }
+
+    /// Sends a request without waiting for its response.
+    async fn send<Req: Message>(&mut self, version: i16, req: &Req) {
         self.next += 1;
         let mut w = Writer::new();
         RequestHeader {
@@ -38,6 +44,10 @@ impl Conn {
         let body = w.into_bytes();
         self.s.write_all(&(body.len() as i32).to_be_bytes()).await.expect("write");
         self.s.write_all(&body).await.expect("write");
+    }
+
+    /// Reads the response to the last request sent.
+    async fn recv<Req: Message, Resp: Message>(&mut self, version: i16) -> Resp {
         let mut size = [0u8; 4];
         self.s.read_exact(&mut size).await.expect("response size");
         let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
@@ -346,4 +356,76 @@ async fn standalone_commits_with_a_client_generated_member_id_are_stored() {
     assert_eq!(committed("modern"), Some(7));
     let _ = stop.send(());
     task.await.expect("join").expect("run");
+}
+
+/// Issue 20 item 7: SIGTERM did not stop the broker within the compat runner's 10 s grace when
+/// a request was parked, because shutdown gave every connection 10 s to finish its request: a
+/// JoinGroup waits for its rebalance (a member that died holds it for its rebalance timeout,
+/// `max.poll.interval.ms`), a Fetch for data (up to 30 s). Now the parked join is answered
+/// NOT_COORDINATOR at once, as Kafka's coordinator answers parked joins when it unloads its
+/// groups, and whatever else is still in flight is cut after `SHUTDOWN_GRACE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_a_parked_join_and_cuts_a_parked_fetch_short() {
+    use std::time::{Duration, Instant};
+    use strom_protocol::fetch_request::{FetchPartition, FetchTopic};
+    use strom_protocol::join_group_request::JoinGroupRequestProtocol;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first member's join waits for the initial rebalance delay: a minute here.
+    let (addr, cluster, stop, task) = start(dir.path(), &[("group.initial.rebalance.delay.ms", "60000")]).await;
+    wait_loaded(&cluster).await;
+    cluster.create_topic("idle", 1, BTreeMap::new(), false).expect("create topic");
+    let join = |member: &str| JoinGroupRequest {
+        group_id: "parked".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 300_000,
+        member_id: member.into(),
+        protocol_type: "consumer".into(),
+        protocols: vec![JoinGroupRequestProtocol {
+            name: "range".into(),
+            metadata: bytes::Bytes::from_static(b"m"),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut j = Conn::open(&addr).await;
+    let first: JoinGroupResponse = j.call(5, &join("")).await;
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    j.send(5, &join(&first.member_id)).await;
+    // The join parks under the same lock that moves the group to PreparingRebalance.
+    while cluster.groups.with_group("parked", |g| g.state_name()) != Some("PreparingRebalance") {
+        tokio::task::yield_now().await;
+    }
+    // A fetch at the end of an empty partition waits for data.
+    let mut parked_fetches = cluster.parked_fetches.subscribe();
+    let mut f = Conn::open(&addr).await;
+    let fetch = FetchRequest {
+        max_wait_ms: 60_000,
+        min_bytes: 1,
+        topics: vec![FetchTopic {
+            topic: "idle".into(),
+            partitions: vec![FetchPartition { partition: 0, partition_max_bytes: 1 << 20, ..Default::default() }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    f.send(11, &fetch).await;
+    parked_fetches.wait_for(|n| *n == 1).await.expect("the fetch parks");
+
+    let stopping = Instant::now();
+    let _ = stop.send(());
+    let answered = tokio::time::timeout(Duration::from_secs(5), j.recv::<JoinGroupRequest, JoinGroupResponse>(5)).await;
+    let answered = answered.expect("the parked JoinGroup is answered at shutdown");
+    assert_eq!((answered.error_code, answered.member_id.as_str()), (16, first.member_id.as_str()), "NOT_COORDINATOR");
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the broker stops within seconds")
+        .expect("join")
+        .expect("run");
+    let took = stopping.elapsed();
+    assert!(took < strom::server::SHUTDOWN_GRACE + Duration::from_secs(1), "shutdown took {took:?}");
+    // The fetch was cut: its connection closes without a response.
+    let mut buf = [0u8; 4];
+    let n = f.s.read(&mut buf).await.unwrap_or(0);
+    assert_eq!(n, 0, "no response to the parked fetch, the connection is closed");
 }
