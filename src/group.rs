@@ -233,10 +233,15 @@ impl Coordinator {
     fn carry_out(inner: &mut Inner, cluster: &Cluster, group: &str, out: Outcome, now: Now) {
         let persisted = Self::append(cluster, group, &out.records, now);
         for reply in out.replies {
+            // A reply only ever takes a waiter of its own kind: a join's reply must not consume
+            // the member's parked sync, nor the other way round.
             match reply {
                 Reply::Join { member_id, result } => {
-                    if let Some(Waiter::Join(tx)) = inner.waiters.remove(&(group.to_string(), member_id)) {
-                        let _ = tx.send(result);
+                    let key = (group.to_string(), member_id);
+                    if matches!(inner.waiters.get(&key), Some(Waiter::Join(_))) {
+                        if let Some(Waiter::Join(tx)) = inner.waiters.remove(&key) {
+                            let _ = tx.send(result);
+                        }
                     }
                 }
                 Reply::Sync { member_id, mut result } => {
@@ -248,8 +253,11 @@ impl Coordinator {
                             assignment: Bytes::new(),
                         };
                     }
-                    if let Some(Waiter::Sync(tx)) = inner.waiters.remove(&(group.to_string(), member_id)) {
-                        let _ = tx.send(result);
+                    let key = (group.to_string(), member_id);
+                    if matches!(inner.waiters.get(&key), Some(Waiter::Sync(_))) {
+                        if let Some(Waiter::Sync(tx)) = inner.waiters.remove(&key) {
+                            let _ = tx.send(result);
+                        }
                     }
                 }
             }
@@ -320,14 +328,42 @@ impl Coordinator {
                     return r;
                 }
                 Disposition::Parked(id) => {
-                    let (tx, rx) = oneshot::channel();
-                    if let Some(Waiter::Join(old)) =
-                        inner.waiters.insert((group_id.to_string(), id.clone()), Waiter::Join(tx))
-                    {
-                        // A duplicate join from the same member supersedes the earlier one.
-                        let _ = old.send(fail(ErrorCode::UnknownMemberId));
-                    }
+                    // The replies go out before this join's waiter takes the member's place: a
+                    // member parked in SyncGroup that rejoins (from another connection, its
+                    // client having given up on the first) gets its SyncGroup answered
+                    // REBALANCE_IN_PROGRESS by the rebalance the join starts, as in Kafka
+                    // (prepareRebalance → resetAndPropagateAssignmentWithError), and the
+                    // JoinGroup waits for the next generation. Before, the join's waiter
+                    // displaced the sync's and the sync's reply then consumed the join's: both
+                    // requests were answered COORDINATOR_NOT_AVAILABLE (issue 20 item 6).
+                    let mut out = out;
+                    let own = out
+                        .replies
+                        .iter()
+                        .position(|r| matches!(r, Reply::Join { member_id, .. } if *member_id == id))
+                        .map(|i| out.replies.remove(i));
                     Self::carry_out(&mut inner, cluster, group_id, out, now);
+                    let (tx, rx) = oneshot::channel();
+                    if let Some(Reply::Join { result, .. }) = own {
+                        // The join phase completed with this request.
+                        let _ = tx.send(result);
+                    } else {
+                        match inner.waiters.insert((group_id.to_string(), id.clone()), Waiter::Join(tx)) {
+                            // A duplicate join from the same member supersedes the earlier one.
+                            Some(Waiter::Join(old)) => {
+                                let _ = old.send(fail(ErrorCode::UnknownMemberId));
+                            }
+                            Some(Waiter::Sync(old)) => {
+                                let _ = old.send(SyncResult {
+                                    error: ErrorCode::RebalanceInProgress,
+                                    protocol_type: None,
+                                    protocol_name: None,
+                                    assignment: Bytes::new(),
+                                });
+                            }
+                            None => {}
+                        }
+                    }
                     rx
                 }
             }

@@ -11,16 +11,21 @@ use strom_protocol::create_topics_request::{CreatableTopic, CreatableTopicConfig
 use strom_protocol::describe_configs_request::DescribeConfigsResource;
 use strom_protocol::describe_configs_response::DescribeConfigsResourceResult;
 use strom_protocol::fetch_request::{FetchPartition, FetchTopic};
+use strom_protocol::join_group_request::JoinGroupRequestProtocol;
 use strom_protocol::produce_request::{PartitionProduceData, TopicProduceData};
 use strom_protocol::produce_response::PartitionProduceResponse;
 use strom_protocol::records::{split_batches, BatchBuilder};
+use strom_protocol::sync_group_request::SyncGroupRequestAssignment;
 use strom_protocol::{
     CreateTopicsRequest, CreateTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest,
-    FetchResponse, ProduceRequest, ProduceResponse,
+    FetchResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, ProduceRequest,
+    ProduceResponse, SyncGroupRequest, SyncGroupResponse,
 };
 
 const INVALID_RECORD: i16 = 87;
 const INVALID_CONFIG: i16 = 40;
+const MEMBER_ID_REQUIRED: i16 = 79;
+const REBALANCE_IN_PROGRESS: i16 = 27;
 
 async fn connect(addr: &str) -> Client {
     Client::connect(addr, Duration::from_secs(30)).await.expect("connect")
@@ -257,5 +262,113 @@ async fn the_topic_config_catalogue_is_kafkas() {
     ] {
         entry(&configs, name);
     }
+    broker.stop().await;
+}
+
+fn join_group(member: &str, metadata: &'static [u8]) -> JoinGroupRequest {
+    JoinGroupRequest {
+        group_id: "rejoin-while-syncing".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 60_000,
+        member_id: member.into(),
+        protocol_type: "consumer".into(),
+        protocols: vec![JoinGroupRequestProtocol {
+            name: "range".into(),
+            metadata: Bytes::from_static(metadata),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn sync_group(member: &str, generation: i32, assignments: &[&str]) -> SyncGroupRequest {
+    SyncGroupRequest {
+        group_id: "rejoin-while-syncing".into(),
+        generation_id: generation,
+        member_id: member.into(),
+        assignments: assignments
+            .iter()
+            .map(|m| SyncGroupRequestAssignment {
+                member_id: m.to_string(),
+                assignment: Bytes::from_static(b"x"),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A member id, from the MEMBER_ID_REQUIRED answer to a JoinGroup without one.
+async fn member_id(c: &mut Client, metadata: &'static [u8]) -> String {
+    let r: JoinGroupResponse = c.call_at(5, &join_group("", metadata)).await.expect("join");
+    assert_eq!(r.error_code, MEMBER_ID_REQUIRED);
+    r.member_id
+}
+
+/// Kafka's classic group coordinator, for a member parked in SyncGroup that sends JoinGroup
+/// with new metadata (from another connection: its client gave up on the first): the
+/// rebalance this starts answers the parked SyncGroup with REBALANCE_IN_PROGRESS
+/// (`prepareRebalance` → `resetAndPropagateAssignmentWithError`) and the JoinGroup waits for
+/// the next generation like any other. Strom answered both COORDINATOR_NOT_AVAILABLE: the
+/// join's waiter displaced the sync's, and the sync's reply then consumed the join's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_rejoining_while_parked_in_sync_group_gets_kafkas_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[("group.initial.rebalance.delay.ms", "0")]).await;
+    // Generation 1: the leader alone.
+    let mut leader = connect(&broker.addr).await;
+    let a = member_id(&mut leader, b"a").await;
+    let r: JoinGroupResponse = leader.call_at(5, &join_group(&a, b"a")).await.expect("join");
+    assert_eq!((r.error_code, r.generation_id, r.leader.as_str()), (0, 1, a.as_str()));
+    let s: SyncGroupResponse = leader.call_at(3, &sync_group(&a, 1, &[&a])).await.expect("sync");
+    assert_eq!(s.error_code, 0);
+    // Generation 2: a follower joins, the leader rejoins.
+    let mut follower = connect(&broker.addr).await;
+    let b = member_id(&mut follower, b"b").await;
+    let b2 = b.clone();
+    let joining = tokio::spawn(async move {
+        let r: JoinGroupResponse = follower.call_at(5, &join_group(&b2, b"b")).await.expect("join");
+        (follower, r)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r: JoinGroupResponse = leader.call_at(5, &join_group(&a, b"a")).await.expect("join");
+    assert_eq!((r.error_code, r.generation_id), (0, 2));
+    let (mut follower, r) = joining.await.expect("join task");
+    assert_eq!((r.error_code, r.generation_id), (0, 2));
+    // The follower waits in SyncGroup for the leader's assignment...
+    let syncing = tokio::spawn(async move {
+        let s: SyncGroupResponse = follower.call_at(3, &sync_group(&b, 2, &[])).await.expect("sync");
+        s
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!syncing.is_finished(), "the follower's SyncGroup waits for the leader");
+    // ...and rejoins from a new connection with a new subscription.
+    let mut again = connect(&broker.addr).await;
+    let b3 = r.member_id.clone();
+    let rejoining = tokio::spawn(async move {
+        let r: JoinGroupResponse = again.call_at(5, &join_group(&b3, b"b, changed")).await.expect("join");
+        r
+    });
+    let s = tokio::time::timeout(Duration::from_secs(5), syncing).await.expect("the sync is answered").expect("task");
+    assert_eq!(s.error_code, REBALANCE_IN_PROGRESS, "the parked SyncGroup learns of the rebalance");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!rejoining.is_finished(), "the JoinGroup waits for the leader to rejoin");
+    let h: HeartbeatResponse = leader
+        .call_at(
+            1,
+            &HeartbeatRequest {
+                group_id: "rejoin-while-syncing".into(),
+                generation_id: 2,
+                member_id: a.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("heartbeat");
+    assert_eq!(h.error_code, REBALANCE_IN_PROGRESS);
+    let r: JoinGroupResponse = leader.call_at(5, &join_group(&a, b"a")).await.expect("join");
+    assert_eq!((r.error_code, r.generation_id, r.members.len()), (0, 3, 2));
+    let r = tokio::time::timeout(Duration::from_secs(5), rejoining).await.expect("answered").expect("task");
+    assert_eq!((r.error_code, r.generation_id), (0, 3), "the rejoin is answered with generation 3");
     broker.stop().await;
 }

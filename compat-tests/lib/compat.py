@@ -380,3 +380,50 @@ def check_idempotent(data, consumed, watermarks, npart=IDEMPOTENT_PARTITIONS, re
             fail("keys did not spread: partitions %s got no records" % empty)
     check_partitions(expected, consumed, watermarks)
     return [len(expected[q]) for q in range(npart)]
+
+
+def _recv_exactly(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            fail("connection closed by the broker after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def abandon_member_id(group, topics, protocol="cooperative-sticky", session_timeout_ms=6000):
+    """Sends one JoinGroup v5 without a member id to the bootstrap broker (Strom's single node
+    is every group's coordinator) and never uses the id the broker hands out with
+    MEMBER_ID_REQUIRED (KIP-394), as a client that throws that answer away does (librdkafka:
+    "JoinGroup response: discarding outdated request"). Kafka holds a join phase for such an
+    id until its session timeout expires, then completes the rebalance without it. Raw
+    protocol, stdlib only. Returns the abandoned member id."""
+    import socket
+    import struct
+
+    def s16(text):
+        b = text.encode()
+        return struct.pack(">h", len(b)) + b
+
+    # ConsumerProtocolSubscription v0: version, topics, user_data (null).
+    meta = struct.pack(">hi", 0, len(topics)) + b"".join(s16(t) for t in topics) + struct.pack(">i", -1)
+    body = (s16(group) + struct.pack(">ii", session_timeout_ms, 300000) + s16("")  # no member id
+            + struct.pack(">h", -1)  # group_instance_id: null
+            + s16("consumer") + struct.pack(">i", 1) + s16(protocol) + struct.pack(">i", len(meta)) + meta)
+    request = struct.pack(">hhi", 11, 5, 1) + s16("abandoned-member-id") + body  # JoinGroup v5
+    host, port = bootstrap().rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(struct.pack(">i", len(request)) + request)
+        size = struct.unpack(">i", _recv_exactly(s, 4))[0]
+        response = _recv_exactly(s, size)
+    correlation, _throttle, error, _generation = struct.unpack(">iihi", response[:14])
+    pos = 14
+    strings = []
+    for _ in range(3):  # protocol_name, leader, member_id
+        n = struct.unpack(">h", response[pos:pos + 2])[0]
+        strings.append(response[pos + 2:pos + 2 + max(n, 0)].decode())
+        pos += 2 + max(n, 0)
+    if correlation != 1 or error != 79:
+        fail("JoinGroup without a member id: expected MEMBER_ID_REQUIRED (79), got error %d" % error)
+    return strings[2]
