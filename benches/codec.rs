@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use strom::handler::produce::{validate, Policy};
+use strom::api::produce::{validate, Policy};
 use strom_protocol::records::{BatchBuilder, Compression};
 use strom_protocol::{fetch_response, produce_request, FetchResponse, Message, ProduceRequest, Reader, Uuid, Writer};
 

@@ -39,7 +39,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cli::{list_offsets, topic_infos};
-use crate::client::{check, decode_response, encode_request, error_name, read_frame, response_correlation_id, Client};
+use strom_client::{check, decode_response, encode_request, error_name, read_frame, response_correlation_id, Client};
 
 /// Bytes at the start of a value that identify the run and carry the send time.
 const STAMP_LEN: usize = 16;

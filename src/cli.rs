@@ -1,5 +1,5 @@
 //! The admin and console commands of `strom` (`topic`, `group`, `produce`, `consume`,
-//! `cluster`, `health`). They speak only the Kafka protocol through [`crate::client`],
+//! `cluster`, `health`). They speak only the Kafka protocol through [`strom_client`],
 //! so they work against Strom or any Kafka broker.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use strom_protocol::records::{self, BatchBuilder, BatchHeader, Record};
 use strom_protocol::*;
 
-use crate::client::{check, partition_for_key, Client};
+use strom_client::{check, partition_for_key, Client};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

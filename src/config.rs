@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+pub mod group;
+pub mod topic;
+
 /// Broker-level settings Strom honours, with Kafka's defaults unless noted.
 pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ("node.id", "1", ConfigType::Int, "This broker's id."),
@@ -160,8 +163,7 @@ pub enum ConfigType {
 /// Whether `key` is a broker setting Strom knows: its own table, or a broker synonym of
 /// a topic config (`log.retention.hours`, `log.cleaner.min.cleanable.ratio`, …).
 pub fn is_broker_key(key: &str) -> bool {
-    BROKER_DEFAULTS.iter().any(|(k, ..)| *k == key)
-        || crate::topic_config::broker_synonym_keys().any(|(k, ..)| k == key)
+    BROKER_DEFAULTS.iter().any(|(k, ..)| *k == key) || topic::broker_synonym_keys().any(|(k, ..)| k == key)
 }
 
 /// The effective broker configuration.
@@ -199,7 +201,7 @@ pub struct Config {
     pub producer_id_expiration_ms: i64,
     pub cluster_id: Option<String>,
     /// Group coordinator settings.
-    pub group: crate::group::GroupConfig,
+    pub group: group::GroupConfig,
     pub offsets_topic_partitions: i32,
     pub offsets_topic_segment_bytes: u64,
 }
@@ -261,8 +263,7 @@ impl Config {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             explicit.extend(parse_properties(&text));
         }
-        let known =
-            BROKER_DEFAULTS.iter().map(|(k, ..)| *k).chain(crate::topic_config::broker_synonym_keys().map(|s| s.0));
+        let known = BROKER_DEFAULTS.iter().map(|(k, ..)| *k).chain(topic::broker_synonym_keys().map(|s| s.0));
         for key in known {
             if let Some(v) = env.get(&env_name(key)) {
                 explicit.insert(key.to_string(), v.clone());
@@ -333,8 +334,8 @@ impl Config {
             )?,
             producer_id_expiration_ms: num("producer.id.expiration.ms", &get("producer.id.expiration.ms"))?,
             cluster_id,
-            group: crate::group::GroupConfig {
-                limits: crate::group::classic::Limits {
+            group: group::GroupConfig {
+                limits: group::Limits {
                     min_session_timeout_ms: num("group.min.session.timeout.ms", &get("group.min.session.timeout.ms"))?,
                     max_session_timeout_ms: num("group.max.session.timeout.ms", &get("group.max.session.timeout.ms"))?,
                     initial_rebalance_delay_ms: num(
@@ -358,7 +359,7 @@ impl Config {
                     "group.consumer.heartbeat.interval.ms",
                     &get("group.consumer.heartbeat.interval.ms"),
                 )?,
-                migration_policy: crate::group::MigrationPolicy::parse(&get("group.consumer.migration.policy"))
+                migration_policy: group::MigrationPolicy::parse(&get("group.consumer.migration.policy"))
                     .ok_or_else(|| {
                         anyhow::anyhow!(
                             "group.consumer.migration.policy: {:?} is not bidirectional, upgrade, downgrade or disabled",
@@ -428,7 +429,7 @@ mod tests {
 
     #[test]
     fn the_group_migration_policy_is_kafkas_case_insensitive_enum() {
-        use crate::group::MigrationPolicy;
+        use group::MigrationPolicy;
         let c = Config::from_sources(None, &BTreeMap::new(), &BTreeMap::new()).unwrap();
         assert_eq!(c.group.migration_policy, MigrationPolicy::Bidirectional);
         let o = map(&[("group.consumer.migration.policy", "UPGRADE")]);

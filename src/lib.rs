@@ -3,17 +3,21 @@
 //! The binary (`main.rs`) parses the command line; everything else lives here so the
 //! integration tests can start a broker in-process on a free port.
 
+// Layers, top to bottom; each module imports only from those below it.
+pub mod api; // one module per Kafka API, the dispatch table
+pub mod config; // typed configuration (broker, topic, group settings)
+pub mod coordinator; // group coordinator over __consumer_offsets
+pub mod error; // Kafka's error codes
+pub mod http; // admin endpoint: /metrics, /livez, /readyz
+pub mod metadata; // topics, ids, configs, producer ids, background log tasks
+pub mod metrics;
+pub mod net; // listener, connections, framing, limits
+pub mod node; // the state handlers see: metadata + coordinator + metrics
+pub mod partition; // one partition: log, high watermark, fsync bookkeeping // counters and the exposition format
+
+// Client-side tools built on strom-client.
 pub mod bench;
 pub mod cli;
-pub mod client;
-pub mod cluster;
-pub mod config;
-pub mod error;
-pub mod group;
-pub mod handler;
-pub mod metrics;
-pub mod server;
-pub mod topic_config;
 
 use std::sync::Arc;
 
@@ -21,8 +25,8 @@ use tokio::net::TcpListener;
 
 /// A broker bound to its listener, ready to serve.
 pub struct Broker {
-    /// The topics and partitions.
-    pub cluster: Arc<cluster::Cluster>,
+    /// The broker's state (metadata, coordinator, metrics).
+    pub node: Arc<node::Node>,
     listener: TcpListener,
     http: Option<TcpListener>,
 }
@@ -43,12 +47,9 @@ impl Broker {
                 })?),
                 None => None,
             };
-        let cluster = Arc::new(cluster::Cluster::open(config)?);
-        group::start(&cluster);
-        tokio::spawn(cluster::run_retention(Arc::downgrade(&cluster)));
-        tokio::spawn(cluster::run_flusher(Arc::downgrade(&cluster)));
-        tokio::spawn(cluster::run_cleaner(Arc::downgrade(&cluster)));
-        Ok(Broker { cluster, listener, http })
+        let node = Arc::new(node::Node::open(config)?);
+        node.start();
+        Ok(Broker { node, listener, http })
     }
 
     /// The address actually bound (useful with port 0).
@@ -63,8 +64,8 @@ impl Broker {
 
     /// Serves until `shutdown` completes, then closes every log cleanly.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
-        let http = self.http.map(|l| tokio::spawn(metrics::serve_http(l, self.cluster.clone())));
-        let result = server::run(self.listener, self.cluster, shutdown).await;
+        let http = self.http.map(|l| tokio::spawn(http::serve_http(l, self.node.clone())));
+        let result = net::run(self.listener, self.node, shutdown).await;
         if let Some(h) = http {
             h.abort();
         }

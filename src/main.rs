@@ -177,9 +177,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let broker = strom::Broker::bind(config).await?;
-        let data_dir = broker.cluster.config.data_dir.clone();
+        let data_dir = broker.node.meta.config.data_dir.clone();
         let http = broker.http_addr().map_or_else(|| "disabled".to_string(), |a| a.to_string());
-        tracing::info!(addr = %broker.local_addr()?, http = %http, data_dir = %data_dir.display(), cluster_id = %broker.cluster.cluster_id, "strom is serving");
+        tracing::info!(addr = %broker.local_addr()?, http = %http, data_dir = %data_dir.display(), cluster_id = %broker.node.meta.cluster_id, "strom is serving");
         broker.run(shutdown_signal()).await?;
         Ok(())
     })

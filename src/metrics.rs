@@ -1,16 +1,12 @@
-//! Prometheus metrics and the HTTP admin endpoint (`/metrics`, `/livez`, `/readyz`).
+//! Prometheus metrics.
 //!
 //! Counters and histograms are updated on the request path; partition counts, log
-//! sizes, under-min-ISR partitions and consumer-group lag are computed at scrape time
-//! from the cluster (high watermarks) and the group coordinator (committed offsets).
-//! Exposition is OpenMetrics text through `prometheus-client`.
-//!
-//! The HTTP server is a deliberately tiny HTTP/1.1 responder on tokio: it answers three
-//! GET paths and closes each connection, which keeps a full HTTP stack (hyper and its
-//! dependencies) out of the broker for an endpoint that only scrapers and probes use.
+//! sizes, under-min-ISR partitions and consumer-group lag are gauges computed at scrape
+//! time from a [`Scrape`] that the HTTP endpoint (`http.rs`) gathers from the partitions
+//! (high watermarks) and the group coordinator (committed offsets). Exposition is
+//! OpenMetrics text through `prometheus-client`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -19,10 +15,48 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-use crate::cluster::Cluster;
+/// One partition's state at scrape time.
+#[derive(Debug, Clone)]
+pub struct PartitionSample {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// Log end offset (high watermark).
+    pub log_end_offset: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+}
+
+/// A group's committed offset with its partition's end, at scrape time.
+#[derive(Debug, Clone)]
+pub struct CommittedSample {
+    /// Group id.
+    pub group: String,
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Committed offset.
+    pub offset: i64,
+    /// The partition's log end offset.
+    pub log_end_offset: i64,
+}
+
+/// What the scrape-time gauges show, gathered by the owner of the state (the HTTP
+/// endpoint reads it from the node), so this module depends on nothing above it.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    /// Every partition on this broker.
+    pub partitions: Vec<PartitionSample>,
+    /// Partitions whose ISR is below `min.insync.replicas`.
+    pub under_min_isr: i64,
+    /// Every committed offset of every group, for lag.
+    pub committed: Vec<CommittedSample>,
+}
 
 /// Storage failures (I/O errors answered with KAFKA_STORAGE_ERROR), process-wide: they
 /// are counted where the storage error is mapped, which has no handle on the broker.
@@ -130,8 +164,8 @@ impl Metrics {
         self.bytes_out.get_or_create(&labels).inc_by(bytes);
     }
 
-    /// The OpenMetrics text exposition, with scrape-time gauges read from `cluster`.
-    pub fn render(&self, cluster: &Cluster) -> String {
+    /// The OpenMetrics text exposition, with the scrape-time gauges of `scrape`.
+    pub fn render(&self, scrape: &Scrape) -> String {
         let mut reg = Registry::default();
         reg.register("strom_active_connections", "Open Kafka client connections", self.connections.clone());
         reg.register("strom_requests", "Requests handled, per API", self.requests.clone());
@@ -149,19 +183,13 @@ impl Metrics {
         let log_size: Family<PartitionLabels, Gauge> = Family::default();
         let log_end: Family<PartitionLabels, Gauge> = Family::default();
         let log_start: Family<PartitionLabels, Gauge> = Family::default();
-        for topic in cluster.topics() {
-            partitions.inc_by(topic.partitions.len() as i64);
-            // A single broker: every ISR has one replica.
-            let min_isr: i64 = cluster.topic_setting(&topic, "min.insync.replicas").parse().unwrap_or(1);
-            if min_isr > 1 {
-                under_min_isr.inc_by(topic.partitions.len() as i64);
-            }
-            for p in &topic.partitions {
-                let l = PartitionLabels { topic: topic.name.to_string(), partition: p.index.to_string() };
-                log_size.get_or_create(&l).set(p.size_bytes() as i64);
-                log_end.get_or_create(&l).set(p.high_watermark());
-                log_start.get_or_create(&l).set(p.log_start_offset());
-            }
+        partitions.set(scrape.partitions.len() as i64);
+        under_min_isr.set(scrape.under_min_isr);
+        for p in &scrape.partitions {
+            let l = PartitionLabels { topic: p.topic.clone(), partition: p.partition.to_string() };
+            log_size.get_or_create(&l).set(p.size_bytes as i64);
+            log_end.get_or_create(&l).set(p.log_end_offset);
+            log_start.get_or_create(&l).set(p.log_start_offset);
         }
         reg.register("strom_partitions", "Partitions on this broker", partitions);
         reg.register(
@@ -175,17 +203,10 @@ impl Metrics {
 
         let lag: Family<LagLabels, Gauge> = Family::default();
         let committed: Family<LagLabels, Gauge> = Family::default();
-        let mut rows = Vec::new();
-        cluster.groups.for_each_group(|name, g| {
-            for ((topic, partition), v) in g.offsets() {
-                rows.push((name.to_string(), topic.clone(), *partition, v.offset));
-            }
-        });
-        for (group, topic, partition, offset) in rows {
-            let Some(p) = cluster.partition(&topic, partition) else { continue };
-            let l = LagLabels { group, topic, partition: partition.to_string() };
-            committed.get_or_create(&l).set(offset);
-            lag.get_or_create(&l).set((p.high_watermark() - offset).max(0));
+        for c in &scrape.committed {
+            let l = LagLabels { group: c.group.clone(), topic: c.topic.clone(), partition: c.partition.to_string() };
+            committed.get_or_create(&l).set(c.offset);
+            lag.get_or_create(&l).set((c.log_end_offset - c.offset).max(0));
         }
         reg.register("strom_consumergroup_lag", "Log end offset minus committed offset", lag);
         reg.register("strom_consumergroup_current_offset", "Committed offset", committed);
@@ -198,68 +219,4 @@ impl Metrics {
 
 fn api_label(key: i16) -> String {
     strom_protocol::api_schema(key).map_or_else(|| key.to_string(), |s| s.name.to_string())
-}
-
-/// Serves `/metrics`, `/livez` and `/readyz` on `listener` until the task is dropped.
-pub async fn serve_http(listener: TcpListener, cluster: Arc<Cluster>) {
-    loop {
-        let (mut stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "admin listener accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let cluster = cluster.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), answer(&mut stream, &cluster)).await;
-        });
-    }
-}
-
-async fn answer(stream: &mut tokio::net::TcpStream, cluster: &Cluster) -> std::io::Result<()> {
-    // Read the request head (bounded); the body of a GET is ignored.
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > 16 * 1024 {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let text = "text/plain; charset=utf-8";
-    let (status, ctype, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => {
-            ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", cluster.metrics.render(cluster))
-        }
-        ("GET" | "HEAD", "/livez") => ("200 OK", text, "ok\n".to_string()),
-        ("GET" | "HEAD", "/readyz") => {
-            if cluster.groups.is_loaded() {
-                ("200 OK", text, "ok\n".to_string())
-            } else {
-                ("503 Service Unavailable", text, "loading __consumer_offsets\n".to_string())
-            }
-        }
-        ("GET" | "HEAD", _) => ("404 Not Found", text, "not found\n".to_string()),
-        _ => ("405 Method Not Allowed", text, "only GET\n".to_string()),
-    };
-    let mut resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        resp.extend_from_slice(body.as_bytes());
-    }
-    stream.write_all(&resp).await?;
-    stream.shutdown().await
 }

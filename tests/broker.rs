@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 struct Running {
     addr: String,
-    cluster: Arc<strom::cluster::Cluster>,
+    node: Arc<strom::node::Node>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -46,12 +46,12 @@ async fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
     let config = Config::from_sources(None, &BTreeMap::new(), &overrides).expect("config");
     let broker = strom::Broker::bind(config).await.expect("bind");
     let addr = broker.local_addr().expect("addr").to_string();
-    let cluster = broker.cluster.clone();
+    let node = broker.node.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(broker.run(async move {
         let _ = rx.await;
     }));
-    Running { addr, cluster, stop: Some(tx), task: Some(task) }
+    Running { addr, node, stop: Some(tx), task: Some(task) }
 }
 
 async fn client(addr: &str) -> Client {
@@ -194,7 +194,7 @@ async fn a_waiting_fetch_is_woken_by_an_append() {
     // Produce only once the fetch is parked at the broker, so it is the append that wakes it.
     // The producer is a second client: like Kafka, the broker handles one request per
     // connection at a time, so a produce pipelined behind the fetch would wait for it.
-    broker.cluster.parked_fetches.subscribe().wait_for(|n| *n >= 1).await.expect("watch");
+    broker.node.parked_fetches.subscribe().wait_for(|n| *n >= 1).await.expect("watch");
     let producer = client(&broker.addr).await;
     let ppc = producer.partition_client("wake", 0, UnknownTopicHandling::Error).await.expect("pc");
     ppc.produce(vec![record.clone()], Compression::NoCompression).await.expect("produce");
@@ -526,7 +526,7 @@ async fn every_produce_validation_rule_has_its_kafka_error_and_appends_nothing()
             let got: Vec<i32> = r.record_errors.iter().map(|e| e.batch_index).collect();
             assert_eq!(got, indexes, "{name}: record errors");
         }
-        assert_eq!(broker.cluster.partition("rules", 0).expect("partition").high_watermark(), 1, "{name}: appended");
+        assert_eq!(broker.node.meta.partition("rules", 0).expect("partition").high_watermark(), 1, "{name}: appended");
     }
     // zstd itself is fine from v7.
     let ok = produce_raw(&broker.addr, 7, "rules", -1, zstd).await;
@@ -534,7 +534,7 @@ async fn every_produce_validation_rule_has_its_kafka_error_and_appends_nothing()
     // Fetch < v10 is refused for a topic whose compression.type is zstd (Kafka's rule);
     // on a `producer` topic the stored batches are served as they are.
     let configs = [("compression.type".to_string(), "zstd".to_string())].into_iter().collect();
-    broker.cluster.create_topic("zstd-topic", 1, configs, false).expect("create");
+    broker.node.meta.create_topic("zstd-topic", 1, configs, false).expect("create");
     let ok = produce_raw(&broker.addr, 7, "zstd-topic", -1, one_record_batch(now()).build().freeze()).await;
     assert_eq!(ok.error_code, 0);
     for (topic, version, want) in [("zstd-topic", 9, 76), ("zstd-topic", 10, 0), ("rules", 9, 0), ("rules", 10, 0)] {
@@ -574,9 +574,10 @@ async fn max_message_bytes_log_append_time_and_topic_codec_are_honoured() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = start(dir.path(), &[]).await;
     let configs = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    broker.cluster.create_topic("small", 1, configs(&[("max.message.bytes", "100")]), false).expect("create");
+    broker.node.meta.create_topic("small", 1, configs(&[("max.message.bytes", "100")]), false).expect("create");
     broker
-        .cluster
+        .node
+        .meta
         .create_topic(
             "stamped",
             1,
@@ -596,7 +597,7 @@ async fn max_message_bytes_log_append_time_and_topic_codec_are_honoured() {
     let r = produce_raw(&broker.addr, 8, "stamped", -1, one_record_batch(old).build().freeze()).await;
     assert_eq!(r.error_code, 0);
     assert!(r.log_append_time_ms >= before, "log append time is returned");
-    let stored = broker.cluster.partition("stamped", 0).expect("p").read(0, 1 << 20).expect("read");
+    let stored = broker.node.meta.partition("stamped", 0).expect("p").read(0, 1 << 20).expect("read");
     let h = Header::parse(&stored).expect("header");
     assert_eq!(h.timestamp_type(), rec::TimestampType::LogAppendTime);
     assert_eq!(h.max_timestamp, r.log_append_time_ms);
@@ -632,7 +633,7 @@ async fn idempotent_sequences_are_checked_per_partition() {
     assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 1, 5, 1)).await), (45, -1), "new epoch not at 0");
     assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 1, 0, 1)).await), (0, 5), "new epoch at 0");
     assert_eq!(p(produce_raw(a, 8, "idem", -1, batch(1, 0, 5, 1)).await), (47, -1), "stale epoch");
-    assert_eq!(broker.cluster.partition("idem", 0).expect("p").high_watermark(), 6);
+    assert_eq!(broker.node.meta.partition("idem", 0).expect("p").high_watermark(), 6);
     broker.stop().await;
 }
 
@@ -679,10 +680,10 @@ async fn retention_drops_old_segments_and_consumers_start_after_them() {
     let broker = start(dir.path(), &[]).await;
     let configs = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let small = [("retention.ms", "60000"), ("segment.bytes", "2048")];
-    broker.cluster.create_topic("aging", 1, configs(&small), false).expect("create");
+    broker.node.meta.create_topic("aging", 1, configs(&small), false).expect("create");
     let mut compacted = small.to_vec();
     compacted.push(("cleanup.policy", "compact"));
-    broker.cluster.create_topic("kept", 1, configs(&compacted), false).expect("create");
+    broker.node.meta.create_topic("kept", 1, configs(&compacted), false).expect("create");
     let c = client(&broker.addr).await;
     let hour_ago = Utc::now().timestamp_millis() - 3_600_000;
     for topic in ["aging", "kept"] {
@@ -696,7 +697,7 @@ async fn retention_drops_old_segments_and_consumers_start_after_them() {
             pc.produce(vec![r], Compression::NoCompression).await.expect("produce");
         }
     }
-    broker.cluster.apply_retention(Utc::now().timestamp_millis());
+    broker.node.meta.apply_retention(Utc::now().timestamp_millis());
     let pc = c.partition_client("aging", 0, UnknownTopicHandling::Error).await.expect("pc");
     let earliest = pc.get_offset(OffsetAt::Earliest).await.expect("earliest");
     assert!(earliest > 0 && earliest <= 30, "old segments deleted, fresh records kept: earliest {earliest}");
@@ -712,8 +713,8 @@ async fn retention_drops_old_segments_and_consumers_start_after_them() {
 async fn with_flush_messages_1_every_acknowledged_record_is_fsynced_first_and_producers_share_fsyncs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = start(dir.path(), &[("log.flush.interval.messages", "1")]).await;
-    broker.cluster.create_topic("durable", 1, BTreeMap::new(), false).expect("create");
-    let p = broker.cluster.partition("durable", 0).expect("partition");
+    broker.node.meta.create_topic("durable", 1, BTreeMap::new(), false).expect("create");
+    let p = broker.node.meta.partition("durable", 0).expect("partition");
     let producers = 8;
     let per_producer = 25;
     let mut tasks = Vec::new();
@@ -753,7 +754,7 @@ async fn compaction_of_100k_updates_over_1000_keys_leaves_the_latest_value_per_k
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    broker.cluster.create_topic("latest", 1, configs, false).expect("create");
+    broker.node.meta.create_topic("latest", 1, configs, false).expect("create");
     let c = client(&broker.addr).await;
     let pc = c.partition_client("latest", 0, UnknownTopicHandling::Error).await.expect("pc");
     let mut want: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
@@ -774,7 +775,7 @@ async fn compaction_of_100k_updates_over_1000_keys_leaves_the_latest_value_per_k
             .collect();
         pc.produce(records, Compression::NoCompression).await.expect("produce");
     }
-    let (before, after) = broker.cluster.compact(Utc::now().timestamp_millis(), true);
+    let (before, after) = broker.node.meta.compact(Utc::now().timestamp_millis(), true);
     println!("compaction: {before} records in sealed segments, {after} kept");
     assert!(after < before / 10, "{before} → {after}");
     let got = read_all(&c, "latest", 0).await;

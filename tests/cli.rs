@@ -26,12 +26,12 @@ async fn start(dir: &Path) -> Running {
     let broker = strom::Broker::bind(config).await.expect("bind");
     let addr = broker.local_addr().expect("addr").to_string();
     let http = broker.http_addr().expect("http addr").to_string();
-    let cluster = broker.cluster.clone();
+    let node = broker.node.clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(broker.run(async move {
         let _ = rx.await;
     }));
-    while !cluster.groups.is_loaded() {
+    while !node.groups.is_loaded() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     Running { addr, http, _stop: tx }
@@ -209,7 +209,7 @@ async fn group_describe_shows_consumer_protocol_members() {
     let b = start(dir.path()).await;
     let a = b.addr.as_str();
     ok(a, &["topic", "create", "events", "--partitions", "2"]).await;
-    let mut c = strom::client::Client::connect(a, std::time::Duration::from_secs(10)).await.expect("connect");
+    let mut c = strom_client::Client::connect(a, std::time::Duration::from_secs(10)).await.expect("connect");
     let hb = ConsumerGroupHeartbeatRequest {
         group_id: "modern".into(),
         member_id: "member-one".into(),

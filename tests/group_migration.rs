@@ -54,12 +54,8 @@ impl Conn {
     }
 }
 
-type Running = (
-    String,
-    std::sync::Arc<strom::cluster::Cluster>,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-);
+type Running =
+    (String, std::sync::Arc<strom::node::Node>, oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>);
 
 async fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
     let mut o: BTreeMap<String, String> = BTreeMap::from([
@@ -73,15 +69,15 @@ async fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
     let broker =
         strom::Broker::bind(Config::from_sources(None, &BTreeMap::new(), &o).expect("config")).await.expect("bind");
     let addr = broker.local_addr().expect("addr").to_string();
-    let cluster = broker.cluster.clone();
-    while !cluster.groups.is_loaded() {
+    let node = broker.node.clone();
+    while !node.groups.is_loaded() {
         tokio::task::yield_now().await;
     }
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(broker.run(async move {
         let _ = rx.await;
     }));
-    (addr, cluster, tx, task)
+    (addr, node, tx, task)
 }
 
 async fn stop(running: Running) {
@@ -221,8 +217,8 @@ async fn group_type(c: &mut Conn, group: &str) -> Option<(String, String)> {
     listed.groups.iter().find(|g| g.group_id == group).map(|g| (g.group_type.clone(), g.group_state.clone()))
 }
 
-fn committed(cluster: &strom::cluster::Cluster, group: &str, partition: i32) -> Option<i64> {
-    let rows = cluster.groups.fetch_offsets(group, Some(&[("mig".to_string(), partition)])).expect("fetch");
+fn committed(node: &strom::node::Node, group: &str, partition: i32) -> Option<i64> {
+    let rows = node.groups.fetch_offsets(group, Some(&[("mig".to_string(), partition)])).expect("fetch");
     rows.first().and_then(|(_, _, v)| v.as_ref().map(|v| v.offset))
 }
 
@@ -258,7 +254,7 @@ async fn classic_group_of_one(c: &mut Conn) -> String {
 async fn a_consumer_protocol_member_upgrades_a_classic_group_and_its_leaving_downgrades_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let running = start(dir.path(), &[]).await;
-    let (addr, cluster) = (running.0.clone(), running.1.clone());
+    let (addr, node) = (running.0.clone(), running.1.clone());
     let mut c = Conn::open(&addr).await;
     create_topic(&mut c).await;
     let a = classic_group_of_one(&mut c).await;
@@ -272,7 +268,7 @@ async fn a_consumer_protocol_member_upgrades_a_classic_group_and_its_leaving_dow
     let given = b1.assignment.map(|a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum::<usize>());
     assert_eq!(given.unwrap_or(0), 0, "everything is still owned by the classic member");
     assert_eq!(group_type(&mut c, "g").await.map(|t| t.0), Some("consumer".into()));
-    assert_eq!(committed(&cluster, "g", 0), Some(17), "committed offsets are kept");
+    assert_eq!(committed(&node, "g", 0), Some(17), "committed offsets are kept");
     let described: ConsumerGroupDescribeResponse =
         c.call(1, &ConsumerGroupDescribeRequest { group_ids: vec!["g".into()], ..Default::default() }).await;
     let types: BTreeMap<String, i8> =

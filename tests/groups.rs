@@ -64,8 +64,7 @@ impl Conn {
 async fn start(
     dir: &Path,
     extra: &[(&str, &str)],
-) -> (String, std::sync::Arc<strom::cluster::Cluster>, oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)
-{
+) -> (String, std::sync::Arc<strom::node::Node>, oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
     let mut o: BTreeMap<String, String> = BTreeMap::from([
         ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
         ("log.dirs".into(), dir.display().to_string()),
@@ -76,22 +75,22 @@ async fn start(
     let broker =
         strom::Broker::bind(Config::from_sources(None, &BTreeMap::new(), &o).expect("config")).await.expect("bind");
     let addr = broker.local_addr().expect("addr").to_string();
-    let cluster = broker.cluster.clone();
+    let node = broker.node.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(broker.run(async move {
         let _ = rx.await;
     }));
-    (addr, cluster, tx, task)
+    (addr, node, tx, task)
 }
 
-async fn wait_loaded(cluster: &strom::cluster::Cluster) {
-    while !cluster.groups.is_loaded() {
+async fn wait_loaded(node: &strom::node::Node) {
+    while !node.groups.is_loaded() {
         tokio::task::yield_now().await;
     }
 }
 
-fn join_req(member_id: &str) -> strom::group::classic::JoinRequest {
-    strom::group::classic::JoinRequest {
+fn join_req(member_id: &str) -> strom::coordinator::group::classic::JoinRequest {
+    strom::coordinator::group::classic::JoinRequest {
         member_id: member_id.into(),
         instance_id: None,
         client_id: "paused".into(),
@@ -109,12 +108,12 @@ fn join_req(member_id: &str) -> strom::group::classic::JoinRequest {
 #[tokio::test(start_paused = true)]
 async fn the_initial_rebalance_delay_runs_on_the_tokio_clock() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_addr, cluster, stop, task) = start(dir.path(), &[]).await;
-    wait_loaded(&cluster).await;
-    let first = cluster.groups.join(&cluster, "paused", join_req("")).await;
+    let (_addr, node, stop, task) = start(dir.path(), &[]).await;
+    wait_loaded(&node).await;
+    let first = node.groups.join(&node.meta, "paused", join_req("")).await;
     assert_eq!(first.error, strom::error::ErrorCode::MemberIdRequired);
     let started = tokio::time::Instant::now();
-    let joined = cluster.groups.join(&cluster, "paused", join_req(&first.member_id)).await;
+    let joined = node.groups.join(&node.meta, "paused", join_req(&first.member_id)).await;
     let waited = started.elapsed();
     assert_eq!(
         (joined.error, joined.generation, joined.leader.as_str()),
@@ -126,7 +125,7 @@ async fn the_initial_rebalance_delay_runs_on_the_tokio_clock() {
     );
     // Without heartbeats the member's 10 s session runs out, again on the tokio clock.
     tokio::time::sleep(std::time::Duration::from_secs(11)).await;
-    let state = cluster.groups.with_group("paused", |g| g.state_name()).expect("group");
+    let state = node.groups.with_group("paused", |g| g.state_name()).expect("group");
     assert_eq!(state, "Empty", "the silent member expired");
     let _ = stop.send(());
     task.await.expect("join").expect("run");
@@ -135,8 +134,8 @@ async fn the_initial_rebalance_delay_runs_on_the_tokio_clock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_committed_offsets_are_served_after_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (addr, cluster, stop, task) = start(dir.path(), &[]).await;
-    wait_loaded(&cluster).await;
+    let (addr, node, stop, task) = start(dir.path(), &[]).await;
+    wait_loaded(&node).await;
     let mut c = Conn::open(&addr).await;
     let create = CreateTopicsRequest {
         topics: vec![strom_protocol::create_topics_request::CreatableTopic {
@@ -176,8 +175,8 @@ async fn thousands_of_committed_offsets_are_served_after_a_restart() {
     let _ = stop.send(());
     task.await.expect("join").expect("run");
 
-    let (addr, cluster, stop, task) = start(dir.path(), &[]).await;
-    wait_loaded(&cluster).await;
+    let (addr, node, stop, task) = start(dir.path(), &[]).await;
+    wait_loaded(&node).await;
     let mut c = Conn::open(&addr).await;
     let fetch = OffsetFetchRequest {
         groups: groups
@@ -217,8 +216,8 @@ async fn thousands_of_committed_offsets_are_served_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_of_empty_groups_expire_after_the_retention_and_stay_gone_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (addr, cluster, stop, task) = start(dir.path(), &[("offsets.retention.minutes", "60")]).await;
-    wait_loaded(&cluster).await;
+    let (addr, node, stop, task) = start(dir.path(), &[("offsets.retention.minutes", "60")]).await;
+    wait_loaded(&node).await;
     let mut c = Conn::open(&addr).await;
     let create = CreateTopicsRequest {
         topics: vec![strom_protocol::create_topics_request::CreatableTopic {
@@ -246,29 +245,30 @@ async fn offsets_of_empty_groups_expire_after_the_retention_and_stay_gone_after_
         ..Default::default()
     };
     let _: OffsetCommitResponse = c.call(8, &commit("old")).await;
-    let fetch =
-        |cluster: &strom::cluster::Cluster, g: &str| cluster.groups.fetch_offsets(g, None).expect("fetch").len();
-    assert_eq!(fetch(&cluster, "old"), 1);
+    let fetch = |node: &strom::node::Node, g: &str| node.groups.fetch_offsets(g, None).expect("fetch").len();
+    assert_eq!(fetch(&node, "old"), 1);
     // 59 minutes later nothing expires; 61 minutes later the offset is gone.
-    let now = cluster.groups.now();
-    cluster
-        .groups
-        .expire_offsets(&cluster, strom::group::classic::Now { mono: now.mono, wall: now.wall + 59 * 60_000 });
-    assert_eq!(fetch(&cluster, "old"), 1);
-    cluster
-        .groups
-        .expire_offsets(&cluster, strom::group::classic::Now { mono: now.mono, wall: now.wall + 61 * 60_000 });
-    assert_eq!(fetch(&cluster, "old"), 0);
-    assert!(cluster.groups.with_group("old", |_| ()).is_none(), "a group left with nothing is forgotten");
+    let now = node.groups.now();
+    node.groups.expire_offsets(
+        &node.meta,
+        strom::coordinator::group::classic::Now { mono: now.mono, wall: now.wall + 59 * 60_000 },
+    );
+    assert_eq!(fetch(&node, "old"), 1);
+    node.groups.expire_offsets(
+        &node.meta,
+        strom::coordinator::group::classic::Now { mono: now.mono, wall: now.wall + 61 * 60_000 },
+    );
+    assert_eq!(fetch(&node, "old"), 0);
+    assert!(node.groups.with_group("old", |_| ()).is_none(), "a group left with nothing is forgotten");
     let _: OffsetCommitResponse = c.call(8, &commit("fresh")).await;
     let _ = stop.send(());
     task.await.expect("join").expect("run");
 
     // The tombstone is in the log: after a restart the expired offset stays gone.
-    let (_addr, cluster, stop, task) = start(dir.path(), &[("offsets.retention.minutes", "60")]).await;
-    wait_loaded(&cluster).await;
-    assert_eq!(fetch(&cluster, "old"), 0);
-    assert_eq!(fetch(&cluster, "fresh"), 1);
+    let (_addr, node, stop, task) = start(dir.path(), &[("offsets.retention.minutes", "60")]).await;
+    wait_loaded(&node).await;
+    assert_eq!(fetch(&node, "old"), 0);
+    assert_eq!(fetch(&node, "fresh"), 1);
     let _ = stop.send(());
     task.await.expect("join").expect("run");
 }
@@ -280,8 +280,8 @@ async fn offsets_of_empty_groups_expire_after_the_retention_and_stay_gone_after_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_commits_with_a_client_generated_member_id_are_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (addr, cluster, stop, task) = start(dir.path(), &[]).await;
-    wait_loaded(&cluster).await;
+    let (addr, node, stop, task) = start(dir.path(), &[]).await;
+    wait_loaded(&node).await;
     let mut c = Conn::open(&addr).await;
     let create = CreateTopicsRequest {
         topics: vec![strom_protocol::create_topics_request::CreatableTopic {
@@ -311,7 +311,7 @@ async fn standalone_commits_with_a_client_generated_member_id_are_stored() {
     };
     let code = |r: &OffsetCommitResponse| r.topics[0].partitions[0].error_code;
     let committed = |g: &str| {
-        cluster.groups.fetch_offsets(g, None).expect("fetch").first().and_then(|(_, _, v)| v.clone()).map(|v| v.offset)
+        node.groups.fetch_offsets(g, None).expect("fetch").first().and_then(|(_, _, v)| v.clone()).map(|v| v.offset)
     };
     let member = "5f0c3a4e-9d1b-4c57-8f1e-client-generated";
     // A group that does not exist: created as a simple group, the commit is kept.
@@ -328,7 +328,7 @@ async fn standalone_commits_with_a_client_generated_member_id_are_stored() {
     assert_eq!(code(&r), 69);
     let r: OffsetCommitResponse = c.call(8, &commit("ghost", member, 3, 1)).await;
     assert_eq!(code(&r), 22);
-    assert!(cluster.groups.with_group("ghost", |_| ()).is_none());
+    assert!(node.groups.with_group("ghost", |_| ()).is_none());
     // A consumer-protocol group with a member: an unknown member id is refused even with
     // epoch -1; the member itself commits at its epoch (v9+ only, as in Kafka 4).
     let hb = ConsumerGroupHeartbeatRequest {
@@ -372,9 +372,9 @@ async fn shutdown_answers_a_parked_join_and_cuts_a_parked_fetch_short() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     // The first member's join waits for the initial rebalance delay: a minute here.
-    let (addr, cluster, stop, task) = start(dir.path(), &[("group.initial.rebalance.delay.ms", "60000")]).await;
-    wait_loaded(&cluster).await;
-    cluster.create_topic("idle", 1, BTreeMap::new(), false).expect("create topic");
+    let (addr, node, stop, task) = start(dir.path(), &[("group.initial.rebalance.delay.ms", "60000")]).await;
+    wait_loaded(&node).await;
+    node.meta.create_topic("idle", 1, BTreeMap::new(), false).expect("create topic");
     let join = |member: &str| JoinGroupRequest {
         group_id: "parked".into(),
         session_timeout_ms: 10_000,
@@ -393,11 +393,11 @@ async fn shutdown_answers_a_parked_join_and_cuts_a_parked_fetch_short() {
     assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
     j.send(5, &join(&first.member_id)).await;
     // The join parks under the same lock that moves the group to PreparingRebalance.
-    while cluster.groups.with_group("parked", |g| g.state_name()) != Some("PreparingRebalance") {
+    while node.groups.with_group("parked", |g| g.state_name()) != Some("PreparingRebalance") {
         tokio::task::yield_now().await;
     }
     // A fetch at the end of an empty partition waits for data.
-    let mut parked_fetches = cluster.parked_fetches.subscribe();
+    let mut parked_fetches = node.parked_fetches.subscribe();
     let mut f = Conn::open(&addr).await;
     let fetch = FetchRequest {
         max_wait_ms: 60_000,
@@ -423,7 +423,7 @@ async fn shutdown_answers_a_parked_join_and_cuts_a_parked_fetch_short() {
         .expect("join")
         .expect("run");
     let took = stopping.elapsed();
-    assert!(took < strom::server::SHUTDOWN_GRACE + Duration::from_secs(1), "shutdown took {took:?}");
+    assert!(took < strom::net::SHUTDOWN_GRACE + Duration::from_secs(1), "shutdown took {took:?}");
     // The fetch was cut: its connection closes without a response.
     let mut buf = [0u8; 4];
     let n = f.s.read(&mut buf).await.unwrap_or(0);

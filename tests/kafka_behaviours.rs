@@ -6,7 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use std::time::Duration;
-use strom::client::Client;
+use strom_client::Client;
 use strom_protocol::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use strom_protocol::describe_configs_request::DescribeConfigsResource;
 use strom_protocol::describe_configs_response::DescribeConfigsResourceResult;

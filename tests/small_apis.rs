@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom::client::Client;
+use strom_client::Client;
 use strom_protocol::alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic};
 use strom_protocol::create_topics_request::CreatableTopic;
 use strom_protocol::describe_log_dirs_request::DescribableLogDirTopic;
@@ -335,7 +335,7 @@ async fn get_telemetry_subscriptions_gives_an_empty_subscription() {
     assert_eq!(first.telemetry_max_bytes, 1_048_576);
     assert_eq!(first.accepted_compression_types, vec![4, 3, 1, 2]);
     assert!(first.delta_temporality);
-    assert_eq!(first.subscription_id, strom::handler::telemetry::subscription_id(&id));
+    assert_eq!(first.subscription_id, strom::api::telemetry::subscription_id(&id));
     let hash = {
         let half = |b: &[u8]| b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x));
         let h = half(&id.0[..8]) ^ half(&id.0[8..]);
@@ -410,7 +410,7 @@ async fn push_telemetry_is_validated_and_discarded() {
     // A push without a Get first (an instance this broker never saw) is checked the same way.
     let mut c = connect(&broker.addr).await;
     let stranger = Uuid([9; 16]);
-    let sid = strom::handler::telemetry::subscription_id(&stranger);
+    let sid = strom::api::telemetry::subscription_id(&stranger);
     assert_eq!(push(&mut c, stranger, sid, false, 2, 10).await, 0);
     broker.stop().await;
 }

@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod compression;
 pub mod error;
+pub mod error_code;
 pub mod frame;
 pub mod harness;
 pub mod records;
@@ -20,6 +21,7 @@ mod generated {
 
 pub use codec::{Reader, Writer};
 pub use error::{DecodeError, EncodeError};
+pub use error_code::ErrorCode;
 pub use generated::*;
 
 /// A 16-byte UUID as used for topic ids; all zeros means "unknown".

@@ -1,0 +1,222 @@
+//! Fetch (key 1): serve batches as zero-copy slices of the mapped log, long-polling on
+//! `max_wait_ms`/`min_bytes` by waiting on per-partition append notifications.
+//!
+//! Fetch sessions (KIP-227) are not created: every response carries session id 0, which
+//! tells clients to keep sending full fetch requests. That is valid Kafka behaviour.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_protocol::fetch_response::{FetchableTopicResponse, PartitionData};
+use strom_protocol::{FetchRequest, FetchResponse};
+use tokio::time::Instant;
+
+use super::ApiRange;
+use crate::error::ErrorCode;
+use crate::metadata::Partition;
+use crate::node::Node;
+
+/// Versions served.
+pub const API: ApiRange = ApiRange { key: 1, min: 4, max: 18, advertised_min: 4 };
+
+/// Longest a fetch may wait, whatever the client asks: bounds a connection's idle time.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+/// Builds one response from the logs' current state; returns it with its record bytes.
+fn collect(
+    node: &Node,
+    version: i16,
+    req: &FetchRequest,
+    parts: &[Vec<Option<Arc<Partition>>>],
+) -> (FetchResponse, usize, bool) {
+    let mut budget = usize::try_from(req.max_bytes).unwrap_or(0);
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for (t, tparts) in req.topics.iter().zip(parts) {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for (fp, p) in t.partitions.iter().zip(tparts) {
+            let mut pd =
+                PartitionData { partition_index: fp.partition, records: Some(Bytes::new()), ..Default::default() };
+            if req.isolation_level == 1 {
+                pd.aborted_transactions = Some(Vec::new());
+            }
+            let Some(p) = p else {
+                pd.error_code = if version >= 13 && node.meta.topic_by_id(&t.topic_id).is_none() {
+                    ErrorCode::UnknownTopicId.code()
+                } else {
+                    ErrorCode::UnknownTopicOrPartition.code()
+                };
+                pd.high_watermark = -1;
+                any_error = true;
+                partitions.push(pd);
+                continue;
+            };
+            pd.high_watermark = p.high_watermark();
+            pd.last_stable_offset = pd.high_watermark;
+            pd.log_start_offset = p.log_start_offset();
+            // Once the response is full, later partitions get nothing (not even a first batch).
+            let limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(budget);
+            // Fetch < v10 predates zstd. Kafka refuses it for topics whose
+            // `compression.type` is zstd; zstd batches a producer wrote to a `producer`
+            // topic are served as stored (Kafka never inspects or down-converts them).
+            if version < 10
+                && node.meta.topic(&p.topic).is_some_and(|t| node.meta.topic_setting(&t, "compression.type") == "zstd")
+            {
+                pd.error_code = ErrorCode::UnsupportedCompressionType.code();
+                any_error = true;
+                partitions.push(pd);
+                continue;
+            }
+            // KIP-74: the first partition with data gets at least one whole batch, even
+            // past the limits, so a consumer always progresses; every later partition gets
+            // only whole batches within `min(partition_max_bytes, what is left)`, possibly
+            // none (Kafka's `minOneMessage`). Kafka would send a partial batch there;
+            // whole batches or nothing carry the same records and never a fragment a
+            // client must discard.
+            let min_one = total == 0;
+            if limit > 0 || min_one {
+                match p.read(fp.fetch_offset, limit.max(1)) {
+                    Ok(data) => {
+                        let data = if min_one { data } else { whole_batches_within(data, limit) };
+                        budget = budget.saturating_sub(data.len());
+                        total += data.len();
+                        pd.records = Some(data);
+                    }
+                    Err(code) => {
+                        pd.error_code = code.code();
+                        any_error = true;
+                    }
+                }
+            }
+            partitions.push(pd);
+        }
+        responses.push(FetchableTopicResponse {
+            topic: t.topic.clone(),
+            topic_id: t.topic_id,
+            partitions,
+            ..Default::default()
+        });
+    }
+    (FetchResponse { responses, ..Default::default() }, total, any_error)
+}
+
+/// The longest prefix of `data` (whole batches) that fits in `limit` bytes.
+fn whole_batches_within(data: Bytes, limit: usize) -> Bytes {
+    if data.len() <= limit {
+        return data;
+    }
+    let mut end = 0;
+    for span in strom_protocol::records::split_batches(&data) {
+        match span {
+            Ok(r) if r.end <= limit => end = r.end,
+            _ => break,
+        }
+    }
+    data.slice(..end)
+}
+
+/// Resolves the request's partitions once; topics deleted meanwhile keep their `Arc`s.
+fn resolve(node: &Node, version: i16, req: &FetchRequest) -> Vec<Vec<Option<Arc<Partition>>>> {
+    req.topics
+        .iter()
+        .map(|t| {
+            let topic = if version >= 13 { node.meta.topic_by_id(&t.topic_id) } else { node.meta.topic(&t.topic) };
+            t.partitions
+                .iter()
+                .map(|fp| {
+                    topic
+                        .as_ref()
+                        .and_then(|t| usize::try_from(fp.partition).ok().and_then(|i| t.partitions.get(i).cloned()))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Answers a fetch, waiting up to `max_wait_ms` for `min_bytes` to arrive.
+pub async fn handle(node: &Node, version: i16, req: FetchRequest) -> FetchResponse {
+    let resp = fetch(node, version, req).await;
+    count_out(node, &resp);
+    resp
+}
+
+/// Counts the records and bytes sent, per topic, from the batch headers.
+fn count_out(node: &Node, resp: &FetchResponse) {
+    for t in &resp.responses {
+        let name = if t.topic.is_empty() {
+            match node.meta.topic_by_id(&t.topic_id) {
+                Some(topic) => topic.name.to_string(),
+                None => continue,
+            }
+        } else {
+            t.topic.clone()
+        };
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for p in &t.partitions {
+            let Some(data) = &p.records else { continue };
+            bytes += data.len() as u64;
+            for range in strom_protocol::records::split_batches(data).flatten() {
+                if let Ok(h) = strom_protocol::records::BatchHeader::parse(&data[range]) {
+                    if !h.is_control() {
+                        records += (i64::from(h.last_offset_delta) + 1).max(0) as u64;
+                    }
+                }
+            }
+        }
+        node.metrics.fetched(&name, records, bytes);
+    }
+}
+
+async fn fetch(node: &Node, version: i16, req: FetchRequest) -> FetchResponse {
+    if req.session_id != 0 {
+        return FetchResponse { error_code: ErrorCode::FetchSessionIdNotFound.code(), ..Default::default() };
+    }
+    let parts = resolve(node, version, &req);
+    let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + wait;
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    loop {
+        // Register for wake-ups before looking, so an append in between is not missed.
+        let mut waits: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> =
+            parts.iter().flatten().flatten().map(|p| Box::pin(p.appended.notified())).collect();
+        for w in &mut waits {
+            w.as_mut().enable();
+        }
+        let (resp, bytes, error) = collect(node, version, &req, &parts);
+        if bytes >= min_bytes || error || Instant::now() >= deadline || waits.is_empty() {
+            return resp;
+        }
+        let any_append = std::future::poll_fn(|cx| {
+            if waits.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        let _parked = Parked::new(node);
+        if tokio::time::timeout_at(deadline, any_append).await.is_err() {
+            return collect(node, version, &req, &parts).0;
+        }
+    }
+}
+
+/// Counts a fetch as parked for as long as it lives.
+struct Parked<'a>(&'a Node);
+
+impl<'a> Parked<'a> {
+    fn new(node: &'a Node) -> Self {
+        node.parked_fetches.send_modify(|n| *n += 1);
+        Parked(node)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.parked_fetches.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}

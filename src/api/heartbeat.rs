@@ -1,0 +1,16 @@
+//! Heartbeat (key 12): keeps a classic member alive and tells it about rebalances.
+
+use strom_protocol::{HeartbeatRequest, HeartbeatResponse};
+
+use super::ApiRange;
+use crate::node::Node;
+
+/// Versions served.
+pub const API: ApiRange = ApiRange { key: 12, min: 0, max: 4, advertised_min: 0 };
+
+/// Records the heartbeat.
+pub fn handle(node: &Node, _version: i16, req: HeartbeatRequest) -> HeartbeatResponse {
+    let code =
+        node.groups.heartbeat(&req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id);
+    HeartbeatResponse { error_code: code.code(), ..Default::default() }
+}

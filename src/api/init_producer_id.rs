@@ -1,0 +1,35 @@
+//! InitProducerId (key 22): producer ids for idempotent producers.
+//!
+//! Idempotent producers (the default in the Java client, librdkafka and kafka-python)
+//! need an id before they produce. Ids come from a persisted allocator and are never
+//! reused. A producer that names its current id and epoch (v3+, KIP-360) gets the next
+//! epoch of the same id; one naming an older epoch is fenced: PRODUCER_FENCED from v4,
+//! INVALID_PRODUCER_EPOCH before (v4 added the code). Sequence checks happen per partition
+//! in storage (ADR 0003). Transactional ids need a transaction coordinator, which Strom
+//! does not have yet, so they are answered with COORDINATOR_NOT_AVAILABLE
+//! (FindCoordinator is not advertised either, so transactional clients fail before they
+//! get here).
+
+use strom_protocol::{InitProducerIdRequest, InitProducerIdResponse};
+
+use super::ApiRange;
+use crate::error::ErrorCode;
+use crate::node::Node;
+
+/// Versions served.
+pub const API: ApiRange = ApiRange { key: 22, min: 0, max: 5, advertised_min: 0 };
+
+/// Allocates an id, or bumps the epoch of the one the producer already holds (v3+).
+pub fn handle(node: &Node, version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    let err = |code: ErrorCode| InitProducerIdResponse { error_code: code.code(), ..Default::default() };
+    if req.transactional_id.as_deref().is_some_and(|t| !t.is_empty()) {
+        return err(ErrorCode::CoordinatorNotAvailable);
+    }
+    match node.meta.init_producer(req.producer_id, req.producer_epoch) {
+        Ok((producer_id, producer_epoch)) => {
+            InitProducerIdResponse { producer_id, producer_epoch, ..Default::default() }
+        }
+        Err(ErrorCode::ProducerFenced) if version < 4 => err(ErrorCode::InvalidProducerEpoch),
+        Err(code) => err(code),
+    }
+}

@@ -1,0 +1,100 @@
+//! Metadata (key 3): brokers, topics and partition leaders; creates topics on demand
+//! when `auto.create.topics.enable` is on and the client allows it (v4+).
+
+use std::collections::BTreeMap;
+
+use strom_protocol::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use strom_protocol::{MetadataRequest, MetadataResponse, Uuid};
+
+use super::ApiRange;
+use crate::error::ErrorCode;
+use crate::metadata::{valid_topic_name, Metadata, Topic};
+use crate::node::Node;
+
+/// Versions served.
+pub const API: ApiRange = ApiRange { key: 3, min: 0, max: 13, advertised_min: 0 };
+
+fn describe(node: &Node, t: &Topic) -> MetadataResponseTopic {
+    let node_id = node.meta.config.node_id;
+    MetadataResponseTopic {
+        name: Some(t.name.to_string()),
+        topic_id: t.id,
+        is_internal: Metadata::is_internal(&t.name),
+        partitions: t
+            .partitions
+            .iter()
+            .map(|p| MetadataResponsePartition {
+                partition_index: p.index,
+                leader_id: node_id,
+                leader_epoch: p.leader_epoch,
+                replica_nodes: vec![node_id],
+                isr_nodes: vec![node_id],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn error_topic(name: Option<String>, id: Uuid, code: ErrorCode) -> MetadataResponseTopic {
+    MetadataResponseTopic { error_code: code.code(), name, topic_id: id, ..Default::default() }
+}
+
+/// Answers a metadata request.
+pub fn handle(node: &Node, version: i16, req: MetadataRequest) -> MetadataResponse {
+    let c = &node.meta.config;
+    // v0: an empty list means every topic; v1+: null means every topic.
+    let wanted = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    let topics = match wanted {
+        None => node.meta.topics().iter().map(|t| describe(node, t)).collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|req_topic| {
+                let Some(name) = req_topic.name else {
+                    return match node.meta.topic_by_id(&req_topic.topic_id) {
+                        Some(t) => describe(node, &t),
+                        None => error_topic(None, req_topic.topic_id, ErrorCode::UnknownTopicId),
+                    };
+                };
+                if let Some(t) = node.meta.topic(&name) {
+                    return describe(node, &t);
+                }
+                if !valid_topic_name(&name) {
+                    return error_topic(Some(name), Uuid::ZERO, ErrorCode::InvalidTopicException);
+                }
+                if !(c.auto_create_topics && req.allow_auto_topic_creation) {
+                    return error_topic(Some(name), Uuid::ZERO, ErrorCode::UnknownTopicOrPartition);
+                }
+                match node.meta.create_topic(&name, c.num_partitions, BTreeMap::new(), false) {
+                    Ok(t) => describe(node, &t),
+                    // Lost a race with another creator: describe the winner's topic.
+                    Err((ErrorCode::TopicAlreadyExists, _)) => match node.meta.topic(&name) {
+                        Some(t) => describe(node, &t),
+                        None => error_topic(Some(name), Uuid::ZERO, ErrorCode::LeaderNotAvailable),
+                    },
+                    Err((code, msg)) => {
+                        tracing::warn!(topic = name, error = msg, "auto-creating topic failed");
+                        error_topic(Some(name), Uuid::ZERO, code)
+                    }
+                }
+            })
+            .collect(),
+    };
+    MetadataResponse {
+        brokers: vec![MetadataResponseBroker {
+            node_id: c.node_id,
+            host: c.advertised_host.clone(),
+            port: i32::from(c.advertised_port),
+            rack: None,
+            ..Default::default()
+        }],
+        cluster_id: Some(node.meta.cluster_id.clone()),
+        controller_id: c.node_id,
+        topics,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,47 @@
+//! OffsetForLeaderEpoch (key 23): a single node has only leader epoch 0, which ends at
+//! the log end offset; clients use this to validate positions (KIP-320).
+
+use strom_protocol::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use strom_protocol::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+use super::ApiRange;
+use crate::error::ErrorCode;
+use crate::node::Node;
+
+/// Versions served.
+pub const API: ApiRange = ApiRange { key: 23, min: 2, max: 4, advertised_min: 2 };
+
+/// Answers the end offset of the largest epoch at or below each requested one.
+pub fn handle(node: &Node, _version: i16, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut r = EpochEndOffset { partition: p.partition, ..Default::default() };
+                    match node.meta.partition(&t.topic, p.partition) {
+                        None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                        Some(part) if p.current_leader_epoch > part.leader_epoch => {
+                            r.error_code = ErrorCode::UnknownLeaderEpoch.code()
+                        }
+                        Some(part) if p.current_leader_epoch >= 0 && p.current_leader_epoch < part.leader_epoch => {
+                            r.error_code = ErrorCode::FencedLeaderEpoch.code()
+                        }
+                        Some(part) if p.leader_epoch >= part.leader_epoch => {
+                            r.leader_epoch = part.leader_epoch;
+                            r.end_offset = part.high_watermark();
+                        }
+                        // An epoch before the first one this log knows: undefined, as Kafka.
+                        Some(_) => {}
+                    }
+                    r
+                })
+                .collect();
+            OffsetForLeaderTopicResult { topic: t.topic, partitions, ..Default::default() }
+        })
+        .collect();
+    OffsetForLeaderEpochResponse { topics, ..Default::default() }
+}

@@ -1,0 +1,499 @@
+//! Produce (key 0): validate each partition's batch as Kafka does and append it.
+//!
+//! v0–2 are advertised (see [`super::ApiRange::advertised_min`]) but refused, as Kafka 4
+//! does. On a single node every appended batch is immediately committed, so acks=1 and
+//! acks=-1 answer at the same point; acks=0 gets no response at all.
+//!
+//! Validation, in Kafka's order (`ProduceRequest.validateRecords`, then `LogValidator`);
+//! the first failing rule decides the partition's error and nothing is appended:
+//!
+//! | rule | error |
+//! |---|---|
+//! | records present, magic 2, exactly one batch | INVALID_RECORD |
+//! | batch length matches the bytes sent | CORRUPT_MESSAGE |
+//! | size ≤ `max.message.bytes` | MESSAGE_TOO_LARGE |
+//! | CRC-32C over attributes..end; known codec bits | CORRUPT_MESSAGE |
+//! | zstd only from Produce v7 | UNSUPPORTED_COMPRESSION_TYPE |
+//! | not a control batch; `recordsCount == lastOffsetDelta + 1 > 0`; base sequence ≥ 0 with a producer id | INVALID_RECORD |
+//! | records decompress within the bound | CORRUPT_MESSAGE |
+//! | every record parses, the count matches, offset delta of record i is i | INVALID_RECORD (+ record errors, v8+) |
+//! | a key on every record of a compacted topic | INVALID_RECORD (+ record errors) |
+//! | CreateTime timestamps within `message.timestamp.before/after.max.ms` of now | INVALID_TIMESTAMP (+ record errors) |
+//! | idempotent sequence (storage, ADR 0003) | OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID |
+//!
+//! Batches are stored as produced (the request buffer's bytes, not a copy). Three things
+//! rewrite them: `message.timestamp.type = LogAppendTime` (maxTimestamp := now,
+//! timestamp-type bit set, CRC recomputed), a `compression.type` naming a codec other
+//! than the batch's (records recompressed), and a maxTimestamp that is not the largest
+//! record timestamp (set to it, as Kafka's LogValidator does; Sarama sends -1).
+
+use bytes::{Bytes, BytesMut};
+use strom_protocol::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
+use strom_protocol::records::{
+    rebuild_batch, records_payload, set_max_timestamp, split_batches, verify_crc, BatchError, BatchHeader, Compression,
+    RecordIter, TimestampType, MAGIC_OFFSET, MAGIC_V2,
+};
+use strom_protocol::{ProduceRequest, ProduceResponse, Uuid};
+
+use super::ApiRange;
+use crate::error::ErrorCode;
+use crate::metadata::{Partition, Topic};
+use crate::node::Node;
+
+/// Versions served.
+pub const API: ApiRange = ApiRange { key: 0, min: 3, max: 13, advertised_min: 0 };
+
+/// Decompressed records are bounded by `max(this, DECOMPRESSION_RATIO × max.message.bytes)`:
+/// a compression bomb is refused (CORRUPT_MESSAGE) after at most that many bytes.
+pub const DECOMPRESSED_LIMIT_FLOOR: usize = 64 << 20;
+/// See [`DECOMPRESSED_LIMIT_FLOOR`].
+pub const DECOMPRESSION_RATIO: usize = 16;
+/// Record errors reported per partition at most (the first ones).
+const MAX_RECORD_ERRORS: usize = 100;
+
+/// A topic's settings that shape validation, resolved once per request.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub max_bytes: usize,
+    /// `None` = `producer` (keep the batch's codec).
+    pub codec: Option<Compression>,
+    pub log_append_time: bool,
+    pub before_ms: i64,
+    pub after_ms: i64,
+    /// `flush.messages`: fsync once this many records are unflushed (1 = before every
+    /// acknowledgement, with group commit).
+    pub flush_messages: i64,
+    /// `cleanup.policy` includes `compact`: every record must have a key.
+    pub compacted: bool,
+}
+
+impl Policy {
+    /// The policy of `topic` on `node`.
+    pub fn of(node: &Node, topic: &Topic) -> Policy {
+        let get = |k: &str| node.meta.topic_setting(topic, k);
+        let codec = match get("compression.type").as_str() {
+            "uncompressed" => Some(Compression::None),
+            "gzip" => Some(Compression::Gzip),
+            "snappy" => Some(Compression::Snappy),
+            "lz4" => Some(Compression::Lz4),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        };
+        Policy {
+            max_bytes: get("max.message.bytes").parse().unwrap_or(node.meta.config.message_max_bytes),
+            codec,
+            log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            before_ms: get("message.timestamp.before.max.ms").parse().unwrap_or(i64::MAX),
+            after_ms: get("message.timestamp.after.max.ms").parse().unwrap_or(i64::MAX),
+            flush_messages: get("flush.messages").parse().unwrap_or(i64::MAX),
+            compacted: get("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+        }
+    }
+
+    fn decompressed_limit(&self) -> usize {
+        DECOMPRESSED_LIMIT_FLOOR.max(self.max_bytes.saturating_mul(DECOMPRESSION_RATIO))
+    }
+}
+
+/// Why a partition's batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub message: String,
+    /// (index of the record in the batch, what is wrong with it).
+    pub record_errors: Vec<(i32, String)>,
+}
+
+fn reject(code: ErrorCode, message: impl Into<String>) -> Rejection {
+    Rejection { code, message: message.into(), record_errors: Vec::new() }
+}
+
+fn corrupt(e: BatchError) -> Rejection {
+    reject(ErrorCode::CorruptMessage, e.to_string())
+}
+
+/// Validates one partition's records and returns the batch to append: the producer's
+/// bytes, or a rewrite when the topic asks for LogAppendTime or another codec.
+pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> Result<Bytes, Rejection> {
+    if records.is_empty() {
+        return Err(reject(ErrorCode::InvalidRecord, "no record batch"));
+    }
+    if let Some(&magic) = records.get(MAGIC_OFFSET) {
+        if magic as i8 != MAGIC_V2 {
+            return Err(reject(ErrorCode::InvalidRecord, format!("record batch magic {magic} is not 2")));
+        }
+    }
+    let mut batches = split_batches(records);
+    let span = match batches.next() {
+        Some(Ok(span)) => span,
+        Some(Err(e)) => return Err(corrupt(e)),
+        None => return Err(reject(ErrorCode::InvalidRecord, "no record batch")),
+    };
+    if batches.next().is_some() {
+        return Err(reject(ErrorCode::InvalidRecord, "produce v3+ carries exactly one record batch per partition"));
+    }
+    let batch = records.slice(span);
+    let len = batch.len();
+    if len > policy.max_bytes {
+        return Err(reject(ErrorCode::MessageTooLarge, format!("batch of {len} bytes exceeds {}", policy.max_bytes)));
+    }
+    let header = BatchHeader::parse(&batch).map_err(corrupt)?;
+    verify_crc(&batch).map_err(corrupt)?;
+    let codec = header.compression().map_err(corrupt)?;
+    if codec == Compression::Zstd && version < 7 {
+        return Err(reject(ErrorCode::UnsupportedCompressionType, "zstd needs produce v7 or later"));
+    }
+    if header.is_control() {
+        return Err(reject(ErrorCode::InvalidRecord, "clients may not send control batches"));
+    }
+    if header.records_count <= 0 || i64::from(header.last_offset_delta) + 1 != i64::from(header.records_count) {
+        return Err(reject(
+            ErrorCode::InvalidRecord,
+            format!(
+                "inconsistent batch: {} records but lastOffsetDelta {}",
+                header.records_count, header.last_offset_delta
+            ),
+        ));
+    }
+    if header.producer_id >= 0 && header.base_sequence < 0 {
+        return Err(reject(ErrorCode::InvalidRecord, format!("invalid base sequence {}", header.base_sequence)));
+    }
+    if header.is_transactional() && header.producer_id < 0 {
+        return Err(reject(ErrorCode::InvalidRecord, "transactional batch without a producer id"));
+    }
+
+    let payload = records_payload(&batch, policy.decompressed_limit()).map_err(corrupt)?;
+    let max_record_ts = check_records(&header, payload.clone(), policy, now_ms)?;
+    // Kafka sets a batch's maxTimestamp itself (LogValidator): LogAppendTime, or the
+    // largest record timestamp. Some producers send -1 or the last record's time there;
+    // kept as sent, it would break ListOffsets by time and time-based retention.
+    let stamp = if policy.log_append_time {
+        Some((TimestampType::LogAppendTime, now_ms))
+    } else {
+        max_record_ts
+            .filter(|&ts| ts != header.max_timestamp || header.timestamp_type() != TimestampType::CreateTime)
+            .map(|ts| (TimestampType::CreateTime, ts))
+    };
+
+    // The producer's bytes are appended as they arrived (a slice of the request buffer);
+    // only a rewrite needs a buffer of its own.
+    let mut out = match policy.codec {
+        Some(target) if target != codec => rebuild_batch(&header, &payload, target)
+            .map_err(|e| reject(ErrorCode::UnknownServerError, e.to_string()))?,
+        _ if stamp.is_some() => BytesMut::from(&batch[..]),
+        _ => return Ok(batch),
+    };
+    if let Some((kind, ts)) = stamp {
+        set_max_timestamp(&mut out, kind, ts).map_err(corrupt)?;
+    }
+    Ok(out.freeze())
+}
+
+/// Record-level rules: each record parses, the count is right, offset deltas run
+/// 0, 1, 2, …, records of a compacted topic have keys, and (CreateTime) timestamps are
+/// within bounds. Returns the largest record timestamp.
+///
+/// As Kafka's `LogValidator.validateRecord`, each record gets at most one error, the key
+/// check first; any timestamp error makes the batch INVALID_TIMESTAMP, other record
+/// errors INVALID_RECORD, and every failing record is listed (up to a bound).
+fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: i64) -> Result<Option<i64>, Rejection> {
+    let iter =
+        RecordIter::new(payload, header.records_count).map_err(|e| reject(ErrorCode::InvalidRecord, e.to_string()))?;
+    let mut record_errors = Vec::new();
+    let (mut failed, mut bad_timestamps) = (0usize, 0usize);
+    let mut max_ts = None::<i64>;
+    let earliest = now_ms.saturating_sub(policy.before_ms);
+    let latest = now_ms.saturating_add(policy.after_ms);
+    for (i, record) in iter.enumerate() {
+        let index = i32::try_from(i).unwrap_or(i32::MAX);
+        let record = record.map_err(|e| Rejection {
+            code: ErrorCode::InvalidRecord,
+            message: format!("record {index}: {e}"),
+            record_errors: vec![(index, e.to_string())],
+        })?;
+        if record.offset_delta != index {
+            let msg = format!("offset delta {} where {index} was expected", record.offset_delta);
+            return Err(Rejection {
+                code: ErrorCode::InvalidRecord,
+                message: format!("record {index}: {msg}"),
+                record_errors: vec![(index, msg)],
+            });
+        }
+        let ts = header.base_timestamp.saturating_add(record.timestamp_delta);
+        max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+        let error = if policy.compacted && record.key.is_none() {
+            Some("Compacted topic cannot accept message without key".to_string())
+        } else if !policy.log_append_time && (ts < earliest || ts > latest) {
+            bad_timestamps += 1;
+            Some(format!("timestamp {ts} is outside [{earliest}, {latest}]"))
+        } else {
+            None
+        };
+        if let Some(e) = error {
+            failed += 1;
+            if record_errors.len() < MAX_RECORD_ERRORS {
+                record_errors.push((index, e));
+            }
+        }
+    }
+    if bad_timestamps > 0 {
+        return Err(Rejection {
+            code: ErrorCode::InvalidTimestamp,
+            message: format!("{bad_timestamps} record(s) with a timestamp out of range"),
+            record_errors,
+        });
+    }
+    if failed > 0 {
+        return Err(Rejection {
+            code: ErrorCode::InvalidRecord,
+            message: format!("One or more records have been rejected due to {failed} record errors in total"),
+            record_errors,
+        });
+    }
+    Ok(max_ts)
+}
+
+/// Appends one partition's batch; also returns the offset (exclusive) that must be durable
+/// before the response may go out, when `flush.messages` asks for an fsync.
+fn append(
+    node: &Node,
+    p: &Partition,
+    records: Option<&Bytes>,
+    version: i16,
+    policy: &Policy,
+    now_ms: i64,
+) -> (PartitionProduceResponse, Option<i64>) {
+    let mut sync = None;
+    let mut resp = PartitionProduceResponse { index: p.index, base_offset: -1, ..Default::default() };
+    let outcome = records
+        .ok_or_else(|| reject(ErrorCode::InvalidRecord, "null records"))
+        .and_then(|r| validate(r, version, policy, now_ms))
+        .and_then(|batch| p.append(&batch).map_err(|(code, message)| reject(code, message)));
+    match outcome {
+        Ok(info) => {
+            resp.base_offset = info.base_offset;
+            if !info.duplicate {
+                let records = (info.last_offset - info.base_offset + 1).max(0);
+                node.metrics.produced(&p.topic, records as u64, info.bytes as u64);
+                if p.count_unflushed(records) >= policy.flush_messages {
+                    sync = Some(info.last_offset + 1);
+                }
+            }
+            if policy.log_append_time {
+                resp.log_append_time_ms = if info.duplicate { info.max_timestamp } else { now_ms };
+            }
+            if info.duplicate {
+                tracing::debug!(partition = ?p, base_offset = info.base_offset, "duplicate batch answered with its original offsets");
+            }
+        }
+        Err(r) => {
+            tracing::debug!(partition = ?p, error = %r.message, "produce rejected");
+            resp.error_code = r.code.code();
+            resp.error_message = Some(r.message);
+            resp.record_errors = r
+                .record_errors
+                .into_iter()
+                .map(|(batch_index, msg)| BatchIndexAndErrorMessage {
+                    batch_index,
+                    batch_index_error_message: Some(msg),
+                    ..Default::default()
+                })
+                .collect();
+        }
+    }
+    resp.log_start_offset = p.log_start_offset();
+    (resp, sync)
+}
+
+/// Appends every partition's batch; `None` when acks=0.
+pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<ProduceResponse> {
+    let acks_ok = matches!(req.acks, -1..=1);
+    let now_ms = strom_storage::now_ms();
+    let mut syncs: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
+    let mut responses: Vec<TopicProduceResponse> = req
+        .topic_data
+        .iter()
+        .enumerate()
+        .map(|(ti, td)| {
+            let topic: Option<std::sync::Arc<Topic>> =
+                if version >= 13 { node.meta.topic_by_id(&td.topic_id) } else { node.meta.topic(&td.name) };
+            let policy = topic.as_ref().map(|t| Policy::of(node, t));
+            let missing = if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
+            let partition_responses = td
+                .partition_data
+                .iter()
+                .enumerate()
+                .map(|(pi, pd)| {
+                    let err = |code: ErrorCode| PartitionProduceResponse {
+                        index: pd.index,
+                        error_code: code.code(),
+                        base_offset: -1,
+                        ..Default::default()
+                    };
+                    if !acks_ok {
+                        return err(ErrorCode::InvalidRequiredAcks);
+                    }
+                    let (Some(t), Some(policy)) = (&topic, &policy) else { return err(missing) };
+                    let Some(p) = usize::try_from(pd.index).ok().and_then(|i| t.partitions.get(i)) else {
+                        return err(ErrorCode::UnknownTopicOrPartition);
+                    };
+                    let (resp, sync) = append(node, p, pd.records.as_ref(), version, policy, now_ms);
+                    if let Some(target) = sync {
+                        syncs.push((ti, pi, p.clone(), target));
+                    }
+                    resp
+                })
+                .collect();
+            TopicProduceResponse {
+                name: td.name.clone(),
+                topic_id: topic.as_ref().map(|t| t.id).unwrap_or(Uuid::ZERO),
+                partition_responses,
+                ..Default::default()
+            }
+        })
+        .collect();
+    // Group commit: every partition that must be durable before the acknowledgement
+    // waits for an fsync, shared with whatever else was appended meanwhile.
+    for (ti, pi, p, target) in syncs {
+        if let Err(code) = p.sync_through(target).await {
+            if let Some(r) = responses.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {
+                r.error_code = code.code();
+                r.base_offset = -1;
+                r.error_message = Some("the write could not be made durable".into());
+            }
+        }
+    }
+    if req.acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse { responses, ..Default::default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_protocol::records::BatchBuilder;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn policy() -> Policy {
+        Policy {
+            max_bytes: 1 << 20,
+            codec: None,
+            log_append_time: false,
+            before_ms: i64::MAX,
+            after_ms: 3_600_000,
+            flush_messages: i64::MAX,
+            compacted: false,
+        }
+    }
+
+    fn batch() -> Bytes {
+        let mut b = BatchBuilder::new(NOW);
+        b.add(Some(b"k"), Some(b"v"));
+        b.build().freeze()
+    }
+
+    fn code(r: Result<Bytes, Rejection>) -> ErrorCode {
+        r.map(|_| ErrorCode::None).unwrap_or_else(|e| e.code)
+    }
+
+    #[test]
+    fn one_valid_batch_is_stored_as_produced() {
+        // Not a copy: the very bytes of the request buffer go on to the log.
+        let request = batch();
+        let out = validate(&request, 9, &policy(), NOW).unwrap();
+        assert_eq!(out, request);
+        assert_eq!(out.as_ptr(), request.as_ptr());
+    }
+
+    #[test]
+    fn a_wrong_max_timestamp_is_set_to_the_largest_record_timestamp() {
+        let mut b = BatchBuilder::new(NOW - 5000);
+        b.add(None, Some(b"a"));
+        b.push(&strom_protocol::records::Record {
+            offset_delta: 1,
+            timestamp_delta: 3000,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        });
+        b.push(&strom_protocol::records::Record {
+            offset_delta: 2,
+            timestamp_delta: 1000,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        });
+        let mut sent = b.build();
+        // What Sarama 1.22 sends: -1 (kafkajs sends the last record's timestamp).
+        set_max_timestamp(&mut sent, TimestampType::CreateTime, -1).unwrap();
+        let out = validate(&sent.freeze(), 9, &policy(), NOW).unwrap();
+        let h = BatchHeader::parse(&out).unwrap();
+        assert_eq!(h.max_timestamp, NOW - 2000);
+        assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
+        verify_crc(&out).unwrap();
+    }
+
+    #[test]
+    fn two_batches_are_an_invalid_record() {
+        let two = Bytes::from([batch(), batch()].concat());
+        assert_eq!(code(validate(&two, 9, &policy(), NOW)), ErrorCode::InvalidRecord);
+    }
+
+    #[test]
+    fn oversized_batches_are_message_too_large() {
+        let p = Policy { max_bytes: 10, ..policy() };
+        assert_eq!(code(validate(&batch(), 9, &p, NOW)), ErrorCode::MessageTooLarge);
+    }
+
+    #[test]
+    fn garbage_is_corrupt() {
+        assert_eq!(code(validate(&Bytes::from_static(&[1, 2, 3]), 9, &policy(), NOW)), ErrorCode::CorruptMessage);
+        assert_eq!(code(validate(&Bytes::new(), 9, &policy(), NOW)), ErrorCode::InvalidRecord);
+    }
+
+    #[test]
+    fn log_append_time_rewrites_max_timestamp_and_crc() {
+        let p = Policy { log_append_time: true, ..policy() };
+        let out = validate(&batch(), 9, &p, NOW + 5).unwrap();
+        let h = BatchHeader::parse(&out).unwrap();
+        assert_eq!((h.timestamp_type(), h.max_timestamp), (TimestampType::LogAppendTime, NOW + 5));
+        verify_crc(&out).unwrap();
+    }
+
+    #[test]
+    fn a_different_topic_codec_recompresses() {
+        let p = Policy { codec: Some(Compression::Gzip), ..policy() };
+        let out = validate(&batch(), 9, &p, NOW).unwrap();
+        assert_eq!(BatchHeader::parse(&out).unwrap().compression(), Ok(Compression::Gzip));
+        verify_crc(&out).unwrap();
+        // Same codec as the topic: stored as produced.
+        assert_eq!(validate(&out, 9, &p, NOW).unwrap(), out.to_vec());
+    }
+
+    #[test]
+    fn keyless_records_on_a_compacted_topic_are_invalid_with_record_errors() {
+        let p = Policy { compacted: true, ..policy() };
+        assert_eq!(code(validate(&batch(), 9, &p, NOW)), ErrorCode::None, "keyed records are fine");
+        let mut b = BatchBuilder::new(NOW);
+        b.add(Some(b"k"), Some(b"v"));
+        b.add(None, Some(b"v"));
+        b.add(Some(b"k"), None);
+        b.add(None, None);
+        let r = validate(&b.build().freeze(), 9, &p, NOW).unwrap_err();
+        assert_eq!(r.code, ErrorCode::InvalidRecord);
+        assert_eq!(r.record_errors.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1, 3]);
+        assert!(r.record_errors[0].1.contains("without key"), "{r:?}");
+    }
+
+    #[test]
+    fn future_timestamps_are_invalid_with_record_errors() {
+        let mut b = BatchBuilder::new(NOW + 7_200_000);
+        b.add(None, Some(b"v"));
+        let r = validate(&b.build().freeze(), 9, &policy(), NOW).unwrap_err();
+        assert_eq!(r.code, ErrorCode::InvalidTimestamp);
+        assert_eq!(r.record_errors.len(), 1);
+        assert_eq!(r.record_errors[0].0, 0);
+    }
+}
