@@ -22,6 +22,8 @@ use crate::config::Config;
 use crate::error::ErrorCode;
 pub use crate::partition::{storage_error_code, Partition};
 
+pub mod image;
+
 const META_FILE: &str = "strom-meta.json";
 
 /// The internal topic holding committed offsets and group metadata (Kafka's name).

@@ -10,6 +10,7 @@ pub mod error;
 pub mod error_code;
 pub mod frame;
 pub mod harness;
+pub mod metadata_record;
 pub mod records;
 #[cfg(feature = "testing")]
 pub mod testing;
