@@ -23,8 +23,16 @@ use crate::error::ErrorCode;
 pub use crate::partition::{storage_error_code, Partition};
 
 pub mod image;
+pub mod log;
 
+use strom_protocol::metadata_record::{Record, RESOURCE_TOPIC};
+
+/// The pre-metadata-log file (format version 1), upgraded on first start (ADR 0009).
 const META_FILE: &str = "strom-meta.json";
+/// Kafka's name for the file holding the directory's cluster and node ids.
+const PROPERTIES_FILE: &str = "meta.properties";
+/// Metadata changes between snapshots of the image.
+const SNAPSHOT_INTERVAL: i64 = 1000;
 
 /// The internal topic holding committed offsets and group metadata (Kafka's name).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -32,6 +40,7 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// reused after a crash.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
+/// `strom-meta.json` as brokers before the metadata log wrote it; read only to upgrade.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 struct MetaFile {
     /// Format version of this file.
@@ -67,8 +76,8 @@ pub struct Metadata {
     pub cluster_id: String,
     data_dir: PathBuf,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
-    /// Serialises metadata changes and their persistence.
-    meta: Mutex<MetaFile>,
+    /// The metadata log and its image; its lock serialises metadata changes.
+    meta: Mutex<log::MetadataLog>,
     next_producer_id: Mutex<i64>,
     /// The newest epoch handed out per producer id since start (InitProducerId fencing).
     producer_epochs: Mutex<HashMap<i64, i16>>,
@@ -89,6 +98,7 @@ pub fn valid_topic_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
+#[cfg(test)]
 fn uuid_hex(u: &Uuid) -> String {
     u.0.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -135,45 +145,125 @@ fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> 
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// `key=value` lines of `meta.properties` (none if the file does not exist).
+fn read_properties(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let path = dir.join(PROPERTIES_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect())
+}
+
+/// The records that describe what a version-1 `strom-meta.json` holds (ADR 0009).
+fn legacy_records(meta: &MetaFile, node_id: i32) -> anyhow::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    for (name, t) in &meta.topics {
+        let id = parse_uuid_hex(&t.id).with_context(|| format!("topic {name}: bad id {}", t.id))?;
+        out.push(Record::Topic { name: name.clone(), id });
+        for p in 0..t.partitions {
+            out.push(Record::Partition {
+                topic_id: id,
+                partition: p,
+                replicas: vec![node_id],
+                isr: vec![node_id],
+                leader: node_id,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            });
+        }
+        for (k, v) in &t.configs {
+            out.push(Record::Config {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: name.clone(),
+                name: k.clone(),
+                value: Some(v.clone()),
+            });
+        }
+    }
+    if meta.producer_id_limit > 0 {
+        out.push(Record::ProducerIds {
+            broker_id: node_id,
+            broker_epoch: -1,
+            next_producer_id: meta.producer_id_limit,
+        });
+    }
+    Ok(out)
+}
+
 impl Metadata {
-    /// Opens the data directory: loads metadata and every partition's log.
+    /// Opens the data directory: replays the metadata log (upgrading `strom-meta.json`
+    /// on first start, ADR 0009) and opens every partition's log.
     pub fn open(config: Config) -> anyhow::Result<Metadata> {
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        let meta_path = data_dir.join(META_FILE);
-        let mut meta: MetaFile = match std::fs::read(&meta_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", meta_path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetaFile { version: 1, ..Default::default() },
-            Err(e) => return Err(e).with_context(|| format!("reading {}", meta_path.display())),
+        let mut mlog = log::MetadataLog::open(&data_dir, SNAPSHOT_INTERVAL)?;
+        let mut cluster_id = read_properties(&data_dir)?.remove("cluster.id");
+        let legacy = data_dir.join(META_FILE);
+        if legacy.exists() {
+            let meta: MetaFile = serde_json::from_slice(
+                &std::fs::read(&legacy).with_context(|| format!("reading {}", legacy.display()))?,
+            )
+            .with_context(|| format!("parsing {}", legacy.display()))?;
+            anyhow::ensure!(meta.version <= 1, "{} has unknown format version {}", legacy.display(), meta.version);
+            if mlog.is_empty() {
+                mlog.install_base(&legacy_records(&meta, config.node_id)?)?;
+                tracing::info!(topics = meta.topics.len(), "upgraded {} to the metadata log", legacy.display());
+            } else {
+                // A crash between the conversion and the rename below: the snapshot is there.
+                tracing::warn!("{} was already converted to the metadata log", legacy.display());
+            }
+            if cluster_id.is_none() && !meta.cluster_id.is_empty() {
+                cluster_id = Some(meta.cluster_id.clone());
+            }
+        }
+        let cluster_id = match (cluster_id, &config.cluster_id) {
+            (Some(have), Some(want)) => {
+                anyhow::ensure!(
+                    want == &have,
+                    "cluster.id {want} does not match {have} stored in {}",
+                    data_dir.join(PROPERTIES_FILE).display()
+                );
+                have
+            }
+            (Some(have), None) => have,
+            (None, want) => want.clone().unwrap_or_else(|| random_uuid().to_string()),
         };
-        if meta.cluster_id.is_empty() {
-            meta.cluster_id = config.cluster_id.clone().unwrap_or_else(|| random_uuid().to_string());
-        } else if let Some(want) = &config.cluster_id {
-            anyhow::ensure!(
-                want == &meta.cluster_id,
-                "cluster.id {want} does not match {} stored in {}",
-                meta.cluster_id,
-                meta_path.display()
-            );
+        let props = format!("# Strom data directory\nversion=1\ncluster.id={cluster_id}\nnode.id={}\n", config.node_id);
+        write_atomically(&data_dir, PROPERTIES_FILE, props.as_bytes())
+            .with_context(|| format!("writing {}", data_dir.join(PROPERTIES_FILE).display()))?;
+        if legacy.exists() {
+            let done = legacy.with_extension("json.migrated");
+            std::fs::rename(&legacy, &done).with_context(|| format!("renaming {}", legacy.display()))?;
         }
         // Reserve a fresh block of producer ids: ids handed out before a crash stay unused.
-        let next_producer_id = meta.producer_id_limit;
-        meta.producer_id_limit += PRODUCER_ID_BLOCK;
-        write_atomically(&data_dir, META_FILE, &serde_json::to_vec_pretty(&meta)?)?;
+        let next_producer_id = mlog.image().next_producer_id;
+        mlog.append(&[Record::ProducerIds {
+            broker_id: config.node_id,
+            broker_epoch: -1,
+            next_producer_id: next_producer_id + PRODUCER_ID_BLOCK,
+        }])?;
+        let image = mlog.image();
 
         let cluster = Metadata {
-            cluster_id: meta.cluster_id.clone(),
+            cluster_id,
             data_dir,
             topics: RwLock::new(HashMap::new()),
-            meta: Mutex::new(meta.clone()),
+            meta: Mutex::new(mlog),
             next_producer_id: Mutex::new(next_producer_id),
             producer_epochs: Mutex::new(HashMap::new()),
             config,
         };
-        for (name, t) in &meta.topics {
-            let id = parse_uuid_hex(&t.id).with_context(|| format!("topic {name}: bad id {}", t.id))?;
-            let topic = cluster.open_topic(name, id, t.partitions, t.configs.clone())?;
-            cluster.write_topics().insert(name.clone(), Arc::new(topic));
+        for t in image.topics.values() {
+            let configs = image.configs.get(&(RESOURCE_TOPIC, t.name.clone())).cloned().unwrap_or_default();
+            let topic = cluster.open_topic(&t.name, t.id, t.partitions.len() as i32, configs)?;
+            cluster.write_topics().insert(t.name.clone(), Arc::new(topic));
         }
         if cluster.topic(OFFSETS_TOPIC).is_none() {
             let configs = BTreeMap::from([
@@ -323,12 +413,18 @@ impl Metadata {
         if validate_only {
             return Ok(());
         }
-        let entry = meta
-            .topics
-            .get_mut(name)
-            .ok_or((ErrorCode::UnknownTopicOrPartition, format!("topic {name} is internal")))?;
-        entry.configs = configs.clone();
-        self.persist(&meta).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+        let set = configs.iter().filter(|(k, v)| old.configs.get(*k) != Some(*v)).map(|(k, v)| (k, Some(v)));
+        let removed = old.configs.keys().filter(|k| !configs.contains_key(*k)).map(|k| (k, None));
+        let records: Vec<Record> = set
+            .chain(removed)
+            .map(|(k, v)| Record::Config {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: name.to_string(),
+                name: k.clone(),
+                value: v.cloned(),
+            })
+            .collect();
+        meta.append(&records).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
         let log_config = self.log_config(&configs);
         for p in &old.partitions {
             if let Err(e) = p.with_log(|log| log.set_config(log_config.clone())) {
@@ -362,10 +458,8 @@ impl Metadata {
         let added = self
             .open_partitions(&old.name, current..count, &old.configs)
             .map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
-        if let Some(entry) = meta.topics.get_mut(name) {
-            entry.partitions = count;
-        }
-        self.persist(&meta).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+        let records: Vec<Record> = (current..count).map(|p| self.partition_record(old.id, p)).collect();
+        meta.append(&records).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
         let mut partitions = old.partitions.clone();
         partitions.extend(added);
         let new = Topic { name: old.name.clone(), id: old.id, partitions, configs: old.configs.clone() };
@@ -449,8 +543,15 @@ impl Metadata {
         let topic = self
             .open_topic(name, id, partitions, configs.clone())
             .map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
-        meta.topics.insert(name.to_string(), TopicMeta { id: uuid_hex(&id), partitions, configs });
-        self.persist(&meta).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+        let mut records = vec![Record::Topic { name: name.to_string(), id }];
+        records.extend((0..partitions).map(|p| self.partition_record(id, p)));
+        records.extend(configs.iter().map(|(k, v)| Record::Config {
+            resource_type: RESOURCE_TOPIC,
+            resource_name: name.to_string(),
+            name: k.clone(),
+            value: Some(v.clone()),
+        }));
+        meta.append(&records).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
         let topic = Arc::new(topic);
         self.write_topics().insert(name.to_string(), topic.clone());
         tracing::info!(topic = name, partitions, id = %id, "created topic");
@@ -460,12 +561,12 @@ impl Metadata {
     /// Deletes a topic and its data.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, ErrorCode> {
         let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
-        let topic = self.write_topics().remove(name).ok_or(ErrorCode::UnknownTopicOrPartition)?;
-        meta.topics.remove(name);
-        if let Err(e) = self.persist(&meta) {
-            tracing::error!(topic = name, error = %e, "could not persist topic deletion");
+        let id = self.topic(name).ok_or(ErrorCode::UnknownTopicOrPartition)?.id;
+        if let Err(e) = meta.append(&[Record::RemoveTopic { id }]) {
+            tracing::error!(topic = name, error = %format!("{e:#}"), "could not record topic deletion");
             return Err(ErrorCode::KafkaStorageError);
         }
+        let topic = self.write_topics().remove(name).ok_or(ErrorCode::UnknownTopicOrPartition)?;
         for p in &topic.partitions {
             // Wake long-polling fetches so they notice the topic is gone.
             p.appended.notify_waiters();
@@ -482,18 +583,39 @@ impl Metadata {
         Ok(topic.id)
     }
 
-    fn persist(&self, meta: &MetaFile) -> anyhow::Result<()> {
-        write_atomically(&self.data_dir, META_FILE, &serde_json::to_vec_pretty(meta)?)
-            .with_context(|| format!("writing {}", self.data_dir.join(META_FILE).display()))
+    /// The metadata log's end offset (DescribeQuorum, metrics).
+    pub fn metadata_log_end(&self) -> i64 {
+        self.meta.lock().unwrap_or_else(|p| p.into_inner()).end_offset()
+    }
+
+    /// The record placing partition `index` of topic `id` on this node, the only replica.
+    fn partition_record(&self, id: Uuid, index: i32) -> Record {
+        let me = self.config.node_id;
+        Record::Partition {
+            topic_id: id,
+            partition: index,
+            replicas: vec![me],
+            isr: vec![me],
+            leader: me,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
     }
 
     /// A fresh producer id, never handed out before by this data directory.
     pub fn allocate_producer_id(&self) -> Result<i64, ErrorCode> {
         let mut next = self.next_producer_id.lock().unwrap_or_else(|p| p.into_inner());
         let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
-        if *next >= meta.producer_id_limit {
-            meta.producer_id_limit = *next + PRODUCER_ID_BLOCK;
-            self.persist(&meta).map_err(|_| ErrorCode::KafkaStorageError)?;
+        if *next >= meta.image().next_producer_id {
+            let block = Record::ProducerIds {
+                broker_id: self.config.node_id,
+                broker_epoch: -1,
+                next_producer_id: *next + PRODUCER_ID_BLOCK,
+            };
+            if let Err(e) = meta.append(&[block]) {
+                tracing::error!(error = %format!("{e:#}"), "could not record a producer-id block");
+                return Err(ErrorCode::KafkaStorageError);
+            }
         }
         let id = *next;
         *next += 1;
@@ -536,6 +658,7 @@ impl Metadata {
 
     /// Closes every log cleanly (trims preallocated files), for a graceful shutdown.
     pub fn shutdown(&self) {
+        self.meta.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
         for topic in self.write_topics().drain().map(|(_, t)| t) {
             for p in &topic.partitions {
                 // Seal, fsync, snapshot producer state and leave the clean-shutdown marker.
@@ -665,6 +788,81 @@ mod tests {
         });
         assert!(logs.is_empty(), "deleting a topic logged: {logs}");
         assert!(!dir.path().join("doomed-0").exists());
+    }
+
+    fn config_for(dir: &Path, extra: &[(&str, &str)]) -> Config {
+        let mut overrides = BTreeMap::from([("log.dirs".to_string(), dir.display().to_string())]);
+        overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Config::from_sources(None, &BTreeMap::new(), &overrides).expect("config")
+    }
+
+    /// ADR 0009: a data directory of the strom-meta.json era opens with every topic, id,
+    /// config, record and producer-id reservation, and the file is renamed afterwards.
+    #[test]
+    fn a_strom_meta_json_directory_is_upgraded_to_the_metadata_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = random_uuid();
+        let legacy = MetaFile {
+            version: 1,
+            cluster_id: "legacy-cluster".into(),
+            producer_id_limit: 5000,
+            topics: BTreeMap::from([(
+                "legacy".to_string(),
+                TopicMeta {
+                    id: uuid_hex(&id),
+                    partitions: 2,
+                    configs: BTreeMap::from([("retention.ms".to_string(), "1234".to_string())]),
+                },
+            )]),
+        };
+        std::fs::write(dir.path().join(META_FILE), serde_json::to_vec_pretty(&legacy).expect("json")).expect("write");
+        {
+            let mut log = Log::open(&dir.path().join("legacy-1"), LogConfig::default()).expect("log");
+            let mut b = strom_protocol::records::BatchBuilder::new(strom_storage::now_ms());
+            b.add(Some(b"k"), Some(b"kept"));
+            log.append(&b.build(), 0).expect("append");
+            log.shutdown().expect("shutdown");
+        }
+        for round in 0..2 {
+            let meta = Metadata::open(config_for(dir.path(), &[])).expect("open");
+            assert_eq!(meta.cluster_id, "legacy-cluster", "round {round}");
+            let t = meta.topic("legacy").expect("topic");
+            assert_eq!((t.id, t.partitions.len()), (id, 2), "round {round}");
+            assert_eq!(t.configs.get("retention.ms").map(String::as_str), Some("1234"));
+            assert_eq!(t.partitions[1].high_watermark(), 1, "the partition's data is where it was");
+            assert!(meta.topic(OFFSETS_TOPIC).is_some());
+            let pid = meta.allocate_producer_id().expect("producer id");
+            assert!(pid >= 5000, "producer id {pid} may have been handed out before the upgrade");
+            assert!(!dir.path().join(META_FILE).exists());
+            assert!(dir.path().join("strom-meta.json.migrated").exists());
+            meta.shutdown();
+        }
+        let err = Metadata::open(config_for(dir.path(), &[("cluster.id", "another")])).expect_err("refused");
+        assert!(format!("{err:#}").contains("does not match"), "{err:#}");
+    }
+
+    /// Topics, configs, partitions added and deletions persist through the metadata log.
+    #[test]
+    fn metadata_changes_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (id, first_pid) = {
+            let meta = Metadata::open(config_for(dir.path(), &[])).expect("open");
+            let t = meta.create_topic("kept", 1, BTreeMap::new(), false).expect("create");
+            meta.create_topic("gone", 3, BTreeMap::new(), false).expect("create");
+            meta.set_topic_configs("kept", BTreeMap::from([("retention.ms".to_string(), "99".to_string())]), false)
+                .expect("configs");
+            meta.add_partitions("kept", 4, false).expect("partitions");
+            meta.delete_topic("gone").expect("delete");
+            let pid = meta.allocate_producer_id().expect("pid");
+            meta.shutdown();
+            (t.id, pid)
+        };
+        let meta = Metadata::open(config_for(dir.path(), &[])).expect("reopen");
+        let t = meta.topic("kept").expect("kept");
+        assert_eq!((t.id, t.partitions.len()), (id, 4));
+        assert_eq!(t.configs, BTreeMap::from([("retention.ms".to_string(), "99".to_string())]));
+        assert!(meta.topic("gone").is_none());
+        assert!(meta.allocate_producer_id().expect("pid") > first_pid, "producer ids are never handed out twice");
     }
 
     #[test]

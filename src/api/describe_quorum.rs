@@ -10,9 +10,9 @@
 //! caught-up time.
 //!
 //! What is Strom's own:
-//! - Strom keeps its metadata in `strom-meta.json`, not in a replicated log, so the
-//!   metadata log's high watermark and end offset are reported as 0, and the leader
-//!   epoch as 1 (the first epoch a freshly formatted quorum elects).
+//! - The metadata log (ADR 0008) has one voter, this node: the high watermark is its
+//!   log end offset, and the leader epoch is 1 (the first epoch a freshly formatted
+//!   quorum elects, and the term this node writes at).
 //! - The voter is a static one (`controller.quorum.voters`, kraft.version 0): its
 //!   directory id is the zero UUID, Kafka's "no directory id".
 //! - v2 lists the voter's endpoint under Kafka's conventional controller listener name
@@ -73,10 +73,12 @@ pub fn handle(node: &Node, version: i16, req: DescribeQuorumRequest) -> Describe
     }
     let c = &node.meta.config;
     let now = now_ms();
+    // A single voter: everything it appended is committed.
+    let end = node.meta.metadata_log_end();
     let voter = ReplicaState {
         replica_id: c.node_id,
         replica_directory_id: Uuid::ZERO,
-        log_end_offset: 0,
+        log_end_offset: end,
         last_fetch_timestamp: now,
         last_caught_up_timestamp: now,
         ..Default::default()
@@ -86,7 +88,7 @@ pub fn handle(node: &Node, version: i16, req: DescribeQuorumRequest) -> Describe
         error_code: ErrorCode::None.code(),
         leader_id: c.node_id,
         leader_epoch: LEADER_EPOCH,
-        high_watermark: 0,
+        high_watermark: end,
         current_voters: vec![voter],
         observers: Vec::new(),
         ..Default::default()
