@@ -48,6 +48,9 @@ pub mod telemetry;
 pub struct RequestContext {
     /// The client's address.
     pub peer: std::net::SocketAddr,
+    /// The index in `config.listeners` of the listener the connection arrived on, whose
+    /// advertised endpoint the broker tells this client.
+    pub listener: usize,
     /// The client id from the request header ("" when null).
     pub client_id: String,
 }
@@ -139,7 +142,7 @@ pub async fn dispatch(
         },
         FetchRequest::API_KEY => respond(&fetch::handle(node, v, FetchRequest::decode(r, v)?).await, v),
         ListOffsetsRequest::API_KEY => respond(&list_offsets::handle(node, v, ListOffsetsRequest::decode(r, v)?), v),
-        MetadataRequest::API_KEY => respond(&metadata::handle(node, v, MetadataRequest::decode(r, v)?), v),
+        MetadataRequest::API_KEY => respond(&metadata::handle(node, ctx, v, MetadataRequest::decode(r, v)?), v),
         CreateTopicsRequest::API_KEY => respond(&create_topics::handle(node, v, CreateTopicsRequest::decode(r, v)?), v),
         DeleteTopicsRequest::API_KEY => respond(&delete_topics::handle(node, v, DeleteTopicsRequest::decode(r, v)?), v),
         InitProducerIdRequest::API_KEY => {
@@ -149,10 +152,10 @@ pub async fn dispatch(
             respond(&describe_configs::handle(node, v, DescribeConfigsRequest::decode(r, v)?), v)
         }
         DescribeClusterRequest::API_KEY => {
-            respond(&describe_cluster::handle(node, v, DescribeClusterRequest::decode(r, v)?), v)
+            respond(&describe_cluster::handle(node, ctx, v, DescribeClusterRequest::decode(r, v)?), v)
         }
         FindCoordinatorRequest::API_KEY => {
-            respond(&find_coordinator::handle(node, v, FindCoordinatorRequest::decode(r, v)?), v)
+            respond(&find_coordinator::handle(node, ctx, v, FindCoordinatorRequest::decode(r, v)?), v)
         }
         JoinGroupRequest::API_KEY => {
             respond(&join_group::handle(node, ctx, v, JoinGroupRequest::decode(r, v)?).await, v)
@@ -194,7 +197,7 @@ pub async fn dispatch(
             respond(&alter_replica_log_dirs::handle(node, v, AlterReplicaLogDirsRequest::decode(r, v)?), v)
         }
         DescribeQuorumRequest::API_KEY => {
-            respond(&describe_quorum::handle(node, v, DescribeQuorumRequest::decode(r, v)?), v)
+            respond(&describe_quorum::handle(node, ctx, v, DescribeQuorumRequest::decode(r, v)?), v)
         }
         GetTelemetrySubscriptionsRequest::API_KEY => {
             respond(&telemetry::get_subscriptions(ctx, v, GetTelemetrySubscriptionsRequest::decode(r, v)?), v)
@@ -255,7 +258,7 @@ mod tests {
         ]);
         let config = crate::config::Config::from_sources(None, &Default::default(), &overrides).expect("config");
         let node = crate::node::Node::open(config).expect("node");
-        let ctx = RequestContext { peer: "127.0.0.1:1".parse().expect("addr"), client_id: String::new() };
+        let ctx = RequestContext { peer: "127.0.0.1:1".parse().expect("addr"), listener: 0, client_id: String::new() };
         for api in APIS {
             for version in api.min..=api.max {
                 let h = RequestHeader { api_key: api.key, api_version: version, ..Default::default() };

@@ -1,22 +1,61 @@
 //! One typed broker configuration, read from (lowest to highest precedence) built-in
-//! defaults, an optional Kafka-style properties file, `STROM_*` environment variables and
-//! command-line overrides. Keys use Kafka's names wherever Kafka has the setting, so an
-//! operator's `server.properties` knowledge carries over: `log.dirs` can be given as
-//! `log.dirs=…` in the file, `STROM_LOG_DIRS=…` in the environment or `--log-dirs …`.
+//! defaults, an optional Kafka-style properties file, the apache/kafka image's `KAFKA_*`
+//! environment variables, `STROM_*` environment variables and command-line overrides.
+//! Keys use Kafka's names wherever Kafka has the setting, so an operator's
+//! `server.properties` knowledge carries over: `log.dirs` can be given as `log.dirs=…` in
+//! the file, `KAFKA_LOG_DIRS=…` or `STROM_LOG_DIRS=…` in the environment, or `--log-dirs …`.
+//!
+//! `STROM_*` beats `KAFKA_*`: the Strom name is the more specific one, so a compose file
+//! written for Kafka can be tuned for Strom without editing its Kafka settings.
+//!
+//! Every given key is honoured, accepted without effect (logged at INFO with the
+//! reason: Kafka settings that mean nothing on a single node, JVM variables), or unknown
+//! (logged as a WARNING). A setting whose meaning Strom cannot honour stops startup
+//! with an explanation: SSL/SASL listeners, KRaft settings naming other nodes, an
+//! authorizer (see `listener.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+pub mod env;
 pub mod group;
+pub mod listener;
 pub mod topic;
+
+pub use listener::Listener;
 
 /// Broker-level settings Strom honours, with Kafka's defaults unless noted.
 pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ("node.id", "1", ConfigType::Int, "This broker's id."),
     ("listeners", "PLAINTEXT://localhost:9092", ConfigType::List, "Addresses the broker listens on."),
     ("advertised.listeners", "", ConfigType::List, "Addresses clients are told to use; defaults to listeners."),
+    (
+        "listener.security.protocol.map",
+        listener::DEFAULT_PROTOCOL_MAP,
+        ConfigType::List,
+        "Security protocol of each listener name; Strom serves PLAINTEXT listeners only.",
+    ),
+    (
+        "controller.listener.names",
+        "",
+        ConfigType::List,
+        "KRaft controller listener names; such listeners are not bound (a single node is its own controller).",
+    ),
+    (
+        "process.roles",
+        "",
+        ConfigType::List,
+        "KRaft roles; Strom is one node that is broker and controller (broker,controller, or unset).",
+    ),
+    ("controller.quorum.voters", "", ConfigType::List, "KRaft voters: unset, or this node alone (node.id@host:port)."),
+    (
+        "controller.quorum.bootstrap.servers",
+        "",
+        ConfigType::List,
+        "KRaft controllers to bootstrap from: unset, or one (this node).",
+    ),
     ("log.dirs", "./data", ConfigType::List, "Data directory (Strom uses the first entry)."),
     ("num.partitions", "1", ConfigType::Int, "Partitions of an auto-created topic."),
     ("default.replication.factor", "1", ConfigType::Short, "Replication factor of an auto-created topic."),
@@ -141,6 +180,75 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ("producer.id.expiration.ms", "86400000", ConfigType::Int, "Idle time after which producer state is dropped."),
 ];
 
+/// Kafka broker settings Strom accepts without acting on them, and why; each one given
+/// is logged once at start (`true`: as a warning, because a Kafka user may expect more).
+pub const NO_EFFECT: &[(&str, &str, bool)] = &[
+    ("offsets.topic.replication.factor", "single node: internal topics have one replica", false),
+    ("transaction.state.log.replication.factor", "no transactions yet; single node", false),
+    ("transaction.state.log.min.isr", "no transactions yet; single node", false),
+    ("transaction.state.log.num.partitions", "no transactions yet", false),
+    ("share.coordinator.state.topic.replication.factor", "no share groups (KIP-932) yet; single node", false),
+    ("share.coordinator.state.topic.min.isr", "no share groups (KIP-932) yet; single node", false),
+    ("inter.broker.listener.name", "single node: no inter-broker traffic", false),
+    ("security.inter.broker.protocol", "single node: no inter-broker traffic", false),
+    ("num.network.threads", "one runtime thread per CPU serves every connection", false),
+    ("num.io.threads", "one runtime thread per CPU serves every request", false),
+    ("num.recovery.threads.per.data.dir", "logs are opened by the starting thread", false),
+    ("background.threads", "background work runs on the runtime's threads", false),
+    ("socket.send.buffer.bytes", "the OS socket buffer sizes apply", false),
+    ("socket.receive.buffer.bytes", "the OS socket buffer sizes apply", false),
+    (
+        "zookeeper.connect",
+        "Strom keeps its metadata in log.dirs and needs no ZooKeeper; brokers sharing a ZooKeeper do NOT form a cluster",
+        true,
+    ),
+];
+
+/// `STROM_*` variables that are not broker settings: the log filter, the config file,
+/// the CLI's bootstrap address, and the test and benchmark scripts' knobs.
+pub const STROM_TOOL_VARS: &[&str] = &[
+    "STROM_LOG",
+    "STROM_CONFIG",
+    "STROM_BOOTSTRAP",
+    "STROM_BIN",
+    "STROM_SKIP_COMPAT",
+    "STROM_FUZZ_SECONDS",
+    "STROM_BENCH_LOG_MIB",
+];
+
+/// A given setting that is not acted on, and why (logged once at start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// The setting as given (`key=value (source)`, or an environment variable name).
+    pub setting: String,
+    /// Why it has no effect.
+    pub reason: String,
+    /// Logged as a warning (unknown keys, or a Kafka user may expect more) rather than
+    /// as information.
+    pub warn: bool,
+}
+
+impl Ignored {
+    /// An informational note: accepted, no effect.
+    pub fn info(setting: impl Into<String>, reason: impl Into<String>) -> Ignored {
+        Ignored { setting: setting.into(), reason: reason.into(), warn: false }
+    }
+
+    /// A warning: unknown, or ignored where a Kafka user might expect an effect.
+    pub fn warn(setting: impl Into<String>, reason: impl Into<String>) -> Ignored {
+        Ignored { setting: setting.into(), reason: reason.into(), warn: true }
+    }
+
+    /// Logs it (once per start: `Config::from_sources` calls this for each).
+    pub fn log(&self) {
+        if self.warn {
+            tracing::warn!(setting = %self.setting, reason = %self.reason, "configuration ignored");
+        } else {
+            tracing::info!(setting = %self.setting, reason = %self.reason, "configuration accepted without effect");
+        }
+    }
+}
+
 /// Kafka's config value types, as reported by DescribeConfigs v3+.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
@@ -173,12 +281,13 @@ pub struct Config {
     pub values: BTreeMap<String, String>,
     /// Keys that were set explicitly (file, env or flag) rather than defaulted.
     pub explicit: BTreeMap<String, String>,
+    /// Settings given but not acted on, with the reason (each was logged at start).
+    pub ignored: Vec<Ignored>,
     pub node_id: i32,
-    pub listen: String,
+    /// The client listeners, in `listeners` order (at least one).
+    pub listeners: Vec<Listener>,
     /// The HTTP admin listener (`strom.http.listener`), `None` when disabled.
     pub http_listen: Option<String>,
-    pub advertised_host: String,
-    pub advertised_port: u16,
     pub data_dir: PathBuf,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -224,62 +333,99 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
 
 /// The environment variable for a Kafka key: `log.dirs` → `STROM_LOG_DIRS`.
 pub fn env_name(key: &str) -> String {
-    format!("STROM_{}", key.replace(['.', '-'], "_").to_uppercase())
-}
-
-/// Splits a listener such as `PLAINTEXT://host:9092` into host and port.
-pub fn parse_listener(s: &str) -> anyhow::Result<(String, u16)> {
-    let first = s.split(',').next().unwrap_or_default().trim();
-    let addr = match first.split_once("://") {
-        Some((proto, rest)) => {
-            if !proto.eq_ignore_ascii_case("PLAINTEXT") {
-                bail!("listener {first:?}: only PLAINTEXT listeners are supported");
-            }
-            rest
-        }
-        None => first,
-    };
-    let (host, port) = addr.rsplit_once(':').with_context(|| format!("listener {first:?} has no port"))?;
-    let port: u16 = port.parse().with_context(|| format!("listener {first:?}: bad port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((host.to_string(), port))
+    env::strom_name(key)
 }
 
 impl Config {
     /// Builds the configuration from a file, the process environment and flag overrides.
     pub fn load(file: Option<&Path>, overrides: &BTreeMap<String, String>) -> anyhow::Result<Config> {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
+        // vars_os: a variable that is not UTF-8 (which `vars` would panic on) cannot be
+        // a setting; it is skipped, and reported if it looks like one.
+        let mut env = BTreeMap::new();
+        for (k, v) in std::env::vars_os() {
+            match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => {
+                    env.insert(k, v);
+                }
+                (Ok(k), Err(_)) if k.starts_with("STROM_") || k.starts_with("KAFKA_") => {
+                    tracing::warn!(variable = k, "ignoring an environment variable whose value is not UTF-8");
+                }
+                _ => {}
+            }
+        }
         Config::from_sources(file, &env, overrides)
     }
 
-    /// Builds the configuration from explicit sources (testable without touching the process).
+    /// The listener a connection arrived on, by its index in `listeners` (the first one
+    /// for an unknown index): (advertised host, advertised port).
+    pub fn advertised(&self, listener: usize) -> (&str, u16) {
+        match self.listeners.get(listener).or(self.listeners.first()) {
+            Some(l) => (l.advertised_host.as_str(), l.advertised_port),
+            None => ("localhost", 0),
+        }
+    }
+
+    /// Builds the configuration from explicit sources (testable without touching the
+    /// process): defaults < `file` < `KAFKA_*`/`CLUSTER_ID` in `env` < `STROM_*` in `env`
+    /// < `overrides`. Settings that are not acted on are logged (once) and listed in
+    /// `ignored`.
     pub fn from_sources(
         file: Option<&Path>,
         env: &BTreeMap<String, String>,
         overrides: &BTreeMap<String, String>,
     ) -> anyhow::Result<Config> {
-        let mut explicit = BTreeMap::new();
+        let mut ignored = Vec::new();
+        // Each explicit key with its value and where it came from (for messages).
+        let mut given: BTreeMap<String, (String, String)> = BTreeMap::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            explicit.extend(parse_properties(&text));
+            for (k, v) in parse_properties(&text) {
+                given.insert(k, (v, path.display().to_string()));
+            }
+        }
+        for s in env::kafka_settings(env, &mut ignored) {
+            given.insert(s.key, (s.value, s.var));
         }
         let known = BROKER_DEFAULTS.iter().map(|(k, ..)| *k).chain(topic::broker_synonym_keys().map(|s| s.0));
+        let mut strom_vars = std::collections::BTreeSet::new();
         for key in known {
-            if let Some(v) = env.get(&env_name(key)) {
-                explicit.insert(key.to_string(), v.clone());
+            let var = env_name(key);
+            if let Some(v) = env.get(&var) {
+                given.insert(key.to_string(), (v.clone(), var.clone()));
+            }
+            strom_vars.insert(var);
+        }
+        for var in env.keys().filter(|v| v.starts_with("STROM_")) {
+            if !strom_vars.contains(var) && !STROM_TOOL_VARS.contains(&var.as_str()) {
+                ignored.push(Ignored::warn(var.clone(), "not a Strom setting (no configuration key has this name)"));
             }
         }
-        explicit.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (k, v) in overrides {
+            given.insert(k.clone(), (v.clone(), "command line".to_string()));
+        }
         // Kafka's older name for node.id.
-        if let Some(v) = explicit.remove("broker.id") {
-            explicit.entry("node.id".into()).or_insert(v);
+        if let Some(v) = given.remove("broker.id") {
+            given.entry("node.id".into()).or_insert(v);
         }
-        for key in explicit.keys() {
-            if !is_broker_key(key) {
-                tracing::warn!(key, "ignoring unknown configuration key");
+        if let Some((v, from)) = given.get("authorizer.class.name") {
+            if !v.trim().is_empty() {
+                bail!(
+                    "authorizer.class.name={v} (from {from}): Strom has no authorizer (ACLs) yet; refusing to \
+                     start without the access control you configured"
+                );
             }
         }
-        explicit.retain(|k, _| is_broker_key(k));
+        let mut explicit = BTreeMap::new();
+        for (key, (value, from)) in given {
+            if is_broker_key(&key) {
+                explicit.insert(key, value);
+            } else if let Some((_, why, warn)) = NO_EFFECT.iter().find(|(k, ..)| *k == key) {
+                let setting = format!("{key}={value} (from {from})");
+                ignored.push(if *warn { Ignored::warn(setting, *why) } else { Ignored::info(setting, *why) });
+            } else {
+                ignored.push(Ignored::warn(format!("{key} (from {from})"), "unknown configuration key"));
+            }
+        }
         let mut values: BTreeMap<String, String> =
             BROKER_DEFAULTS.iter().map(|(k, v, ..)| (k.to_string(), v.to_string())).collect();
         values.extend(explicit.clone());
@@ -288,29 +434,20 @@ impl Config {
         fn num<T: std::str::FromStr>(k: &str, v: &str) -> anyhow::Result<T> {
             v.trim().parse::<T>().map_err(|_| anyhow::anyhow!("{k}: {v:?} is not a valid number"))
         }
-        let listeners = get("listeners");
-        let (host, port) = parse_listener(&listeners)?;
-        let advertised = get("advertised.listeners");
-        let (advertised_host, advertised_port) = if advertised.trim().is_empty() {
-            // 0.0.0.0 cannot be dialled; advertise the loopback name instead.
-            let h = if host.is_empty() || host == "0.0.0.0" || host == "::" {
-                "localhost".to_string()
-            } else {
-                host.clone()
-            };
-            (h, port)
-        } else {
-            parse_listener(&advertised)?
-        };
+        let node_id: i32 = num("node.id", &get("node.id"))?;
+        let listeners = listener::resolve(&get, node_id, &mut ignored);
+        for i in &ignored {
+            i.log();
+        }
+        let listeners = listeners?;
         let data_dir = PathBuf::from(get("log.dirs").split(',').next().unwrap_or("./data").trim());
         let cluster_id = Some(get("cluster.id")).filter(|s| !s.is_empty());
         let auto = get("auto.create.topics.enable");
         Ok(Config {
-            node_id: num("node.id", &get("node.id"))?,
-            listen: format!("{}:{port}", if host.contains(':') { format!("[{host}]") } else { host }),
+            ignored,
+            node_id,
+            listeners,
             http_listen: Some(get("strom.http.listener").trim().to_string()).filter(|s| !s.is_empty()),
-            advertised_host,
-            advertised_port,
             data_dir,
             num_partitions: num("num.partitions", &get("num.partitions"))?,
             default_replication_factor: num("default.replication.factor", &get("default.replication.factor"))?,
@@ -386,8 +523,10 @@ mod tests {
     #[test]
     fn defaults_listen_on_localhost_9092_with_data_in_dot_data() {
         let c = Config::from_sources(None, &BTreeMap::new(), &BTreeMap::new()).unwrap();
-        assert_eq!(c.listen, "localhost:9092");
-        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("localhost", 9092));
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].bind, "localhost:9092");
+        assert_eq!(c.advertised(0), ("localhost", 9092));
+        assert!(c.ignored.is_empty());
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert!(c.auto_create_topics);
         assert_eq!(c.num_partitions, 1);
@@ -411,14 +550,119 @@ mod tests {
     fn wildcard_listener_advertises_localhost_unless_told_otherwise() {
         let env = map(&[("STROM_LISTENERS", "PLAINTEXT://0.0.0.0:19092")]);
         let c = Config::from_sources(None, &env, &BTreeMap::new()).unwrap();
-        assert_eq!(c.listen, "0.0.0.0:19092");
-        assert_eq!(c.advertised_host, "localhost");
+        assert_eq!(c.listeners[0].bind, "0.0.0.0:19092");
+        assert_eq!(c.advertised(0), ("localhost", 19092));
         let env = map(&[
             ("STROM_LISTENERS", "PLAINTEXT://0.0.0.0:19092"),
             ("STROM_ADVERTISED_LISTENERS", "PLAINTEXT://strom:9092"),
         ]);
         let c = Config::from_sources(None, &env, &BTreeMap::new()).unwrap();
-        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("strom", 9092));
+        assert_eq!(c.advertised(0), ("strom", 9092));
+    }
+
+    /// The environment of apache/kafka's single-node compose example
+    /// (docker/examples/docker-compose-files/single-node/plaintext).
+    fn apache_kafka_compose_env() -> BTreeMap<String, String> {
+        map(&[
+            ("KAFKA_NODE_ID", "1"),
+            (
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+            ),
+            ("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT_HOST://localhost:9092,PLAINTEXT://broker:19092"),
+            ("KAFKA_PROCESS_ROLES", "broker,controller"),
+            ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@broker:29093"),
+            ("KAFKA_LISTENERS", "CONTROLLER://:29093,PLAINTEXT_HOST://:9092,PLAINTEXT://:19092"),
+            ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT"),
+            ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
+            ("CLUSTER_ID", "4L6g3nShT-eMCtK--X86sw"),
+            ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1"),
+            ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0"),
+            ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1"),
+            ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1"),
+            ("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "1"),
+            ("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR", "1"),
+            ("KAFKA_LOG_DIRS", "/tmp/kraft-combined-logs"),
+            // Noise every container has.
+            ("PATH", "/usr/local/bin:/usr/bin"),
+            ("HOSTNAME", "broker"),
+        ])
+    }
+
+    #[test]
+    fn the_apache_kafka_single_node_compose_environment_configures_strom() {
+        let c = Config::from_sources(None, &apache_kafka_compose_env(), &BTreeMap::new()).unwrap();
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.cluster_id.as_deref(), Some("4L6g3nShT-eMCtK--X86sw"));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/kraft-combined-logs"));
+        assert_eq!(c.group.limits.initial_rebalance_delay_ms, 0);
+        let binds: Vec<(&str, &str)> = c.listeners.iter().map(|l| (l.name.as_str(), l.bind.as_str())).collect();
+        assert_eq!(binds, [("PLAINTEXT_HOST", "0.0.0.0:9092"), ("PLAINTEXT", "0.0.0.0:19092")]);
+        assert_eq!(c.advertised(0), ("localhost", 9092));
+        assert_eq!(c.advertised(1), ("broker", 19092));
+        // Everything not acted on is reported, none of it as a warning.
+        let mut said: Vec<&str> = c.ignored.iter().map(|i| i.setting.split([' ', '=']).next().unwrap()).collect();
+        said.sort();
+        assert_eq!(
+            said,
+            [
+                "controller.quorum.voters",
+                "inter.broker.listener.name",
+                "listener",
+                "offsets.topic.replication.factor",
+                "share.coordinator.state.topic.min.isr",
+                "share.coordinator.state.topic.replication.factor",
+                "transaction.state.log.min.isr",
+                "transaction.state.log.replication.factor",
+            ]
+        );
+        assert!(c.ignored.iter().all(|i| !i.warn), "{:?}", c.ignored);
+        let voters = c.ignored.iter().find(|i| i.setting.starts_with("offsets.")).unwrap();
+        assert_eq!(voters.setting, "offsets.topic.replication.factor=1 (from KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR)");
+    }
+
+    #[test]
+    fn strom_variables_beat_kafka_variables_which_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.properties");
+        std::fs::write(&file, "num.partitions=3\nlog.dirs=/from/file\nnode.id=4\n").unwrap();
+        let env = map(&[("KAFKA_NUM_PARTITIONS", "5"), ("STROM_NUM_PARTITIONS", "6"), ("KAFKA_LOG_DIRS", "/k")]);
+        let c = Config::from_sources(Some(&file), &env, &BTreeMap::new()).unwrap();
+        assert_eq!((c.num_partitions, c.node_id), (6, 4));
+        assert_eq!(c.data_dir, PathBuf::from("/k"));
+        // KAFKA_BROKER_ID is Kafka's older node.id.
+        let c = Config::from_sources(None, &map(&[("KAFKA_BROKER_ID", "9")]), &BTreeMap::new()).unwrap();
+        assert_eq!(c.node_id, 9);
+    }
+
+    #[test]
+    fn unknown_and_jvm_settings_are_reported_and_semantic_ones_stop_startup() {
+        let env = map(&[
+            ("KAFKA_HEAP_OPTS", "-Xmx1G"),
+            ("KAFKA_NO_SUCH_SETTING", "1"),
+            ("KAFKA_ZOOKEEPER_CONNECT", "zk:2181"),
+            ("STROM_NOT_A_KEY", "x"),
+        ]);
+        let c = Config::from_sources(None, &env, &BTreeMap::new()).unwrap();
+        let got: Vec<(&str, bool)> = c.ignored.iter().map(|i| (i.setting.as_str(), i.warn)).collect();
+        assert_eq!(
+            got,
+            [
+                ("KAFKA_HEAP_OPTS", false),
+                ("STROM_NOT_A_KEY", true),
+                ("no.such.setting (from KAFKA_NO_SUCH_SETTING)", true),
+                ("zookeeper.connect=zk:2181 (from KAFKA_ZOOKEEPER_CONNECT)", true),
+            ]
+        );
+        for (k, v, why) in [
+            ("KAFKA_AUTHORIZER_CLASS_NAME", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "no authorizer"),
+            ("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9092", "SASL_PLAINTEXT"),
+            ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@a:9093,2@b:9093,3@c:9093", "multi-node"),
+            ("KAFKA_PROCESS_ROLES", "controller", "controller-only"),
+        ] {
+            let err = Config::from_sources(None, &map(&[(k, v)]), &BTreeMap::new()).unwrap_err();
+            assert!(err.to_string().contains(why), "{k}={v}: {err}");
+        }
     }
 
     #[test]

@@ -23,22 +23,28 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-/// A broker bound to its listener, ready to serve.
+/// A broker bound to its listeners, ready to serve.
 pub struct Broker {
     /// The broker's state (metadata, coordinator, metrics).
     pub node: Arc<node::Node>,
-    listener: TcpListener,
+    /// One per client listener, in `config.listeners` order.
+    listeners: Vec<TcpListener>,
     http: Option<TcpListener>,
 }
 
 impl Broker {
-    /// Opens the data directory and binds the listener.
+    /// Opens the data directory and binds the listeners.
     pub async fn bind(mut config: config::Config) -> anyhow::Result<Broker> {
-        let listener =
-            TcpListener::bind(&config.listen).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
-        if config.advertised_port == 0 {
-            // Listening on port 0: advertise the port the OS picked.
-            config.advertised_port = listener.local_addr()?.port();
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for l in &mut config.listeners {
+            let bound = TcpListener::bind(&l.bind)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding listener {} on {}: {e}", l.name, l.bind))?;
+            if l.advertised_port == 0 {
+                // Listening on port 0: advertise the port the OS picked.
+                l.advertised_port = bound.local_addr()?.port();
+            }
+            listeners.push(bound);
         }
         let http =
             match &config.http_listen {
@@ -49,12 +55,20 @@ impl Broker {
             };
         let node = Arc::new(node::Node::open(config)?);
         node.start();
-        Ok(Broker { node, listener, http })
+        Ok(Broker { node, listeners, http })
     }
 
-    /// The address actually bound (useful with port 0).
+    /// The address the first listener actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
+        match self.listeners.first() {
+            Some(l) => l.local_addr(),
+            None => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no listener")),
+        }
+    }
+
+    /// Every listener's bound address, in `config.listeners` order.
+    pub fn local_addrs(&self) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        self.listeners.iter().map(TcpListener::local_addr).collect()
     }
 
     /// The HTTP admin endpoint's address, when enabled.
@@ -65,7 +79,7 @@ impl Broker {
     /// Serves until `shutdown` completes, then closes every log cleanly.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
         let http = self.http.map(|l| tokio::spawn(http::serve_http(l, self.node.clone())));
-        let result = net::run(self.listener, self.node, shutdown).await;
+        let result = net::run(self.listeners, self.node, shutdown).await;
         if let Some(h) = http {
             h.abort();
         }

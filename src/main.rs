@@ -92,7 +92,7 @@ struct ServeArgs {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -108,6 +108,24 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench(args),
         Command::RawSink(args) => strom::bench::raw_sink(args),
     }
+}
+
+/// The log filter: `STROM_LOG` (EnvFilter directives), else the apache/kafka image's
+/// `KAFKA_LOG4J_ROOT_LOGLEVEL` (a log4j level), else `info`. Timestamps are RFC 3339 UTC.
+fn log_filter() -> EnvFilter {
+    if let Ok(f) = EnvFilter::try_from_env("STROM_LOG") {
+        return f;
+    }
+    let log4j = std::env::var("KAFKA_LOG4J_ROOT_LOGLEVEL").unwrap_or_default();
+    let level = match log4j.trim().to_ascii_uppercase().as_str() {
+        "ALL" | "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        "OFF" => "off",
+        _ => "info",
+    };
+    EnvFilter::new(level)
 }
 
 /// Runs a client command on a small single-threaded runtime; a failure prints one
@@ -176,34 +194,36 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        // Handlers first: a signal that arrives while the logs are being opened is kept
+        // and stops the broker as soon as it serves. This matters most as a container's
+        // PID 1, for which the kernel drops signals that have no handler.
+        let shutdown = shutdown_signal()?;
         let broker = strom::Broker::bind(config).await?;
-        let data_dir = broker.node.meta.config.data_dir.clone();
+        let c = &broker.node.meta.config;
         let http = broker.http_addr().map_or_else(|| "disabled".to_string(), |a| a.to_string());
-        tracing::info!(addr = %broker.local_addr()?, http = %http, data_dir = %data_dir.display(), cluster_id = %broker.node.meta.cluster_id, "strom is serving");
-        broker.run(shutdown_signal()).await?;
+        let listeners = c
+            .listeners
+            .iter()
+            .zip(broker.local_addrs()?)
+            .map(|(l, bound)| format!("{}={bound} (advertised {}:{})", l.name, l.advertised_host, l.advertised_port))
+            .collect::<Vec<_>>()
+            .join(", ");
+        tracing::info!(addr = %broker.local_addr()?, http = %http, data_dir = %c.data_dir.display(), cluster_id = %broker.node.meta.cluster_id, listeners = %listeners, "strom is serving");
+        broker.run(shutdown).await?;
         Ok(())
     })
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                return;
-            }
+/// Registers SIGINT and SIGTERM handlers now; the future completes on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
         };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received");
+        tracing::info!(signal = name, "shutdown signal received");
+    })
 }

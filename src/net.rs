@@ -204,7 +204,12 @@ async fn write_chunks<W: AsyncWrite + Unpin>(wr: &mut W, chunks: &[Bytes]) -> st
 
 /// Handles one frame; returns the response chunks (size prefix included), or `None` when
 /// the request gets no response (Produce with acks=0).
-async fn handle_frame(node: &Node, peer: SocketAddr, frame: Bytes) -> Result<Option<Vec<Bytes>>, ConnError> {
+async fn handle_frame(
+    node: &Node,
+    peer: SocketAddr,
+    listener: usize,
+    frame: Bytes,
+) -> Result<Option<Vec<Bytes>>, ConnError> {
     let mut r = Reader::new(frame);
     let header = RequestHeader::decode(&mut r)?;
     let span = tracing::debug_span!(
@@ -214,7 +219,7 @@ async fn handle_frame(node: &Node, peer: SocketAddr, frame: Bytes) -> Result<Opt
         correlation_id = header.correlation_id,
         client_id = header.client_id.as_deref().unwrap_or(""),
     );
-    let ctx = api::RequestContext { peer, client_id: header.client_id.clone().unwrap_or_default() };
+    let ctx = api::RequestContext { peer, listener, client_id: header.client_id.clone().unwrap_or_default() };
     let started = std::time::Instant::now();
     let outcome = api::dispatch(node, &ctx, &header, &mut r).instrument(span).await;
     node.metrics.request(header.api_key, started.elapsed());
@@ -237,6 +242,7 @@ async fn handle_frame(node: &Node, peer: SocketAddr, frame: Bytes) -> Result<Opt
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    listener: usize,
     node: Arc<Node>,
     limits: Arc<FrameLimits>,
     mut stop: watch::Receiver<bool>,
@@ -255,7 +261,7 @@ async fn serve_connection(
             // The frame (and its in-flight budget) is released once handled, before the
             // response is written: a client that does not read its responses holds no
             // request bytes.
-            Ok(Some(frame)) => handle_frame(&node, peer, frame.bytes).await,
+            Ok(Some(frame)) => handle_frame(&node, peer, listener, frame.bytes).await,
             Err(e) => Err(e),
         };
         let outcome = match result {
@@ -332,19 +338,44 @@ impl Drop for ConnSlot {
 /// minutes (`max.poll.interval.ms`, 300 s by default, is a JoinGroup's rebalance timeout).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// Serves Kafka clients on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish (within [`SHUTDOWN_GRACE`]) and closes every log cleanly.
-pub async fn run(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+/// Waits for a connection on any of `listeners`, starting the scan at a rotating
+/// index so a busy listener cannot starve the others: (listener index, accept result).
+async fn accept_any(listeners: &[TcpListener], next: &mut usize) -> (usize, std::io::Result<(TcpStream, SocketAddr)>) {
+    let n = listeners.len();
+    let start = *next;
+    let got = std::future::poll_fn(|cx| {
+        for k in 0..n {
+            let i = (start + k) % n;
+            if let std::task::Poll::Ready(r) = listeners[i].poll_accept(cx) {
+                return std::task::Poll::Ready((i, r));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+    *next = (got.0 + 1) % n.max(1);
+    got
+}
+
+/// Serves Kafka clients on `listeners` (`config.listeners` order, so a connection's
+/// listener index names its advertised endpoint) until `shutdown` completes, then lets
+/// in-flight requests finish (within [`SHUTDOWN_GRACE`]) and closes every log cleanly.
+pub async fn run(
+    listeners: Vec<TcpListener>,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let limits = Arc::new(FrameLimits::from_config(&node.meta.config));
     let counts = Arc::new(Mutex::new(ConnCounts::default()));
     let (max_conns, max_per_ip) = (node.meta.config.max_connections, node.meta.config.max_connections_per_ip);
+    let mut next = 0;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            (listener, accepted) = accept_any(&listeners, &mut next), if !listeners.is_empty() => match accepted {
                 Ok((stream, peer)) => {
                     // Over max.connections or max.connections.per.ip: closed at once
                     // (dropping the stream), so a flood costs no task and no buffer.
@@ -353,7 +384,7 @@ pub async fn run(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<O
                         continue;
                     };
                     tracing::debug!(%peer, "accepted connection");
-                    let conn = serve_connection(stream, peer, node.clone(), limits.clone(), stop_rx.clone());
+                    let conn = serve_connection(stream, peer, listener, node.clone(), limits.clone(), stop_rx.clone());
                     conns.spawn(async move {
                         conn.await;
                         drop(slot);

@@ -3,7 +3,7 @@
 use strom_protocol::describe_cluster_response::DescribeClusterBroker;
 use strom_protocol::{DescribeClusterRequest, DescribeClusterResponse};
 
-use super::ApiRange;
+use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::node::Node;
 
@@ -11,7 +11,12 @@ use crate::node::Node;
 pub const API: ApiRange = ApiRange { key: 60, min: 0, max: 2, advertised_min: 0 };
 
 /// Endpoint type 1 = brokers; 2 = controllers (KIP-919). Strom is both.
-pub fn handle(node: &Node, _version: i16, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(
+    node: &Node,
+    ctx: &RequestContext,
+    _version: i16,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let c = &node.meta.config;
     if req.endpoint_type != 1 && req.endpoint_type != 2 {
         return DescribeClusterResponse {
@@ -27,8 +32,8 @@ pub fn handle(node: &Node, _version: i16, req: DescribeClusterRequest) -> Descri
         controller_id: c.node_id,
         brokers: vec![DescribeClusterBroker {
             broker_id: c.node_id,
-            host: c.advertised_host.clone(),
-            port: i32::from(c.advertised_port),
+            host: c.advertised(ctx.listener).0.to_string(),
+            port: i32::from(c.advertised(ctx.listener).1),
             ..Default::default()
         }],
         ..Default::default()

@@ -16,13 +16,14 @@
 //! - The voter is a static one (`controller.quorum.voters`, kraft.version 0): its
 //!   directory id is the zero UUID, Kafka's "no directory id".
 //! - v2 lists the voter's endpoint under Kafka's conventional controller listener name
-//!   `CONTROLLER`, at the advertised address: Strom answers controller requests on its
-//!   one listener, as DescribeCluster's controller endpoints already say.
+//!   `CONTROLLER`, at the address advertised for the listener the request came on: Strom
+//!   answers controller requests on its client listeners (controller listeners are not
+//!   bound), as DescribeCluster's controller endpoints already say.
 
 use strom_protocol::describe_quorum_response::{Listener, Node as QuorumNode, PartitionData, ReplicaState, TopicData};
 use strom_protocol::{DescribeQuorumRequest, DescribeQuorumResponse, Uuid};
 
-use super::ApiRange;
+use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::node::Node;
 
@@ -46,7 +47,7 @@ fn now_ms() -> i64 {
 }
 
 /// Describes the quorum, or refuses anything but `__cluster_metadata`-0.
-pub fn handle(node: &Node, version: i16, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
     let names_the_metadata_partition = match req.topics.as_slice() {
         [t] => t.topic_name == METADATA_TOPIC && matches!(t.partitions.as_slice(), [p] if p.partition_index == 0),
         _ => false,
@@ -98,8 +99,8 @@ pub fn handle(node: &Node, version: i16, req: DescribeQuorumRequest) -> Describe
             node_id: c.node_id,
             listeners: vec![Listener {
                 name: CONTROLLER_LISTENER.to_string(),
-                host: c.advertised_host.clone(),
-                port: c.advertised_port,
+                host: c.advertised(ctx.listener).0.to_string(),
+                port: c.advertised(ctx.listener).1,
                 ..Default::default()
             }],
             ..Default::default()

@@ -4,7 +4,7 @@
 use strom_protocol::find_coordinator_response::Coordinator;
 use strom_protocol::{FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::ApiRange;
+use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::node::Node;
 
@@ -14,7 +14,7 @@ pub const API: ApiRange = ApiRange { key: 10, min: 0, max: 6, advertised_min: 0 
 const KEY_TYPE_GROUP: i8 = 0;
 
 /// Answers single (v0–3) and batched (v4+) lookups.
-pub fn handle(node: &Node, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let c = &node.meta.config;
     let lookup = |key: &str| -> Coordinator {
         // While groups load, the coordinator is still this broker: the group APIs
@@ -24,8 +24,8 @@ pub fn handle(node: &Node, version: i16, req: FindCoordinatorRequest) -> FindCoo
         Coordinator {
             key: key.to_string(),
             node_id: if ok { c.node_id } else { -1 },
-            host: if ok { c.advertised_host.clone() } else { String::new() },
-            port: if ok { i32::from(c.advertised_port) } else { -1 },
+            host: if ok { c.advertised(ctx.listener).0.to_string() } else { String::new() },
+            port: if ok { i32::from(c.advertised(ctx.listener).1) } else { -1 },
             error_code: error.code(),
             error_message: if ok { None } else { Some("transactions are not supported yet".into()) },
             ..Default::default()

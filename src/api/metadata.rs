@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use strom_protocol::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
 use strom_protocol::{MetadataRequest, MetadataResponse, Uuid};
 
-use super::ApiRange;
+use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::metadata::{valid_topic_name, Metadata, Topic};
 use crate::node::Node;
@@ -41,7 +41,7 @@ fn error_topic(name: Option<String>, id: Uuid, code: ErrorCode) -> MetadataRespo
 }
 
 /// Answers a metadata request.
-pub fn handle(node: &Node, version: i16, req: MetadataRequest) -> MetadataResponse {
+pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: MetadataRequest) -> MetadataResponse {
     let c = &node.meta.config;
     // v0: an empty list means every topic; v1+: null means every topic.
     let wanted = match req.topics {
@@ -87,8 +87,8 @@ pub fn handle(node: &Node, version: i16, req: MetadataRequest) -> MetadataRespon
     MetadataResponse {
         brokers: vec![MetadataResponseBroker {
             node_id: c.node_id,
-            host: c.advertised_host.clone(),
-            port: i32::from(c.advertised_port),
+            host: c.advertised(ctx.listener).0.to_string(),
+            port: i32::from(c.advertised(ctx.listener).1),
             rack: None,
             ..Default::default()
         }],

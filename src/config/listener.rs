@@ -1,0 +1,339 @@
+//! Listeners, resolved from Kafka's settings: `listeners`, `advertised.listeners`,
+//! `listener.security.protocol.map` and `controller.listener.names`, checked against
+//! `process.roles`, `controller.quorum.voters` and `controller.quorum.bootstrap.servers`.
+//!
+//! Strom binds every client listener and answers each connection with the endpoint
+//! advertised for the listener it arrived on, as Kafka does: a compose file's
+//! `PLAINTEXT_HOST://localhost:9092` for clients on the host and `PLAINTEXT://broker:19092`
+//! for clients in the compose network both work. Controller listeners are not bound: a
+//! single-node Strom is its own controller and runs no KRaft quorum yet. Settings that
+//! would need one (other voters, controller-only or broker-only roles) or a security
+//! protocol Strom does not have (SSL, SASL_*) stop startup with an explanation instead of
+//! starting something other than what the operator asked for.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{bail, Context};
+
+use super::Ignored;
+
+/// A client listener: where it binds and the endpoint it advertises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The listener name, upper case (`PLAINTEXT`, `PLAINTEXT_HOST`, ...).
+    pub name: String,
+    /// The socket address to bind (`host:port`, `[v6]:port`); an empty host binds all
+    /// IPv4 interfaces, as `PLAINTEXT://:9092` does in Kafka.
+    pub bind: String,
+    /// Host told to clients that connect through this listener.
+    pub advertised_host: String,
+    /// Port told to clients (0 until bound when listening on port 0).
+    pub advertised_port: u16,
+}
+
+/// Kafka's default `listener.security.protocol.map`.
+pub const DEFAULT_PROTOCOL_MAP: &str = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+
+/// One `NAME://host:port` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoint {
+    name: String,
+    host: String,
+    port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.name, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.name, self.host, self.port)
+        }
+    }
+}
+
+fn host_port(key: &str, entry: &str, addr: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':').with_context(|| format!("{key}: {entry:?} has no port"))?;
+    let port: u16 = port.trim().parse().with_context(|| format!("{key}: {entry:?}: bad port"))?;
+    let host = host.trim();
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    Ok((host.to_string(), port))
+}
+
+/// Parses a comma-separated list of `NAME://host:port` (an entry without `NAME://` is
+/// `PLAINTEXT`). Names are upper-cased, as Kafka normalises them, and must be unique.
+fn parse_endpoints(key: &str, s: &str) -> anyhow::Result<Vec<Endpoint>> {
+    let mut out: Vec<Endpoint> = Vec::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, addr) = match entry.split_once("://") {
+            Some((name, addr)) => (name.trim().to_ascii_uppercase(), addr),
+            None => ("PLAINTEXT".to_string(), entry),
+        };
+        if name.is_empty() {
+            bail!("{key}: {entry:?} has no listener name");
+        }
+        let (host, port) = host_port(key, entry, addr)?;
+        if out.iter().any(|e| e.name == name) {
+            bail!("{key}: listener name {name} appears more than once");
+        }
+        out.push(Endpoint { name, host, port });
+    }
+    Ok(out)
+}
+
+/// Parses `listener.security.protocol.map` (`NAME:PROTOCOL,...`).
+fn parse_protocol_map(s: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, proto) = entry
+            .split_once(':')
+            .with_context(|| format!("listener.security.protocol.map: {entry:?} is not NAME:PROTOCOL"))?;
+        out.insert(name.trim().to_ascii_uppercase(), proto.trim().to_ascii_uppercase());
+    }
+    Ok(out)
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_string).collect()
+}
+
+fn is_wildcard(host: &str) -> bool {
+    host.is_empty() || host == "0.0.0.0" || host == "::"
+}
+
+/// Checks the KRaft settings against what a single node can honestly be.
+fn check_roles(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignored>) -> anyhow::Result<()> {
+    let roles: BTreeSet<String> = list(&get("process.roles")).iter().map(|r| r.to_ascii_lowercase()).collect();
+    for r in &roles {
+        if r != "broker" && r != "controller" {
+            bail!("process.roles: unknown role {r:?} (Kafka's roles are broker and controller)");
+        }
+    }
+    match (roles.contains("broker"), roles.contains("controller")) {
+        (true, true) | (false, false) => {}
+        (false, true) => bail!(
+            "process.roles=controller: a controller-only node serves no clients, and Strom has no separate \
+             controllers yet; use process.roles=broker,controller (one node that is broker and controller)"
+        ),
+        (true, false) => bail!(
+            "process.roles=broker: a broker-only node needs separate KRaft controllers, which Strom does not \
+             have yet; use process.roles=broker,controller (one node that is broker and controller)"
+        ),
+    }
+    let voters = get("controller.quorum.voters");
+    let parsed: Vec<(i32, &str)> = list_str(&voters)
+        .map(|v| {
+            let (id, addr) = v.split_once('@').with_context(|| {
+                format!("controller.quorum.voters: {v:?} is not id@host:port (e.g. 1@localhost:9093)")
+            })?;
+            let id: i32 = id.trim().parse().with_context(|| format!("controller.quorum.voters: {v:?}: bad node id"))?;
+            host_port("controller.quorum.voters", v, addr)?;
+            Ok((id, v))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    match parsed.as_slice() {
+        [] => {}
+        [(id, v)] if *id == node_id => notes.push(Ignored::info(
+            format!("controller.quorum.voters={v}"),
+            "the single voter is this node, which is its own controller (Strom's metadata is local; no Raft quorum yet)",
+        )),
+        _ => bail!(
+            "controller.quorum.voters={voters}: a quorum other than this node (node.id {node_id}) alone means a \
+             multi-node cluster, which Strom does not support yet; leave it unset or name only this node"
+        ),
+    }
+    let bootstrap = get("controller.quorum.bootstrap.servers");
+    match list(&bootstrap).len() {
+        0 => {}
+        1 => notes.push(Ignored::info(
+            format!("controller.quorum.bootstrap.servers={bootstrap}"),
+            "single node: this node is its own controller",
+        )),
+        n => bail!(
+            "controller.quorum.bootstrap.servers={bootstrap}: {n} controllers mean a multi-node cluster, which \
+             Strom does not support yet"
+        ),
+    }
+    Ok(())
+}
+
+fn list_str(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|e| !e.is_empty())
+}
+
+/// The client listeners from the effective settings (`get` returns "" for unset keys).
+/// Controller listeners and other accepted-but-unused settings are added to `notes`.
+pub fn resolve(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignored>) -> anyhow::Result<Vec<Listener>> {
+    check_roles(get, node_id, notes)?;
+    let map_text = get("listener.security.protocol.map");
+    let map_text = if map_text.trim().is_empty() { DEFAULT_PROTOCOL_MAP.to_string() } else { map_text };
+    let protocols = parse_protocol_map(&map_text)?;
+    let controller_names: BTreeSet<String> =
+        list(&get("controller.listener.names")).iter().map(|n| n.to_ascii_uppercase()).collect();
+
+    let mut clients = Vec::new();
+    for ep in parse_endpoints("listeners", &get("listeners"))? {
+        if controller_names.contains(&ep.name) {
+            notes.push(Ignored::info(
+                format!("listener {ep}"),
+                "a controller listener (controller.listener.names) is not bound: this single node is its own \
+                 controller and runs no KRaft quorum yet",
+            ));
+            continue;
+        }
+        let Some(proto) = protocols.get(&ep.name) else {
+            bail!("listeners: {ep} has no security protocol in listener.security.protocol.map ({map_text})");
+        };
+        if proto != "PLAINTEXT" {
+            bail!(
+                "listeners: {ep} uses security protocol {proto}, which Strom does not support yet (PLAINTEXT \
+                 only); refusing to serve plaintext where clients expect {proto}"
+            );
+        }
+        clients.push(ep);
+    }
+    if clients.is_empty() {
+        bail!("listeners: no client listener (every listener is a controller listener, or none is given)");
+    }
+
+    let mut advertised = BTreeMap::new();
+    for ep in parse_endpoints("advertised.listeners", &get("advertised.listeners"))? {
+        if controller_names.contains(&ep.name) {
+            notes.push(Ignored::info(format!("advertised listener {ep}"), "a controller listener (not bound)"));
+            continue;
+        }
+        if !clients.iter().any(|c| c.name == ep.name) {
+            let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
+            bail!("advertised.listeners: {ep} names no listener (client listeners: {})", names.join(", "));
+        }
+        if ep.host == "0.0.0.0" || ep.host == "::" {
+            bail!("advertised.listeners: {ep} advertises a wildcard address, which clients cannot connect to");
+        }
+        advertised.insert(ep.name.clone(), ep);
+    }
+
+    Ok(clients
+        .into_iter()
+        .map(|ep| {
+            let bind_host = if ep.host.is_empty() { "0.0.0.0" } else { ep.host.as_str() };
+            let bind = if bind_host.contains(':') {
+                format!("[{bind_host}]:{}", ep.port)
+            } else {
+                format!("{bind_host}:{}", ep.port)
+            };
+            let (advertised_host, advertised_port) = match advertised.get(&ep.name) {
+                // An empty advertised host, like a wildcard listener, is advertised as
+                // localhost (Kafka would use the machine's canonical host name).
+                Some(a) if a.host.is_empty() => ("localhost".to_string(), a.port),
+                Some(a) => (a.host.clone(), a.port),
+                // A wildcard address cannot be dialled; advertise the loopback name.
+                None if is_wildcard(&ep.host) => ("localhost".to_string(), ep.port),
+                None => (ep.host.clone(), ep.port),
+            };
+            Listener { name: ep.name, bind, advertised_host, advertised_port }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve_with(pairs: &[(&str, &str)]) -> anyhow::Result<(Vec<Listener>, Vec<Ignored>)> {
+        let m: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+        let mut notes = Vec::new();
+        let l = resolve(&get, 1, &mut notes)?;
+        Ok((l, notes))
+    }
+
+    fn l(name: &str, bind: &str, host: &str, port: u16) -> Listener {
+        Listener { name: name.into(), bind: bind.into(), advertised_host: host.into(), advertised_port: port }
+    }
+
+    #[test]
+    fn a_bare_address_is_a_plaintext_listener() {
+        let (ls, notes) = resolve_with(&[("listeners", "localhost:9092")]).unwrap();
+        assert_eq!(ls, vec![l("PLAINTEXT", "localhost:9092", "localhost", 9092)]);
+        assert!(notes.is_empty());
+        let (ls, _) = resolve_with(&[("listeners", "PLAINTEXT://[::1]:9092")]).unwrap();
+        assert_eq!(ls, vec![l("PLAINTEXT", "[::1]:9092", "::1", 9092)]);
+    }
+
+    #[test]
+    fn the_apache_kafka_single_node_compose_listeners_serve_both_client_listeners() {
+        let (ls, notes) = resolve_with(&[
+            ("listeners", "CONTROLLER://:29093,PLAINTEXT_HOST://:9092,PLAINTEXT://:19092"),
+            ("advertised.listeners", "PLAINTEXT_HOST://localhost:9092,PLAINTEXT://broker:19092"),
+            ("listener.security.protocol.map", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("process.roles", "broker,controller"),
+            ("controller.quorum.voters", "1@broker:29093"),
+        ])
+        .unwrap();
+        assert_eq!(
+            ls,
+            vec![
+                l("PLAINTEXT_HOST", "0.0.0.0:9092", "localhost", 9092),
+                l("PLAINTEXT", "0.0.0.0:19092", "broker", 19092)
+            ]
+        );
+        let said: Vec<&str> = notes.iter().map(|n| n.setting.as_str()).collect();
+        assert_eq!(said, ["controller.quorum.voters=1@broker:29093", "listener CONTROLLER://:29093"]);
+        assert!(notes.iter().all(|n| !n.warn));
+    }
+
+    #[test]
+    fn listener_names_need_a_security_protocol_and_only_plaintext_is_served() {
+        let err = resolve_with(&[("listeners", "PLAINTEXT_HOST://:9092")]).unwrap_err();
+        assert!(err.to_string().contains("no security protocol"), "{err}");
+        let err = resolve_with(&[("listeners", "SSL://:9093")]).unwrap_err();
+        assert!(err.to_string().contains("SSL, which Strom does not support"), "{err}");
+        let err = resolve_with(&[
+            ("listeners", "EXTERNAL://:9093"),
+            ("listener.security.protocol.map", "EXTERNAL:SASL_PLAINTEXT"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("SASL_PLAINTEXT"), "{err}");
+        // A controller listener with TLS is not bound, so it stops nothing.
+        let (ls, _) = resolve_with(&[
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"),
+            ("controller.listener.names", "CONTROLLER"),
+        ])
+        .unwrap();
+        assert_eq!(ls.len(), 1);
+    }
+
+    #[test]
+    fn advertised_listeners_must_name_a_listener_and_be_dialable() {
+        let err =
+            resolve_with(&[("listeners", "PLAINTEXT://:9092"), ("advertised.listeners", "OTHER://h:1")]).unwrap_err();
+        assert!(err.to_string().contains("names no listener"), "{err}");
+        let err =
+            resolve_with(&[("listeners", "PLAINTEXT://:9092"), ("advertised.listeners", "PLAINTEXT://0.0.0.0:1")])
+                .unwrap_err();
+        assert!(err.to_string().contains("wildcard"), "{err}");
+        let err = resolve_with(&[("listeners", "PLAINTEXT://:9092,plaintext://:9093")]).unwrap_err();
+        assert!(err.to_string().contains("more than once"), "{err}");
+    }
+
+    #[test]
+    fn roles_and_voters_that_need_a_cluster_stop_startup() {
+        let base = [("listeners", "PLAINTEXT://:9092")];
+        for (k, v, why) in [
+            ("process.roles", "controller", "controller-only"),
+            ("process.roles", "broker", "broker-only"),
+            ("process.roles", "broker,zookeeper", "unknown role"),
+            ("controller.quorum.voters", "1@a:9093,2@b:9093,3@c:9093", "multi-node"),
+            ("controller.quorum.voters", "2@a:9093", "multi-node"),
+            ("controller.quorum.voters", "a:9093", "id@host:port"),
+            ("controller.quorum.bootstrap.servers", "a:9093,b:9093", "multi-node"),
+        ] {
+            let err = resolve_with(&[base[0], (k, v)]).unwrap_err();
+            assert!(err.to_string().contains(why), "{k}={v}: {err}");
+        }
+        let (_, notes) = resolve_with(&[base[0], ("controller.quorum.bootstrap.servers", "localhost:9093")]).unwrap();
+        assert_eq!(notes.len(), 1);
+    }
+}
