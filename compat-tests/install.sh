@@ -19,6 +19,8 @@
 #     rebuilt when their sources, the shared compat-tests/lib/gocompat, the Go
 #     version or a package version changed
 #
+# `install.sh --python-only` stops after kcat and the venv (what the container test uses).
+#
 # Safe to run repeatedly: every step is skipped when already satisfied.
 # Works on a fresh Debian machine with only python3; installs python3-venv
 # through apt when `python3 -m venv` cannot work.
@@ -102,6 +104,10 @@ if [ "$want" != "$have" ] || ! "$VENV/bin/python" -c 'import confluent_kafka, ka
     rm -f "$log"
     "$VENV/bin/python" -c 'import confluent_kafka, kafka, aiokafka' || die "clients not importable after pip install"
     echo "$want" >"$STAMP"
+fi
+
+if [ "${1:-}" = "--python-only" ]; then
+    exit 0
 fi
 
 # ---- 4. kafkajs (npm) ---------------------------------------------------------

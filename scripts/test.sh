@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Strom test command.
 #
-#   ./scripts/test.sh [all|lint|unit|compat|load|fuzz]     (default: all)
+#   ./scripts/test.sh [all|lint|unit|compat|load|fuzz|container]     (default: all)
 #
 #   lint    cargo fmt --check; cargo clippy (all targets, -D warnings)
 #   unit    cargo test --workspace (unit + integration tests)
@@ -11,12 +11,17 @@
 #           10,000 oversized/negative frames, a client that stops reading (~30 s)
 #   fuzz    every cargo-fuzz target for STROM_FUZZ_SECONDS (default 60) each
 #           (./scripts/fuzz.sh; installs cargo-fuzz from crates.io if missing)
-#   all     lint, unit, load, fuzz, compat
+#   container  the Docker image: podman builds the Dockerfile (local base images,
+#           cached under /var/tmp/strom-container-test), runs it and drives it
+#           with kcat and confluent-kafka (scripts/container_test.py; installs podman
+#           and debootstrap with apt if missing)
+#   all     lint, unit, load, fuzz, compat, container
 #
 # STROM_SKIP_COMPAT=1 skips the compat suite (e.g. on a machine without
-# apt/PyPI access). Works on a fresh Debian machine with only the Rust
-# toolchain and python3: compat-tests/install.sh installs kcat, python3-venv
-# (if needed) and the pinned Python clients.
+# apt/PyPI access), STROM_SKIP_CONTAINER=1 the container test. Works on a
+# fresh Debian machine with only the Rust toolchain and python3:
+# compat-tests/install.sh installs kcat, python3-venv (if needed) and the
+# pinned Python clients.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,13 +29,13 @@ ROOT="$(pwd)"
 
 SUITE="${1:-all}"
 case "$SUITE" in
-    all | lint | unit | compat | load | fuzz) ;;
+    all | lint | unit | compat | load | fuzz | container) ;;
     -h | --help)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "usage: $0 [all|lint|unit|compat|load|fuzz]" >&2
+        echo "usage: $0 [all|lint|unit|compat|load|fuzz|container]" >&2
         exit 2
         ;;
 esac
@@ -87,18 +92,31 @@ run_compat() {
     python3 "$ROOT/compat-tests/run" --strom-bin target/debug/strom
 }
 
+run_container() {
+    if [ "${STROM_SKIP_CONTAINER:-0}" = "1" ]; then
+        step "container test SKIPPED (STROM_SKIP_CONTAINER=1)"
+        return 0
+    fi
+    step "compat-tests/install.sh --python-only (kcat, confluent-kafka)"
+    "$ROOT/compat-tests/install.sh" --python-only
+    step "container test (scripts/container_test.py)"
+    "$ROOT/compat-tests/.venv/bin/python" "$ROOT/scripts/container_test.py"
+}
+
 case "$SUITE" in
     lint) run_lint ;;
     unit) run_unit ;;
     compat) run_compat ;;
     load) run_load ;;
     fuzz) run_fuzz ;;
+    container) run_container ;;
     all)
         run_lint
         run_unit
         run_load
         run_fuzz
         run_compat
+        run_container
         ;;
 esac
 

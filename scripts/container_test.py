@@ -1,0 +1,551 @@
+#!/usr/bin/env python3
+"""The container test (issue 17): builds the image from the Dockerfile with podman, runs
+it, and drives it from the host with kcat and confluent-kafka.
+
+    compat-tests/.venv/bin/python scripts/container_test.py      (./scripts/test.sh container)
+
+What it checks, in order:
+  1. the image builds from the Dockerfile; its size (aim: <= 25 MB), user, volume,
+     ports, healthcheck and stop signal;
+  2. a container with the image's defaults is ready (/readyz) - the time from
+     `podman run` is printed - and serves kcat (produce, consume) and confluent-kafka
+     (produce, a consumer group that commits); `podman healthcheck run` reports healthy;
+  3. `podman stop` exits 0 after a graceful shutdown that left a clean-shutdown marker
+     in every partition directory of the volume;
+  4. a new container on the same volume starts clean (broker log: recovered=0), with
+     the records and the group's committed offsets, and the group resumes;
+  5. the KAFKA_* environment of apache/kafka's single-node compose example starts Strom:
+     both client listeners serve, each advertising its own endpoint, the controller
+     listener is not bound, no setting is reported as unknown, the healthcheck passes;
+  6. so does the environment of compose.yaml (the README's compose file).
+
+The machine needs no Docker engine and no registry access. Base images cannot be
+pulled, so the build stage's base is made here: a Debian bookworm root from debootstrap
+(gcc, libc6-dev, ca-certificates) imported with `podman import`; the Rust toolchain is
+the host's pinned one, mounted read-only into the build (`podman build -v`), and cargo
+downloads crates from crates.io into a cache. The runtime stage is `scratch`.
+
+Everything cached lives under STROM_CONTAINER_CACHE (default /var/tmp/strom-container-test):
+the debootstrap root, podman's image store (--root: base image, layers), the cargo
+registry and the build's target/ directory. Podman's run state goes to
+/run/strom-container-test. Containers are run with runc, cgroupfs and no default
+ulimits (CONTAINERS_CONF written here), as this machine needs. Ports are mapped from
+free host ports (-p 127.0.0.1:PORT:9092), so the image runs with its own defaults.
+Podman schedules HEALTHCHECKs with systemd timers, which this machine lacks (podman
+logs an error about it); `podman healthcheck run` runs the image's check once.
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("STROM_CONTAINER_CACHE", "/var/tmp/strom-container-test"))
+RUN = Path("/run/strom-container-test")
+IMAGE = "localhost/strom:test"
+BASE = "localhost/strom-build-base:bookworm"
+PREFIX = "strom-ctest"
+VOLUME = f"{PREFIX}-data"
+MIRROR = os.environ.get("STROM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+T0 = time.monotonic()
+FIGURES = []
+
+
+def say(msg):
+    print(f"[container-test {time.monotonic() - T0:6.1f}s] {msg}", flush=True)
+
+
+def figure(name, value):
+    FIGURES.append((name, value))
+    say(f"FIGURE {name}: {value}")
+
+
+class Failed(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failed(what)
+
+
+def run(*cmd, input=None, stdin=None, check_rc=True, capture=True, env=None, timeout=None, cwd=None):
+    r = subprocess.run(
+        [str(c) for c in cmd],
+        input=input,
+        stdin=stdin,
+        cwd=cwd,
+        capture_output=capture,
+        env=env,
+        timeout=timeout,
+        text=True,
+    )
+    if check_rc and r.returncode != 0:
+        out = (r.stdout or "")[-3000:] + (r.stderr or "")[-3000:] if capture else ""
+        raise Failed(f"{' '.join(str(c) for c in cmd[:6])} ... exited {r.returncode}\n{out}")
+    return r
+
+
+def podman(*args, nice=False, **kw):
+    cmd = ["podman", "--root", CACHE / "storage", "--runroot", RUN / "runroot", "--tmpdir", RUN / "tmp", *args]
+    return run(*(["nice", "-n", "10"] if nice else []), *cmd, **kw)
+
+
+# ---- tools and configuration -------------------------------------------------------
+
+
+def apt_install(*pkgs):
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    say(f"apt-get install {' '.join(pkgs)}")
+    if run(*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs, check_rc=False, env=env).returncode:
+        run(*sudo, "apt-get", "update", "-q", env=env)
+        run(*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs, env=env)
+
+
+def setup():
+    missing = [p for p, cmd in [("podman", "podman"), ("debootstrap", "debootstrap"), ("kcat", "kcat")] if not shutil.which(cmd)]
+    if missing:
+        apt_install(*missing)
+    for d in (CACHE, RUN / "runroot", RUN / "tmp", CACHE / "cargo-registry", CACHE / "target"):
+        d.mkdir(parents=True, exist_ok=True)
+    conf = CACHE / "containers.conf"
+    conf.write_text(
+        "# Written by scripts/container_test.py: what podman needs on this machine.\n"
+        "[containers]\n"
+        "# Raising RLIMIT_NOFILE inside the container is not permitted here.\n"
+        "default_ulimits = []\n"
+        "[engine]\n"
+        'cgroup_manager = "cgroupfs"\n'
+        "# crun fails on this machine's cgroups.\n"
+        'runtime = "runc"\n'
+    )
+    os.environ["CONTAINERS_CONF"] = str(conf)
+    say(run("podman", "--version").stdout.strip())
+
+
+def build_base():
+    """The build stage's base: Debian bookworm with gcc and libc6-dev, no Rust (the
+    toolchain is mounted at build time), imported from a debootstrap root."""
+    if podman("image", "exists", BASE, check_rc=False).returncode == 0:
+        say(f"build base {BASE}: cached")
+        return
+    rootfs = CACHE / "rootfs"
+    if not rootfs.is_dir():
+        partial = CACHE / "rootfs.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        say(f"debootstrap bookworm ({MIRROR}) -> {rootfs}")
+        started = time.monotonic()
+        run("nice", "debootstrap", "--variant=minbase", "--include=gcc,libc6-dev,ca-certificates", "bookworm", partial, MIRROR)
+        for deb in (partial / "var/cache/apt/archives").glob("*.deb"):
+            deb.unlink()
+        for junk in ("usr/share/doc", "usr/share/man", "usr/share/locale"):
+            shutil.rmtree(partial / junk, ignore_errors=True)
+        partial.rename(rootfs)
+        figure("debootstrap", f"{time.monotonic() - started:.0f} s")
+    say(f"podman import -> {BASE}")
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    podman(
+        "import",
+        "--change", "ENV CARGO_HOME=/usr/local/cargo",
+        "--change", "ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "-", BASE,
+        stdin=tar.stdout,
+    )
+    check(tar.wait() == 0, "tar of the debootstrap root failed")
+
+
+def toolchain():
+    """The host's pinned Rust toolchain (rust-toolchain.toml), for a read-only mount."""
+    sysroot = run("rustc", "--print", "sysroot", cwd=ROOT).stdout.strip()
+    path = Path(sysroot).resolve()
+    check((path / "bin" / "cargo").exists(), f"no cargo in the toolchain at {path}")
+    say(f"toolchain {path} ({run(path / 'bin' / 'rustc', '--version').stdout.strip()})")
+    return path
+
+
+def build_image():
+    tc = toolchain()
+    say("podman build (Dockerfile; BUILD_IMAGE = the local base)")
+    # The host's CA bundle, so cargo trusts what the host trusts (a TLS-inspecting
+    # egress proxy's CA, for one); a build image pulled by a user brings its own.
+    cas = Path("/etc/ssl/certs/ca-certificates.crt")
+    ca_mount = ["-v", f"{cas}:{cas}:ro"] if cas.exists() else []
+    started = time.monotonic()
+    podman(
+        "build",
+        *ca_mount,
+        "--format", "docker",  # HEALTHCHECK is a Docker image-format field
+        "--network", "host",
+        "--build-arg", f"BUILD_IMAGE={BASE}",
+        "-v", f"{tc}:/usr/local/rust:ro",
+        "-v", f"{CACHE / 'cargo-registry'}:/usr/local/cargo/registry",
+        "-v", f"{CACHE / 'target'}:/src/target",
+        "-t", IMAGE,
+        "-f", ROOT / "Dockerfile",
+        ROOT,
+        capture=False,
+        nice=True,
+    )
+    figure("image build (podman build, cargo's target/ cached)", f"{time.monotonic() - started:.0f} s")
+    info = json.loads(podman("image", "inspect", IMAGE).stdout)[0]
+    size = info["Size"]
+    figure("image size", f"{size / 1e6:.1f} MB ({size} bytes; aim <= 25 MB)")
+    check(size <= 25_000_000, f"image is {size} bytes, more than 25 MB")
+    cfg = info["Config"]
+    check(cfg.get("User") == "65532:65532", f"user {cfg.get('User')!r}")
+    check("/var/lib/strom" in (cfg.get("Volumes") or {}), f"volumes {cfg.get('Volumes')}")
+    check({"9092/tcp", "9644/tcp"} <= set(cfg.get("ExposedPorts") or {}), f"ports {cfg.get('ExposedPorts')}")
+    check(cfg.get("StopSignal") == "SIGTERM", f"stop signal {cfg.get('StopSignal')}")
+    hc = info.get("Healthcheck") or cfg.get("Healthcheck") or {}
+    check("health" in " ".join(hc.get("Test") or []), f"healthcheck {hc}")
+    layers = podman("history", "--format", "{{.Size}}\t{{.CreatedBy}}", IMAGE).stdout.strip()
+    say("layers:\n" + layers)
+
+
+# ---- running it ----------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cleanup():
+    for c in podman("ps", "-a", "--format", "{{.Names}}", check_rc=False).stdout.split():
+        if c.startswith(PREFIX):
+            podman("rm", "-f", "-t", "0", c, check_rc=False)
+    podman("volume", "rm", "-f", VOLUME, check_rc=False)
+
+
+class Container:
+    """One container: Kafka port and HTTP port mapped from free host ports."""
+
+    def __init__(self, name, env=(), ports=(9092, 9644), volume=None):
+        self.name = f"{PREFIX}-{name}"
+        self.host_ports = {p: free_port() for p in ports}
+        self.env = list(env)
+        self.volume = volume
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.host_ports[9092]}"
+
+    def start(self):
+        args = ["run", "-d", "--name", self.name]
+        for inner, outer in self.host_ports.items():
+            args += ["-p", f"127.0.0.1:{outer}:{inner}"]
+        for kv in self.env:
+            args += ["-e", kv]
+        if self.volume:
+            args += ["-v", f"{self.volume}:/var/lib/strom"]
+        started = time.monotonic()
+        podman(*args, IMAGE)
+        self.wait_ready()
+        ready = time.monotonic() - started
+        return ready
+
+    def wait_ready(self, timeout=60):
+        url = f"http://127.0.0.1:{self.host_ports[9644]}/readyz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.state()["Status"] == "exited":
+                raise Failed(f"{self.name} exited before it was ready:\n{self.logs()}")
+            time.sleep(0.01)
+        raise Failed(f"{self.name} not ready after {timeout} s:\n{self.logs()}")
+
+    def state(self):
+        return json.loads(podman("inspect", "--format", "{{json .State}}", self.name).stdout)
+
+    def logs(self):
+        r = podman("logs", self.name, check_rc=False)
+        return r.stdout + r.stderr
+
+    def healthy(self):
+        r = podman("healthcheck", "run", self.name, check_rc=False)
+        return r.returncode == 0, (r.stdout + r.stderr).strip()
+
+    def stop(self):
+        started = time.monotonic()
+        podman("stop", "-t", "30", self.name)
+        took = time.monotonic() - started
+        state = self.state()
+        return took, state["ExitCode"]
+
+    def rm(self):
+        podman("rm", "-f", "-t", "0", self.name, check_rc=False)
+
+
+def log_ms(logs, first, last):
+    """Milliseconds between the first log line containing `first` and the one with `last`."""
+    stamps = {}
+    for line in logs.splitlines():
+        m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z ", line)
+        for key in (first, last):
+            if m and key in line and key not in stamps:
+                stamps[key] = datetime.datetime.fromisoformat(m.group(1)[:26])
+    check(first in stamps and last in stamps, f"no log lines {first!r} / {last!r}")
+    return (stamps[last] - stamps[first]).total_seconds() * 1000
+
+
+def kcat(*args, input=None):
+    return run("kcat", *args, input=input, timeout=60)
+
+
+def kcat_roundtrip(bootstrap, topic, n):
+    lines = "".join(f"kcat-{i}\n" for i in range(n))
+    kcat("-P", "-b", bootstrap, "-t", topic, "-p", "0", input=lines)
+    got = kcat("-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q").stdout
+    check(got == lines, f"kcat read back {len(got.splitlines())} lines, wanted {n} identical")
+
+
+def kcat_brokers(bootstrap):
+    md = json.loads(kcat("-L", "-J", "-b", bootstrap).stdout)
+    return [(b["name"]) for b in md["brokers"]]
+
+
+def confluent_produce_and_commit(bootstrap, topic, group, n):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    errors = []
+    for i in range(n):
+        p.produce(topic, key=b"k%d" % (i % 100), value=b"v%d" % i, on_delivery=lambda e, m: e and errors.append(e))
+    check(p.flush(30) == 0 and not errors, f"confluent-kafka produce: {errors[:3]}")
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    got, deadline = 0, time.monotonic() + 60
+    while got < n and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got += 1
+    check(got == n, f"group {group} consumed {got} of {n}")
+    c.commit(asynchronous=False)
+    committed = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
+    c.close()
+    total = sum(tp.offset for tp in committed)
+    check(total == n, f"committed offsets {[(tp.partition, tp.offset) for tp in committed]} sum to {total}, not {n}")
+
+
+def confluent_resume(bootstrap, topic, group, n_before, n_more):
+    """After a restart: the group's offsets are back, and it reads only what is new."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    committed = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
+    total = sum(tp.offset for tp in committed)
+    check(total == n_before, f"after the restart, committed offsets sum to {total}, not {n_before}")
+    p = Producer({"bootstrap.servers": bootstrap})
+    for i in range(n_more):
+        p.produce(topic, key=b"new%d" % i, value=b"after-restart-%d" % i)
+    check(p.flush(30) == 0, "produce after restart")
+    c.subscribe([topic])
+    values, deadline = [], time.monotonic() + 60
+    while len(values) < n_more and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            values.append(m.value())
+    # Anything delivered twice would arrive within a short extra poll.
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            values.append(m.value())
+    c.close()
+    check(sorted(values) == sorted(b"after-restart-%d" % i for i in range(n_more)),
+          f"resumed group read {len(values)} records: {values[:5]}")
+
+
+def clean_markers(volume):
+    mount = Path(podman("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip())
+    parts = [d for d in mount.iterdir() if d.is_dir() and re.fullmatch(r".+-\d+", d.name)]
+    unclean = [d.name for d in parts if not (d / "clean-shutdown").exists()]
+    return len(parts), unclean
+
+
+# ---- the scenarios -------------------------------------------------------------------
+
+
+def image_defaults():
+    podman("volume", "create", VOLUME)
+    a = Container("defaults", env=["STROM_ADVERTISED_LISTENERS=PLAINTEXT://localhost:PORT"], volume=VOLUME)
+    a.env = [e.replace("PORT", str(a.host_ports[9092])) for e in a.env]
+    ready = a.start()
+    figure("container start to ready (podman run -> /readyz 200, empty volume)", f"{ready * 1000:.0f} ms")
+    say("kcat: produce and consume 1,000 records")
+    kcat_roundtrip(a.bootstrap, "kc", 1000)
+    say("confluent-kafka: produce 3,000 keyed records, a group consumes and commits")
+    confluent_produce_and_commit(a.bootstrap, "ck", "g1", 3000)
+    ok, out = a.healthy()
+    check(ok, f"podman healthcheck run: {out}")
+    say(f"podman healthcheck run: {out or 'healthy'}")
+    took, code = a.stop()
+    figure("podman stop (SIGTERM -> exit)", f"{took * 1000:.0f} ms, exit code {code}")
+    check(code == 0, f"exit code {code} after podman stop")
+    logs = a.logs()
+    check("shutdown complete" in logs, "no 'shutdown complete' in the broker log")
+    figure("broker shutdown (SIGTERM logged -> shutdown complete)", f"{log_ms(logs, 'signal=', 'shutdown complete'):.0f} ms")
+    check('signal="SIGTERM"' in logs, "the broker did not log SIGTERM")
+    n, unclean = clean_markers(VOLUME)
+    check(n >= 54 and not unclean, f"{n} partition directories, without a clean-shutdown marker: {unclean}")
+    say(f"clean-shutdown marker in all {n} partition directories of the volume")
+    utc = re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z ", logs, re.M)
+    check(utc is not None, "log lines do not start with a UTC timestamp")
+    a.rm()
+
+    b = Container("restart", env=a.env, volume=VOLUME)
+    b.host_ports = a.host_ports
+    ready = b.start()
+    figure("container start to ready (podman run -> /readyz 200, the volume of the first run)", f"{ready * 1000:.0f} ms")
+    logs = b.logs()
+    figure("broker startup with that data (first log line -> serving)", f"{log_ms(logs, 'open files', 'strom is serving'):.0f} ms")
+    opened = re.search(r"opened partition logs.*partitions=(\d+) clean=(\d+) recovered=(\d+)", logs)
+    check(opened is not None, "no 'opened partition logs' line")
+    total, clean, recovered = map(int, opened.groups())
+    check(recovered == 0 and clean == total == n, f"restart after podman stop: {opened.group(0)}")
+    say(f"restart: {clean} of {total} partitions reopened clean, none recovered (no tail scan)")
+    got = kcat("-C", "-b", b.bootstrap, "-t", "kc", "-p", "0", "-o", "beginning", "-e", "-q").stdout
+    check(got == "".join(f"kcat-{i}\n" for i in range(1000)), "records of the first run are not all back")
+    confluent_resume(b.bootstrap, "ck", "g1", 3000, 10)
+    say("restart: 1,000 kcat records back; group g1 kept its offsets and read only the 10 new records")
+    took, code = b.stop()
+    check(code == 0, f"exit code {code}")
+    b.rm()
+
+
+def apache_kafka_compose():
+    """apache/kafka's docker/examples/docker-compose-files/single-node/plaintext, with
+    the image changed. The host ports are free ones, so the advertised host listener
+    names the mapped port; everything else is as in the compose file."""
+    c = Container("kafka-env", ports=(9092, 19092, 9644))
+    host = c.host_ports[9092]
+    c.env = [
+        "KAFKA_NODE_ID=1",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+        f"KAFKA_ADVERTISED_LISTENERS=PLAINTEXT_HOST://localhost:{host},PLAINTEXT://broker:19092",
+        "KAFKA_PROCESS_ROLES=broker,controller",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS=1@broker:29093",
+        "KAFKA_LISTENERS=CONTROLLER://:29093,PLAINTEXT_HOST://:9092,PLAINTEXT://:19092",
+        "KAFKA_INTER_BROKER_LISTENER_NAME=PLAINTEXT",
+        "KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER",
+        "CLUSTER_ID=4L6g3nShT-eMCtK--X86sw",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR=1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS=0",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR=1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR=1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR=1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR=1",
+        "KAFKA_LOG_DIRS=/tmp/kraft-combined-logs",
+    ]
+    ready = c.start()
+    figure("container start to ready (apache/kafka compose environment)", f"{ready * 1000:.0f} ms")
+    logs = c.logs()
+    check("configuration ignored" not in logs, "a KAFKA_* setting was reported unknown:\n" + logs)
+    for key in ("offsets.topic.replication.factor", "controller.quorum.voters", "listener CONTROLLER://:29093"):
+        check(key in logs, f"{key} was not reported as accepted without effect")
+    check("cluster_id=4L6g3nShT-eMCtK--X86sw" in logs, "CLUSTER_ID not used")
+    check("data_dir=/tmp/kraft-combined-logs" in logs, "KAFKA_LOG_DIRS not used")
+    check(kcat_brokers(c.bootstrap) == [f"localhost:{host}"], f"PLAINTEXT_HOST advertises {kcat_brokers(c.bootstrap)}")
+    inner = kcat_brokers(f"127.0.0.1:{c.host_ports[19092]}")
+    check(inner == ["broker:19092"], f"PLAINTEXT advertises {inner}")
+    say("PLAINTEXT_HOST advertises localhost, PLAINTEXT advertises broker:19092; CONTROLLER not bound")
+    kcat_roundtrip(c.bootstrap, "compose", 100)
+    ok, out = c.healthy()
+    check(ok, f"podman healthcheck run: {out}")
+    took, code = c.stop()
+    check(code == 0, f"exit code {code}")
+    say("apache/kafka compose environment: served, healthy, stopped cleanly")
+    c.rm()
+
+
+def compose_environment():
+    """The `environment:` of the service in compose.yaml (the README's compose file),
+    read with a small parser: `KEY: value` lines, quotes removed."""
+    env, inside = {}, False
+    for line in (ROOT / "compose.yaml").read_text().splitlines():
+        if re.fullmatch(r"\s+environment:\s*", line):
+            inside = True
+            continue
+        m = re.fullmatch(r"\s{6}([A-Z_]+):\s*(.*?)\s*(#.*)?", line)
+        if inside and m:
+            env[m.group(1)] = m.group(2).strip("\"'")
+        elif inside and line.strip() and not line.strip().startswith("#"):
+            break
+    check(env, "no environment in compose.yaml")
+    return env
+
+
+def readme_compose():
+    """compose.yaml's environment in a container (ports mapped as compose maps them;
+    the advertised host port follows the free port used here)."""
+    c = Container("compose", ports=(9092, 19092, 9644))
+    env = compose_environment()
+    adv = env.get("KAFKA_ADVERTISED_LISTENERS", "")
+    check("localhost:9092" in adv, f"compose.yaml advertises {adv!r}")
+    env["KAFKA_ADVERTISED_LISTENERS"] = adv.replace("localhost:9092", f"localhost:{c.host_ports[9092]}")
+    c.env = [f"{k}={v}" for k, v in env.items()]
+    c.start()
+    logs = c.logs()
+    check("configuration ignored" not in logs, "compose.yaml sets a setting reported unknown:\n" + logs)
+    check(kcat_brokers(c.bootstrap) == [f"localhost:{c.host_ports[9092]}"], "compose.yaml: host listener")
+    check(kcat_brokers(f"127.0.0.1:{c.host_ports[19092]}") == ["strom:19092"], "compose.yaml: compose-network listener")
+    md = json.loads(kcat("-L", "-J", "-b", c.bootstrap, "-t", "auto").stdout)
+    parts = len(md["topics"][0]["partitions"])
+    check(parts == int(env.get("KAFKA_NUM_PARTITIONS", "1")), f"auto-created topic has {parts} partitions")
+    ok, out = c.healthy()
+    check(ok, f"podman healthcheck run: {out}")
+    took, code = c.stop()
+    check(code == 0, f"exit code {code}")
+    say(f"compose.yaml environment: listeners as documented, {parts} partitions per new topic, healthy")
+    c.rm()
+
+
+def main():
+    setup()
+    cleanup()
+    build_base()
+    build_image()
+    try:
+        image_defaults()
+        apache_kafka_compose()
+        readme_compose()
+    except Failed:
+        for c in podman("ps", "-a", "--format", "{{.Names}}", check_rc=False).stdout.split():
+            if c.startswith(PREFIX):
+                print(f"---- logs of {c} (last 40 lines)")
+                print("\n".join(podman("logs", c, check_rc=False).stderr.splitlines()[-40:]))
+        raise
+    finally:
+        cleanup()
+    say("figures:")
+    for name, value in FIGURES:
+        print(f"  {name}: {value}")
+    say(f"container test OK in {time.monotonic() - T0:.0f} s")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Failed as e:
+        print(f"[container-test] FAILED: {e}", file=sys.stderr)
+        sys.exit(1)
