@@ -10,8 +10,9 @@ What it checks, in order:
   2. a container with the image's defaults is ready (/readyz) - the time from
      `podman run` is printed - and serves kcat (produce, consume) and confluent-kafka
      (produce, a consumer group that commits); `podman healthcheck run` reports healthy;
-  3. `podman stop` exits 0 after a graceful shutdown that left a clean-shutdown marker
-     in every partition directory of the volume;
+  3. strom is the container's PID 1, and `podman stop` (SIGTERM) exits 0 after a graceful
+     shutdown that left a clean-shutdown marker in every partition directory of the
+     volume; log lines carry UTC timestamps;
   4. a new container on the same volume starts clean (broker log: recovered=0), with
      the records and the group's committed offsets, and the group resumes;
   5. the KAFKA_* environment of apache/kafka's single-node compose example starts Strom:
@@ -399,9 +400,11 @@ def image_defaults():
     ok, out = a.healthy()
     check(ok, f"podman healthcheck run: {out}")
     say(f"podman healthcheck run: {out or 'healthy'}")
+    nspid = re.search(r"^NSpid:\s+(.*)$", Path(f"/proc/{a.state()['Pid']}/status").read_text(), re.M)
+    check(nspid is not None and nspid.group(1).split()[-1] == "1", f"strom is not PID 1 in its container: {nspid}")
     topics = podman("exec", a.name, "strom", "topic", "list").stdout.split()
     check({"kc", "ck"} <= set(topics), f"podman exec … strom topic list: {topics}")
-    say("podman exec: strom topic list inside the container lists kc and ck")
+    say("strom is PID 1 of its container; podman exec … strom topic list lists kc and ck")
     took, code = a.stop()
     figure("podman stop (SIGTERM -> exit)", f"{took * 1000:.0f} ms, exit code {code}")
     check(code == 0, f"exit code {code} after podman stop")
