@@ -37,6 +37,7 @@ logs an error about it); `podman healthcheck run` runs the image's check once.
 """
 
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -528,6 +529,9 @@ def readme_compose():
 
 def main():
     setup()
+    # One run at a time per cache: the containers, volume and image names are fixed.
+    lock = open(CACHE / "lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     cleanup()
     build_base()
     build_image()
@@ -543,6 +547,8 @@ def main():
         raise
     finally:
         cleanup()
+        # Earlier builds' untagged images (the base and the tagged image stay).
+        podman("image", "prune", "-f", check_rc=False)
     say("figures:")
     for name, value in FIGURES:
         print(f"  {name}: {value}")
