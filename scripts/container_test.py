@@ -114,6 +114,8 @@ def apt_install(*pkgs):
 
 
 def setup():
+    # debootstrap, podman's own image store (--root) and the volume check read as root.
+    check(os.geteuid() == 0, "the container test runs as root (debootstrap, rootful podman)")
     missing = [p for p, cmd in [("podman", "podman"), ("debootstrap", "debootstrap"), ("kcat", "kcat")] if not shutil.which(cmd)]
     if missing:
         apt_install(*missing)
