@@ -105,12 +105,11 @@ def podman(*args, nice=False, **kw):
 
 
 def apt_install(*pkgs):
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     say(f"apt-get install {' '.join(pkgs)}")
-    if run(*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs, check_rc=False, env=env).returncode:
-        run(*sudo, "apt-get", "update", "-q", env=env)
-        run(*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs, env=env)
+    if run("apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs, check_rc=False, env=env).returncode:
+        run("apt-get", "update", "-q", env=env)
+        run("apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs, env=env)
 
 
 def setup():
