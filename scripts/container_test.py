@@ -383,7 +383,9 @@ def clean_markers(volume):
     mount = Path(podman("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip())
     parts = [d for d in mount.iterdir() if d.is_dir() and re.fullmatch(r".+-\d+", d.name)]
     unclean = [d.name for d in parts if not (d / "clean-shutdown").exists()]
-    return len(parts), unclean
+    # The metadata log (__cluster_metadata-0, ADR 0008) is not a topic partition.
+    topic_parts = [d for d in parts if not d.name.startswith("__cluster_metadata-")]
+    return len(parts), len(topic_parts), unclean
 
 
 # ---- the scenarios -------------------------------------------------------------------
@@ -414,9 +416,9 @@ def image_defaults():
     check("shutdown complete" in logs, "no 'shutdown complete' in the broker log")
     figure("broker shutdown (SIGTERM logged -> shutdown complete)", f"{log_ms(logs, 'signal=', 'shutdown complete'):.0f} ms")
     check('signal="SIGTERM"' in logs, "the broker did not log SIGTERM")
-    n, unclean = clean_markers(VOLUME)
-    check(n >= 54 and not unclean, f"{n} partition directories, without a clean-shutdown marker: {unclean}")
-    say(f"clean-shutdown marker in all {n} partition directories of the volume")
+    n_dirs, n, unclean = clean_markers(VOLUME)
+    check(n >= 54 and not unclean, f"{n_dirs} partition directories, without a clean-shutdown marker: {unclean}")
+    say(f"clean-shutdown marker in all {n_dirs} partition directories of the volume ({n} of topics)")
     utc = re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z ", logs, re.M)
     check(utc is not None, "log lines do not start with a UTC timestamp")
     a.rm()
