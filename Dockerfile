@@ -7,7 +7,7 @@
 #
 # Plain Dockerfile syntax (no BuildKit-only features): docker build, BuildKit and
 # podman/buildah all build it. BUILD_IMAGE is any Debian-based image with a Rust
-# toolchain (cargo on PATH), gcc and libc6-dev; scripts/container-test.sh passes one it
+# toolchain (cargo on PATH), gcc and libc6-dev; scripts/container_test.py passes one it
 # makes locally. rust-toolchain.toml is not sent (.dockerignore): the build image's
 # toolchain builds, so pin the version here.
 ARG BUILD_IMAGE=rust:1.95.0-slim-bookworm
