@@ -14,7 +14,7 @@ import threading
 
 import compat
 import ck_helpers as ck
-from compat import fail, log, passed
+from compat import Deadline, fail, log, passed
 
 
 class Lines(logging.Handler):
@@ -77,7 +77,12 @@ records = [{"key": b"k%d" % i, "value": b"v%d" % i, "partition": 0} for i in ran
 reports = ck.produce_all(p, topic, records)
 if reports != [(0, i) for i in range(100)]:
     fail("delivery reports %s..., expected offsets 0..99" % reports[:3])
-p.poll(1)  # deliver the remaining log lines
+# The first GetTelemetrySubscriptions answer may still be in flight after the records
+# are delivered: wait for librdkafka to have handled it (bounded), not a fixed second.
+dl = Deadline(30)
+while not plines.grep(r"Handled GetTelemetrySubscriptions") and not dl.expired():
+    p.poll(0.1)
+p.poll(0.2)  # deliver the remaining log lines
 producer_id = check_telemetry("producer", plines)
 log("producer: client instance id %s, empty subscription, 100 records delivered" % producer_id)
 
