@@ -603,6 +603,92 @@ impl Log {
         Ok(offset)
     }
 
+    /// Removes every batch from the one holding `offset` on (a Raft follower dropping
+    /// entries that conflict with its leader; later, a replica truncating after a leader
+    /// change). Whole batches go, as Kafka's `truncateTo` does, so the new log end may be
+    /// below `offset`; it is returned. Below the log start offset is an error: those
+    /// records were deleted, there is nothing to truncate to.
+    ///
+    /// Rare, so simple: the files are cut on disk (later segments deleted, the segment
+    /// holding `offset` shortened, the clean marker removed, the recovery point clamped)
+    /// and the log is reopened, which rebuilds the last segment's indexes and drops
+    /// producer-state snapshots beyond the new end.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<i64> {
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if offset >= end {
+            return Ok(end);
+        }
+        if offset < start {
+            return Err(Error::OffsetOutOfRange { offset, start, end });
+        }
+        let Some((&base, seg)) = self.segments.range(..=offset).next_back() else {
+            return Err(Error::OffsetOutOfRange { offset, start, end });
+        };
+        let position = seg.position_of(offset)?.unwrap_or_else(|| seg.size());
+        self.flush()?;
+        // Nothing of the old state is sealed or snapshotted on drop: the files change now.
+        self.closed = true;
+        let later: Vec<i64> = self.segments.range(base + 1..).map(|(&b, _)| b).collect();
+        for b in later {
+            if let Some(s) = self.segments.remove(&b) {
+                s.delete()?;
+            }
+        }
+        self.segments.clear();
+        let log_path = crate::segment::segment_path(&self.dir, base, "log");
+        let file = fs::OpenOptions::new().write(true).open(&log_path).map_err(io_err("open log", &log_path))?;
+        file.set_len(position).map_err(io_err("truncate log", &log_path))?;
+        file.sync_all().map_err(io_err("fsync log", &log_path))?;
+        for ext in ["index", "timeindex"] {
+            let _ = fs::remove_file(crate::segment::segment_path(&self.dir, base, ext));
+        }
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        if marker.exists() {
+            fs::remove_file(&marker).map_err(io_err("remove", &marker))?;
+        }
+        if self.recovery_point > offset {
+            write_offset_file(&self.dir, RECOVERY_POINT_FILE, base)?;
+        }
+        sync_dir(&self.dir)?;
+        *self = Log::open(&self.dir.clone(), self.config.clone())?;
+        tracing::info!(dir = %self.dir.display(), offset, end = self.log_end_offset(), "log truncated");
+        Ok(self.log_end_offset())
+    }
+
+    /// Empties the log and starts it again at `offset` (Kafka's `truncateFullyAndStartAt`):
+    /// every segment and producer snapshot goes, the next append gets `offset`. For a
+    /// replica that installs a snapshot beyond everything it holds (a Raft follower far
+    /// behind; later, a replica whose leader's log starts past its end).
+    pub fn reset_to(&mut self, offset: i64) -> Result<()> {
+        if offset < 0 {
+            let (start, end) = (self.log_start_offset(), self.log_end_offset());
+            return Err(Error::OffsetOutOfRange { offset, start, end });
+        }
+        self.closed = true;
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for b in bases {
+            if let Some(s) = self.segments.remove(&b) {
+                s.delete()?;
+            }
+        }
+        for o in self.snapshot_offsets() {
+            let _ = fs::remove_file(self.snapshot_path(o));
+        }
+        for name in [CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE] {
+            let path = self.dir.join(name);
+            if path.exists() {
+                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            }
+        }
+        let log_path = crate::segment::segment_path(&self.dir, offset, "log");
+        fs::File::create(&log_path).and_then(|f| f.sync_all()).map_err(io_err("create log", &log_path))?;
+        write_offset_file(&self.dir, START_OFFSET_FILE, offset)?;
+        sync_dir(&self.dir)?;
+        *self = Log::open(&self.dir.clone(), self.config.clone())?;
+        tracing::info!(dir = %self.dir.display(), offset, "log emptied and restarted");
+        Ok(())
+    }
+
     /// Offset the next appended record will get (LEO).
     pub fn log_end_offset(&self) -> i64 {
         self.active().map_or(0, Segment::next_offset)

@@ -428,6 +428,13 @@ impl Segment {
         Ok(None)
     }
 
+    /// Byte position of the batch holding `offset` (or the first batch after it), `None`
+    /// when no batch here reaches `offset`.
+    pub(crate) fn position_of(&self, offset: i64) -> Result<Option<u64>> {
+        let Some((_, data)) = self.data() else { return Ok(None) };
+        Ok(self.find(data, offset)?.map(|(pos, _)| pos as u64))
+    }
+
     /// Whole batches starting with the one containing `offset` (or the next
     /// one after it), at most `max_bytes` except that the first batch is
     /// always returned whole. Empty if no batch here reaches `offset`.

@@ -870,3 +870,58 @@ fn a_log_file_truncated_by_another_process_is_an_error_not_a_crash() {
     fs::OpenOptions::new().write(true).open(&first).unwrap().set_len(10).unwrap();
     assert!(log.read(0, 1 << 20).is_err());
 }
+
+#[test]
+fn truncate_to_drops_whole_batches_from_the_one_holding_the_offset_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1024)).unwrap();
+    let batches = fill(&mut log, 40, 1_000);
+    assert!(log.segment_count() > 3, "the test needs several segments");
+    let end = log.log_end_offset();
+    // Beyond the end: nothing happens.
+    assert_eq!(log.truncate_to(end + 5).unwrap(), end);
+    // Into the middle of a batch in an early segment: that batch and all later go.
+    let cut = batches.len() / 3;
+    let target = base(&batches[cut]) + 1;
+    let new_end = log.truncate_to(target).unwrap();
+    let want_end = base(&batches[cut]);
+    assert_eq!(new_end, want_end, "the batch holding the offset goes whole");
+    assert_eq!(log.log_end_offset(), want_end);
+    assert_eq!(read_all(&log), batches[..cut].to_vec(), "everything before is byte-identical");
+    // Appends continue at the new end, and all of it survives an unclean reopen.
+    let mut b = batch(2, 20, 9_999);
+    let info = log.append(&b, 7).unwrap();
+    assert_eq!(info.base_offset, want_end);
+    stored(&mut b, want_end, 7);
+    drop(log);
+    let log = Log::open(dir.path(), config(1024)).unwrap();
+    let mut want = batches[..cut].to_vec();
+    want.push(b.freeze());
+    assert_eq!(read_all(&log), want);
+    // Below the log start is refused.
+    let mut log = log;
+    log.delete_records_before(base(&batches[2])).unwrap();
+    assert!(matches!(log.truncate_to(0), Err(Error::OffsetOutOfRange { .. })));
+    // To a segment's base offset: that segment is emptied, earlier ones stay.
+    let at = base(&batches[cut / 2]);
+    assert_eq!(log.truncate_to(at).unwrap(), at);
+    assert_eq!(read_all(&log), batches[2..cut / 2].to_vec());
+}
+
+#[test]
+fn reset_to_empties_the_log_and_starts_it_again_at_an_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1024)).unwrap();
+    fill(&mut log, 20, 1_000);
+    log.reset_to(500).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+    assert!(read_all(&log).is_empty());
+    let mut b = batch(3, 10, 5_000);
+    assert_eq!(log.append(&b, 2).unwrap().base_offset, 500);
+    stored(&mut b, 500, 2);
+    // Survives an unclean reopen: same start, the one batch.
+    drop(log);
+    let log = Log::open(dir.path(), config(1024)).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 503));
+    assert_eq!(read_all(&log), vec![b.freeze()]);
+}
