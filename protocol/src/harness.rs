@@ -174,6 +174,13 @@ pub fn varints(data: &[u8]) {
 /// another node; whatever decodes must re-encode to the same bytes.
 pub fn metadata_record(data: &[u8]) {
     let bytes = Bytes::copy_from_slice(data);
+    // The same bytes as a whole change (count + length-prefixed records): what the
+    // metadata log, snapshots and controller frames carry.
+    if let Ok(records) = crate::metadata_record::decode_change(bytes.clone()) {
+        if let Ok(again) = crate::metadata_record::encode_change(&records) {
+            assert_eq!(crate::metadata_record::decode_change(again).ok(), Some(records));
+        }
+    }
     if let Ok(rec) = crate::metadata_record::Record::decode(bytes.clone()) {
         // Tagged fields are dropped on re-encode, so compare the re-decoded record.
         if let Ok(again) = rec.encode() {

@@ -75,6 +75,43 @@ pub enum Record {
     Membership { voters: Vec<i32>, learners: Vec<i32> },
 }
 
+/// Changes (and snapshot record lists) are bounded: a corrupt count is refused before
+/// anything is allocated for it.
+const MAX_RECORDS_PER_CHANGE: usize = 1 << 24;
+
+/// Encodes one metadata change (or a snapshot's content, ADR 0008): a count, then each
+/// record's value length-prefixed.
+pub fn encode_change(records: &[Record]) -> Result<Bytes, EncodeError> {
+    let mut w = Writer::new();
+    let n = u32::try_from(records.len()).map_err(|_| EncodeError::TooLong { len: records.len() })?;
+    w.uvarint(n);
+    for r in records {
+        let v = r.encode()?;
+        w.uvarint(u32::try_from(v.len()).map_err(|_| EncodeError::TooLong { len: v.len() })?);
+        w.raw(&v);
+    }
+    Ok(w.into_bytes())
+}
+
+/// Decodes what [`encode_change`] wrote; a bad count, length, record or trailing bytes
+/// is an error (bytes from disk or from another node are untrusted).
+pub fn decode_change(value: Bytes) -> Result<Vec<Record>, DecodeError> {
+    let mut r = Reader::new(value);
+    let n = r.uvarint()? as usize;
+    if n > MAX_RECORDS_PER_CHANGE || n > r.remaining() {
+        return Err(r.invalid("metadata change record count exceeds its bytes"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = r.uvarint()? as usize;
+        out.push(Record::decode(r.take(len)?)?);
+    }
+    if r.remaining() != 0 {
+        return Err(r.invalid("trailing bytes after a metadata change"));
+    }
+    Ok(out)
+}
+
 /// The version each record type is written at.
 const VERSION: u16 = 0;
 
