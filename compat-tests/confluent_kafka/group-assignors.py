@@ -25,7 +25,10 @@ for strategy in ("range", "roundrobin", "cooperative-sticky"):
         owners[name] = set()
         c = Consumer({"bootstrap.servers": compat.bootstrap(), "group.id": group, "client.id": name,
                       "partition.assignment.strategy": strategy, "session.timeout.ms": 10000,
-                      "heartbeat.interval.ms": 500, "enable.auto.commit": False})
+                      "heartbeat.interval.ms": 500, "enable.auto.commit": False,
+                      # A rare hang in close() after cooperative-sticky (seen once under
+                      # load, issue 20): keep librdkafka's group state in the log.
+                      "debug": "cgrp"})
 
         def on_assign(cons, parts):
             got = {tp.partition for tp in parts}
