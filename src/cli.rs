@@ -870,14 +870,46 @@ pub async fn cluster(cmd: ClusterCmd, c: &Common) -> anyhow::Result<()> {
     let resp = metadata(&mut client, Some(&[])).await?;
     let all = topic_infos(&mut client, None).await?;
     let partitions: usize = all.iter().map(|t| t.partitions.len()).sum();
+    // Every registered broker, fenced ones too (DescribeCluster v2), and what each leads.
+    let described: strom_protocol::DescribeClusterResponse = client
+        .call(2, &strom_protocol::DescribeClusterRequest { include_fenced_brokers: true, ..Default::default() })
+        .await
+        .map(|(r, _)| r)
+        .unwrap_or_default();
+    let mut leads: std::collections::BTreeMap<i32, usize> = std::collections::BTreeMap::new();
+    let mut leaderless = 0usize;
+    for t in &all {
+        for (_, leader, ..) in &t.partitions {
+            if *leader >= 0 {
+                *leads.entry(*leader).or_default() += 1;
+            } else {
+                leaderless += 1;
+            }
+        }
+    }
+    let brokers: Vec<(i32, String, i32, Option<String>, bool)> = if described.brokers.is_empty() {
+        resp.brokers.iter().map(|b| (b.node_id, b.host.clone(), b.port, b.rack.clone(), false)).collect()
+    } else {
+        described.brokers.iter().map(|b| (b.broker_id, b.host.clone(), b.port, b.rack.clone(), b.is_fenced)).collect()
+    };
+    let quorum = describe_quorum(&mut client).await.ok();
     match c.output {
         Output::Json => {
             let v = serde_json::json!({
                 "cluster_id": resp.cluster_id,
                 "controller_id": resp.controller_id,
-                "brokers": resp.brokers.iter().map(|b| serde_json::json!({
-                    "node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack,
+                "brokers": brokers.iter().map(|(id, host, port, rack, fenced)| serde_json::json!({
+                    "node_id": id, "host": host, "port": port, "rack": rack, "fenced": fenced,
+                    "leader_partitions": leads.get(id).copied().unwrap_or(0),
                 })).collect::<Vec<_>>(),
+                "leaderless_partitions": leaderless,
+                "quorum": quorum.as_ref().map(|q| serde_json::json!({
+                    "leader_id": q.leader_id, "leader_epoch": q.leader_epoch, "high_watermark": q.high_watermark,
+                    "voters": q.current_voters.iter().map(|v| serde_json::json!({
+                        "node_id": v.replica_id, "log_end_offset": v.log_end_offset,
+                        "lag": if v.log_end_offset >= 0 { q.high_watermark - v.log_end_offset } else { -1 },
+                    })).collect::<Vec<_>>(),
+                })),
                 "topics": all.len(),
                 "partitions": partitions,
                 "api_versions": client.api_versions().iter().map(|(k, (lo, hi))| {
@@ -890,18 +922,37 @@ pub async fn cluster(cmd: ClusterCmd, c: &Common) -> anyhow::Result<()> {
             println!("Cluster id:  {}", resp.cluster_id.as_deref().unwrap_or("-"));
             println!("Controller:  {}", resp.controller_id);
             println!("Topics:      {}", all.len());
-            println!("Partitions:  {partitions}");
+            println!("Partitions:  {partitions} ({leaderless} without a leader)");
             println!();
-            let mut t = Table::new(&["NODE", "HOST", "PORT", "RACK"]);
-            for b in &resp.brokers {
+            let mut t = Table::new(&["NODE", "HOST", "PORT", "RACK", "FENCED", "LEADS"]);
+            for (id, host, port, rack, fenced) in &brokers {
                 t.row(vec![
-                    b.node_id.to_string(),
-                    b.host.clone(),
-                    b.port.to_string(),
-                    b.rack.clone().unwrap_or("-".into()),
+                    id.to_string(),
+                    host.clone(),
+                    port.to_string(),
+                    rack.clone().unwrap_or("-".into()),
+                    if *fenced { "yes".into() } else { "no".into() },
+                    leads.get(id).copied().unwrap_or(0).to_string(),
                 ]);
             }
             t.print(Output::Table)?;
+            if let Some(q) = &quorum {
+                println!();
+                println!(
+                    "Metadata quorum: leader {}, epoch {}, high watermark {}",
+                    q.leader_id, q.leader_epoch, q.high_watermark
+                );
+                let mut t = Table::new(&["VOTER", "LOG-END", "LAG"]);
+                for v in &q.current_voters {
+                    let (end, lag) = if v.log_end_offset >= 0 {
+                        (v.log_end_offset.to_string(), (q.high_watermark - v.log_end_offset).to_string())
+                    } else {
+                        ("?".into(), "?".into())
+                    };
+                    t.row(vec![v.replica_id.to_string(), end, lag]);
+                }
+                t.print(Output::Table)?;
+            }
             println!();
             let mut keys: Vec<_> = client.api_versions().iter().map(|(k, v)| (*k, *v)).collect();
             keys.sort();
@@ -913,6 +964,27 @@ pub async fn cluster(cmd: ClusterCmd, c: &Common) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The metadata quorum's partition as DescribeQuorum reports it.
+async fn describe_quorum(
+    client: &mut Client,
+) -> anyhow::Result<strom_protocol::describe_quorum_response::PartitionData> {
+    use strom_protocol::describe_quorum_request::{PartitionData, TopicData};
+    let req = strom_protocol::DescribeQuorumRequest {
+        topics: vec![TopicData {
+            topic_name: "__cluster_metadata".into(),
+            partitions: vec![PartitionData { partition_index: 0, ..Default::default() }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (resp, _): (strom_protocol::DescribeQuorumResponse, _) = client.call(2, &req).await?;
+    resp.topics
+        .into_iter()
+        .next()
+        .and_then(|t| t.partitions.into_iter().next())
+        .context("DescribeQuorum answered no partition")
 }
 
 fn api_name(key: i16) -> String {

@@ -41,20 +41,28 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         "controller.listener.names",
         "",
         ConfigType::List,
-        "KRaft controller listener names; such listeners are not bound (a single node is its own controller).",
+        "KRaft controller listener names: the listener the metadata quorum speaks on (multi-node clusters).",
     ),
     (
         "process.roles",
         "",
         ConfigType::List,
-        "KRaft roles; Strom is one node that is broker and controller (broker,controller, or unset).",
+        "KRaft roles: broker,controller (the default), broker (observes the controllers) or controller (no clients).",
     ),
-    ("controller.quorum.voters", "", ConfigType::List, "KRaft voters: unset, or this node alone (node.id@host:port)."),
+    (
+        "controller.quorum.voters",
+        "",
+        ConfigType::List,
+        "KRaft voters (id@host:port,...): unset or this node alone for a single node; every node of a cluster.",
+    ),
+    ("broker.rack", "", ConfigType::String, "Rack of this broker, for rack-aware replica placement."),
+    ("broker.session.timeout.ms", "9000", ConfigType::Int, "A broker that sends no heartbeat this long is fenced."),
+    ("broker.heartbeat.interval.ms", "2000", ConfigType::Int, "Interval between a broker's heartbeats."),
     (
         "controller.quorum.bootstrap.servers",
         "",
         ConfigType::List,
-        "KRaft controllers to bootstrap from: unset, or one (this node).",
+        "Controllers a broker-only node may find the quorum through (then cluster.id is required).",
     ),
     ("log.dirs", "./data", ConfigType::List, "Data directory (Strom uses the first entry)."),
     ("num.partitions", "1", ConfigType::Int, "Partitions of an auto-created topic."),
@@ -284,6 +292,10 @@ pub struct Config {
     /// Settings given but not acted on, with the reason (each was logged at start).
     pub ignored: Vec<Ignored>,
     pub node_id: i32,
+    /// The metadata quorum when `controller.quorum.voters` names other nodes too.
+    pub quorum: Option<listener::QuorumConfig>,
+    /// `broker.rack`, advertised to clients and used to spread replicas.
+    pub rack: Option<String>,
     /// The client listeners, in `listeners` order (at least one).
     pub listeners: Vec<Listener>,
     /// The HTTP admin listener (`strom.http.listener`), `None` when disabled.
@@ -440,6 +452,8 @@ impl Config {
             i.log();
         }
         let listeners = listeners?;
+        let quorum = listener::quorum(&get)?;
+        let rack = Some(get("broker.rack").trim().to_string()).filter(|s| !s.is_empty());
         let data_dir = PathBuf::from(get("log.dirs").split(',').next().unwrap_or("./data").trim());
         let cluster_id = Some(get("cluster.id")).filter(|s| !s.is_empty());
         let auto = get("auto.create.topics.enable");
@@ -447,6 +461,8 @@ impl Config {
             ignored,
             node_id,
             listeners,
+            quorum,
+            rack,
             http_listen: Some(get("strom.http.listener").trim().to_string()).filter(|s| !s.is_empty()),
             data_dir,
             num_partitions: num("num.partitions", &get("num.partitions"))?,
@@ -657,8 +673,8 @@ mod tests {
         for (k, v, why) in [
             ("KAFKA_AUTHORIZER_CLASS_NAME", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "no authorizer"),
             ("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9092", "SASL_PLAINTEXT"),
-            ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@a:9093,2@b:9093,3@c:9093", "multi-node"),
-            ("KAFKA_PROCESS_ROLES", "controller", "controller-only"),
+            ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@a:9093,2@b:9093,3@c:9093", "controller listener"),
+            ("KAFKA_PROCESS_ROLES", "controller", "needs controller.quorum.voters"),
         ] {
             let err = Config::from_sources(None, &map(&[(k, v)]), &BTreeMap::new()).unwrap_err();
             assert!(err.to_string().contains(why), "{k}={v}: {err}");

@@ -32,6 +32,25 @@ pub fn scrape(node: &Node) -> Scrape {
             });
         }
     }
+    if let Some(q) = node.meta.quorum() {
+        let v = q.view();
+        let image = node.meta.image();
+        s.quorum = Some(crate::metrics::QuorumSample {
+            is_leader: v.leader == Some(v.id) && v.voter,
+            term: v.term as i64,
+            applied_offset: v.applied_end,
+            log_end_offset: v.log_end,
+            lag: (v.log_end - v.applied_end).max(0),
+            fenced_brokers: image.brokers.values().filter(|b| b.fenced).count() as i64,
+            brokers: image.brokers.len() as i64,
+            leaderless_partitions: image
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.values())
+                .filter(|p| p.leader < 0)
+                .count() as i64,
+        });
+    }
     let mut rows = Vec::new();
     node.groups.for_each_group(|name, g| {
         for ((topic, partition), v) in g.offsets() {

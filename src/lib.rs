@@ -53,7 +53,11 @@ impl Broker {
                 })?),
                 None => None,
             };
-        let node = Arc::new(node::Node::open(config)?);
+        let node = Arc::new(if config.quorum.is_some() {
+            node::Node::open_cluster(config).await?
+        } else {
+            node::Node::open(config)?
+        });
         node.start();
         Ok(Broker { node, listeners, http })
     }

@@ -49,6 +49,9 @@ enum Command {
         #[command(flatten)]
         common: cli::Common,
     },
+    /// Run a cluster of N nodes on this machine, for development: every node is broker and
+    /// controller, on 127.0.0.1 ports BASE+10·i (clients) and BASE+10·i+1 (controller).
+    DevCluster(DevClusterArgs),
     /// Cluster information.
     Cluster {
         #[command(subcommand)]
@@ -105,8 +108,92 @@ fn main() -> anyhow::Result<()> {
         Command::Consume { args, common } => client_command(cli::consume(args, &common)),
         Command::Cluster { cmd, common } => client_command(cli::cluster(cmd, &common)),
         Command::Health { common } => client_command(cli::health(&common)),
+        Command::DevCluster(args) => dev_cluster(args),
         Command::Bench(args) => bench(args),
         Command::RawSink(args) => strom::bench::raw_sink(args),
+    }
+}
+
+/// `strom dev-cluster` arguments.
+#[derive(clap::Args, Debug)]
+struct DevClusterArgs {
+    /// Number of nodes (3 or 5 make a quorum that survives one or two failures).
+    #[arg(default_value_t = 3)]
+    nodes: u16,
+    /// Data directory; node i keeps its data in DIR/node-i.
+    #[arg(long, default_value = "./dev-cluster")]
+    dir: PathBuf,
+    /// Node i listens for clients on BASE+10·(i-1) and for the quorum on that port + 1.
+    #[arg(long, default_value_t = 19092)]
+    base_port: u16,
+    /// More settings for every node (KEY=VALUE, repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+/// Starts `nodes` child `strom serve` processes that form one cluster, prints how to
+/// reach it, and stops them (SIGTERM: each hands its partitions back) on Ctrl-C or
+/// SIGTERM. A node that exits ends the whole cluster.
+fn dev_cluster(args: DevClusterArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.nodes >= 1, "a cluster needs at least one node");
+    let exe = std::env::current_exe().context("locating the strom executable")?;
+    let port = |i: u16, off: u16| args.base_port + 10 * (i - 1) + off;
+    let voters = (1..=args.nodes).map(|i| format!("{i}@127.0.0.1:{}", port(i, 1))).collect::<Vec<_>>().join(",");
+    let mut children = Vec::new();
+    for i in 1..=args.nodes {
+        let dir = args.dir.join(format!("node-{i}"));
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("serve")
+            .args(["--node-id", &i.to_string()])
+            .arg("--log-dirs")
+            .arg(&dir)
+            .args([
+                "--listeners",
+                &format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}", port(i, 0), port(i, 1)),
+            ])
+            .args(["--override", "controller.listener.names=CONTROLLER"])
+            .args(["--override", &format!("controller.quorum.voters={voters}")])
+            .args(["--override", &format!("strom.http.listener=127.0.0.1:{}", port(i, 2))]);
+        for o in &args.overrides {
+            cmd.args(["--override", o]);
+        }
+        children.push((i, cmd.spawn().with_context(|| format!("starting node {i}"))?));
+    }
+    let bootstrap = (1..=args.nodes).map(|i| format!("127.0.0.1:{}", port(i, 0))).collect::<Vec<_>>().join(",");
+    eprintln!("dev cluster of {} nodes: bootstrap.servers={bootstrap}", args.nodes);
+    eprintln!("  strom cluster info -b 127.0.0.1:{}    (metrics: http://127.0.0.1:{}/metrics)", port(1, 0), port(1, 2));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let stop = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return anyhow::Ok(None),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            }
+            for (i, c) in &mut children {
+                if let Some(status) = c.try_wait()? {
+                    return Ok(Some(format!("node {i} exited ({status})")));
+                }
+            }
+        }
+    })?;
+    if let Some(why) = &stop {
+        eprintln!("{why}; stopping the others");
+    }
+    for (_, c) in &children {
+        // SIGTERM: a graceful stop with a controlled shutdown.
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(c.id() as i32).ok_or_else(|| anyhow::anyhow!("pid"))?,
+            rustix::process::Signal::TERM,
+        );
+    }
+    for (_, c) in &mut children {
+        let _ = c.wait();
+    }
+    match stop {
+        Some(why) => anyhow::bail!(why),
+        None => Ok(()),
     }
 }
 
@@ -208,7 +295,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map(|(l, bound)| format!("{}={bound} (advertised {}:{})", l.name, l.advertised_host, l.advertised_port))
             .collect::<Vec<_>>()
             .join(", ");
-        tracing::info!(addr = %broker.local_addr()?, http = %http, data_dir = %c.data_dir.display(), cluster_id = %broker.node.meta.cluster_id, listeners = %listeners, "strom is serving");
+        let addr = broker.local_addr().map_or_else(|_| "none (controller only)".to_string(), |a| a.to_string());
+        tracing::info!(addr = %addr, http = %http, data_dir = %c.data_dir.display(), cluster_id = %broker.node.meta.cluster_id, listeners = %listeners, "strom is serving");
         broker.run(shutdown).await?;
         Ok(())
     })

@@ -22,8 +22,13 @@ use crate::config::Config;
 use crate::error::ErrorCode;
 pub use crate::partition::{storage_error_code, Partition};
 
+pub mod controller;
 pub mod image;
 pub mod log;
+pub mod quorum;
+
+use image::Image;
+use quorum::{Applied, Quorum};
 
 use strom_protocol::metadata_record::{Record, RESOURCE_TOPIC};
 
@@ -38,7 +43,7 @@ const SNAPSHOT_INTERVAL: i64 = 1000;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Producer ids are handed out from blocks persisted ahead of use, so an id is never
 /// reused after a crash.
-const PRODUCER_ID_BLOCK: i64 = 1000;
+pub(crate) const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// `strom-meta.json` as brokers before the metadata log wrote it; read only to upgrade.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -70,17 +75,31 @@ pub struct Topic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Where metadata changes are committed.
+enum Backend {
+    /// A single node: the metadata log on this node, appended to directly (ADR 0008).
+    Local(Box<Mutex<log::MetadataLog>>),
+    /// A cluster: changes are committed by the metadata quorum (ADR 0007).
+    Quorum(Arc<quorum::Quorum>),
+}
+
 /// All topics on this broker.
 pub struct Metadata {
     pub config: Config,
     pub cluster_id: String,
     data_dir: PathBuf,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
-    /// The metadata log and its image; its lock serialises metadata changes.
-    meta: Mutex<log::MetadataLog>,
-    next_producer_id: Mutex<i64>,
+    backend: Backend,
+    /// Serialises this node's metadata changes (check the image, then commit).
+    writes: Mutex<()>,
+    /// Serialises bringing the local partitions in line with the image.
+    following: Mutex<()>,
+    /// The producer-id block this node hands ids from: (next, end).
+    producer_ids: Mutex<(i64, i64)>,
     /// The newest epoch handed out per producer id since start (InitProducerId fencing).
     producer_epochs: Mutex<HashMap<i64, i16>>,
+    /// This broker's registration epoch in a cluster (-1 on a single node).
+    broker_epoch: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for Metadata {
@@ -197,6 +216,136 @@ fn legacy_records(meta: &MetaFile, node_id: i32) -> anyhow::Result<Vec<Record>> 
     Ok(out)
 }
 
+/// The record placing partition `index` of topic `id` on `replicas`, led by the first.
+/// Until replication (issue 14) only the leader holds the data, so it alone is in sync.
+fn partition_record(id: Uuid, index: i32, replicas: Vec<i32>) -> Record {
+    let leader = replicas.first().copied().unwrap_or(-1);
+    Record::Partition {
+        topic_id: id,
+        partition: index,
+        isr: vec![leader],
+        replicas,
+        leader,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}
+
+/// Broker ids ordered so that consecutive entries are on different racks where possible
+/// (Kafka's rack-alternated list): racks in name order, taking one broker of each in turn.
+/// Brokers without a rack form their own group.
+fn rack_alternated(brokers: &[(i32, Option<String>)]) -> Vec<i32> {
+    let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+    for (id, rack) in brokers {
+        by_rack.entry(rack.as_deref()).or_default().push(*id);
+    }
+    if by_rack.len() <= 1 {
+        return brokers.iter().map(|(id, _)| *id).collect();
+    }
+    let mut out = Vec::with_capacity(brokers.len());
+    for round in 0.. {
+        let before = out.len();
+        out.extend(by_rack.values().filter_map(|ids| ids.get(round)));
+        if out.len() == before {
+            break;
+        }
+    }
+    out
+}
+
+/// Kafka's placement, reduced: partition `p`'s leader is broker `(start + p) mod n` of
+/// the rack-alternated broker list, so leaders spread evenly; its followers come from the
+/// list after a shift that grows every `n` partitions (so pairs vary), each on a rack no
+/// earlier replica uses while such racks remain. `(id, rack)` of the live brokers.
+fn place_replicas(
+    brokers: &[(i32, Option<String>)],
+    range: std::ops::Range<i32>,
+    rf: i16,
+    start: usize,
+) -> Result<Vec<Vec<i32>>, (ErrorCode, String)> {
+    let order = rack_alternated(brokers);
+    let n = order.len();
+    if rf < 1 || rf as usize > n {
+        return Err((
+            ErrorCode::InvalidReplicationFactor,
+            format!("replication factor {rf} is larger than the {n} available broker(s)"),
+        ));
+    }
+    let rack = |id: i32| brokers.iter().find(|b| b.0 == id).and_then(|b| b.1.clone());
+    let all_racks: std::collections::BTreeSet<Option<String>> = brokers.iter().map(|b| b.1.clone()).collect();
+    Ok(range
+        .map(|p| {
+            let p = p.max(0) as usize;
+            let first = (start + p) % n;
+            let shift = if n > 1 { 1 + (p / n) % (n - 1) } else { 0 };
+            let mut replicas = vec![order[first]];
+            let mut used = std::collections::BTreeSet::from([rack(order[first])]);
+            let candidates: Vec<i32> = (0..n).map(|j| order[(first + shift + j) % n]).collect();
+            for &c in &candidates {
+                if replicas.len() == rf as usize {
+                    break;
+                }
+                let fresh_rack = !used.contains(&rack(c)) || used.len() == all_racks.len();
+                if !replicas.contains(&c) && fresh_rack {
+                    used.insert(rack(c));
+                    replicas.push(c);
+                }
+            }
+            for &c in &candidates {
+                if replicas.len() == rf as usize {
+                    break;
+                }
+                if !replicas.contains(&c) {
+                    replicas.push(c);
+                }
+            }
+            replicas
+        })
+        .collect())
+}
+
+/// The cluster id a cluster without `cluster.id` uses: derived from the voters, which
+/// every node is configured with alike (and then kept in `meta.properties`).
+fn derived_cluster_id(voters: &BTreeMap<i32, String>) -> String {
+    let text: String = voters.iter().map(|(id, a)| format!("{id}@{a},")).collect();
+    let a = crc32c::crc32c(text.as_bytes());
+    let b = crc32c::crc32c_append(a, b"strom-cluster");
+    let c = crc32c::crc32c_append(b, text.as_bytes());
+    let d = crc32c::crc32c_append(c, b"id");
+    let mut bytes = [0u8; 16];
+    for (i, w) in [a, b, c, d].iter().enumerate() {
+        bytes[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+    }
+    Uuid(bytes).to_string()
+}
+
+/// The data directory's cluster id: the one in `meta.properties` (which `cluster.id`, if
+/// given, must match), else `legacy`, else `cluster.id`, else `default`; written back.
+fn settle_cluster_id(
+    data_dir: &Path,
+    config: &Config,
+    legacy: Option<String>,
+    default: String,
+) -> anyhow::Result<String> {
+    let stored = read_properties(data_dir)?.remove("cluster.id").or(legacy);
+    let cluster_id = match (stored, &config.cluster_id) {
+        (Some(have), Some(want)) => {
+            anyhow::ensure!(
+                want == &have,
+                "cluster.id {want} does not match {have} stored in {}",
+                data_dir.join(PROPERTIES_FILE).display()
+            );
+            have
+        }
+        (Some(have), None) => have,
+        (None, want) => want.clone().unwrap_or(default),
+    };
+    let props = format!("# Strom data directory\nversion=1\ncluster.id={cluster_id}\nnode.id={}\n", config.node_id);
+    write_atomically(data_dir, PROPERTIES_FILE, props.as_bytes())
+        .with_context(|| format!("writing {}", data_dir.join(PROPERTIES_FILE).display()))?;
+    Ok(cluster_id)
+}
+
 impl Metadata {
     /// Opens the data directory: replays the metadata log (upgrading `strom-meta.json`
     /// on first start, ADR 0009) and opens every partition's log.
@@ -204,7 +353,7 @@ impl Metadata {
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let mut mlog = log::MetadataLog::open(&data_dir, SNAPSHOT_INTERVAL)?;
-        let mut cluster_id = read_properties(&data_dir)?.remove("cluster.id");
+        let mut legacy_cluster_id = None;
         let legacy = data_dir.join(META_FILE);
         if legacy.exists() {
             let meta: MetaFile = serde_json::from_slice(
@@ -219,25 +368,9 @@ impl Metadata {
                 // A crash between the conversion and the rename below: the snapshot is there.
                 tracing::warn!("{} was already converted to the metadata log", legacy.display());
             }
-            if cluster_id.is_none() && !meta.cluster_id.is_empty() {
-                cluster_id = Some(meta.cluster_id.clone());
-            }
+            legacy_cluster_id = Some(meta.cluster_id.clone()).filter(|c| !c.is_empty());
         }
-        let cluster_id = match (cluster_id, &config.cluster_id) {
-            (Some(have), Some(want)) => {
-                anyhow::ensure!(
-                    want == &have,
-                    "cluster.id {want} does not match {have} stored in {}",
-                    data_dir.join(PROPERTIES_FILE).display()
-                );
-                have
-            }
-            (Some(have), None) => have,
-            (None, want) => want.clone().unwrap_or_else(|| random_uuid().to_string()),
-        };
-        let props = format!("# Strom data directory\nversion=1\ncluster.id={cluster_id}\nnode.id={}\n", config.node_id);
-        write_atomically(&data_dir, PROPERTIES_FILE, props.as_bytes())
-            .with_context(|| format!("writing {}", data_dir.join(PROPERTIES_FILE).display()))?;
+        let cluster_id = settle_cluster_id(&data_dir, &config, legacy_cluster_id, random_uuid().to_string())?;
         if legacy.exists() {
             let done = legacy.with_extension("json.migrated");
             std::fs::rename(&legacy, &done).with_context(|| format!("renaming {}", legacy.display()))?;
@@ -250,20 +383,130 @@ impl Metadata {
             next_producer_id: next_producer_id + PRODUCER_ID_BLOCK,
         }])?;
         let image = mlog.image();
+        let cluster = Metadata::new(config, cluster_id, data_dir, Backend::Local(Box::new(Mutex::new(mlog))));
+        *cluster.producer_ids.lock().unwrap_or_else(|p| p.into_inner()) =
+            (next_producer_id, next_producer_id + PRODUCER_ID_BLOCK);
+        cluster.follow(&image)?;
+        cluster.log_opened();
+        if cluster.topic(OFFSETS_TOPIC).is_none() {
+            let records = cluster.offsets_topic_records(&image).map_err(|(_, m)| anyhow::anyhow!("{m}"))?;
+            cluster
+                .commit(records, ErrorCode::TopicAlreadyExists)
+                .map_err(|(_, m)| anyhow::anyhow!("creating {OFFSETS_TOPIC}: {m}"))?;
+        }
+        Ok(cluster)
+    }
 
-        let cluster = Metadata {
+    /// Opens the data directory of a node of a multi-node cluster: starts the metadata
+    /// quorum, follows its image, registers this broker with the quorum and makes sure
+    /// `__consumer_offsets` exists. Waits until the quorum has a leader (as a Kafka broker
+    /// waits for its controller).
+    pub async fn open_cluster(config: Config) -> anyhow::Result<Metadata> {
+        let q = config.quorum.clone().context("open_cluster without controller.quorum.voters")?;
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        if data_dir.join(META_FILE).exists() || log::MetadataLog::holds_single_node_log(&data_dir)? {
+            anyhow::bail!(
+                "{} holds a single-node data directory; turning it into a node of a multi-node cluster is not \
+                 supported yet (start the cluster on empty data directories)",
+                data_dir.display()
+            );
+        }
+        // Every node of a cluster must agree on its id: without cluster.id it is derived
+        // from the voters, which every node is configured with alike. A broker that knows
+        // the controllers only from bootstrap servers must be told the id.
+        if q.voters.is_empty() && config.cluster_id.is_none() && !read_properties(&data_dir)?.contains_key("cluster.id")
+        {
+            anyhow::bail!(
+                "a broker that finds the controllers through controller.quorum.bootstrap.servers needs cluster.id \
+                 (CLUSTER_ID): the id cannot be derived without controller.quorum.voters"
+            );
+        }
+        let derived = derived_cluster_id(&q.voters);
+        let cluster_id = settle_cluster_id(&data_dir, &config, None, derived)?;
+        let mut seeds: Vec<String> = q.voters.values().cloned().collect();
+        seeds.extend(q.bootstrap.iter().filter(|b| !seeds.contains(b)).cloned().collect::<Vec<_>>());
+        let settings = quorum::QuorumSettings {
+            node_id: u64::try_from(config.node_id).context("node.id must not be negative in a cluster")?,
+            voters: quorum::AddressBook(q.voters.iter().map(|(&id, a)| (id as u64, a.clone())).collect()),
+            seeds,
+            bind: q.bind.clone(),
+            cluster_id: cluster_id.clone(),
+        };
+        let quorum = Quorum::start(&data_dir, settings).await?;
+        let cluster = Metadata::new(config, cluster_id, data_dir, Backend::Quorum(quorum.clone()));
+        if !q.broker {
+            // A controller-only node: no partitions, no registration, no clients.
+            tracing::info!("controller only (process.roles=controller): serving the metadata quorum, no clients");
+            return Ok(cluster);
+        }
+        let image = cluster.image();
+        cluster.follow(&image)?;
+        cluster.log_opened();
+        cluster.register().await?;
+        // Heartbeats start with the registration: waiting below must not get us fenced.
+        let every =
+            cluster.config.values.get("broker.heartbeat.interval.ms").and_then(|v| v.parse().ok()).unwrap_or(2000);
+        tokio::spawn(controller::heartbeats(
+            Arc::downgrade(&quorum),
+            cluster.config.node_id,
+            cluster.broker_epoch.clone(),
+            std::time::Duration::from_millis(every),
+        ));
+        if cluster.image().topic(OFFSETS_TOPIC).is_none() {
+            // The first start of a cluster: spread __consumer_offsets over the brokers, so
+            // wait (bounded) until as many registered as there are voters (at most 3), as
+            // Kafka creates it once offsets.topic.replication.factor brokers are up.
+            // A broker-only node cannot know how many brokers are coming: it waits less.
+            let (want, wait) = if q.controller { (q.voters.len().clamp(1, 3), 30) } else { (3, 10) };
+            let mut rx = quorum.published();
+            let ready = |p: &quorum::Published| {
+                p.image.topic(OFFSETS_TOPIC).is_some() || p.image.brokers.values().filter(|b| !b.fenced).count() >= want
+            };
+            if tokio::time::timeout(std::time::Duration::from_secs(wait), rx.wait_for(ready)).await.is_err() {
+                tracing::warn!(
+                    want,
+                    wait,
+                    "fewer brokers registered in time; placing __consumer_offsets on those that did"
+                );
+            }
+            if cluster.image().topic(OFFSETS_TOPIC).is_none() {
+                match cluster.offsets_topic_records(&cluster.image()) {
+                    // Every broker may try; the quorum keeps the first and refuses the others.
+                    Ok(records) => match cluster.commit_async(records, ErrorCode::TopicAlreadyExists).await {
+                        Ok(_) | Err((ErrorCode::TopicAlreadyExists, _)) => {}
+                        Err((code, m)) => tracing::warn!(?code, error = %m, "creating __consumer_offsets failed"),
+                    },
+                    Err((code, m)) => tracing::warn!(?code, error = %m, "cannot create __consumer_offsets"),
+                }
+            }
+            let has = |p: &quorum::Published| p.image.topic(OFFSETS_TOPIC).is_some();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(15), rx.wait_for(has)).await;
+            cluster.follow(&cluster.image())?;
+        }
+        Ok(cluster)
+    }
+
+    fn new(config: Config, cluster_id: String, data_dir: PathBuf, backend: Backend) -> Metadata {
+        Metadata {
             cluster_id,
             data_dir,
             topics: RwLock::new(HashMap::new()),
-            meta: Mutex::new(mlog),
-            next_producer_id: Mutex::new(next_producer_id),
+            backend,
+            writes: Mutex::new(()),
+            following: Mutex::new(()),
+            producer_ids: Mutex::new((0, 0)),
             producer_epochs: Mutex::new(HashMap::new()),
+            broker_epoch: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
             config,
-        };
+        }
+    }
+
+    /// One line an operator (or a test) can check: after a clean shutdown every
+    /// partition reopens from its marker, with no tail scan.
+    fn log_opened(&self) {
         let (mut clean, mut recovered) = (0usize, 0usize);
-        for t in image.topics.values() {
-            let configs = image.configs.get(&(RESOURCE_TOPIC, t.name.clone())).cloned().unwrap_or_default();
-            let topic = cluster.open_topic(&t.name, t.id, t.partitions.len() as i32, configs)?;
+        for topic in self.topics() {
             for p in &topic.partitions {
                 if p.with_log(|l| l.opened_clean()) {
                     clean += 1;
@@ -271,27 +514,278 @@ impl Metadata {
                     recovered += 1;
                 }
             }
-            cluster.write_topics().insert(t.name.clone(), Arc::new(topic));
         }
-        // One line an operator (or a test) can check: after a clean shutdown every
-        // partition reopens from its marker, with no tail scan.
         tracing::info!(
             partitions = clean + recovered,
             clean,
             recovered,
             "opened partition logs (clean: reopened after a clean shutdown, tail not scanned; recovered: tail scanned)"
         );
-        if cluster.topic(OFFSETS_TOPIC).is_none() {
-            let configs = BTreeMap::from([
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), cluster.config.offsets_topic_segment_bytes.to_string()),
-            ]);
-            let n = cluster.config.offsets_topic_partitions.max(1);
-            cluster
-                .create_internal_topic(OFFSETS_TOPIC, n, configs)
-                .map_err(|(_, m)| anyhow::anyhow!("creating {}: {m}", OFFSETS_TOPIC))?;
+    }
+
+    fn offsets_topic_records(&self, image: &Image) -> Result<Vec<Record>, (ErrorCode, String)> {
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), self.config.offsets_topic_segment_bytes.to_string()),
+        ]);
+        let n = self.config.offsets_topic_partitions.max(1);
+        self.topic_records(image, OFFSETS_TOPIC, n, None, None, &configs)
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<Image> {
+        match &self.backend {
+            Backend::Local(l) => l.lock().unwrap_or_else(|p| p.into_inner()).image(),
+            Backend::Quorum(q) => q.published().borrow().image.clone(),
         }
-        Ok(cluster)
+    }
+
+    /// Whether this node is a broker (everything but a controller-only node).
+    pub fn serves_clients(&self) -> bool {
+        self.config.quorum.as_ref().is_none_or(|q| q.broker)
+    }
+
+    /// The metadata quorum, in a multi-node cluster.
+    pub fn quorum(&self) -> Option<&Arc<Quorum>> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            Backend::Quorum(q) => Some(q),
+        }
+    }
+
+    /// The leader of a partition: this node on a single node, else the image's (-1 for none).
+    pub fn leader_of(&self, topic: &Topic, partition: i32) -> i32 {
+        match &self.backend {
+            Backend::Local(_) => self.config.node_id,
+            Backend::Quorum(q) => q
+                .published()
+                .borrow()
+                .image
+                .topics
+                .get(&topic.id)
+                .and_then(|t| t.partitions.get(&partition))
+                .map_or(-1, |p| p.leader),
+        }
+    }
+
+    /// Whether this node leads `p` (always, on a single node).
+    pub fn leads_partition(&self, p: &Partition) -> bool {
+        match &self.backend {
+            Backend::Local(_) => true,
+            Backend::Quorum(_) => {
+                self.topic(&p.topic).is_some_and(|t| self.leader_of(&t, p.index) == self.config.node_id)
+            }
+        }
+    }
+
+    /// Whether this node leads the partition (always, on a single node).
+    pub fn leads(&self, topic: &Topic, partition: i32) -> bool {
+        self.leader_of(topic, partition) == self.config.node_id
+    }
+
+    /// Commits a change and brings the local partitions in line with the new image. A
+    /// change the quorum refuses when its turn comes (another node's change got there
+    /// first) is `Err(refused)`.
+    fn commit(&self, records: Vec<Record>, refused: ErrorCode) -> Result<Arc<Image>, (ErrorCode, String)> {
+        match &self.backend {
+            Backend::Local(l) => {
+                let image = l
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .append(&records)
+                    .map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+                self.follow(&image).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+                Ok(image)
+            }
+            // Handlers are synchronous; a cluster's commit waits for the quorum. The broker
+            // runs on tokio's multi-threaded runtime, where a worker may block like this
+            // (another takes over its tasks). Making the handlers async removes this.
+            Backend::Quorum(_) => tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(self.commit_async(records, refused))
+            }),
+        }
+    }
+
+    async fn commit_async(&self, records: Vec<Record>, refused: ErrorCode) -> Result<Arc<Image>, (ErrorCode, String)> {
+        let Backend::Quorum(q) = &self.backend else { return self.commit(records, refused) };
+        match q.write(records).await {
+            Ok(Applied::Ok) => {}
+            Ok(Applied::Refused(m)) => return Err((refused, m)),
+            Err(e) => return Err((ErrorCode::RequestTimedOut, format!("{e:#}"))),
+        }
+        let image = self.image();
+        self.follow(&image).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+        Ok(image)
+    }
+
+    /// Brings the local partitions in line with `image`: opens the logs of new topics and
+    /// partitions, applies changed configs to the live logs, and closes and deletes the
+    /// logs of removed topics. In a cluster every node keeps a log for every partition
+    /// (the replicas of issue 14 will use them); only the leader serves it.
+    pub fn follow(&self, image: &Image) -> anyhow::Result<()> {
+        if !self.serves_clients() {
+            return Ok(());
+        }
+        let _g = self.following.lock().unwrap_or_else(|p| p.into_inner());
+        for t in self.topics() {
+            if !image.topics.contains_key(&t.id) {
+                self.remove_local(&t);
+            }
+        }
+        for ti in image.topics.values() {
+            let configs = image.configs.get(&(RESOURCE_TOPIC, ti.name.clone())).cloned().unwrap_or_default();
+            let want = ti.partitions.keys().next_back().map_or(0, |&p| p + 1);
+            match self.topic(&ti.name) {
+                None => {
+                    let topic = self.open_topic(&ti.name, ti.id, want, configs)?;
+                    for p in &topic.partitions {
+                        if let Some(pi) = ti.partitions.get(&p.index) {
+                            p.set_leader_epoch(pi.leader_epoch);
+                        }
+                    }
+                    self.write_topics().insert(ti.name.clone(), Arc::new(topic));
+                    tracing::info!(topic = %ti.name, partitions = want, id = %ti.id, "opened topic");
+                }
+                Some(old) => {
+                    if matches!(self.backend, Backend::Quorum(_)) {
+                        for p in &old.partitions {
+                            if let Some(pi) = ti.partitions.get(&p.index) {
+                                p.set_leader_epoch(pi.leader_epoch);
+                            }
+                        }
+                    }
+                    let have = old.partitions.len() as i32;
+                    if configs == old.configs && want <= have {
+                        continue;
+                    }
+                    let mut partitions = old.partitions.clone();
+                    if want > have {
+                        partitions.extend(self.open_partitions(&old.name, have..want, &configs)?);
+                        tracing::info!(topic = %ti.name, from = have, to = want, "partitions added");
+                    }
+                    if configs != old.configs {
+                        let log_config = self.log_config(&configs);
+                        for p in &old.partitions {
+                            if let Err(e) = p.with_log(|log| log.set_config(log_config.clone())) {
+                                tracing::warn!(partition = ?p, error = %e, "could not apply new log settings");
+                            }
+                        }
+                        tracing::info!(topic = %ti.name, "topic configs changed");
+                    }
+                    let new = Topic { name: old.name.clone(), id: old.id, partitions, configs };
+                    self.write_topics().insert(ti.name.clone(), Arc::new(new));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes and deletes the logs of a topic the image no longer has.
+    fn remove_local(&self, t: &Topic) {
+        let removed = {
+            let mut topics = self.write_topics();
+            match topics.get(&*t.name) {
+                Some(cur) if cur.id == t.id => topics.remove(&*t.name),
+                _ => None,
+            }
+        };
+        let Some(topic) = removed else { return };
+        for p in &topic.partitions {
+            // Wake long-polling fetches so they notice the topic is gone.
+            p.appended.notify_waiters();
+            // Close the log before its files go: otherwise the last reference to drop
+            // (possibly a fetch still in flight) would try to seal its segment into a
+            // directory that no longer exists.
+            p.with_log(|log| log.mark_deleted());
+            let dir = self.data_dir.join(format!("{}-{}", topic.name, p.index));
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
+            }
+        }
+        tracing::info!(topic = %topic.name, "deleted topic");
+    }
+
+    /// Registers this broker with the quorum: its listeners and rack, unfenced, at the
+    /// next broker epoch. Retries until the quorum has a leader.
+    async fn register(&self) -> anyhow::Result<()> {
+        let endpoints = self
+            .config
+            .listeners
+            .iter()
+            .map(|l| strom_protocol::metadata_record::Endpoint {
+                name: l.name.clone(),
+                host: l.advertised_host.clone(),
+                port: l.advertised_port,
+                security_protocol: 0,
+            })
+            .collect::<Vec<_>>();
+        let mut attempt = 0u32;
+        loop {
+            let epoch = self.image().brokers.get(&self.config.node_id).map_or(0, |b| b.epoch + 1);
+            let record = Record::RegisterBroker {
+                broker_id: self.config.node_id,
+                incarnation_id: random_uuid(),
+                broker_epoch: epoch,
+                endpoints: endpoints.clone(),
+                rack: self.config.rack.clone(),
+                fenced: false,
+            };
+            match self.commit_async(vec![record], ErrorCode::UnknownServerError).await {
+                Ok(_) => {
+                    self.broker_epoch.store(epoch, Ordering::Relaxed);
+                    tracing::info!(broker = self.config.node_id, epoch, "registered with the metadata quorum");
+                    return Ok(());
+                }
+                Err((code, m)) => {
+                    attempt += 1;
+                    tracing::warn!(attempt, ?code, error = %m, "broker registration not committed yet; retrying");
+                }
+            }
+        }
+    }
+
+    /// A controlled shutdown (SIGTERM in a cluster): this broker is fenced and its
+    /// partitions left leaderless through the quorum before it stops, bounded by a few
+    /// seconds so a lost quorum cannot hold the shutdown.
+    pub async fn controlled_shutdown(&self) {
+        let Backend::Quorum(q) = &self.backend else { return };
+        let records = controller::controlled_shutdown(&self.image(), self.config.node_id);
+        if records.is_empty() {
+            return;
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(5), q.write(records)).await {
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: fenced, partitions handed back"),
+            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "controlled shutdown not committed"),
+            Err(_) => tracing::warn!("controlled shutdown: no quorum answer within 5 s"),
+        }
+    }
+
+    /// Starts a cluster node's background work: following the image, heartbeats and the
+    /// controller's duties. Nothing on a single node.
+    pub fn start_cluster_tasks(self: &Arc<Self>) {
+        let Backend::Quorum(q) = &self.backend else { return };
+        let num = |k: &str, d: u64| self.config.values.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
+        let session = std::time::Duration::from_millis(num("broker.session.timeout.ms", 9000));
+        tokio::spawn(controller::run(Arc::downgrade(q), session));
+        if !self.serves_clients() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let mut rx = q.published();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let Some(meta) = weak.upgrade() else { return };
+                let image = rx.borrow_and_update().image.clone();
+                if let Err(e) = meta.follow(&image) {
+                    tracing::error!(error = %format!("{e:#}"), "could not bring local partitions in line with the metadata");
+                }
+            }
+        });
+    }
+
+    /// This broker's registration epoch (-1 on a single node or before registering).
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Relaxed)
     }
 
     fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Topic>>> {
@@ -423,7 +917,7 @@ impl Metadata {
         validate_only: bool,
     ) -> Result<(), (ErrorCode, String)> {
         topic_config::validate(&configs).map_err(|m| (ErrorCode::InvalidConfig, m))?;
-        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let old =
             self.topic(name).ok_or((ErrorCode::UnknownTopicOrPartition, format!("topic {name} does not exist")))?;
         if validate_only {
@@ -440,22 +934,16 @@ impl Metadata {
                 value: v.cloned(),
             })
             .collect();
-        meta.append(&records).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
-        let log_config = self.log_config(&configs);
-        for p in &old.partitions {
-            if let Err(e) = p.with_log(|log| log.set_config(log_config.clone())) {
-                tracing::warn!(partition = ?p, error = %e, "could not apply new log settings");
-            }
+        if records.is_empty() {
+            return Ok(());
         }
-        let new = Topic { name: old.name.clone(), id: old.id, partitions: old.partitions.clone(), configs };
-        self.write_topics().insert(name.to_string(), Arc::new(new));
-        tracing::info!(topic = name, "topic configs changed");
+        self.commit(records, ErrorCode::UnknownTopicOrPartition)?;
         Ok(())
     }
 
     /// CreatePartitions: grows a topic to `count` partitions (never shrinks).
     pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), (ErrorCode, String)> {
-        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let old =
             self.topic(name).ok_or((ErrorCode::UnknownTopicOrPartition, format!("topic {name} does not exist")))?;
         let current = old.partitions.len() as i32;
@@ -468,19 +956,19 @@ impl Metadata {
         if Self::is_internal(name) {
             return Err((ErrorCode::InvalidRequest, format!("{name} is an internal topic")));
         }
+        let image = self.image();
+        let rf = image
+            .topics
+            .get(&old.id)
+            .and_then(|t| t.partitions.values().next())
+            .map_or(1, |p| p.replicas.len().max(1) as i16);
+        let replicas = self.place(&image, current..count, rf)?;
         if validate_only {
             return Ok(());
         }
-        let added = self
-            .open_partitions(&old.name, current..count, &old.configs)
-            .map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
-        let records: Vec<Record> = (current..count).map(|p| self.partition_record(old.id, p)).collect();
-        meta.append(&records).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
-        let mut partitions = old.partitions.clone();
-        partitions.extend(added);
-        let new = Topic { name: old.name.clone(), id: old.id, partitions, configs: old.configs.clone() };
-        self.write_topics().insert(name.to_string(), Arc::new(new));
-        tracing::info!(topic = name, from = current, to = count, "partitions added");
+        let records: Vec<Record> =
+            (current..count).zip(replicas).map(|(p, r)| partition_record(old.id, p, r)).collect();
+        self.commit(records, ErrorCode::UnknownTopicOrPartition)?;
         Ok(())
     }
 
@@ -511,15 +999,6 @@ impl Metadata {
         name == OFFSETS_TOPIC
     }
 
-    fn create_internal_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        configs: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>, (ErrorCode, String)> {
-        self.create_topic_unchecked(name, partitions, configs, false)
-    }
-
     /// Creates a topic, or explains why not with Kafka's error code.
     pub fn create_topic(
         &self,
@@ -544,98 +1023,189 @@ impl Metadata {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, (ErrorCode, String)> {
-        if partitions < 1 {
-            return Err((ErrorCode::InvalidPartitions, "number of partitions must be at least 1".into()));
-        }
+        self.create_topic_placed(name, partitions, None, None, configs, validate_only)
+    }
+
+    /// Creates a topic with `partitions` partitions of `replication_factor` replicas
+    /// placed across the live brokers (default: 1), or with the given replica
+    /// `assignments` (one list of broker ids per partition).
+    pub fn create_topic_placed(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: Option<i16>,
+        assignments: Option<Vec<Vec<i32>>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, (ErrorCode, String)> {
         topic_config::validate(&configs).map_err(|m| (ErrorCode::InvalidConfig, m))?;
-        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
-        if self.read_topics().contains_key(name) {
-            return Err((ErrorCode::TopicAlreadyExists, format!("topic {name:?} already exists")));
-        }
-        let id = random_uuid();
+        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let image = self.image();
+        let records = self.topic_records(&image, name, partitions, replication_factor, assignments, &configs)?;
+        let Some(Record::Topic { id, .. }) = records.first() else {
+            return Err((ErrorCode::UnknownServerError, "no topic record".into()));
+        };
+        let id = *id;
         if validate_only {
             return Ok(Arc::new(Topic { name: Arc::from(name), id, partitions: Vec::new(), configs }));
         }
+        match self.commit(records, ErrorCode::TopicAlreadyExists) {
+            Ok(_) => {}
+            // The quorum retried our write after an answer was lost (a leader change): the
+            // topic that exists is ours, with the id we chose.
+            Err((ErrorCode::TopicAlreadyExists, _)) if self.image().topic(name).is_some_and(|t| t.id == id) => {
+                self.follow(&self.image()).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+            }
+            Err(e) => return Err(e),
+        }
         let topic = self
-            .open_topic(name, id, partitions, configs.clone())
-            .map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
+            .topic(name)
+            .filter(|t| t.id == id)
+            .ok_or_else(|| (ErrorCode::UnknownServerError, format!("topic {name} was created but is not open here")))?;
+        tracing::info!(topic = name, partitions, id = %id, "created topic");
+        Ok(topic)
+    }
+
+    /// The records creating a topic, checked against `image`.
+    fn topic_records(
+        &self,
+        image: &Image,
+        name: &str,
+        partitions: i32,
+        replication_factor: Option<i16>,
+        assignments: Option<Vec<Vec<i32>>>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<Vec<Record>, (ErrorCode, String)> {
+        if image.topic(name).is_some() || self.read_topics().contains_key(name) {
+            return Err((ErrorCode::TopicAlreadyExists, format!("topic {name:?} already exists")));
+        }
+        let replicas = match assignments {
+            Some(a) => {
+                self.check_assignments(image, &a)?;
+                a
+            }
+            None => {
+                if partitions < 1 {
+                    return Err((ErrorCode::InvalidPartitions, "number of partitions must be at least 1".into()));
+                }
+                self.place(image, 0..partitions, replication_factor.unwrap_or(1))?
+            }
+        };
+        let id = random_uuid();
         let mut records = vec![Record::Topic { name: name.to_string(), id }];
-        records.extend((0..partitions).map(|p| self.partition_record(id, p)));
+        records.extend(replicas.into_iter().enumerate().map(|(p, r)| partition_record(id, p as i32, r)));
         records.extend(configs.iter().map(|(k, v)| Record::Config {
             resource_type: RESOURCE_TOPIC,
             resource_name: name.to_string(),
             name: k.clone(),
             value: Some(v.clone()),
         }));
-        meta.append(&records).map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}")))?;
-        let topic = Arc::new(topic);
-        self.write_topics().insert(name.to_string(), topic.clone());
-        tracing::info!(topic = name, partitions, id = %id, "created topic");
-        Ok(topic)
+        Ok(records)
+    }
+
+    /// The brokers replicas may go to: every registered, unfenced broker in a cluster,
+    /// this node on a single node. `(id, rack)`, by id.
+    fn live_brokers(&self, image: &Image) -> Vec<(i32, Option<String>)> {
+        match &self.backend {
+            Backend::Local(_) => vec![(self.config.node_id, self.config.rack.clone())],
+            Backend::Quorum(_) => image
+                .brokers
+                .iter()
+                .filter(|(_, b)| !b.fenced && !b.in_controlled_shutdown)
+                .map(|(&id, b)| (id, b.rack.clone()))
+                .collect(),
+        }
+    }
+
+    /// Replica lists for partitions `range` over the live brokers, from a random start.
+    fn place(&self, image: &Image, range: std::ops::Range<i32>, rf: i16) -> Result<Vec<Vec<i32>>, (ErrorCode, String)> {
+        let start = random_uuid().0[0] as usize;
+        place_replicas(&self.live_brokers(image), range, rf, start)
+    }
+
+    fn check_assignments(&self, image: &Image, a: &[Vec<i32>]) -> Result<(), (ErrorCode, String)> {
+        let known: Vec<i32> = match &self.backend {
+            Backend::Local(_) => vec![self.config.node_id],
+            Backend::Quorum(_) => image.brokers.keys().copied().collect(),
+        };
+        let rf = a.first().map_or(0, Vec::len);
+        for (p, replicas) in a.iter().enumerate() {
+            let mut distinct = replicas.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if replicas.is_empty() || distinct.len() != replicas.len() || replicas.len() != rf {
+                return Err((
+                    ErrorCode::InvalidReplicaAssignment,
+                    format!("partition {p}: replicas {replicas:?} must be {rf} distinct broker ids"),
+                ));
+            }
+            if let Some(b) = replicas.iter().find(|b| !known.contains(b)) {
+                return Err((
+                    ErrorCode::InvalidReplicaAssignment,
+                    format!("partition {p}: broker {b} is not registered (brokers: {known:?})"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Deletes a topic and its data.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, ErrorCode> {
-        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let id = self.topic(name).ok_or(ErrorCode::UnknownTopicOrPartition)?.id;
-        if let Err(e) = meta.append(&[Record::RemoveTopic { id }]) {
-            tracing::error!(topic = name, error = %format!("{e:#}"), "could not record topic deletion");
-            return Err(ErrorCode::KafkaStorageError);
+        let result = self.commit(vec![Record::RemoveTopic { id }], ErrorCode::UnknownTopicOrPartition);
+        // As for creation: a retried removal of our own change finds the topic gone.
+        let result = match result {
+            Err((ErrorCode::UnknownTopicOrPartition, _)) if !self.image().topics.contains_key(&id) => self
+                .follow(&self.image())
+                .map(|()| self.image())
+                .map_err(|e| (ErrorCode::KafkaStorageError, format!("{e:#}"))),
+            other => other,
+        };
+        if let Err((code, m)) = result {
+            tracing::error!(topic = name, error = %m, "could not record topic deletion");
+            return Err(code);
         }
-        let topic = self.write_topics().remove(name).ok_or(ErrorCode::UnknownTopicOrPartition)?;
-        for p in &topic.partitions {
-            // Wake long-polling fetches so they notice the topic is gone.
-            p.appended.notify_waiters();
-            // Close the log before its files go: otherwise the last reference to drop
-            // (possibly a fetch still in flight) would try to seal its segment into a
-            // directory that no longer exists.
-            p.with_log(|log| log.mark_deleted());
-            let dir = self.data_dir.join(format!("{name}-{}", p.index));
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
-            }
-        }
-        tracing::info!(topic = name, "deleted topic");
-        Ok(topic.id)
+        Ok(id)
     }
 
     /// The metadata log's end offset (DescribeQuorum, metrics).
     pub fn metadata_log_end(&self) -> i64 {
-        self.meta.lock().unwrap_or_else(|p| p.into_inner()).end_offset()
-    }
-
-    /// The record placing partition `index` of topic `id` on this node, the only replica.
-    fn partition_record(&self, id: Uuid, index: i32) -> Record {
-        let me = self.config.node_id;
-        Record::Partition {
-            topic_id: id,
-            partition: index,
-            replicas: vec![me],
-            isr: vec![me],
-            leader: me,
-            leader_epoch: 0,
-            partition_epoch: 0,
+        match &self.backend {
+            Backend::Local(l) => l.lock().unwrap_or_else(|p| p.into_inner()).end_offset(),
+            Backend::Quorum(q) => q.published().borrow().applied + 1,
         }
     }
 
-    /// A fresh producer id, never handed out before by this data directory.
+    /// A fresh producer id, never handed out before by any node: ids come from blocks
+    /// committed to the metadata log before use.
     pub fn allocate_producer_id(&self) -> Result<i64, ErrorCode> {
-        let mut next = self.next_producer_id.lock().unwrap_or_else(|p| p.into_inner());
-        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
-        if *next >= meta.image().next_producer_id {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
+        // A block another node took first is refused; the next try starts after it.
+        for _ in 0..5 {
+            if ids.0 < ids.1 {
+                let id = ids.0;
+                ids.0 += 1;
+                return Ok(id);
+            }
+            let from = self.image().next_producer_id;
             let block = Record::ProducerIds {
                 broker_id: self.config.node_id,
-                broker_epoch: -1,
-                next_producer_id: *next + PRODUCER_ID_BLOCK,
+                broker_epoch: self.broker_epoch(),
+                next_producer_id: from + PRODUCER_ID_BLOCK,
             };
-            if let Err(e) = meta.append(&[block]) {
-                tracing::error!(error = %format!("{e:#}"), "could not record a producer-id block");
-                return Err(ErrorCode::KafkaStorageError);
+            match self.commit(vec![block], ErrorCode::UnknownServerError) {
+                Ok(_) => *ids = (from, from + PRODUCER_ID_BLOCK),
+                Err((ErrorCode::UnknownServerError, m)) => {
+                    tracing::debug!(error = %m, "producer-id block taken by another node; retrying");
+                }
+                Err((code, m)) => {
+                    tracing::error!(error = %m, "could not record a producer-id block");
+                    return Err(code);
+                }
             }
         }
-        let id = *next;
-        *next += 1;
-        Ok(id)
+        Err(ErrorCode::UnknownServerError)
     }
 
     /// Answers an idempotent producer's InitProducerId: a new id at epoch 0, or (KIP-360,
@@ -674,7 +1244,11 @@ impl Metadata {
 
     /// Closes every log cleanly (trims preallocated files), for a graceful shutdown.
     pub fn shutdown(&self) {
-        self.meta.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
+        match &self.backend {
+            Backend::Local(l) => l.lock().unwrap_or_else(|p| p.into_inner()).shutdown(),
+            // Raft stops with the runtime; its log is fsync'd on every append.
+            Backend::Quorum(_) => {}
+        }
         for topic in self.write_topics().drain().map(|(_, t)| t) {
             for p in &topic.partitions {
                 // Seal, fsync, snapshot producer state and leave the clean-shutdown marker.
@@ -750,6 +1324,38 @@ pub async fn run_retention(cluster: std::sync::Weak<Metadata>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_spread_leaders_evenly_and_cover_racks() {
+        let plain: Vec<(i32, Option<String>)> = (1..=3).map(|b| (b, None)).collect();
+        for start in 0..3 {
+            let one = place_replicas(&plain, 0..6, 1, start).expect("rf 1");
+            for b in 1..=3 {
+                assert_eq!(one.iter().filter(|r| r[0] == b).count(), 2, "{one:?}");
+            }
+            let three = place_replicas(&plain, 0..6, 3, start).expect("rf 3");
+            for r in &three {
+                let mut d = r.clone();
+                d.sort();
+                assert_eq!(d, vec![1, 2, 3], "distinct replicas: {three:?}");
+            }
+        }
+        assert_eq!(place_replicas(&plain, 0..1, 4, 0).unwrap_err().0, ErrorCode::InvalidReplicationFactor);
+        assert_eq!(place_replicas(&plain, 0..1, 0, 0).unwrap_err().0, ErrorCode::InvalidReplicationFactor);
+        // Two racks of two brokers: every partition with two replicas has one in each.
+        let racked: Vec<(i32, Option<String>)> =
+            vec![(1, Some("a".into())), (2, Some("a".into())), (3, Some("b".into())), (4, Some("b".into()))];
+        let rack = |id: i32| racked.iter().find(|b| b.0 == id).and_then(|b| b.1.clone());
+        for start in 0..4 {
+            let two = place_replicas(&racked, 0..16, 2, start).expect("rf 2");
+            for r in &two {
+                assert_ne!(rack(r[0]), rack(r[1]), "replicas {r:?} share a rack (start {start})");
+            }
+            for b in 1..=4 {
+                assert_eq!(two.iter().filter(|r| r[0] == b).count(), 4, "leaders even: {two:?}");
+            }
+        }
+    }
 
     #[test]
     fn topic_names_follow_kafkas_rules() {

@@ -56,6 +56,29 @@ pub struct Scrape {
     pub under_min_isr: i64,
     /// Every committed offset of every group, for lag.
     pub committed: Vec<CommittedSample>,
+    /// The metadata quorum as this node sees it (a cluster; `None` on a single node).
+    pub quorum: Option<QuorumSample>,
+}
+
+/// The metadata quorum's state on this node.
+#[derive(Debug, Clone, Default)]
+pub struct QuorumSample {
+    /// 1 while this node is the active controller (quorum leader).
+    pub is_leader: bool,
+    /// The current Raft term (KRaft's leader epoch).
+    pub term: i64,
+    /// Offset of the next metadata change this node's image will apply.
+    pub applied_offset: i64,
+    /// The metadata log's end offset on this node.
+    pub log_end_offset: i64,
+    /// Metadata changes in this node's log that its image has not applied yet.
+    pub lag: i64,
+    /// Registered brokers that are fenced.
+    pub fenced_brokers: i64,
+    /// Registered brokers.
+    pub brokers: i64,
+    /// Partitions without a leader.
+    pub leaderless_partitions: i64,
 }
 
 /// Storage failures (I/O errors answered with KAFKA_STORAGE_ERROR), process-wide: they
@@ -209,6 +232,29 @@ impl Metrics {
             lag.get_or_create(&l).set((c.log_end_offset - c.offset).max(0));
         }
         reg.register("strom_consumergroup_lag", "Log end offset minus committed offset", lag);
+        if let Some(q) = &scrape.quorum {
+            let g = |v: i64| {
+                let g: Gauge = Gauge::default();
+                g.set(v);
+                g
+            };
+            reg.register(
+                "strom_controller_active",
+                "1 while this node leads the metadata quorum",
+                g(i64::from(q.is_leader)),
+            );
+            reg.register("strom_metadata_term", "Current Raft term of the metadata quorum", g(q.term));
+            reg.register(
+                "strom_metadata_applied_offset",
+                "Metadata offset this node's image reached",
+                g(q.applied_offset),
+            );
+            reg.register("strom_metadata_log_end_offset", "Metadata log end offset on this node", g(q.log_end_offset));
+            reg.register("strom_metadata_lag", "Metadata log entries not applied to the image yet", g(q.lag));
+            reg.register("strom_brokers", "Registered brokers", g(q.brokers));
+            reg.register("strom_fenced_brokers", "Registered brokers that are fenced", g(q.fenced_brokers));
+            reg.register("strom_leaderless_partitions", "Partitions without a leader", g(q.leaderless_partitions));
+        }
         reg.register("strom_consumergroup_current_offset", "Committed offset", committed);
 
         let mut out = String::new();

@@ -401,6 +401,8 @@ pub async fn run(
         }
     }
     tracing::info!("shutting down: closing connections");
+    // In a cluster, hand leadership back first, while the quorum can still be reached.
+    node.meta.controlled_shutdown().await;
     let _ = stop_tx.send(true);
     // JoinGroup/SyncGroup requests parked for a rebalance are answered now rather than when
     // the rebalance ends (after a rebalance timeout, if a member died).

@@ -16,8 +16,8 @@ use crate::error::ErrorCode;
 pub struct Partition {
     pub topic: Arc<str>,
     pub index: i32,
-    /// Bumped when leadership changes; a single node keeps epoch 0.
-    pub leader_epoch: i32,
+    /// Bumped when leadership changes (the metadata image's); a single node keeps 0.
+    leader_epoch: std::sync::atomic::AtomicI32,
     log: Mutex<Log>,
     /// Mirrors of log state readable without the lock.
     high_watermark: AtomicI64,
@@ -42,13 +42,23 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// The current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Takes the leader epoch the metadata image gives this partition.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+    }
+
     /// A partition over an opened log, led by this broker at epoch 0.
     pub fn new(topic: Arc<str>, index: i32, log: Log) -> Partition {
         let (hw, start) = (log.log_end_offset(), log.log_start_offset());
         Partition {
             topic,
             index,
-            leader_epoch: 0,
+            leader_epoch: std::sync::atomic::AtomicI32::new(0),
             log: Mutex::new(log),
             high_watermark: AtomicI64::new(hw),
             log_start_offset: AtomicI64::new(start),
@@ -101,7 +111,7 @@ impl Partition {
         if self.failed.load(Ordering::Acquire) {
             return Err((ErrorCode::KafkaStorageError, "an earlier fsync of this partition failed".into()));
         }
-        let result = self.with_log(|log| log.append(batch, self.leader_epoch));
+        let result = self.with_log(|log| log.append(batch, self.leader_epoch()));
         match result {
             Ok(info) => {
                 if !info.duplicate {

@@ -20,32 +20,31 @@ pub fn handle(node: &Node, _version: i16, req: CreateTopicsRequest) -> CreateTop
     for t in req.topics {
         let mut result = CreatableTopicResult { name: t.name.clone(), ..Default::default() };
         let outcome = (|| {
-            let partitions = if !t.assignments.is_empty() {
+            let assignments = if t.assignments.is_empty() {
+                None
+            } else {
                 if t.num_partitions != -1 || t.replication_factor != -1 {
                     return Err((
                         ErrorCode::InvalidRequest,
                         "give either assignments or partitions and replication factor".to_string(),
                     ));
                 }
-                if t.assignments.iter().any(|a| a.broker_ids != [c.node_id]) {
+                let mut a = t.assignments.clone();
+                a.sort_by_key(|x| x.partition_index);
+                if a.iter().enumerate().any(|(i, x)| x.partition_index != i as i32) {
                     return Err((
                         ErrorCode::InvalidReplicaAssignment,
-                        format!("this cluster has one broker, id {}", c.node_id),
+                        "assignments must name partitions 0, 1, ... once each".to_string(),
                     ));
                 }
-                t.assignments.len() as i32
-            } else if t.num_partitions == -1 {
-                c.num_partitions
-            } else {
-                t.num_partitions
+                Some(a.into_iter().map(|x| x.broker_ids).collect::<Vec<_>>())
+            };
+            let partitions = match &assignments {
+                Some(a) => a.len() as i32,
+                None if t.num_partitions == -1 => c.num_partitions,
+                None => t.num_partitions,
             };
             let rf = if t.replication_factor == -1 { c.default_replication_factor } else { t.replication_factor };
-            if t.assignments.is_empty() && rf != 1 {
-                return Err((
-                    ErrorCode::InvalidReplicationFactor,
-                    format!("replication factor {rf} is larger than the 1 available broker"),
-                ));
-            }
             let mut configs = BTreeMap::new();
             for cfg in &t.configs {
                 let Some(value) = &cfg.value else {
@@ -53,14 +52,28 @@ pub fn handle(node: &Node, _version: i16, req: CreateTopicsRequest) -> CreateTop
                 };
                 configs.insert(cfg.name.clone(), value.clone());
             }
-            let topic = node.meta.create_topic(&t.name, partitions, configs, req.validate_only)?;
-            Ok((topic, partitions))
+            if !crate::metadata::valid_topic_name(&t.name) {
+                return Err((ErrorCode::InvalidTopicException, format!("topic name {:?} is not valid", t.name)));
+            }
+            if crate::metadata::Metadata::is_internal(&t.name) {
+                return Err((ErrorCode::TopicAlreadyExists, format!("{} is an internal topic", t.name)));
+            }
+            let rf_used = assignments.as_ref().and_then(|a| a.first()).map_or(rf, |r| r.len() as i16);
+            let topic = node.meta.create_topic_placed(
+                &t.name,
+                partitions,
+                Some(rf),
+                assignments,
+                configs,
+                req.validate_only,
+            )?;
+            Ok((topic, partitions, rf_used))
         })();
         match outcome {
-            Ok((topic, partitions)) => {
+            Ok((topic, partitions, rf)) => {
                 result.topic_id = topic.id;
                 result.num_partitions = partitions;
-                result.replication_factor = 1;
+                result.replication_factor = rf;
                 result.configs = Some(
                     TOPIC_CONFIGS
                         .iter()

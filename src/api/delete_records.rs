@@ -29,8 +29,13 @@ pub fn handle(node: &Node, _version: i16, req: DeleteRecordsRequest) -> DeleteRe
                         .meta
                         .partition(&t.name, p.partition_index)
                         .ok_or(ErrorCode::UnknownTopicOrPartition)
-                        .and_then(|part| part.delete_records(p.offset))
-                    {
+                        .and_then(|part| {
+                            if node.meta.leads_partition(&part) {
+                                part.delete_records(p.offset)
+                            } else {
+                                Err(ErrorCode::NotLeaderOrFollower)
+                            }
+                        }) {
                         Ok(low) => r.low_watermark = low,
                         Err(code) => r.error_code = code.code(),
                     }

@@ -1,4 +1,4 @@
-//! DescribeCluster (key 60): this broker is the whole cluster and its controller.
+//! DescribeCluster (key 60): the live brokers and the active controller.
 
 use strom_protocol::describe_cluster_response::DescribeClusterBroker;
 use strom_protocol::{DescribeClusterRequest, DescribeClusterResponse};
@@ -17,7 +17,6 @@ pub fn handle(
     _version: i16,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let c = &node.meta.config;
     if req.endpoint_type != 1 && req.endpoint_type != 2 {
         return DescribeClusterResponse {
             error_code: ErrorCode::UnsupportedVersion.code(),
@@ -29,13 +28,22 @@ pub fn handle(
     DescribeClusterResponse {
         endpoint_type: req.endpoint_type,
         cluster_id: node.meta.cluster_id.clone(),
-        controller_id: c.node_id,
-        brokers: vec![DescribeClusterBroker {
-            broker_id: c.node_id,
-            host: c.advertised(ctx.listener).0.to_string(),
-            port: i32::from(c.advertised(ctx.listener).1),
-            ..Default::default()
-        }],
+        // Brokers (type 1) name a broker that forwards to the controller, as Metadata does;
+        // controllers (type 2, KIP-919) name the quorum leader.
+        controller_id: if req.endpoint_type == 2 { node.controller_id() } else { node.controller_for_clients() },
+        brokers: node
+            .brokers_with_fenced(ctx.listener)
+            .into_iter()
+            .filter(|(_, fenced)| req.include_fenced_brokers || !fenced)
+            .map(|(b, fenced)| DescribeClusterBroker {
+                broker_id: b.id,
+                host: b.host,
+                port: b.port,
+                rack: b.rack,
+                is_fenced: fenced,
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     }
 }

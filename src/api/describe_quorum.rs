@@ -72,9 +72,25 @@ pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: DescribeQuor
             .collect();
         return DescribeQuorumResponse { topics, ..Default::default() };
     }
-    let c = &node.meta.config;
     let now = now_ms();
-    // A single voter: everything it appended is committed.
+    let (partition, nodes) = match node.meta.quorum() {
+        None => single_voter(node, ctx, version, now),
+        Some(q) => quorum_view(q, version, now),
+    };
+    DescribeQuorumResponse {
+        topics: vec![TopicData {
+            topic_name: METADATA_TOPIC.to_string(),
+            partitions: vec![partition],
+            ..Default::default()
+        }],
+        nodes,
+        ..Default::default()
+    }
+}
+
+/// A single node: one voter, leading, everything it appended committed.
+fn single_voter(node: &Node, ctx: &RequestContext, version: i16, now: i64) -> (PartitionData, Vec<QuorumNode>) {
+    let c = &node.meta.config;
     let end = node.meta.metadata_log_end();
     let voter = ReplicaState {
         replica_id: c.node_id,
@@ -108,13 +124,76 @@ pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: DescribeQuor
     } else {
         Vec::new()
     };
-    DescribeQuorumResponse {
-        topics: vec![TopicData {
-            topic_name: METADATA_TOPIC.to_string(),
-            partitions: vec![partition],
+    (partition, nodes)
+}
+
+/// A cluster: the quorum as this node's Raft sees it. The leader knows every voter's log
+/// end (its replication progress); a follower reports -1 for the voters it cannot know,
+/// as Kafka's followers would not answer at all (they send NOT_LEADER_OR_FOLLOWER; the
+/// admin client then asks again) — an answer is more useful to `strom cluster info`.
+fn quorum_view(q: &crate::metadata::quorum::Quorum, version: i16, now: i64) -> (PartitionData, Vec<QuorumNode>) {
+    let v = q.view();
+    let leading = v.voter && v.leader == Some(v.id);
+    let end_of = |id: u64| -> i64 {
+        if id == v.id && v.voter {
+            return v.log_end;
+        }
+        v.voter_log_ends.as_ref().map_or(-1, |ends| ends.get(&id).copied().unwrap_or(0))
+    };
+    let current_voters = v
+        .voters
+        .iter()
+        .map(|&id| ReplicaState {
+            replica_id: id as i32,
+            replica_directory_id: Uuid::ZERO,
+            log_end_offset: end_of(id),
+            last_fetch_timestamp: if leading || id == v.id { now } else { -1 },
+            last_caught_up_timestamp: if leading || id == v.id { now } else { -1 },
             ..Default::default()
-        }],
-        nodes,
+        })
+        .collect();
+    // Observers (broker-only nodes) report themselves: what they applied.
+    let observers = if v.voter {
+        Vec::new()
+    } else {
+        vec![ReplicaState {
+            replica_id: v.id as i32,
+            replica_directory_id: Uuid::ZERO,
+            log_end_offset: v.applied_end,
+            last_fetch_timestamp: now,
+            last_caught_up_timestamp: -1,
+            ..Default::default()
+        }]
+    };
+    let partition = PartitionData {
+        partition_index: 0,
+        error_code: ErrorCode::None.code(),
+        leader_id: v.leader.map_or(-1, |l| l as i32),
+        leader_epoch: i32::try_from(v.term).unwrap_or(i32::MAX),
+        high_watermark: v.applied_end,
+        current_voters,
+        observers,
         ..Default::default()
-    }
+    };
+    let nodes = if version >= 2 {
+        v.addresses
+            .iter()
+            .map(|(&id, addr)| {
+                let (host, port) = addr.rsplit_once(':').unwrap_or((addr.as_str(), "0"));
+                QuorumNode {
+                    node_id: id as i32,
+                    listeners: vec![Listener {
+                        name: CONTROLLER_LISTENER.to_string(),
+                        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+                        port: port.parse().unwrap_or(0),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (partition, nodes)
 }

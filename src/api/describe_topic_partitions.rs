@@ -15,7 +15,6 @@ pub const API: ApiRange = ApiRange { key: 75, min: 0, max: 0, advertised_min: 0 
 /// Describes the named topics (all when none are named) in name order, at most
 /// `response_partition_limit` partitions per response, resuming from `cursor`.
 pub fn handle(node: &Node, _version: i16, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse {
-    let node_id = node.meta.config.node_id;
     let mut names: Vec<String> = if req.topics.is_empty() {
         node.meta.topics().iter().map(|t| t.name.to_string()).collect()
     } else {
@@ -46,12 +45,15 @@ pub fn handle(node: &Node, _version: i16, req: DescribeTopicPartitionsRequest) -
                 break;
             }
             budget -= 1;
+            let v = node.partition_view(&t, p.index);
             partitions.push(DescribeTopicPartitionsResponsePartition {
+                error_code: if v.leader < 0 { ErrorCode::LeaderNotAvailable.code() } else { 0 },
                 partition_index: p.index,
-                leader_id: node_id,
-                leader_epoch: p.leader_epoch,
-                replica_nodes: vec![node_id],
-                isr_nodes: vec![node_id],
+                leader_id: v.leader,
+                leader_epoch: v.leader_epoch,
+                replica_nodes: v.replicas,
+                isr_nodes: v.isr,
+                offline_replicas: v.offline,
                 eligible_leader_replicas: Some(Vec::new()),
                 last_known_elr: Some(Vec::new()),
                 ..Default::default()

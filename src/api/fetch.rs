@@ -45,8 +45,13 @@ fn collect(
             if req.isolation_level == 1 {
                 pd.aborted_transactions = Some(Vec::new());
             }
-            let Some(p) = p else {
-                pd.error_code = if version >= 13 && node.meta.topic_by_id(&t.topic_id).is_none() {
+            let led = p.as_ref().filter(|p| node.meta.leads_partition(p));
+            let Some(p) = led else {
+                pd.error_code = if p.is_some() {
+                    // The partition exists but another broker leads it: the client refreshes
+                    // its metadata and goes there.
+                    ErrorCode::NotLeaderOrFollower.code()
+                } else if version >= 13 && node.meta.topic_by_id(&t.topic_id).is_none() {
                     ErrorCode::UnknownTopicId.code()
                 } else {
                     ErrorCode::UnknownTopicOrPartition.code()

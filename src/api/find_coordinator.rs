@@ -1,4 +1,5 @@
-//! FindCoordinator (key 10): this broker coordinates every group. Transactions have no
+//! FindCoordinator (key 10): a group's coordinator is the leader of its
+//! `__consumer_offsets` partition (this broker, on a single node). Transactions have no
 //! coordinator yet, so transactional lookups get COORDINATOR_NOT_AVAILABLE.
 
 use strom_protocol::find_coordinator_response::Coordinator;
@@ -15,20 +16,31 @@ const KEY_TYPE_GROUP: i8 = 0;
 
 /// Answers single (v0–3) and batched (v4+) lookups.
 pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let c = &node.meta.config;
     let lookup = |key: &str| -> Coordinator {
         // While groups load, the coordinator is still this broker: the group APIs
         // themselves answer COORDINATOR_LOAD_IN_PROGRESS and clients retry them.
-        let error = if req.key_type == KEY_TYPE_GROUP { ErrorCode::None } else { ErrorCode::CoordinatorNotAvailable };
-        let ok = error == ErrorCode::None;
-        Coordinator {
-            key: key.to_string(),
-            node_id: if ok { c.node_id } else { -1 },
-            host: if ok { c.advertised(ctx.listener).0.to_string() } else { String::new() },
-            port: if ok { i32::from(c.advertised(ctx.listener).1) } else { -1 },
-            error_code: error.code(),
-            error_message: if ok { None } else { Some("transactions are not supported yet".into()) },
-            ..Default::default()
+        let (id, error, message) = if req.key_type != KEY_TYPE_GROUP {
+            (-1, ErrorCode::CoordinatorNotAvailable, Some("transactions are not supported yet".to_string()))
+        } else {
+            match node.group_coordinator(key) {
+                Some(id) => (id, ErrorCode::None, None),
+                None => (-1, ErrorCode::CoordinatorNotAvailable, Some("the group's partition has no leader".into())),
+            }
+        };
+        let broker = node.brokers(ctx.listener).into_iter().find(|b| b.id == id);
+        match broker {
+            Some(b) if error == ErrorCode::None => {
+                Coordinator { key: key.to_string(), node_id: b.id, host: b.host, port: b.port, ..Default::default() }
+            }
+            _ => Coordinator {
+                key: key.to_string(),
+                node_id: -1,
+                host: String::new(),
+                port: -1,
+                error_code: if error == ErrorCode::None { ErrorCode::CoordinatorNotAvailable } else { error }.code(),
+                error_message: message.or_else(|| Some(format!("broker {id} is not available"))),
+                ..Default::default()
+            },
         }
     };
     if version >= 4 {

@@ -68,7 +68,14 @@ pub fn handle(node: &Node, _version: i16, req: ListOffsetsRequest) -> ListOffset
                         .and_then(|t| usize::try_from(lp.partition_index).ok().and_then(|i| t.partitions.get(i)));
                     match p
                         .ok_or(ErrorCode::UnknownTopicOrPartition)
-                        .and_then(|p| lookup(p, lp.timestamp).map(|x| (x, p.leader_epoch)))
+                        .and_then(|p| {
+                            if node.meta.leads_partition(p) {
+                                Ok(p)
+                            } else {
+                                Err(ErrorCode::NotLeaderOrFollower)
+                            }
+                        })
+                        .and_then(|p| lookup(p, lp.timestamp).map(|x| (x, p.leader_epoch())))
                     {
                         Ok(((offset, ts), epoch)) => {
                             r.offset = offset;

@@ -15,7 +15,6 @@ use crate::node::Node;
 pub const API: ApiRange = ApiRange { key: 3, min: 0, max: 13, advertised_min: 0 };
 
 fn describe(node: &Node, t: &Topic) -> MetadataResponseTopic {
-    let node_id = node.meta.config.node_id;
     MetadataResponseTopic {
         name: Some(t.name.to_string()),
         topic_id: t.id,
@@ -23,13 +22,19 @@ fn describe(node: &Node, t: &Topic) -> MetadataResponseTopic {
         partitions: t
             .partitions
             .iter()
-            .map(|p| MetadataResponsePartition {
-                partition_index: p.index,
-                leader_id: node_id,
-                leader_epoch: p.leader_epoch,
-                replica_nodes: vec![node_id],
-                isr_nodes: vec![node_id],
-                ..Default::default()
+            .map(|p| {
+                let v = node.partition_view(t, p.index);
+                MetadataResponsePartition {
+                    // A partition whose leader is fenced has none (Kafka's answer).
+                    error_code: if v.leader < 0 { ErrorCode::LeaderNotAvailable.code() } else { 0 },
+                    partition_index: p.index,
+                    leader_id: v.leader,
+                    leader_epoch: v.leader_epoch,
+                    replica_nodes: v.replicas,
+                    isr_nodes: v.isr,
+                    offline_replicas: v.offline,
+                    ..Default::default()
+                }
             })
             .collect(),
         ..Default::default()
@@ -85,15 +90,19 @@ pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: MetadataRequ
             .collect(),
     };
     MetadataResponse {
-        brokers: vec![MetadataResponseBroker {
-            node_id: c.node_id,
-            host: c.advertised(ctx.listener).0.to_string(),
-            port: i32::from(c.advertised(ctx.listener).1),
-            rack: None,
-            ..Default::default()
-        }],
+        brokers: node
+            .brokers(ctx.listener)
+            .into_iter()
+            .map(|b| MetadataResponseBroker {
+                node_id: b.id,
+                host: b.host,
+                port: b.port,
+                rack: b.rack,
+                ..Default::default()
+            })
+            .collect(),
         cluster_id: Some(node.meta.cluster_id.clone()),
-        controller_id: c.node_id,
+        controller_id: node.controller_for_clients(),
         topics,
         ..Default::default()
     }

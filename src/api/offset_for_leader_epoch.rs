@@ -24,14 +24,17 @@ pub fn handle(node: &Node, _version: i16, req: OffsetForLeaderEpochRequest) -> O
                     let mut r = EpochEndOffset { partition: p.partition, ..Default::default() };
                     match node.meta.partition(&t.topic, p.partition) {
                         None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                        Some(part) if p.current_leader_epoch > part.leader_epoch => {
+                        Some(part) if !node.meta.leads_partition(&part) => {
+                            r.error_code = ErrorCode::NotLeaderOrFollower.code()
+                        }
+                        Some(part) if p.current_leader_epoch > part.leader_epoch() => {
                             r.error_code = ErrorCode::UnknownLeaderEpoch.code()
                         }
-                        Some(part) if p.current_leader_epoch >= 0 && p.current_leader_epoch < part.leader_epoch => {
+                        Some(part) if p.current_leader_epoch >= 0 && p.current_leader_epoch < part.leader_epoch() => {
                             r.error_code = ErrorCode::FencedLeaderEpoch.code()
                         }
-                        Some(part) if p.leader_epoch >= part.leader_epoch => {
-                            r.leader_epoch = part.leader_epoch;
+                        Some(part) if p.leader_epoch >= part.leader_epoch() => {
+                            r.leader_epoch = part.leader_epoch();
                             r.end_offset = part.high_watermark();
                         }
                         // An epoch before the first one this log knows: undefined, as Kafka.

@@ -337,6 +337,9 @@ pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<Pr
                     let Some(p) = usize::try_from(pd.index).ok().and_then(|i| t.partitions.get(i)) else {
                         return err(ErrorCode::UnknownTopicOrPartition);
                     };
+                    if !node.meta.leads(t, pd.index) {
+                        return err(ErrorCode::NotLeaderOrFollower);
+                    }
                     let (resp, sync) = append(node, p, pd.records.as_ref(), version, policy, now_ms);
                     if let Some(target) = sync {
                         syncs.push((ti, pi, p.clone(), target));

@@ -101,25 +101,24 @@ fn is_wildcard(host: &str) -> bool {
     host.is_empty() || host == "0.0.0.0" || host == "::"
 }
 
-/// Checks the KRaft settings against what a single node can honestly be.
-fn check_roles(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignored>) -> anyhow::Result<()> {
+/// `process.roles` as (broker, controller); unset means both, as a single node is.
+fn roles(get: &dyn Fn(&str) -> String) -> anyhow::Result<(bool, bool)> {
     let roles: BTreeSet<String> = list(&get("process.roles")).iter().map(|r| r.to_ascii_lowercase()).collect();
     for r in &roles {
         if r != "broker" && r != "controller" {
             bail!("process.roles: unknown role {r:?} (Kafka's roles are broker and controller)");
         }
     }
-    match (roles.contains("broker"), roles.contains("controller")) {
-        (true, true) | (false, false) => {}
-        (false, true) => bail!(
-            "process.roles=controller: a controller-only node serves no clients, and Strom has no separate \
-             controllers yet; use process.roles=broker,controller (one node that is broker and controller)"
-        ),
-        (true, false) => bail!(
-            "process.roles=broker: a broker-only node needs separate KRaft controllers, which Strom does not \
-             have yet; use process.roles=broker,controller (one node that is broker and controller)"
-        ),
-    }
+    Ok(match (roles.contains("broker"), roles.contains("controller")) {
+        (false, false) => (true, true),
+        r => r,
+    })
+}
+
+/// Checks the KRaft settings: a single node (its own one-voter quorum) or a node of a
+/// cluster whose role and voters fit together. [`quorum`] then builds the settings.
+fn check_roles(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignored>) -> anyhow::Result<()> {
+    let (broker, controller) = roles(get)?;
     let voters = get("controller.quorum.voters");
     let parsed: Vec<(i32, &str)> = list_str(&voters)
         .map(|v| {
@@ -131,30 +130,107 @@ fn check_roles(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignor
             Ok((id, v))
         })
         .collect::<anyhow::Result<_>>()?;
-    match parsed.as_slice() {
-        [] => {}
-        [(id, v)] if *id == node_id => notes.push(Ignored::info(
-            format!("controller.quorum.voters={v}"),
-            "the single voter is this node, which is its own controller (Strom's metadata is local; no Raft quorum yet)",
-        )),
-        _ => bail!(
-            "controller.quorum.voters={voters}: a quorum other than this node (node.id {node_id}) alone means a \
-             multi-node cluster, which Strom does not support yet; leave it unset or name only this node"
-        ),
-    }
     let bootstrap = get("controller.quorum.bootstrap.servers");
-    match list(&bootstrap).len() {
-        0 => {}
-        1 => notes.push(Ignored::info(
-            format!("controller.quorum.bootstrap.servers={bootstrap}"),
-            "single node: this node is its own controller",
-        )),
-        n => bail!(
-            "controller.quorum.bootstrap.servers={bootstrap}: {n} controllers mean a multi-node cluster, which \
-             Strom does not support yet"
-        ),
+    let n_bootstrap = list(&bootstrap).len();
+    let me_voter = parsed.iter().any(|(id, _)| *id == node_id);
+    if controller {
+        match parsed.as_slice() {
+            [] if broker && n_bootstrap <= 1 => {
+                if n_bootstrap == 1 {
+                    notes.push(Ignored::info(
+                        format!("controller.quorum.bootstrap.servers={bootstrap}"),
+                        "single node: this node is its own controller",
+                    ));
+                }
+            }
+            [] => bail!(
+                "a controller needs controller.quorum.voters naming it (a static quorum); a quorum known only \
+                 from controller.quorum.bootstrap.servers (KIP-853, multi-node) is not supported"
+            ),
+            [(_, v)] if me_voter && broker => notes.push(Ignored::info(
+                format!("controller.quorum.voters={v}"),
+                "the single voter is this node, which is its own controller (a one-voter quorum, no network)",
+            )),
+            _ if me_voter => {}
+            _ => bail!(
+                "controller.quorum.voters={voters}: node.id {node_id} is a controller (process.roles) but not \
+                 one of the voters"
+            ),
+        }
+    } else {
+        // A broker-only node: an observer of the controllers' quorum.
+        if me_voter {
+            bail!(
+                "controller.quorum.voters={voters}: node.id {node_id} is broker-only (process.roles=broker) but \
+                 named as a voter; voters are controllers"
+            );
+        }
+        if parsed.is_empty() && n_bootstrap == 0 {
+            bail!(
+                "process.roles=broker: name the controllers in controller.quorum.voters or \
+                 controller.quorum.bootstrap.servers"
+            );
+        }
     }
     Ok(())
+}
+
+/// The metadata quorum of a multi-node cluster as this node takes part in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumConfig {
+    /// `controller.quorum.voters`: node id to `host:port`.
+    pub voters: BTreeMap<i32, String>,
+    /// `controller.quorum.bootstrap.servers` (what a broker-only node may use instead).
+    pub bootstrap: Vec<String>,
+    /// The bind address of this node's controller listener (the `listeners` entry named
+    /// in `controller.listener.names`); `None` for a broker-only node.
+    pub bind: Option<String>,
+    /// This node serves clients (`process.roles` includes `broker`).
+    pub broker: bool,
+    /// This node is a voter (`process.roles` includes `controller`).
+    pub controller: bool,
+}
+
+/// The quorum settings of a node of a cluster; `None` for a single node (its own
+/// one-voter quorum). [`resolve`] has checked the roles against the voters.
+pub fn quorum(get: &dyn Fn(&str) -> String) -> anyhow::Result<Option<QuorumConfig>> {
+    let (broker, controller) = roles(get)?;
+    let mut voters = BTreeMap::new();
+    for v in list_str(&get("controller.quorum.voters")) {
+        let (id, addr) = v.split_once('@').with_context(|| format!("controller.quorum.voters: {v:?}"))?;
+        let id: i32 = id.trim().parse().with_context(|| format!("controller.quorum.voters: {v:?}: bad node id"))?;
+        let (host, port) = host_port("controller.quorum.voters", v, addr)?;
+        let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        if voters.insert(id, addr).is_some() {
+            bail!("controller.quorum.voters: node {id} is named twice");
+        }
+    }
+    let bootstrap = list_str(&get("controller.quorum.bootstrap.servers"))
+        .map(|b| {
+            let (host, port) = host_port("controller.quorum.bootstrap.servers", b, b)?;
+            Ok(if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if broker && controller && voters.len() < 2 {
+        return Ok(None);
+    }
+    let bind = if controller {
+        let controller_names: BTreeSet<String> =
+            list(&get("controller.listener.names")).iter().map(|n| n.to_ascii_uppercase()).collect();
+        let ep = parse_endpoints("listeners", &get("listeners"))?
+            .into_iter()
+            .find(|ep| controller_names.contains(&ep.name))
+            .with_context(|| {
+                "a controller of a multi-node quorum needs a controller listener: name it in \
+                 controller.listener.names and give it in listeners (e.g. \
+                 listeners=PLAINTEXT://:9092,CONTROLLER://:9093 controller.listener.names=CONTROLLER)"
+            })?;
+        let host = if ep.host.is_empty() { "0.0.0.0" } else { ep.host.as_str() };
+        Some(if host.contains(':') { format!("[{host}]:{}", ep.port) } else { format!("{host}:{}", ep.port) })
+    } else {
+        None
+    };
+    Ok(Some(QuorumConfig { voters, bootstrap, bind, broker, controller }))
 }
 
 fn list_str(s: &str) -> impl Iterator<Item = &str> {
@@ -171,14 +247,16 @@ pub fn resolve(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignor
     let controller_names: BTreeSet<String> =
         list(&get("controller.listener.names")).iter().map(|n| n.to_ascii_uppercase()).collect();
 
+    let single = quorum(get)?.is_none();
     let mut clients = Vec::new();
     for ep in parse_endpoints("listeners", &get("listeners"))? {
         if controller_names.contains(&ep.name) {
-            notes.push(Ignored::info(
-                format!("listener {ep}"),
-                "a controller listener (controller.listener.names) is not bound: this single node is its own \
-                 controller and runs no KRaft quorum yet",
-            ));
+            if single {
+                notes.push(Ignored::info(
+                    format!("listener {ep}"),
+                    "a controller listener is not bound on a single node, its own one-voter quorum (no network)",
+                ));
+            }
             continue;
         }
         let Some(proto) = protocols.get(&ep.name) else {
@@ -192,14 +270,16 @@ pub fn resolve(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignor
         }
         clients.push(ep);
     }
-    if clients.is_empty() {
+    if clients.is_empty() && roles(get)?.0 {
         bail!("listeners: no client listener (every listener is a controller listener, or none is given)");
     }
 
     let mut advertised = BTreeMap::new();
     for ep in parse_endpoints("advertised.listeners", &get("advertised.listeners"))? {
         if controller_names.contains(&ep.name) {
-            notes.push(Ignored::info(format!("advertised listener {ep}"), "a controller listener (not bound)"));
+            if single {
+                notes.push(Ignored::info(format!("advertised listener {ep}"), "a controller listener (not bound)"));
+            }
             continue;
         }
         if !clients.iter().any(|c| c.name == ep.name) {
@@ -319,21 +399,76 @@ mod tests {
     }
 
     #[test]
-    fn roles_and_voters_that_need_a_cluster_stop_startup() {
+    fn roles_and_voters_that_do_not_fit_stop_startup() {
         let base = [("listeners", "PLAINTEXT://:9092")];
         for (k, v, why) in [
-            ("process.roles", "controller", "controller-only"),
-            ("process.roles", "broker", "broker-only"),
+            ("process.roles", "controller", "needs controller.quorum.voters"),
+            ("process.roles", "broker", "name the controllers"),
             ("process.roles", "broker,zookeeper", "unknown role"),
-            ("controller.quorum.voters", "1@a:9093,2@b:9093,3@c:9093", "multi-node"),
-            ("controller.quorum.voters", "2@a:9093", "multi-node"),
+            ("controller.quorum.voters", "2@a:9093,3@b:9093", "not one of the voters"),
+            ("controller.quorum.voters", "2@a:9093", "not one of the voters"),
             ("controller.quorum.voters", "a:9093", "id@host:port"),
-            ("controller.quorum.bootstrap.servers", "a:9093,b:9093", "multi-node"),
+            ("controller.quorum.bootstrap.servers", "a:9093,b:9093", "KIP-853"),
         ] {
             let err = resolve_with(&[base[0], (k, v)]).unwrap_err();
             assert!(err.to_string().contains(why), "{k}={v}: {err}");
         }
         let (_, notes) = resolve_with(&[base[0], ("controller.quorum.bootstrap.servers", "localhost:9093")]).unwrap();
         assert_eq!(notes.len(), 1);
+    }
+
+    #[test]
+    fn broker_only_and_controller_only_nodes() {
+        let voters = ("controller.quorum.voters", "1@c1:9093,2@c2:9093,3@c3:9093");
+        let names = ("controller.listener.names", "CONTROLLER");
+        // Broker 4 observes the three controllers; a broker named as a voter is refused.
+        let broker = [("listeners", "PLAINTEXT://:9092"), ("process.roles", "broker"), voters, names];
+        let m: BTreeMap<String, String> = broker.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+        let mut notes = Vec::new();
+        assert_eq!(resolve(&get, 4, &mut notes).unwrap().len(), 1);
+        let q = quorum(&get).unwrap().expect("a cluster");
+        assert_eq!((q.broker, q.controller, q.bind.clone(), q.voters.len()), (true, false, None, 3));
+        assert!(resolve(&get, 2, &mut notes).unwrap_err().to_string().contains("broker-only"));
+        // A broker may know the controllers from bootstrap servers alone.
+        let bs = |k: &str| match k {
+            "controller.quorum.voters" => String::new(),
+            "controller.quorum.bootstrap.servers" => "c1:9093,c2:9093".into(),
+            _ => get(k),
+        };
+        assert!(resolve(&bs, 4, &mut notes).is_ok());
+        assert_eq!(quorum(&bs).unwrap().expect("a cluster").bootstrap, vec!["c1:9093", "c2:9093"]);
+        // Controller 2 serves no clients: no client listener needed, a controller one is.
+        let ctl = [("listeners", "CONTROLLER://:9093"), ("process.roles", "controller"), voters, names];
+        let m: BTreeMap<String, String> = ctl.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+        assert!(resolve(&get, 2, &mut notes).unwrap().is_empty());
+        let q = quorum(&get).unwrap().expect("a cluster");
+        assert_eq!((q.broker, q.controller, q.bind.as_deref()), (false, true, Some("0.0.0.0:9093")));
+    }
+
+    #[test]
+    fn three_voters_make_a_quorum_with_this_nodes_controller_listener() {
+        let three = "1@127.0.0.1:9093,2@127.0.0.2:9093,3@[::1]:9095";
+        let m: BTreeMap<String, String> = [
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", three),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+        let (ls, _) = resolve_with(&m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()).unwrap();
+        assert_eq!(ls.len(), 1, "the controller listener is not a client listener");
+        let q = quorum(&get).unwrap().expect("a quorum");
+        assert_eq!(q.bind.as_deref(), Some("127.0.0.1:9093"));
+        assert_eq!(q.voters.get(&3).map(String::as_str), Some("[::1]:9095"));
+        assert_eq!(q.voters.len(), 3);
+        // Without a controller listener there is nothing for the other voters to reach.
+        let no_listener = |k: &str| if k == "listeners" { "PLAINTEXT://:9092".to_string() } else { get(k) };
+        assert!(quorum(&no_listener).unwrap_err().to_string().contains("controller listener"));
+        let single = |k: &str| if k == "controller.quorum.voters" { "1@a:9093".to_string() } else { get(k) };
+        assert_eq!(quorum(&single).unwrap(), None);
     }
 }

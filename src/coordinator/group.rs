@@ -106,6 +106,8 @@ pub struct Coordinator {
     wake: Arc<Notify>,
     loaded: AtomicBool,
     epoch: Instant,
+    /// The metadata, once started: which groups this node coordinates.
+    meta: std::sync::OnceLock<std::sync::Weak<Metadata>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -133,6 +135,7 @@ impl Coordinator {
             wake: Arc::new(Notify::new()),
             loaded: AtomicBool::new(false),
             epoch: Instant::now(),
+            meta: std::sync::OnceLock::new(),
         }
     }
 
@@ -152,6 +155,19 @@ impl Coordinator {
     /// Whether the log has been replayed (group APIs answer COORDINATOR_LOAD_IN_PROGRESS before).
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Whether this node coordinates `group`: always on a single node; in a cluster, when
+    /// it leads the group's `__consumer_offsets` partition (Kafka's rule). Others answer
+    /// NOT_COORDINATOR and clients look the coordinator up again.
+    pub fn owns(&self, group: &str) -> bool {
+        let Some(meta) = self.meta.get().and_then(std::sync::Weak::upgrade) else { return true };
+        if meta.quorum().is_none() {
+            return true;
+        }
+        let Some(offsets) = meta.topic(crate::metadata::OFFSETS_TOPIC) else { return false };
+        let partition = log::partition_for(group, offsets.partitions.len() as i32);
+        meta.leads(&offsets, partition)
     }
 
     /// Appends records to the group's `__consumer_offsets` partition as one batch.
@@ -227,6 +243,9 @@ impl Coordinator {
         };
         if !self.is_loaded() {
             return fail(ErrorCode::CoordinatorLoadInProgress);
+        }
+        if !self.owns(group_id) {
+            return fail(ErrorCode::NotCoordinator);
         }
         if group_id.is_empty() {
             return fail(ErrorCode::InvalidGroupId);
@@ -338,6 +357,9 @@ impl Coordinator {
         if !self.is_loaded() {
             return fail(ErrorCode::CoordinatorLoadInProgress);
         }
+        if !self.owns(group_id) {
+            return fail(ErrorCode::NotCoordinator);
+        }
         let now = self.now();
         let rx = {
             let mut inner = self.lock();
@@ -413,6 +435,9 @@ impl Coordinator {
         if !self.is_loaded() {
             return ErrorCode::CoordinatorLoadInProgress;
         }
+        if !self.owns(group_id) {
+            return ErrorCode::NotCoordinator;
+        }
         let now = self.now();
         let mut inner = self.lock();
         let code = match inner.groups.get_mut(group_id) {
@@ -434,6 +459,9 @@ impl Coordinator {
     ) -> Result<Vec<ErrorCode>, ErrorCode> {
         if !self.is_loaded() {
             return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        if !self.owns(group_id) {
+            return Err(ErrorCode::NotCoordinator);
         }
         let now = self.now();
         let mut inner = self.lock();
@@ -471,6 +499,9 @@ impl Coordinator {
         let all = |code: ErrorCode| vec![code; entries.len()];
         if !self.is_loaded() {
             return all(ErrorCode::CoordinatorLoadInProgress);
+        }
+        if !self.owns(group_id) {
+            return all(ErrorCode::NotCoordinator);
         }
         if group_id.is_empty() {
             return all(ErrorCode::InvalidGroupId);
@@ -546,6 +577,9 @@ impl Coordinator {
         if !self.is_loaded() {
             return Err(ErrorCode::CoordinatorLoadInProgress);
         }
+        if !self.owns(group_id) {
+            return Err(ErrorCode::NotCoordinator);
+        }
         let inner = self.lock();
         let offsets = inner.groups.get(group_id).map(|g| g.offsets());
         Ok(match partitions {
@@ -575,6 +609,9 @@ impl Coordinator {
     pub fn delete_group(&self, meta: &Metadata, group_id: &str) -> ErrorCode {
         if !self.is_loaded() {
             return ErrorCode::CoordinatorLoadInProgress;
+        }
+        if !self.owns(group_id) {
+            return ErrorCode::NotCoordinator;
         }
         let now = self.now();
         let mut inner = self.lock();
@@ -618,6 +655,9 @@ impl Coordinator {
         if !self.is_loaded() {
             return Err(ErrorCode::CoordinatorLoadInProgress);
         }
+        if !self.owns(group_id) {
+            return Err(ErrorCode::NotCoordinator);
+        }
         let now = self.now();
         let mut inner = self.lock();
         let Some(group) = inner.groups.get_mut(group_id) else {
@@ -660,6 +700,9 @@ impl Coordinator {
     ) -> Result<consumer::HeartbeatResult, (ErrorCode, String)> {
         if !self.is_loaded() {
             return Err((ErrorCode::CoordinatorLoadInProgress, "loading".into()));
+        }
+        if !self.owns(&req.group_id) {
+            return Err((ErrorCode::NotCoordinator, "not the coordinator of this group".into()));
         }
         if req.group_id.is_empty() {
             return Err((ErrorCode::InvalidGroupId, "empty group id".into()));
@@ -968,6 +1011,7 @@ impl Coordinator {
 
 /// Spawns the loader and the timer task for a freshly opened meta.
 pub fn start(groups: &Arc<Coordinator>, meta: &Arc<Metadata>) {
+    let _ = groups.meta.set(Arc::downgrade(meta));
     let (g, m) = (groups.clone(), meta.clone());
     tokio::task::spawn_blocking(move || g.load(&m));
     tokio::spawn(Coordinator::run_timers(Arc::downgrade(groups), Arc::downgrade(meta)));

@@ -15,7 +15,6 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use strom_protocol::metadata_record::Record;
 use strom_protocol::records::{split_batches, BatchBuilder, BatchHeader, RecordIter};
-use strom_protocol::{Reader, Writer};
 use strom_storage::{Log, LogConfig};
 
 use super::image::Image;
@@ -23,12 +22,9 @@ use super::image::Image;
 /// The metadata partition's directory name (Kafka's).
 pub const DIR: &str = "__cluster_metadata-0";
 const SNAPSHOT_SUFFIX: &str = ".checkpoint";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"STRMMETA";
+pub(super) const SNAPSHOT_MAGIC: &[u8; 8] = b"STRMMETA";
 /// The Raft term this single voter writes at.
 const SINGLE_VOTER_TERM: i32 = 1;
-/// Changes (and snapshot record counts) are bounded: a corrupt count is refused before
-/// anything is allocated for it.
-const MAX_RECORDS_PER_VALUE: usize = 1 << 24;
 
 /// The metadata log and the image it describes.
 pub struct MetadataLog {
@@ -41,39 +37,50 @@ pub struct MetadataLog {
     snapshot_interval: i64,
 }
 
-/// Encodes a change (or a snapshot's content): a count, then each record's value
-/// length-prefixed.
-fn encode_records(records: &[Record]) -> anyhow::Result<Bytes> {
-    let mut w = Writer::new();
-    w.uvarint(u32::try_from(records.len()).context("too many metadata records")?);
-    for r in records {
-        let v = r.encode().map_err(|e| anyhow::anyhow!("encoding {r:?}: {e}"))?;
-        w.uvarint(u32::try_from(v.len()).context("metadata record too large")?);
-        w.raw(&v);
-    }
-    Ok(w.into_bytes())
+/// Encodes a change (or a snapshot's content): `strom_protocol`'s change encoding.
+pub(super) fn encode_records(records: &[Record]) -> anyhow::Result<Bytes> {
+    strom_protocol::metadata_record::encode_change(records)
+        .map_err(|e| anyhow::anyhow!("encoding a metadata change: {e}"))
 }
 
-fn decode_records(value: Bytes) -> anyhow::Result<Vec<Record>> {
-    let mut r = Reader::new(value);
-    let n = r.uvarint().map_err(|e| anyhow::anyhow!("{e}"))? as usize;
-    if n > MAX_RECORDS_PER_VALUE || n > r.remaining() {
-        bail!("a metadata change claims {n} records in {} bytes", r.remaining());
-    }
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let len = r.uvarint().map_err(|e| anyhow::anyhow!("{e}"))? as usize;
-        let bytes = r.take(len).map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.push(Record::decode(bytes).map_err(|e| anyhow::anyhow!("{e}"))?);
-    }
-    if r.remaining() != 0 {
-        bail!("{} trailing bytes after a metadata change", r.remaining());
+/// Decodes a change; untrusted bytes, bounded.
+pub(super) fn decode_records(value: Bytes) -> anyhow::Result<Vec<Record>> {
+    strom_protocol::metadata_record::decode_change(value).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `(offset, term, records)` of every change in `[from, to)`.
+pub(super) fn read_changes(log: &Log, from: i64, to: i64) -> anyhow::Result<Vec<(i64, i32, Vec<Record>)>> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    while offset < to {
+        let data = log.read(offset, 1 << 20).map(|r| r.data).context("reading the metadata log")?;
+        anyhow::ensure!(!data.is_empty(), "the metadata log has no batch at offset {offset}");
+        for span in split_batches(&data) {
+            let span = span.map_err(|e| anyhow::anyhow!("metadata log at offset {offset}: {e}"))?;
+            let batch = data.slice(span);
+            let header = BatchHeader::parse(&batch).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let payload = strom_protocol::records::records_payload(&batch, 64 << 20)
+                .map_err(|e| anyhow::anyhow!("metadata batch at {}: {e}", header.base_offset))?;
+            for rec in RecordIter::new(payload, header.records_count).map_err(|e| anyhow::anyhow!("{e}"))? {
+                let rec = rec.map_err(|e| anyhow::anyhow!("metadata record at {}: {e}", header.base_offset))?;
+                let at = header.base_offset + i64::from(rec.offset_delta);
+                if at >= offset && at < to {
+                    let records = decode_records(rec.value.unwrap_or_default())
+                        .with_context(|| format!("metadata change at offset {at}"))?;
+                    out.push((at, header.partition_leader_epoch, records));
+                }
+            }
+            offset = header.base_offset + i64::from(header.last_offset_delta) + 1;
+            if offset >= to {
+                break;
+            }
+        }
     }
     Ok(out)
 }
 
 /// Applies `records` to a copy of `image`; all or nothing.
-fn applied(image: &Image, records: &[Record]) -> anyhow::Result<Image> {
+pub(super) fn applied(image: &Image, records: &[Record]) -> anyhow::Result<Image> {
     let mut next = image.clone();
     for r in records {
         next.apply(r).with_context(|| format!("applying {r:?}"))?;
@@ -86,7 +93,7 @@ fn snapshot_name(offset: i64, term: i32) -> String {
 }
 
 /// `(offset, path)` of every snapshot file in `dir`, newest first.
-fn snapshots(dir: &Path) -> anyhow::Result<Vec<(i64, PathBuf)>> {
+pub(super) fn snapshots(dir: &Path) -> anyhow::Result<Vec<(i64, PathBuf)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let path = entry?.path();
@@ -114,7 +121,7 @@ fn read_snapshot(path: &Path) -> anyhow::Result<Vec<Record>> {
 }
 
 /// Writes a file durably: temp file, fsync, rename, directory fsync.
-fn write_durably(dir: &Path, name: &str, data: &[u8]) -> anyhow::Result<()> {
+pub(super) fn write_durably(dir: &Path, name: &str, data: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let tmp = dir.join(format!("{name}.tmp"));
     {
@@ -161,32 +168,29 @@ impl MetadataLog {
             );
         }
         let mut this = MetadataLog { dir, log, image: Arc::new(Image::default()), snapshot_offset, snapshot_interval };
-        let mut offset = snapshot_offset.max(start);
-        while offset < end {
-            let data = this.log.read(offset, 1 << 20).map(|r| r.data).context("reading the metadata log")?;
-            if data.is_empty() {
-                bail!("the metadata log has no batch at offset {offset} below its end {end}");
-            }
-            for span in split_batches(&data) {
-                let span = span.map_err(|e| anyhow::anyhow!("metadata log at offset {offset}: {e}"))?;
-                let batch = data.slice(span);
-                let header = BatchHeader::parse(&batch).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let payload = strom_protocol::records::records_payload(&batch, 64 << 20)
-                    .map_err(|e| anyhow::anyhow!("metadata batch at {}: {e}", header.base_offset))?;
-                for rec in RecordIter::new(payload, header.records_count).map_err(|e| anyhow::anyhow!("{e}"))? {
-                    let rec = rec.map_err(|e| anyhow::anyhow!("metadata record at {}: {e}", header.base_offset))?;
-                    let at = header.base_offset + i64::from(rec.offset_delta);
-                    if at >= offset {
-                        let records = decode_records(rec.value.unwrap_or_default())
-                            .with_context(|| format!("metadata change at offset {at}"))?;
-                        image = applied(&image, &records).with_context(|| format!("metadata change at offset {at}"))?;
-                    }
-                }
-                offset = header.base_offset + i64::from(header.last_offset_delta) + 1;
-            }
+        for (at, _, records) in read_changes(&this.log, snapshot_offset.max(start), end)? {
+            image = applied(&image, &records).with_context(|| format!("metadata change at offset {at}"))?;
         }
         this.image = Arc::new(image);
         Ok(this)
+    }
+
+    /// Whether `data_dir` holds a metadata log written by a single node (records, but no
+    /// quorum state beside them), which a multi-node quorum cannot adopt.
+    pub fn holds_single_node_log(data_dir: &Path) -> anyhow::Result<bool> {
+        let dir = data_dir.join(DIR);
+        if !dir.exists() || dir.join("quorum-state").exists() {
+            return Ok(false);
+        }
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(SNAPSHOT_SUFFIX) || (name.ends_with(".log") && entry.metadata()?.len() > 0) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The offset the next change will get (every change below it is committed).

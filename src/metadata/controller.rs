@@ -1,0 +1,336 @@
+//! The active controller's duties besides ordering changes (which the quorum does):
+//! broker liveness. Brokers heartbeat to the quorum leader every
+//! `broker.heartbeat.interval.ms`; the leader fences a broker that sent none for
+//! `broker.session.timeout.ms` and takes away the leadership of its partitions, and gives
+//! leaderless partitions a leader again once one of their replicas is back (Kafka's
+//! `BrokerHeartbeatManager` and `ReplicationControlManager`, reduced to what a cluster
+//! without data replication needs: until issue 14 a partition's only eligible leader is
+//! a replica holding its data, its first replica).
+//!
+//! Every node runs [`run`]; only the current leader acts. A new leader counts every broker
+//! as seen when it takes over, so a leader change never fences healthy brokers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use strom_protocol::metadata_record::Record;
+
+use super::image::Image;
+use super::quorum::Quorum;
+
+/// Heartbeats received by this node while it leads the quorum.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    /// Broker id → (broker epoch, when its last heartbeat arrived).
+    seen: Mutex<HashMap<i32, (i64, Instant)>>,
+    /// When this node last became leader (heartbeats before that were sent elsewhere).
+    since: Mutex<Option<(u64, Instant)>>,
+}
+
+impl Liveness {
+    /// Records a heartbeat; refuses one from a broker the image does not know at that
+    /// epoch (a stale process, or a node that is not a broker of this cluster).
+    pub fn heartbeat(&self, image: &Image, broker: i32, epoch: i64) -> Result<(), String> {
+        match image.brokers.get(&broker) {
+            Some(b) if b.epoch == epoch => {
+                self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(broker, (epoch, Instant::now()));
+                Ok(())
+            }
+            Some(b) => Err(format!("broker {broker} is registered at epoch {}, not {epoch}", b.epoch)),
+            None => Err(format!("broker {broker} is not registered")),
+        }
+    }
+
+    /// Counts a registration this node has not seen before as a heartbeat: a broker that
+    /// just registered (a restart: a new epoch) gets a whole session to send its first.
+    fn observe(&self, image: &Image, now: Instant) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for (&id, b) in &image.brokers {
+            if seen.get(&id).is_none_or(|(e, _)| *e != b.epoch) {
+                seen.insert(id, (b.epoch, now));
+            }
+        }
+    }
+
+    fn last_seen(&self, broker: i32, epoch: i64) -> Option<Instant> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(&broker).filter(|(e, _)| *e == epoch).map(|(_, t)| *t)
+    }
+}
+
+/// The change the controller makes to `image` at `now`: fence brokers silent for longer
+/// than `session`, take their partitions' leadership away, and give leaderless
+/// partitions whose first replica is live again a leader. Empty when nothing changes.
+pub fn duties(image: &Image, live: &dyn Fn(i32, i64) -> bool) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut down = Vec::new();
+    for (&id, b) in &image.brokers {
+        let alive = live(id, b.epoch);
+        if b.fenced && alive && !b.in_controlled_shutdown {
+            // Heartbeats again at the same epoch (it was paused or cut off): back in.
+            out.push(Record::BrokerRegistrationChange {
+                broker_id: id,
+                broker_epoch: b.epoch,
+                fenced: Some(false),
+                in_controlled_shutdown: false,
+            });
+        }
+        if !b.fenced && !alive {
+            out.push(Record::BrokerRegistrationChange {
+                broker_id: id,
+                broker_epoch: b.epoch,
+                fenced: Some(true),
+                in_controlled_shutdown: false,
+            });
+            down.push(id);
+        }
+    }
+    let back: Vec<i32> = out
+        .iter()
+        .filter_map(|r| match r {
+            Record::BrokerRegistrationChange { broker_id, fenced: Some(false), .. } => Some(*broker_id),
+            _ => None,
+        })
+        .collect();
+    let usable = |id: i32| {
+        !down.contains(&id)
+            && (back.contains(&id) || image.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown))
+    };
+    for t in image.topics.values() {
+        for (&index, p) in &t.partitions {
+            if p.leader >= 0 && !usable(p.leader) {
+                out.push(Record::PartitionChange {
+                    topic_id: t.id,
+                    partition: index,
+                    leader: Some(-1),
+                    isr: None,
+                    replicas: None,
+                });
+            } else if p.leader < 0 {
+                // Without replication only the replica that held the data may lead.
+                if let Some(&first) = p.isr.first().or(p.replicas.first()) {
+                    if usable(first) {
+                        out.push(Record::PartitionChange {
+                            topic_id: t.id,
+                            partition: index,
+                            leader: Some(first),
+                            isr: Some(vec![first]),
+                            replicas: None,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The records of a controlled shutdown of `broker`: marked as shutting down and fenced,
+/// its partitions left without a leader (clients get LEADER_NOT_AVAILABLE instead of
+/// timing out against a broker that is gone).
+pub fn controlled_shutdown(image: &Image, broker: i32) -> Vec<Record> {
+    let Some(b) = image.brokers.get(&broker) else { return Vec::new() };
+    let mut out = vec![Record::BrokerRegistrationChange {
+        broker_id: broker,
+        broker_epoch: b.epoch,
+        fenced: Some(true),
+        in_controlled_shutdown: true,
+    }];
+    for t in image.topics.values() {
+        for (&index, p) in &t.partitions {
+            if p.leader == broker {
+                out.push(Record::PartitionChange {
+                    topic_id: t.id,
+                    partition: index,
+                    leader: Some(-1),
+                    isr: None,
+                    replicas: None,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Runs the controller's duties on this node whenever it leads the quorum, every quarter
+/// of the session timeout, until the quorum is dropped.
+pub async fn run(quorum: Weak<Quorum>, session: Duration) {
+    let tick = (session / 4).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(q) = quorum.upgrade() else { return };
+        let me = q.node_id();
+        if q.leader() != Some(me) {
+            *q.liveness().since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            continue;
+        }
+        let term = q.view().term;
+        let since = {
+            let mut s = q.liveness().since.lock().unwrap_or_else(|p| p.into_inner());
+            match *s {
+                Some((t, at)) if t == term => at,
+                _ => {
+                    let now = Instant::now();
+                    *s = Some((term, now));
+                    now
+                }
+            }
+        };
+        let image = q.published().borrow().image.clone();
+        let now = Instant::now();
+        let liveness = q.liveness().clone();
+        liveness.observe(&image, now);
+        let live = |id: i32, epoch: i64| {
+            let last = liveness.last_seen(id, epoch).map_or(since, |t| t.max(since));
+            now.duration_since(last) < session
+        };
+        let change = duties(&image, &live);
+        if change.is_empty() {
+            continue;
+        }
+        tracing::info!(records = change.len(), "controller: fencing silent brokers / electing leaders");
+        if let Err(e) = q.write(change).await {
+            tracing::warn!(error = %format!("{e:#}"), "controller change not committed");
+        }
+    }
+}
+
+/// Sends this broker's heartbeats to the quorum leader until the quorum is dropped.
+pub async fn heartbeats(quorum: Weak<Quorum>, broker: i32, epoch: Arc<std::sync::atomic::AtomicI64>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(q) = quorum.upgrade() else { return };
+        let e = epoch.load(std::sync::atomic::Ordering::Relaxed);
+        if e < 0 {
+            continue;
+        }
+        if let Err(err) = q.send_heartbeat(broker, e, every).await {
+            tracing::debug!(error = %format!("{err:#}"), "heartbeat not delivered");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_protocol::Uuid;
+
+    fn image() -> Image {
+        let mut img = Image::default();
+        let id = Uuid([7; 16]);
+        let mut records = vec![Record::Topic { name: "t".into(), id }];
+        for b in 1..=3 {
+            records.push(Record::RegisterBroker {
+                broker_id: b,
+                incarnation_id: Uuid([b as u8; 16]),
+                broker_epoch: 10 + i64::from(b),
+                endpoints: vec![],
+                rack: None,
+                fenced: false,
+            });
+        }
+        for p in 0..3 {
+            records.push(Record::Partition {
+                topic_id: id,
+                partition: p,
+                replicas: vec![p + 1],
+                isr: vec![p + 1],
+                leader: p + 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            });
+        }
+        for r in &records {
+            img.apply(r).expect("apply");
+        }
+        img
+    }
+
+    #[test]
+    fn a_silent_broker_is_fenced_and_loses_leadership_then_gets_it_back() {
+        let img = image();
+        assert!(duties(&img, &|_, _| true).is_empty(), "all live: nothing to do");
+        let change = duties(&img, &|id, _| id != 2);
+        let mut next = img.clone();
+        for r in &change {
+            next.apply(r).expect("apply");
+        }
+        assert!(next.brokers[&2].fenced);
+        let t = next.topic("t").expect("topic");
+        assert_eq!(t.partitions[&1].leader, -1, "broker 2's partition has no leader");
+        assert_eq!(t.partitions[&0].leader, 1);
+        assert_eq!(t.partitions[&1].leader_epoch, 1, "a leader change bumps the epoch");
+        // Fenced and still silent: nothing more to do.
+        assert!(duties(&next, &|id, _| id != 2).is_empty());
+        // Broker 2 restarts and registers again (unfenced, next epoch): it leads again.
+        next.apply(&Record::RegisterBroker {
+            broker_id: 2,
+            incarnation_id: Uuid([9; 16]),
+            broker_epoch: 13,
+            endpoints: vec![],
+            rack: None,
+            fenced: false,
+        })
+        .expect("register");
+        let back = duties(&next, &|_, _| true);
+        for r in &back {
+            next.apply(r).expect("apply");
+        }
+        let t = next.topic("t").expect("topic");
+        assert_eq!((t.partitions[&1].leader, t.partitions[&1].leader_epoch), (2, 2));
+    }
+
+    #[test]
+    fn a_fenced_broker_that_heartbeats_again_is_unfenced_and_leads_again() {
+        let mut img = image();
+        for r in duties(&img, &|id, _| id != 3) {
+            img.apply(&r).expect("apply");
+        }
+        assert!(img.brokers[&3].fenced);
+        let change = duties(&img, &|_, _| true);
+        for r in &change {
+            img.apply(r).expect("apply");
+        }
+        assert!(!img.brokers[&3].fenced, "{change:?}");
+        assert_eq!(img.topic("t").expect("topic").partitions[&2].leader, 3);
+        assert!(duties(&img, &|_, _| true).is_empty(), "settled");
+    }
+
+    #[test]
+    fn a_new_registration_counts_as_seen() {
+        let img = image();
+        let l = Liveness::default();
+        let t = Instant::now();
+        l.observe(&img, t);
+        assert_eq!(l.last_seen(2, 12), Some(t));
+        // A heartbeat later is newer; observing the same epoch again keeps it.
+        l.heartbeat(&img, 2, 12).expect("heartbeat");
+        let hb = l.last_seen(2, 12).expect("seen");
+        l.observe(&img, t);
+        assert_eq!(l.last_seen(2, 12), Some(hb));
+    }
+
+    #[test]
+    fn controlled_shutdown_fences_and_leaves_partitions_leaderless() {
+        let img = image();
+        let mut next = img.clone();
+        for r in controlled_shutdown(&img, 3) {
+            next.apply(&r).expect("apply");
+        }
+        assert!(next.brokers[&3].fenced && next.brokers[&3].in_controlled_shutdown);
+        assert_eq!(next.topic("t").expect("topic").partitions[&2].leader, -1);
+        assert!(controlled_shutdown(&img, 99).is_empty());
+    }
+
+    #[test]
+    fn heartbeats_from_unknown_brokers_or_stale_epochs_are_refused() {
+        let img = image();
+        let l = Liveness::default();
+        assert!(l.heartbeat(&img, 1, 11).is_ok());
+        assert!(l.heartbeat(&img, 1, 10).is_err());
+        assert!(l.heartbeat(&img, 42, 0).is_err());
+        assert!(l.last_seen(1, 11).is_some());
+        assert!(l.last_seen(1, 10).is_none());
+    }
+}

@@ -1,0 +1,883 @@
+//! A cluster of three `strom` processes on loopback (issue 13): the metadata quorum,
+//! brokers that register and are fenced, partitions spread over the brokers and served by
+//! their leaders, group coordinators on the leader of the group's offsets partition,
+//! failover of the controller and a full restart after `kill -9`.
+//!
+//! Real clients: `rskafka` produces and consumes (it routes by the leaders Metadata
+//! reports); `strom-client` sends the raw requests no client library would (a produce to
+//! the wrong broker, DescribeQuorum). The Python clients, kcat and kafkajs run against the
+//! same cluster in `scripts/cluster_test.py`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rskafka::client::partition::{Compression, OffsetAt, UnknownTopicHandling};
+use rskafka::client::ClientBuilder;
+use rskafka::record::Record;
+use strom_client::Client;
+use strom_protocol::*;
+
+/// Settings that make fencing quick enough for a test (Kafka's defaults are 9 s / 2 s).
+const SESSION_MS: u64 = 5000;
+
+/// One cluster at a time: each test runs three to six broker processes, and several at
+/// once on two cores starve their heartbeats (a busy machine, not a fault under test).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Node {
+    id: i32,
+    dir: PathBuf,
+    port: u16,
+    ctrl_port: u16,
+    roles: String,
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+struct Cluster {
+    _tmp: tempfile::TempDir,
+    nodes: Vec<Node>,
+    voters: String,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Ports the OS hands out now (released at once: a small race with other processes).
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    ls.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        Cluster::start_with(&vec!["broker,controller"; n])
+    }
+
+    /// Nodes 1..=n with the given `process.roles`; the controllers are the voters.
+    fn start_with(roles: &[&str]) -> Cluster {
+        let n = roles.len();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ports = free_ports(2 * n);
+        let voters = (0..n)
+            .filter(|&i| roles[i].contains("controller"))
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[2 * i + 1]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = (0..n)
+            .map(|i| Node {
+                id: i as i32 + 1,
+                dir: tmp.path().join(format!("node{}", i + 1)),
+                port: ports[2 * i],
+                ctrl_port: ports[2 * i + 1],
+                roles: roles[i].to_string(),
+                child: None,
+                log: Arc::default(),
+            })
+            .collect();
+        let mut c = Cluster { _tmp: tmp, nodes, voters };
+        // All at once: the first ones wait for a quorum, as Kafka brokers wait for theirs.
+        for i in 0..n {
+            c.spawn(i);
+        }
+        for i in 0..n {
+            c.await_serving(i);
+        }
+        c
+    }
+
+    /// Adds a broker-only node (the voters stay as they are) and starts it; its index.
+    fn add_broker(&mut self) -> usize {
+        let ports = free_ports(2);
+        let i = self.nodes.len();
+        self.nodes.push(Node {
+            id: i as i32 + 1,
+            dir: self._tmp.path().join(format!("node{}", i + 1)),
+            port: ports[0],
+            ctrl_port: ports[1],
+            roles: "broker".into(),
+            child: None,
+            log: Arc::default(),
+        });
+        self.spawn(i);
+        i
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let voters = self.voters.clone();
+        let node = &mut self.nodes[i];
+        node.log.lock().expect("log").clear();
+        let mut listeners = Vec::new();
+        if node.roles.contains("broker") {
+            listeners.push(format!("PLAINTEXT://127.0.0.1:{}", node.port));
+        }
+        if node.roles.contains("controller") {
+            listeners.push(format!("CONTROLLER://127.0.0.1:{}", node.ctrl_port));
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+            .arg("serve")
+            .args(["--node-id", &node.id.to_string()])
+            .arg("--log-dirs")
+            .arg(&node.dir)
+            .args(["--listeners", &listeners.join(",")])
+            .args(["--override", &format!("process.roles={}", node.roles)])
+            .args(["--override", "controller.listener.names=CONTROLLER"])
+            .args(["--override", &format!("controller.quorum.voters={voters}")])
+            .args(["--override", "strom.http.listener="])
+            .args(["--override", &format!("broker.session.timeout.ms={SESSION_MS}")])
+            .args(["--override", "broker.heartbeat.interval.ms=300"])
+            .args(["--override", "offsets.topic.num.partitions=12"])
+            .env("STROM_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn strom");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = node.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().expect("log").push(line);
+            }
+        });
+        node.child = Some(child);
+    }
+
+    /// Waits (up to 60 s) for node `i`'s "strom is serving" line.
+    fn await_serving(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.nodes[i].log.lock().expect("log").iter().any(|l| l.contains("strom is serving")) {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.nodes[i].child.as_mut().map(|c| c.try_wait()) {
+                panic!("node {} exited with {status}: {:#?}", i + 1, self.nodes[i].log.lock().expect("log"));
+            }
+            assert!(Instant::now() < deadline, "node {} not serving after 60 s", i + 1);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            c.kill().expect("kill -9");
+            c.wait().expect("wait");
+        }
+    }
+
+    fn addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].port)
+    }
+}
+
+async fn client(addr: &str) -> Client {
+    Client::connect(addr, Duration::from_secs(10)).await.expect("connect")
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `within`.
+async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn metadata(addr: &str) -> Option<MetadataResponse> {
+    let mut c = Client::connect(addr, Duration::from_secs(2)).await.ok()?;
+    c.call::<_, MetadataResponse>(12, &MetadataRequest { topics: None, ..Default::default() }).await.ok().map(|r| r.0)
+}
+
+/// (broker ids, leader of every partition by topic name) as one broker reports them.
+fn view(m: &MetadataResponse) -> (Vec<i32>, Vec<(String, i32, i32)>) {
+    let mut brokers: Vec<i32> = m.brokers.iter().map(|b| b.node_id).collect();
+    brokers.sort();
+    let mut leaders: Vec<(String, i32, i32)> = m
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let name = t.name.clone().unwrap_or_default();
+            t.partitions.iter().map(move |p| (name.clone(), p.partition_index, p.leader_id))
+        })
+        .collect();
+    leaders.sort();
+    (brokers, leaders)
+}
+
+async fn create_topic(addr: &str, name: &str, partitions: i32) -> i16 {
+    let mut c = match Client::connect(addr, Duration::from_secs(10)).await {
+        Ok(c) => c,
+        Err(e) => {
+            println!("CreateTopics {name} at {addr}: {e:#}");
+            return -1;
+        }
+    };
+    let req = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: 1,
+            configs: vec![create_topics_request::CreatableTopicConfig {
+                name: "retention.ms".into(),
+                value: Some("123456789".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    match c.call::<_, CreateTopicsResponse>(7, &req).await {
+        Ok((r, _)) => r.topics.first().map_or(-1, |t| {
+            if t.error_code != 0 {
+                println!("CreateTopics {name} at {addr}: {} {:?}", t.error_code, t.error_message);
+            }
+            t.error_code
+        }),
+        Err(e) => {
+            println!("CreateTopics {name} at {addr}: {e:#}");
+            -1
+        }
+    }
+}
+
+async fn quorum(addr: &str) -> Option<describe_quorum_response::PartitionData> {
+    let mut c = Client::connect(addr, Duration::from_secs(2)).await.ok()?;
+    let req = DescribeQuorumRequest {
+        topics: vec![describe_quorum_request::TopicData {
+            topic_name: "__cluster_metadata".into(),
+            partitions: vec![describe_quorum_request::PartitionData { partition_index: 0, ..Default::default() }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (r, _): (DescribeQuorumResponse, _) = c.call(2, &req).await.ok()?;
+    r.topics.into_iter().next()?.partitions.into_iter().next()
+}
+
+async fn fenced(addr: &str) -> Option<Vec<(i32, bool)>> {
+    let mut c = Client::connect(addr, Duration::from_secs(2)).await.ok()?;
+    let req = DescribeClusterRequest { include_fenced_brokers: true, endpoint_type: 1, ..Default::default() };
+    let (r, _): (DescribeClusterResponse, _) = c.call(2, &req).await.ok()?;
+    Some(r.brokers.iter().map(|b| (b.broker_id, b.is_fenced)).collect())
+}
+
+async fn produce_and_count(bootstrap: &str, topic: &str, partition: i32, n: usize) -> usize {
+    let c = ClientBuilder::new(vec![bootstrap.to_string()]).build().await.expect("rskafka");
+    let pc = c.partition_client(topic, partition, UnknownTopicHandling::Retry).await.expect("partition client");
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(format!("p{partition}-{i}").into_bytes()),
+            headers: Default::default(),
+            timestamp: chrono::Utc::now(),
+        })
+        .collect();
+    pc.produce(records, Compression::NoCompression).await.expect("produce");
+    let end = pc.get_offset(OffsetAt::Latest).await.expect("latest");
+    end as usize
+}
+
+async fn consume_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<String> {
+    let c = ClientBuilder::new(vec![bootstrap.to_string()]).build().await.expect("rskafka");
+    let pc = c.partition_client(topic, partition, UnknownTopicHandling::Retry).await.expect("partition client");
+    let end = pc.get_offset(OffsetAt::Latest).await.expect("latest");
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < end {
+        let (records, _) = pc.fetch_records(offset, 1..1_000_000, 1_000).await.expect("fetch");
+        for r in records {
+            offset = r.offset + 1;
+            out.push(String::from_utf8(r.record.value.unwrap_or_default()).expect("utf8"));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_brokers_agree_spread_partitions_and_serve_them_from_their_leaders() {
+    let _serial = SERIAL.lock().await;
+    let c = Cluster::start(3);
+    let addrs: Vec<String> = (0..3).map(|i| c.addr(i)).collect();
+    // Every broker reports the same three brokers and the same leaders.
+    let first = eventually(Duration::from_secs(30), "three brokers everywhere", || async {
+        let views: Vec<_> = futures_views(&addrs).await?;
+        (views.iter().all(|v| v == &views[0]) && views[0].0 == vec![1, 2, 3]).then(|| views[0].clone())
+    })
+    .await;
+    assert!(first.1.iter().any(|(t, ..)| t == "__consumer_offsets"));
+
+    // A topic of six partitions, created through broker 2, is spread over all three.
+    assert_eq!(create_topic(&addrs[1], "six", 6).await, 0);
+    let leaders = eventually(Duration::from_secs(10), "six everywhere", || async {
+        let views = futures_views(&addrs).await?;
+        let six: Vec<i32> = views[0].1.iter().filter(|(t, ..)| t == "six").map(|(_, _, l)| *l).collect();
+        (six.len() == 6 && views.iter().all(|v| v == &views[0])).then_some(six)
+    })
+    .await;
+    for b in 1..=3 {
+        assert_eq!(leaders.iter().filter(|&&l| l == b).count(), 2, "two partitions each: {leaders:?}");
+    }
+
+    // rskafka produces through broker 3 and consumes through broker 1; each partition is
+    // served by its leader.
+    for p in 0..6 {
+        assert_eq!(produce_and_count(&addrs[2], "six", p, 25).await, 25);
+    }
+    for p in 0..6 {
+        let got = consume_all(&addrs[0], "six", p).await;
+        assert_eq!(got.len(), 25);
+        assert!(got.iter().all(|v| v.starts_with(&format!("p{p}-"))));
+    }
+
+    // A broker that does not lead a partition says so.
+    let (p, leader) = leaders.iter().enumerate().map(|(p, l)| (p as i32, *l)).next().expect("a partition");
+    let other = if leader == 1 { 2 } else { 1 };
+    let mut raw = client(&addrs[other as usize - 1]).await;
+    let req = ListOffsetsRequest {
+        replica_id: -1,
+        topics: vec![list_offsets_request::ListOffsetsTopic {
+            name: "six".into(),
+            partitions: vec![list_offsets_request::ListOffsetsPartition {
+                partition_index: p,
+                timestamp: -1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (r, _): (ListOffsetsResponse, _) = raw.call(7, &req).await.expect("list offsets");
+    assert_eq!(r.topics[0].partitions[0].error_code, ErrorCode::NotLeaderOrFollower.code());
+
+    // A group whose coordinator is not the bootstrap broker: FindCoordinator names the
+    // leader of its offsets partition, other brokers refuse its commits, it commits there
+    // and the offset reads back.
+    let offsets_leaders: Vec<i32> =
+        first.1.iter().filter(|(t, ..)| t == "__consumer_offsets").map(|(_, _, l)| *l).collect();
+    let group = (0..1000)
+        .map(|i| format!("g{i}"))
+        .find(|g| offsets_leaders[strom::coordinator::group::log::partition_for(g, 12) as usize] != 1)
+        .expect("a group coordinated elsewhere");
+    let want = offsets_leaders[strom::coordinator::group::log::partition_for(&group, 12) as usize];
+    let mut b1 = client(&addrs[0]).await;
+    let (fc, _): (FindCoordinatorResponse, _) = b1
+        .call(6, &FindCoordinatorRequest { key_type: 0, coordinator_keys: vec![group.clone()], ..Default::default() })
+        .await
+        .expect("find coordinator");
+    assert_eq!(fc.coordinators[0].node_id, want);
+    let commit = |offset: i64| OffsetCommitRequest {
+        group_id: group.clone(),
+        generation_id_or_member_epoch: -1,
+        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
+            name: "six".into(),
+            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: offset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (r, _): (OffsetCommitResponse, _) = b1.call(9, &commit(7)).await.expect("commit at broker 1");
+    assert_eq!(r.topics[0].partitions[0].error_code, ErrorCode::NotCoordinator.code());
+    let mut coord = client(&addrs[want as usize - 1]).await;
+    let (r, _): (OffsetCommitResponse, _) = coord.call(9, &commit(7)).await.expect("commit");
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(committed(&addrs[want as usize - 1], &group).await, Some(7));
+}
+
+async fn committed(addr: &str, group: &str) -> Option<i64> {
+    let mut c = Client::connect(addr, Duration::from_secs(2)).await.ok()?;
+    let req = OffsetFetchRequest {
+        group_id: group.into(),
+        topics: Some(vec![offset_fetch_request::OffsetFetchRequestTopic {
+            name: "six".into(),
+            partition_indexes: vec![0],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let (r, _): (OffsetFetchResponse, _) = c.call(7, &req).await.ok()?;
+    let p = r.topics.first()?.partitions.first()?;
+    (p.error_code == 0 && r.error_code == 0).then_some(p.committed_offset)
+}
+
+async fn futures_views(addrs: &[String]) -> Option<Vec<(Vec<i32>, Vec<(String, i32, i32)>)>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        out.push(view(&metadata(a).await?));
+    }
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_fails_over_and_silent_brokers_are_fenced() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::start(3);
+    let addrs: Vec<String> = (0..3).map(|i| c.addr(i)).collect();
+    assert_eq!(create_topic(&addrs[0], "spread", 3).await, 0);
+    let leader = eventually(Duration::from_secs(10), "a quorum leader", || async {
+        quorum(&addrs[0]).await.map(|q| q.leader_id).filter(|&l| l > 0)
+    })
+    .await;
+    let li = leader as usize - 1;
+    let survivor = (li + 1) % 3;
+
+    // kill -9 the active controller: a new one is elected and topics can be created again.
+    let killed = Instant::now();
+    c.kill9(li);
+    let mut n = 0;
+    eventually(Duration::from_secs(20), "topic creation after controller failover", || {
+        n += 1;
+        let (a, name) = (addrs[survivor].clone(), format!("after-failover-{n}"));
+        async move { (create_topic(&a, &name, 1).await == 0).then_some(()) }
+    })
+    .await;
+    println!("controller failover: topic creation succeeded {:?} after kill -9 of the leader", killed.elapsed());
+    let new_leader = quorum(&addrs[survivor]).await.expect("quorum").leader_id;
+    assert!(new_leader > 0 && new_leader != leader);
+    // Within the session timeout the dead broker is fenced and leads nothing.
+    let fenced_list = eventually(Duration::from_millis(3 * SESSION_MS), "fencing", || async {
+        fenced(&addrs[survivor]).await.filter(|b| b.contains(&(leader, true)))
+    })
+    .await;
+    assert_eq!(fenced_list.iter().filter(|(_, f)| !*f).count(), 2);
+    let m = metadata(&addrs[survivor]).await.expect("metadata");
+    for t in &m.topics {
+        for p in &t.partitions {
+            assert_ne!(p.leader_id, leader, "{:?} {p:?}", t.name);
+            if p.leader_id < 0 {
+                assert_eq!(p.error_code, ErrorCode::LeaderNotAvailable.code());
+            }
+        }
+    }
+    // The others keep serving their partitions.
+    let spread = m.topics.iter().find(|t| t.name.as_deref() == Some("spread")).expect("spread");
+    for p in spread.partitions.iter().filter(|p| p.leader_id > 0) {
+        assert_eq!(produce_and_count(&addrs[survivor], "spread", p.partition_index, 5).await, 5);
+    }
+
+    // Restarted, it catches up from the log, registers again, is unfenced and leads its
+    // partitions again.
+    let restarted = Instant::now();
+    c.spawn(li);
+    c.await_serving(li);
+    eventually(Duration::from_secs(20), "rejoined", || async {
+        let q = quorum(&addrs[li]).await?;
+        let b = fenced(&addrs[li]).await?;
+        let all_in = b.len() == 3 && b.iter().all(|(_, f)| !f);
+        let m = metadata(&addrs[li]).await?;
+        let led = m.topics.iter().flat_map(|t| &t.partitions).all(|p| p.leader_id > 0);
+        (all_in && led && q.high_watermark > 0).then_some(())
+    })
+    .await;
+    println!("a restarted broker was serving every partition it leads {:?} after it started", restarted.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_and_committed_offsets_survive_kill9_of_the_whole_cluster() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::start(3);
+    let addrs: Vec<String> = (0..3).map(|i| c.addr(i)).collect();
+    assert_eq!(create_topic(&addrs[2], "six", 6).await, 0);
+    let before = eventually(Duration::from_secs(10), "six everywhere", || async {
+        let m = metadata(&addrs[0]).await?;
+        let t = m.topics.iter().find(|t| t.name.as_deref() == Some("six"))?.clone();
+        (t.partitions.len() == 6).then_some(t.topic_id)
+    })
+    .await;
+    for p in 0..6 {
+        produce_and_count(&addrs[0], "six", p, 10).await;
+    }
+    let group = "survivor";
+    let coordinator = eventually(Duration::from_secs(10), "coordinator", || async {
+        let mut cl = Client::connect(&addrs[0], Duration::from_secs(2)).await.ok()?;
+        let (fc, _): (FindCoordinatorResponse, _) = cl
+            .call(6, &FindCoordinatorRequest { coordinator_keys: vec![group.into()], ..Default::default() })
+            .await
+            .ok()?;
+        let id = fc.coordinators.first()?.node_id;
+        (id > 0).then_some(id as usize - 1)
+    })
+    .await;
+    let mut cl = client(&addrs[coordinator]).await;
+    let req = OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id_or_member_epoch: -1,
+        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
+            name: "six".into(),
+            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: 4,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (r, _): (OffsetCommitResponse, _) = cl.call(9, &req).await.expect("commit");
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+
+    for i in 0..3 {
+        c.kill9(i);
+    }
+    for i in 0..3 {
+        c.spawn(i);
+    }
+    for i in 0..3 {
+        c.await_serving(i);
+    }
+    // Same topic id and config, the records and the committed offset.
+    let after = eventually(Duration::from_secs(20), "six after restart", || async {
+        let m = metadata(&addrs[1]).await?;
+        let t = m.topics.iter().find(|t| t.name.as_deref() == Some("six"))?.clone();
+        t.partitions.iter().all(|p| p.leader_id > 0).then_some(t.topic_id)
+    })
+    .await;
+    assert_eq!(after, before);
+    for p in 0..6 {
+        assert_eq!(consume_all(&addrs[1], "six", p).await.len(), 10);
+    }
+    let mut cl = client(&addrs[1]).await;
+    let (r, _): (DescribeConfigsResponse, _) = cl
+        .call(
+            4,
+            &DescribeConfigsRequest {
+                resources: vec![describe_configs_request::DescribeConfigsResource {
+                    resource_type: 2,
+                    resource_name: "six".into(),
+                    configuration_keys: Some(vec!["retention.ms".into()]),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("describe configs");
+    assert_eq!(r.results[0].configs[0].value.as_deref(), Some("123456789"));
+    let off = eventually(Duration::from_secs(20), "committed offset", || async {
+        committed(&addrs[coordinator], group).await
+    })
+    .await;
+    assert_eq!(off, 4);
+}
+
+/// One controller frame: length, CRC32C of the body, the body.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+async fn exchange(addr: &str, bytes: &[u8]) -> Option<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(bytes).await.ok()?;
+    let mut head = [0u8; 8];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut head)).await.ok()?.ok()?;
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let mut body = vec![0u8; len - 4];
+    s.read_exact(&mut body).await.ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_controller_frames_are_refused_and_change_nothing() {
+    let _serial = SERIAL.lock().await;
+    let c = Cluster::start(3);
+    let ctrl = c.voters.split(',').next().and_then(|v| v.split('@').nth(1)).expect("voter 1").to_string();
+    let a0 = c.addr(0);
+    let m = eventually(Duration::from_secs(10), "metadata", || metadata(&a0)).await;
+    let cluster_id = m.cluster_id.clone().expect("cluster id");
+    let before = view(&m);
+
+    // Raft messages from a node that is not a voter, and anything from another cluster:
+    // refused before Raft. A heartbeat for a broker that is not registered: refused.
+    use strom::metadata::quorum::{Frame, Rpc};
+    let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(99, 99), None);
+    let stranger = Frame { cluster_id: cluster_id.clone(), from: 99, rpc: Rpc::Vote(vote) };
+    let reply = exchange(&ctrl, &frame(&serde_json::to_vec(&stranger).expect("json"))).await.expect("a reply");
+    assert!(reply.get("Refused").is_some(), "{reply}");
+    let other = Frame { cluster_id: "another".into(), from: 2, rpc: Rpc::Heartbeat { broker: 2, epoch: 0 } };
+    let reply = exchange(&ctrl, &frame(&serde_json::to_vec(&other).expect("json"))).await.expect("a reply");
+    assert!(reply.get("Refused").is_some(), "{reply}");
+    let ghost = Frame { cluster_id: cluster_id.clone(), from: 99, rpc: Rpc::Heartbeat { broker: 99, epoch: 0 } };
+    let reply = exchange(&ctrl, &frame(&serde_json::to_vec(&ghost).expect("json"))).await.expect("a reply");
+    assert!(reply["Heartbeat"].get("Err").is_some(), "{reply}");
+    // Garbage: a bad CRC, a frame far too large, JSON that is no request. Each closes
+    // its connection without an answer.
+    let mut bad_crc = frame(b"{}");
+    bad_crc[5] ^= 0xff;
+    assert!(exchange(&ctrl, &bad_crc).await.is_none());
+    assert!(exchange(&ctrl, &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).await.is_none());
+    assert!(exchange(&ctrl, &frame(b"[1,2,3]")).await.is_none());
+
+    // The cluster is unchanged and still works.
+    let after = view(&metadata(&c.addr(0)).await.expect("metadata"));
+    assert_eq!(after, before);
+    assert_eq!(create_topic(&c.addr(1), "still-works", 3).await, 0);
+    let log = c.nodes[0].log.lock().expect("log").join("\n");
+    assert!(log.contains("not a voter refused"), "the refusal is logged");
+    assert!(log.contains("another cluster refused"), "the refusal is logged");
+}
+
+async fn retention_ms(addr: &str, topic: &str) -> Option<String> {
+    let mut c = Client::connect(addr, Duration::from_secs(2)).await.ok()?;
+    let req = DescribeConfigsRequest {
+        resources: vec![describe_configs_request::DescribeConfigsResource {
+            resource_type: 2,
+            resource_name: topic.into(),
+            configuration_keys: Some(vec!["retention.ms".into()]),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (r, _): (DescribeConfigsResponse, _) = c.call(4, &req).await.ok()?;
+    r.results.first()?.configs.first()?.value.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_more_than_a_snapshot_catches_up_from_the_leaders_snapshot() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::start(3);
+    let addrs: Vec<String> = (0..3).map(|i| c.addr(i)).collect();
+    assert_eq!(create_topic(&addrs[0], "conf", 1).await, 0);
+    c.kill9(2);
+    // More changes than a snapshot interval (1,000) plus what the leader keeps behind it
+    // (100): the leader purges the entries node 3 would need.
+    let mut cl = client(&addrs[0]).await;
+    let changes = 1_250;
+    for i in 0..changes {
+        let req = AlterConfigsRequest {
+            resources: vec![alter_configs_request::AlterConfigsResource {
+                resource_type: 2,
+                resource_name: "conf".into(),
+                configs: vec![alter_configs_request::AlterableConfig {
+                    name: "retention.ms".into(),
+                    value: Some((100_000 + i).to_string()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let (r, _): (AlterConfigsResponse, _) = cl.call(2, &req).await.expect("alter configs");
+        assert_eq!(r.responses[0].error_code, 0);
+    }
+    let want = (100_000 + changes - 1).to_string();
+    let leader = quorum(&addrs[0]).await.expect("quorum");
+    assert!(leader.high_watermark > 1_100, "{leader:?}");
+    c.spawn(2);
+    c.await_serving(2);
+    eventually(Duration::from_secs(30), "node 3 caught up", || async {
+        let q = quorum(&addrs[2]).await?;
+        let v = retention_ms(&addrs[2], "conf").await?;
+        (v == want && q.high_watermark >= leader.high_watermark).then_some(())
+    })
+    .await;
+    let log = c.nodes[2].log.lock().expect("log").join("\n");
+    assert!(log.contains("installed a metadata snapshot from the leader"), "caught up from a snapshot");
+}
+
+fn signal(c: &Cluster, i: usize, sig: &str) {
+    let pid = c.nodes[i].child.as_ref().expect("running").id();
+    let ok = Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill").success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Topic name → id as broker `addr` reports them.
+async fn topic_ids(addr: &str) -> Option<std::collections::BTreeMap<String, Uuid>> {
+    let m = metadata(addr).await?;
+    Some(m.topics.iter().map(|t| (t.name.clone().unwrap_or_default(), t.topic_id)).collect())
+}
+
+/// Topics are created through every broker in turn while the quorum leader is paused
+/// (SIGSTOP) and resumed, then killed with -9 and restarted. Checker: every topic whose
+/// creation was acknowledged exists on every broker with one id everywhere (none lost,
+/// none inconsistent); a creation that failed may or may not have happened, but never
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_metadata_survives_a_paused_and_a_killed_leader() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::start(3);
+    let addrs: Vec<String> = (0..3).map(|i| c.addr(i)).collect();
+    let mut acked = Vec::new();
+    let mut failed = 0;
+    let mut n = 0;
+    let mut create_round = |c: &Cluster, rounds: usize| {
+        let mut names = Vec::new();
+        for _ in 0..rounds {
+            n += 1;
+            names.push((format!("chk-{n}"), c.addr(n % 3)));
+        }
+        names
+    };
+    for phase in 0..3 {
+        let leader = eventually(Duration::from_secs(20), "a leader", || async {
+            for a in &addrs {
+                if let Some(q) = quorum(a).await {
+                    if q.leader_id > 0 {
+                        return Some(q.leader_id as usize - 1);
+                    }
+                }
+            }
+            None
+        })
+        .await;
+        match phase {
+            0 => {}
+            1 => signal(&c, leader, "-STOP"),
+            _ => c.kill9(leader),
+        }
+        for (name, addr) in create_round(&c, 30) {
+            if c.nodes
+                .iter()
+                .position(|nd| format!("127.0.0.1:{}", nd.port) == addr)
+                .is_some_and(|i| i == leader && phase > 0)
+            {
+                continue; // that broker cannot answer now
+            }
+            if create_topic(&addr, &name, 1).await == 0 {
+                acked.push(name);
+            } else {
+                failed += 1;
+            }
+        }
+        match phase {
+            0 => {}
+            1 => signal(&c, leader, "-CONT"),
+            _ => {
+                c.spawn(leader);
+                c.await_serving(leader);
+            }
+        }
+    }
+    // Every broker converges on the same topics and ids.
+    let views = eventually(Duration::from_secs(30), "convergence", || async {
+        let mut v = Vec::new();
+        for a in &addrs {
+            v.push(topic_ids(a).await?);
+        }
+        (v[0] == v[1] && v[1] == v[2] && acked.iter().all(|t| v[0].contains_key(t))).then_some(v)
+    })
+    .await;
+    let lost = acked.iter().filter(|t| !views[0].contains_key(*t)).count();
+    let mut ids: Vec<&Uuid> = views[0].values().collect();
+    ids.sort_by_key(|u| u.0);
+    let before = ids.len();
+    ids.dedup();
+    let duplicated = before - ids.len();
+    println!(
+        "metadata under faults: {} acknowledged, {failed} failed (may or may not exist), lost {lost}, duplicated ids {duplicated}, inconsistent brokers 0",
+        acked.len()
+    );
+    assert_eq!((lost, duplicated), (0, 0));
+    assert!(acked.len() >= 60, "most creations succeed: {}", acked.len());
+}
+
+/// Three controller-only nodes form the quorum; two broker-only nodes observe it, register,
+/// lead every partition between them and serve clients; a controller killed -9 changes
+/// nothing for the brokers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_controllers_and_brokers_make_one_cluster() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::start_with(&["controller", "controller", "controller", "broker", "broker"]);
+    let brokers = [c.addr(3), c.addr(4)];
+    // Broker-only nodes give more brokers 10 s to register before placing __consumer_offsets.
+    let first = eventually(Duration::from_secs(45), "two brokers everywhere", || async {
+        let a = view(&metadata(&brokers[0]).await?);
+        let b = view(&metadata(&brokers[1]).await?);
+        (a == b && a.0 == vec![4, 5] && !a.1.is_empty()).then_some(a)
+    })
+    .await;
+    assert!(first.1.iter().all(|(_, _, l)| *l == 4 || *l == 5), "only brokers lead: {:?}", first.1);
+    assert_eq!(create_topic(&brokers[1], "split", 4).await, 0);
+    eventually(Duration::from_secs(10), "split at both brokers", || async {
+        let m = metadata(&brokers[0]).await?;
+        m.topics.iter().find(|t| t.name.as_deref() == Some("split")).filter(|t| t.partitions.len() == 4).map(|_| ())
+    })
+    .await;
+    for p in 0..4 {
+        assert_eq!(produce_and_count(&brokers[0], "split", p, 10).await, 10);
+        assert_eq!(consume_all(&brokers[1], "split", p).await.len(), 10);
+    }
+    // The brokers are observers: DescribeQuorum at a broker lists the three voters and
+    // the broker itself as an observer.
+    let q = quorum(&brokers[0]).await.expect("quorum");
+    let mut voters: Vec<i32> = q.current_voters.iter().map(|v| v.replica_id).collect();
+    voters.sort();
+    assert_eq!(voters, vec![1, 2, 3]);
+    assert_eq!(q.observers.iter().map(|o| o.replica_id).collect::<Vec<_>>(), vec![4]);
+    // Kill -9 the leader controller: the brokers keep serving and topics can be created.
+    let leader = q.leader_id as usize - 1;
+    assert!(leader < 3);
+    c.kill9(leader);
+    // A try that timed out may have created it: TOPIC_ALREADY_EXISTS then counts.
+    let mut tries = 0;
+    eventually(Duration::from_secs(20), "create after controller failover", || {
+        tries += 1;
+        let (a, first) = (brokers[0].clone(), tries == 1);
+        async move {
+            let code = create_topic(&a, "after", 1).await;
+            (code == 0 || (!first && code == ErrorCode::TopicAlreadyExists.code())).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(produce_and_count(&brokers[1], "split", 0, 5).await, 15);
+
+    // A new broker joins: from its start until every broker lists it and it leads the
+    // partitions of a topic created for it.
+    let started = Instant::now();
+    let new = c.add_broker();
+    c.await_serving(new);
+    let new_addr = c.addr(new);
+    eventually(Duration::from_secs(20), "the new broker listed everywhere", || async {
+        let a = view(&metadata(&brokers[0]).await?);
+        let b = view(&metadata(&new_addr).await?);
+        (a.0 == vec![4, 5, 6] && b.0 == a.0).then_some(())
+    })
+    .await;
+    let joined = started.elapsed();
+    let only = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: "on-six".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: vec![create_topics_request::CreatableReplicaAssignment {
+                partition_index: 0,
+                broker_ids: vec![6],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    let (r, _): (CreateTopicsResponse, _) = client(&brokers[0]).await.call(7, &only).await.expect("create on 6");
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    assert_eq!(produce_and_count(&brokers[0], "on-six", 0, 7).await, 7);
+    println!(
+        "a new broker joined in {joined:?} and served a partition placed on it {:?} after it started",
+        started.elapsed()
+    );
+}
