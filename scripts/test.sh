@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Strom test command.
 #
-#   ./scripts/test.sh [all|lint|unit|compat|load|fuzz|container]     (default: all)
+#   ./scripts/test.sh [all|lint|unit|compat|cluster|load|fuzz|container]   (default: all)
 #
 #   lint    cargo fmt --check; cargo clippy (all targets, -D warnings)
 #   unit    cargo test --workspace (unit + integration tests)
@@ -11,11 +11,14 @@
 #           10,000 oversized/negative frames, a client that stops reading (~30 s)
 #   fuzz    every cargo-fuzz target for STROM_FUZZ_SECONDS (default 60) each
 #           (./scripts/fuzz.sh; installs cargo-fuzz from crates.io if missing)
+#   cluster real clients (confluent-kafka, kafka-python, kafkajs, kcat) against
+#           `strom dev-cluster 3` through compat-tests/run --bootstrap, and the
+#           metadata propagation figure (scripts/cluster_test.py, ~1 min)
 #   container  the Docker image: podman builds the Dockerfile (local base images,
 #           cached under /var/tmp/strom-container-test), runs it and drives it
 #           with kcat and confluent-kafka (scripts/container_test.py; installs podman
 #           and debootstrap with apt if missing)
-#   all     lint, unit, load, fuzz, compat, container
+#   all     lint, unit, load, fuzz, compat, cluster, container
 #
 # STROM_SKIP_COMPAT=1 skips the compat suite (e.g. on a machine without
 # apt/PyPI access), STROM_SKIP_CONTAINER=1 the container test. Works on a
@@ -29,13 +32,13 @@ ROOT="$(pwd)"
 
 SUITE="${1:-all}"
 case "$SUITE" in
-    all | lint | unit | compat | load | fuzz | container) ;;
+    all | lint | unit | compat | cluster | load | fuzz | container) ;;
     -h | --help)
-        sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "usage: $0 [all|lint|unit|compat|load|fuzz|container]" >&2
+        echo "usage: $0 [all|lint|unit|compat|cluster|load|fuzz|container]" >&2
         exit 2
         ;;
 esac
@@ -92,6 +95,19 @@ run_compat() {
     python3 "$ROOT/compat-tests/run" --strom-bin target/debug/strom
 }
 
+run_cluster() {
+    if [ "${STROM_SKIP_COMPAT:-0}" = "1" ]; then
+        step "cluster client test SKIPPED (STROM_SKIP_COMPAT=1)"
+        return 0
+    fi
+    step "cargo build --bin strom"
+    cargo build --bin strom
+    step "compat-tests/install.sh"
+    "$ROOT/compat-tests/install.sh"
+    step "cluster test: real clients against strom dev-cluster 3 (scripts/cluster_test.py)"
+    "$ROOT/compat-tests/.venv/bin/python" "$ROOT/scripts/cluster_test.py" --strom-bin target/debug/strom
+}
+
 run_container() {
     if [ "${STROM_SKIP_CONTAINER:-0}" = "1" ]; then
         step "container test SKIPPED (STROM_SKIP_CONTAINER=1)"
@@ -107,6 +123,7 @@ case "$SUITE" in
     lint) run_lint ;;
     unit) run_unit ;;
     compat) run_compat ;;
+    cluster) run_cluster ;;
     load) run_load ;;
     fuzz) run_fuzz ;;
     container) run_container ;;
@@ -116,6 +133,7 @@ case "$SUITE" in
         run_load
         run_fuzz
         run_compat
+        run_cluster
         run_container
         ;;
 esac
