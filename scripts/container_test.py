@@ -18,7 +18,12 @@ What it checks, in order:
   5. the KAFKA_* environment of apache/kafka's single-node compose example starts Strom:
      both client listeners serve, each advertising its own endpoint, the controller
      listener is not bound, no setting is reported as unknown, the healthcheck passes;
-  6. so does the environment of compose.yaml (the README's compose file).
+  6. so does the environment of compose.yaml (the README's compose file);
+  7. the three services of compose.cluster.yaml form one cluster (host networking, each
+     service's ports remapped to free ones): every broker lists all three, a topic is
+     produced to and consumed from; one container is killed (SIGKILL), the others keep
+     serving their partitions and list it no more; restarted on its volume it rejoins
+     and leads its partitions again.
 
 The machine needs no Docker engine and no registry access. Base images cannot be
 pulled, so the build stage's base is made here: a Debian bookworm root from debootstrap
@@ -227,7 +232,9 @@ def cleanup():
     for c in podman("ps", "-a", "--format", "{{.Names}}", check_rc=False).stdout.split():
         if c.startswith(PREFIX):
             podman("rm", "-f", "-t", "0", c, check_rc=False)
-    podman("volume", "rm", "-f", VOLUME, check_rc=False)
+    for v in podman("volume", "ls", "--format", "{{.Name}}", check_rc=False).stdout.split():
+        if v.startswith(PREFIX):
+            podman("volume", "rm", "-f", v, check_rc=False)
 
 
 class Container:
@@ -530,6 +537,129 @@ def readme_compose():
     c.rm()
 
 
+def cluster_environments():
+    """`environment:` of every service of compose.cluster.yaml, by service name."""
+    envs, service, inside = {}, None, False
+    for line in (ROOT / "compose.cluster.yaml").read_text().splitlines():
+        m = re.fullmatch(r"  ([a-z0-9-]+):\s*", line)
+        if m:
+            service, inside = m.group(1), False
+            continue
+        if re.fullmatch(r"\s+environment:\s*", line):
+            inside = True
+            envs.setdefault(service, {})
+            continue
+        m = re.fullmatch(r"\s{6}([A-Z_]+):\s*(.*?)\s*(#.*)?", line)
+        if inside and m:
+            envs[service][m.group(1)] = m.group(2).strip("\"'")
+        elif inside and line.strip() and not line.strip().startswith("#"):
+            inside = False
+    check(len(envs) == 3, f"compose.cluster.yaml: {sorted(envs)}")
+    return envs
+
+
+class HostContainer(Container):
+    """A container on the host's network (the three of a cluster must reach each other
+    and podman here has no DNS between containers): its listeners on free host ports."""
+
+    def __init__(self, name, env, http_port, volume):
+        super().__init__(name, env=env, ports=(), volume=volume)
+        self.http_port = http_port
+
+    def start(self):
+        args = ["run", "-d", "--name", self.name, "--network", "host"]
+        for kv in self.env:
+            args += ["-e", kv]
+        args += ["-v", f"{self.volume}:/var/lib/strom"]
+        podman(*args, IMAGE)
+
+    def wait_ready(self, timeout=60):
+        self.host_ports = {9644: self.http_port}
+        super().wait_ready(timeout)
+
+
+def kcat_view(bootstrap):
+    md = json.loads(kcat("-L", "-J", "-b", bootstrap).stdout)
+    brokers = sorted(b["id"] for b in md["brokers"])
+    leaders = {(t["topic"], p["partition"]): p["leader"] for t in md["topics"] for p in t["partitions"]}
+    return brokers, leaders
+
+
+def eventually(what, f, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            v = f()
+            if v:
+                return v
+        except (Failed, json.JSONDecodeError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise Failed(f"{what}: not within {timeout} s")
+
+
+def compose_cluster():
+    """compose.cluster.yaml's three services as one cluster on the host network."""
+    envs = cluster_environments()
+    names = sorted(envs)
+    ports = {(svc, p): free_port() for svc in names for p in (9092, 19092, 9093)}
+    https = {svc: free_port() for svc in names}
+
+    def local(svc, text):
+        # `strom-N:port` and `:port` become 127.0.0.1 and that service's free port.
+        text = re.sub(r"(strom-\d):(\d+)", lambda m: f"127.0.0.1:{ports[(m.group(1), int(m.group(2)))]}", text)
+        text = re.sub(r"//:(\d+)", lambda m: f"//127.0.0.1:{ports[(svc, int(m.group(1)))]}", text)
+        return re.sub(r"localhost:\d+", f"127.0.0.1:{ports[(svc, 9092)]}", text)
+
+    nodes = []
+    for svc in names:
+        env = {k: local(svc, v) for k, v in envs[svc].items()}
+        env["STROM_STROM_HTTP_LISTENER"] = f"127.0.0.1:{https[svc]}"
+        volume = f"{VOLUME}-{svc}"
+        podman("volume", "rm", "-f", volume, check_rc=False)
+        nodes.append(HostContainer(svc, [f"{k}={v}" for k, v in env.items()], https[svc], volume))
+    started = time.monotonic()
+    for n in nodes:
+        n.start()
+    for n in nodes:
+        n.wait_ready()
+    figure("3-container cluster start to ready (compose.cluster.yaml)", f"{(time.monotonic() - started) * 1000:.0f} ms")
+    boot = [f"127.0.0.1:{ports[(svc, 9092)]}" for svc in names]
+    eventually("three brokers listed by every broker",
+               lambda: all(kcat_view(b)[0] == [1, 2, 3] for b in boot))
+    kcat("-P", "-b", boot[0], "-t", "cluster", "-p", "0", input="warm\n")
+
+    def led():
+        mine = {k: v for k, v in kcat_view(boot[1])[1].items() if k[0] == "cluster" and v > 0}
+        return mine if len(mine) == 3 else None
+
+    leaders = eventually("topic cluster with 3 led partitions", led)
+    kcat("-P", "-b", boot[1], "-t", "cluster", "-K:", input="".join(f"k{i}:r{i}\n" for i in range(30)))
+    got = kcat("-C", "-b", boot[2], "-t", "cluster", "-o", "beginning", "-e", "-q").stdout.split()
+    check(len(got) == 31, f"consumed {len(got)} of 31 records from the cluster")
+    # Kill node 2's container; the others fence it and keep serving their partitions.
+    victim = nodes[1]
+    podman("kill", victim.name)
+    fenced_at = time.monotonic()
+    eventually("node 2 fenced", lambda: kcat_view(boot[0])[0] == [1, 3], timeout=30)
+    figure("killed container fenced after", f"{(time.monotonic() - fenced_at) * 1000:.0f} ms")
+    survivors = [p for (t, p), l in leaders.items() if l != 2]
+    for p in survivors:
+        kcat("-P", "-b", boot[0], "-t", "cluster", "-p", str(p), input="after\n")
+    # Back on its volume: it rejoins and leads its partitions again.
+    podman("rm", "-f", victim.name, check_rc=False)
+    victim.start()
+    victim.wait_ready()
+    eventually("node 2 back", lambda: kcat_view(boot[2])[0] == [1, 2, 3]
+               and all(l > 0 for (t, _), l in kcat_view(boot[2])[1].items() if t == "cluster"), timeout=30)
+    got = kcat("-C", "-b", boot[1], "-t", "cluster", "-o", "beginning", "-e", "-q").stdout.split()
+    check(len(got) == 31 + len(survivors), f"after the rejoin: {len(got)} records")
+    say(f"compose.cluster.yaml: 3 containers, one killed (fenced, {len(survivors)} partitions kept serving), rejoined")
+    for n in nodes:
+        n.rm()
+        podman("volume", "rm", "-f", n.volume, check_rc=False)
+
+
 def main():
     setup()
     # One run at a time per cache: the containers, volume and image names are fixed.
@@ -542,6 +672,7 @@ def main():
         image_defaults()
         apache_kafka_compose()
         readme_compose()
+        compose_cluster()
     except Failed:
         for c in podman("ps", "-a", "--format", "{{.Names}}", check_rc=False).stdout.split():
             if c.startswith(PREFIX):
