@@ -32,6 +32,13 @@ pub enum Error {
     /// An idempotent batch failed the sequence check; nothing was written.
     #[error("{0}")]
     Sequence(#[from] crate::producer_state::SequenceError),
+    /// A replicated batch does not start at the log end offset (a follower's fetch
+    /// and its log disagree); nothing was written.
+    #[error("replicated batch starts at offset {base_offset}, the log ends at {log_end_offset}")]
+    UnexpectedBaseOffset { base_offset: i64, log_end_offset: i64 },
+    /// A leader epoch given to the log is negative.
+    #[error("invalid leader epoch {0}")]
+    InvalidLeaderEpoch(i32),
     /// A `LogConfig` value is outside its allowed range.
     #[error("invalid log config: {0}")]
     InvalidConfig(&'static str),

@@ -8,6 +8,7 @@
 //! See `segment.rs` and `index.rs` for the on-disk formats and `recovery.rs`
 //! for what happens after an unclean stop.
 
+mod epochs;
 mod error;
 pub mod harness;
 mod index;
@@ -17,6 +18,7 @@ pub mod producer_state;
 mod recovery;
 mod segment;
 
+pub use epochs::CHECKPOINT_FORMAT_VERSION as LEADER_EPOCH_CHECKPOINT_FORMAT_VERSION;
 pub use error::Error;
 pub use index::INDEX_FORMAT_VERSION;
 pub use log::{compact_offline, now_ms, AppendInfo, CleanedSegment, CompactionInput, Log, LogConfig, ReadResult};

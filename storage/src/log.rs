@@ -10,6 +10,7 @@ use strom_protocol::records::{
     set_base_offset, set_partition_leader_epoch, split_batches, verify_crc, BatchError, BatchHeader, BATCH_HEADER_LEN,
 };
 
+use crate::epochs::{LeaderEpochCache, CHECKPOINT_FILE as EPOCH_CHECKPOINT_FILE};
 use crate::error::io_err;
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::segment::Segment;
@@ -106,6 +107,9 @@ pub struct Log {
     clean_marker: bool,
     /// Whether the last open trusted a clean-shutdown marker.
     opened_clean: bool,
+    /// Which leader epoch wrote which offsets (`epochs.rs`); mirrored durably in
+    /// `leader-epoch-checkpoint`, which is written before any batch that extends it.
+    epochs: LeaderEpochCache,
 }
 
 /// FORMAT v1 of the log start offset checkpoint (ADR 0005): the file
@@ -286,12 +290,34 @@ fn read_offset_file(dir: &Path, name: &str) -> Option<i64> {
 
 /// Writes an offset checkpoint durably: temp file, fsync, rename, directory fsync.
 fn write_offset_file(dir: &Path, name: &str, offset: i64) -> Result<()> {
+    write_file_durably(dir, name, format!("1 {offset}\n").as_bytes())
+}
+
+/// Replaces `dir/name` with `contents` so that a crash leaves either the old or the new
+/// file, never a torn one: temp file (`open` deletes leftovers), fsync, rename, directory
+/// fsync.
+fn write_file_durably(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
-    fs::write(&tmp, format!("1 {offset}\n")).map_err(io_err("write", &tmp))?;
+    fs::write(&tmp, contents).map_err(io_err("write", &tmp))?;
     fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err("fsync", &tmp))?;
     fs::rename(&tmp, &path).map_err(io_err("rename", &path))?;
     sync_dir(dir)
+}
+
+/// Writes the leader-epoch checkpoint (`epochs.rs` has the format).
+fn write_epoch_checkpoint(dir: &Path, cache: &LeaderEpochCache) -> Result<()> {
+    write_file_durably(dir, EPOCH_CHECKPOINT_FILE, cache.encode().as_bytes())
+}
+
+/// The leader-epoch checkpoint: `Ok(None)` if there is none, `Err(reason)` if it
+/// cannot be used.
+fn read_epoch_checkpoint(dir: &Path) -> std::result::Result<Option<LeaderEpochCache>, String> {
+    match fs::read_to_string(dir.join(EPOCH_CHECKPOINT_FILE)) {
+        Ok(text) => LeaderEpochCache::decode(&text).map(Some).map_err(str::to_string),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The checkpointed log start offset, or 0 when absent or unreadable (then the first
@@ -306,6 +332,20 @@ fn read_start_offset(dir: &Path) -> i64 {
             0
         }
     }
+}
+
+/// The checks every append makes on a batch before anything is written: a v2 header,
+/// `batchLength` matching the buffer, the CRC, a non-negative `lastOffsetDelta`.
+fn validate_batch(batch: &[u8]) -> Result<BatchHeader> {
+    let header = BatchHeader::parse(batch)?;
+    if header.total_len() != batch.len() {
+        return Err(BatchError::BadLength(header.batch_length).into());
+    }
+    verify_crc(batch)?;
+    if header.last_offset_delta < 0 {
+        return Err(BatchError::InvalidHeader("negative lastOffsetDelta").into());
+    }
+    Ok(header)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -371,6 +411,7 @@ impl Log {
             recovery_point,
             clean_marker: clean.is_some(),
             opened_clean: clean.is_some(),
+            epochs: LeaderEpochCache::default(),
         };
         if log.opened_clean {
             tracing::debug!(dir = %dir.display(), "clean shutdown: CRCs of the last segment not re-verified");
@@ -378,7 +419,70 @@ impl Log {
         // A checkpoint beyond a recovered (shorter) log is clamped to its end.
         log.start_offset = log.start_offset.min(log.log_end_offset());
         log.recover_producer_state();
+        log.load_epochs()?;
         Ok(log)
+    }
+
+    /// Loads the leader-epoch cache from its checkpoint, or rebuilds it from the batch
+    /// headers when the checkpoint is missing (a data directory from before the cache
+    /// existed: a one-time full scan) or unusable, and writes the rebuilt one. Entries
+    /// starting beyond the log end go (the checkpoint is written before the data, so a
+    /// crash in between, or a torn tail cut by recovery, leaves them behind).
+    fn load_epochs(&mut self) -> Result<()> {
+        let end = self.log_end_offset();
+        match read_epoch_checkpoint(&self.dir) {
+            Ok(Some(mut cache)) => {
+                if cache.drop_beyond(end) {
+                    tracing::info!(dir = %self.dir.display(), end, "dropped leader epochs beyond the log end");
+                    write_epoch_checkpoint(&self.dir, &cache)?;
+                }
+                self.epochs = cache;
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::warn!(dir = %self.dir.display(), %reason, "unreadable {EPOCH_CHECKPOINT_FILE}: rebuilding it from the log");
+            }
+        }
+        let mut cache = LeaderEpochCache::default();
+        self.for_each_batch_header(self.log_start_offset(), "leader-epoch rebuild", |h| {
+            cache.assign(h.partition_leader_epoch, h.base_offset);
+        });
+        write_epoch_checkpoint(&self.dir, &cache)?;
+        self.epochs = cache;
+        Ok(())
+    }
+
+    /// Calls `f` with the header of every batch from the one holding `from` to the log
+    /// end, in offset order. Never fails: a read error stops the walk with a warning
+    /// naming `what` (what is rebuilt from the headers is then rebuilt from a prefix,
+    /// which the recovery that just ran makes unlikely to matter).
+    fn for_each_batch_header(&self, from: i64, what: &str, mut f: impl FnMut(&BatchHeader)) {
+        let end = self.log_end_offset();
+        let mut offset = from;
+        while offset < end {
+            let data = match self.read(offset, 8 << 20) {
+                Ok(r) if !r.data.is_empty() => r.data,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), offset, error = %e, "{what} stopped");
+                    break;
+                }
+            };
+            let before = offset;
+            for span in split_batches(&data) {
+                let Some(h) = span.ok().and_then(|r| data.get(r)).and_then(|b| BatchHeader::parse(b).ok()) else {
+                    break;
+                };
+                if h.last_offset() >= offset {
+                    f(&h);
+                    offset = h.last_offset() + 1;
+                }
+            }
+            if offset == before {
+                break;
+            }
+        }
     }
 
     /// Offsets of the producer-state snapshot files, ascending.
@@ -423,31 +527,11 @@ impl Log {
             }
         }
         let now = now_ms();
-        let mut offset = from;
-        while offset < end {
-            let data = match self.read(offset, 8 << 20) {
-                Ok(r) if !r.data.is_empty() => r.data,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(dir = %self.dir.display(), offset, error = %e, "producer-state replay stopped");
-                    break;
-                }
-            };
-            let before = offset;
-            for span in split_batches(&data) {
-                let Some(h) = span.ok().and_then(|r| data.get(r)).and_then(|b| BatchHeader::parse(b).ok()) else {
-                    break;
-                };
-                if h.last_offset() >= offset {
-                    self.producers.update(&h, now);
-                    offset = h.last_offset() + 1;
-                }
-            }
-            if offset == before {
-                break;
-            }
-        }
-        self.producers.remove_expired(now);
+        // Taken out for the replay, which reads the log through `&self`.
+        let mut producers = std::mem::replace(&mut self.producers, ProducerStateManager::new(0));
+        self.for_each_batch_header(from, "producer-state replay", |h| producers.update(h, now));
+        producers.remove_expired(now);
+        self.producers = producers;
     }
 
     /// Writes the producer state as of the log end offset to
@@ -610,8 +694,9 @@ impl Log {
     /// records were deleted, there is nothing to truncate to.
     ///
     /// Rare, so simple: the files are cut on disk (later segments deleted, the segment
-    /// holding `offset` shortened, the clean marker removed, the recovery point clamped)
-    /// and the log is reopened, which rebuilds the last segment's indexes and drops
+    /// holding `offset` shortened, the clean marker removed, the recovery point clamped,
+    /// leader epochs starting at or after the new end dropped from the checkpoint) and
+    /// the log is reopened, which rebuilds the last segment's indexes and drops
     /// producer-state snapshots beyond the new end.
     pub fn truncate_to(&mut self, offset: i64) -> Result<i64> {
         let (start, end) = (self.log_start_offset(), self.log_end_offset());
@@ -625,6 +710,18 @@ impl Log {
             return Err(Error::OffsetOutOfRange { offset, start, end });
         };
         let position = seg.position_of(offset)?.unwrap_or_else(|| seg.size());
+        // Where the log will end: the batch holding `offset` goes whole. An epoch starting
+        // there has lost all its batches, so it goes too — unlike on open, where an entry
+        // at the end is a leader's epoch with nothing written yet.
+        let cut = match self.read(offset, 0) {
+            Ok(r) => split_batches(&r.data)
+                .next()
+                .and_then(|span| span.ok())
+                .and_then(|range| r.data.get(range))
+                .and_then(|b| BatchHeader::parse(b).ok())
+                .map_or(offset, |h| h.base_offset.min(offset)),
+            Err(_) => offset,
+        };
         self.flush()?;
         // Nothing of the old state is sealed or snapshotted on drop: the files change now.
         self.closed = true;
@@ -649,6 +746,13 @@ impl Log {
         if self.recovery_point > offset {
             write_offset_file(&self.dir, RECOVERY_POINT_FILE, base)?;
         }
+        // After the data is cut, as Kafka does: a crash in between leaves entries at or
+        // past the new end, which open drops (beyond) or which the next epoch's entry at
+        // the same start replaces (at) — never data of an epoch the cache lacks.
+        let mut epochs = self.epochs.clone();
+        if epochs.truncate_from_end(cut) {
+            write_epoch_checkpoint(&self.dir, &epochs)?;
+        }
         sync_dir(&self.dir)?;
         *self = Log::open(&self.dir.clone(), self.config.clone())?;
         tracing::info!(dir = %self.dir.display(), offset, end = self.log_end_offset(), "log truncated");
@@ -656,9 +760,9 @@ impl Log {
     }
 
     /// Empties the log and starts it again at `offset` (Kafka's `truncateFullyAndStartAt`):
-    /// every segment and producer snapshot goes, the next append gets `offset`. For a
-    /// replica that installs a snapshot beyond everything it holds (a Raft follower far
-    /// behind; later, a replica whose leader's log starts past its end).
+    /// every segment, producer snapshot and leader epoch goes, the next append gets
+    /// `offset`. For a replica that installs a snapshot beyond everything it holds (a
+    /// Raft follower far behind; a replica whose leader's log starts past its end).
     pub fn reset_to(&mut self, offset: i64) -> Result<()> {
         if offset < 0 {
             let (start, end) = (self.log_start_offset(), self.log_end_offset());
@@ -674,7 +778,9 @@ impl Log {
         for o in self.snapshot_offsets() {
             let _ = fs::remove_file(self.snapshot_path(o));
         }
-        for name in [CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE] {
+        // The leader-epoch checkpoint goes with the data it describes: the reopened, empty
+        // log rebuilds an empty cache.
+        for name in [CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE, EPOCH_CHECKPOINT_FILE] {
             let path = self.dir.join(name);
             if path.exists() {
                 fs::remove_file(&path).map_err(io_err("remove", &path))?;
@@ -714,12 +820,94 @@ impl Log {
     /// (`producer_state.rs`): a retried duplicate is not written and its
     /// original offsets are returned with `duplicate: true`; a sequence error
     /// is `Error::Sequence` and nothing is written.
+    ///
+    /// A `leader_epoch` newer than the leader-epoch cache's latest is recorded there
+    /// (durably, before the batch is written) as starting at the batch's base offset.
     pub fn append(&mut self, batch: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
         self.append_at(batch, leader_epoch, now_ms())
     }
 
     /// [`Self::append`] with the current time given (for producer expiry).
     pub fn append_at(&mut self, batch: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+        let header = validate_batch(batch)?;
+        if let SequenceCheck::Duplicate(meta) = self.producers.check(&header, now_ms)? {
+            return Ok(AppendInfo {
+                base_offset: meta.base_offset,
+                last_offset: meta.last_offset(),
+                max_timestamp: header.max_timestamp,
+                bytes: 0,
+                duplicate: true,
+            });
+        }
+        self.check_fits(batch)?;
+        let base_offset = self.log_end_offset();
+        let patched = BatchHeader { base_offset, partition_leader_epoch: leader_epoch, ..header };
+        self.write_batch(batch, &patched, now_ms)
+    }
+
+    /// Appends one batch exactly as the partition's leader wrote it (a follower's
+    /// append, ADR 0010): the same bytes, base offset and `partitionLeaderEpoch`. The
+    /// batch is checked as [`Self::append_at`] checks it, and its base offset must be the
+    /// log end offset (else `Error::UnexpectedBaseOffset`, nothing written): a replica's
+    /// log is a prefix of its leader's, never a log with holes or overlaps.
+    ///
+    /// No sequence check: the leader did it, and its log is the truth a follower copies
+    /// even where a check here would disagree (e.g. after producer-state expiry at a
+    /// different time). The producer state is still updated, so that a follower elected
+    /// leader deduplicates retries of batches it only replicated.
+    pub fn append_replicated(&mut self, batch: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        let header = validate_batch(batch)?;
+        self.check_fits(batch)?;
+        let log_end_offset = self.log_end_offset();
+        if header.base_offset != log_end_offset {
+            return Err(Error::UnexpectedBaseOffset { base_offset: header.base_offset, log_end_offset });
+        }
+        self.write_batch(batch, &header, now_ms)
+    }
+
+    /// Appends the whole batches of `data` (the records of a Fetch response from the
+    /// leader) with [`Self::append_replicated`]. A trailing partial batch, normal at the
+    /// end of a Fetch response, is ignored; batches wholly below the log end offset are
+    /// skipped (this replica already has them). Returns the number of batches appended
+    /// and the new log end offset. On an error the batches before the failing one stay
+    /// appended (the log end offset says how far it got).
+    pub fn append_replicated_batches(&mut self, data: &[u8], now_ms: i64) -> Result<(usize, i64)> {
+        let mut appended = 0;
+        for span in split_batches(data) {
+            let range = match span {
+                Ok(range) => range,
+                Err(e) if e.is_truncated() => break,
+                Err(e) => return Err(e.into()),
+            };
+            let batch = data.get(range).ok_or(BatchError::InvalidHeader("batch outside the data"))?;
+            if BatchHeader::parse(batch)?.last_offset() < self.log_end_offset() {
+                continue;
+            }
+            self.append_replicated(batch, now_ms)?;
+            appended += 1;
+        }
+        Ok((appended, self.log_end_offset()))
+    }
+
+    /// Refuses a batch that no segment could hold.
+    fn check_fits(&self, batch: &[u8]) -> Result<()> {
+        if batch.len() as u64 > self.config.segment_bytes {
+            return Err(Error::BatchTooLarge { size: batch.len(), max: self.config.segment_bytes });
+        }
+        Ok(())
+    }
+
+    /// The part of an append shared by leaders and followers, once the batch is accepted:
+    /// writes `batch` with its first 16 bytes patched to `header`'s base offset and
+    /// partition leader epoch (both outside the CRC; a no-op patch for a replicated
+    /// batch), rolling first if needed, and updates the producer state and the
+    /// leader-epoch cache. `header` is the batch's header as it will be on disk.
+    fn write_batch(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> Result<AppendInfo> {
+        let base_offset = header.base_offset;
+        let last_offset = base_offset
+            .checked_add(i64::from(header.last_offset_delta))
+            .filter(|&last| last < i64::MAX)
+            .ok_or(BatchError::InvalidHeader("offset overflow"))?;
         if self.clean_marker {
             // The log changes after a clean close: the marker would lie. Its removal must
             // be durable before the write, or a crash could resurrect it over a torn tail.
@@ -732,32 +920,7 @@ impl Log {
             sync_dir(&self.dir)?;
             self.clean_marker = false;
         }
-        let header = BatchHeader::parse(batch)?;
-        if header.total_len() != batch.len() {
-            return Err(BatchError::BadLength(header.batch_length).into());
-        }
-        verify_crc(batch)?;
-        if header.last_offset_delta < 0 {
-            return Err(BatchError::InvalidHeader("negative lastOffsetDelta").into());
-        }
-        if let SequenceCheck::Duplicate(meta) = self.producers.check(&header, now_ms)? {
-            return Ok(AppendInfo {
-                base_offset: meta.base_offset,
-                last_offset: meta.last_offset(),
-                max_timestamp: header.max_timestamp,
-                bytes: 0,
-                duplicate: true,
-            });
-        }
         let len = batch.len() as u64;
-        if len > self.config.segment_bytes {
-            return Err(Error::BatchTooLarge { size: batch.len(), max: self.config.segment_bytes });
-        }
-        let base_offset = self.log_end_offset();
-        let last_offset = base_offset
-            .checked_add(i64::from(header.last_offset_delta))
-            .filter(|&last| last < i64::MAX)
-            .ok_or(BatchError::InvalidHeader("offset overflow"))?;
         let aged = self.config.segment_ms > 0 && now_ms.saturating_sub(self.active_since_ms) >= self.config.segment_ms;
         let must_roll = self
             .active()
@@ -765,6 +928,10 @@ impl Log {
         if must_roll {
             self.roll(base_offset)?;
         }
+        // The first batch of a newer epoch: the checkpoint must be durable before the
+        // batch is, or a crash could leave data of an epoch the cache does not know (the
+        // reverse, an entry without data, is what a new leader's entry looks like anyway).
+        self.record_epoch(header.partition_leader_epoch, base_offset)?;
         // The caller's bytes are written as they are, after a patched copy of the first
         // 16 bytes (baseOffset and partitionLeaderEpoch, both outside the CRC).
         let mut head = [0u8; PATCHED_HEAD];
@@ -772,11 +939,11 @@ impl Log {
             batch.get(..PATCHED_HEAD).ok_or(BatchError::Truncated { need: PATCHED_HEAD, have: batch.len() })?,
         );
         set_base_offset(&mut head, base_offset)?;
-        set_partition_leader_epoch(&mut head, leader_epoch)?;
-        let patched = BatchHeader { base_offset, partition_leader_epoch: leader_epoch, ..header };
+        set_partition_leader_epoch(&mut head, header.partition_leader_epoch)?;
+        let rest = batch.get(PATCHED_HEAD..).ok_or(BatchError::Truncated { need: PATCHED_HEAD, have: batch.len() })?;
         let active = self.segments.values_mut().next_back().ok_or(Error::InvalidConfig("log has no segment"))?;
-        active.append(&head, &batch[PATCHED_HEAD..], &patched)?;
-        self.producers.update(&patched, now_ms);
+        active.append(&head, rest, header)?;
+        self.producers.update(header, now_ms);
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -784,6 +951,64 @@ impl Log {
             bytes: batch.len(),
             duplicate: false,
         })
+    }
+
+    /// Adds `(epoch, start_offset)` to the leader-epoch cache if `epoch` is newer than
+    /// its latest, persisting the checkpoint before the cache changes in memory: if the
+    /// write fails, the next append tries again instead of finding the epoch known.
+    fn record_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
+        if !self.epochs.is_newer(epoch) {
+            return Ok(());
+        }
+        let mut next = self.epochs.clone();
+        if next.assign(epoch, start_offset) {
+            write_epoch_checkpoint(&self.dir, &next)?;
+            tracing::debug!(dir = %self.dir.display(), epoch, start_offset, "new leader epoch");
+            self.epochs = next;
+        }
+        Ok(())
+    }
+
+    /// A new leader records that its epoch starts at `start_offset` (its log end offset)
+    /// before it appends anything (Kafka's `assign` on becoming leader), so that
+    /// followers asking for an older epoch learn where it ended even if no batch of the
+    /// new epoch is ever written. An epoch not newer than the latest cached one changes
+    /// nothing; a latest entry starting at the same offset is replaced (it covers no
+    /// offset any more). The checkpoint is written durably before returning.
+    /// `start_offset` must be in `[0, log end offset]`, `epoch` non-negative.
+    pub fn assign_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
+        if epoch < 0 {
+            return Err(Error::InvalidLeaderEpoch(epoch));
+        }
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if !(0..=end).contains(&start_offset) {
+            return Err(Error::OffsetOutOfRange { offset: start_offset, start, end });
+        }
+        self.record_epoch(epoch, start_offset)
+    }
+
+    /// The newest leader epoch in the cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch (Kafka's `endOffsetFor`): the largest cached epoch `<= epoch`
+    /// and the offset where it ends — the next cached epoch's start offset, or the log
+    /// end offset if it is the latest. `None` if the cache is empty or `epoch` is older
+    /// than its first entry; the caller then answers UNDEFINED (-1, -1).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The leader-epoch cache as `(epoch, start_offset)`, oldest first.
+    ///
+    /// Entries below the log start offset stay when retention or DeleteRecords moves it
+    /// (Kafka trims them): a lookup of such an old epoch answers an end offset below the
+    /// log start, and a follower truncating there then fetches below the start, which
+    /// sends it to the log start anyway. Keeping them saves a checkpoint write per
+    /// deletion.
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.epochs.entries().to_vec()
     }
 
     /// Seals the active segment and starts a new one at `base_offset`.

@@ -925,3 +925,330 @@ fn reset_to_empties_the_log_and_starts_it_again_at_an_offset() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 503));
     assert_eq!(read_all(&log), vec![b.freeze()]);
 }
+
+/// A leader log holding `epochs.len()` batches of 2 records, the i-th written at leader
+/// epoch `epochs[i]`, rolling often; returns it with its stored batches.
+fn leader_log(dir: &Path, epochs: &[i32]) -> (Log, Vec<Bytes>) {
+    let mut log = Log::open(dir, config(1024)).unwrap();
+    for (i, &epoch) in epochs.iter().enumerate() {
+        log.append(&batch(2, 60 + i % 7, 1_000 + i as i64), epoch).unwrap();
+    }
+    let batches = read_all(&log);
+    (log, batches)
+}
+
+#[test]
+fn append_replicated_copies_the_leaders_batches_byte_for_byte_across_rolls() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let epochs: Vec<i32> = (0..30).map(|i| [0, 0, 2, 2, 5][i % 5] + 10 * (i as i32 / 5)).collect();
+    let (leader, batches) = leader_log(a.path(), &epochs);
+    assert!(leader.segment_count() > 3, "the test needs several segments");
+    let mut follower = Log::open(b.path(), config(1024)).unwrap();
+    for (i, batch) in batches.iter().enumerate() {
+        let info = follower.append_replicated(batch, strom_storage::now_ms()).unwrap();
+        let h = BatchHeader::parse(batch).unwrap();
+        assert_eq!(
+            (info.base_offset, info.last_offset, info.bytes, info.duplicate),
+            (h.base_offset, h.last_offset(), batch.len(), false)
+        );
+        assert_eq!(h.partition_leader_epoch, epochs[i], "the leader's epoch is kept");
+    }
+    assert!(follower.segment_count() > 3, "the follower rolls too");
+    assert_eq!(read_all(&follower), batches, "same bytes, offsets and epochs");
+    assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+    assert_eq!(follower.epoch_entries(), leader.epoch_entries());
+    drop(follower);
+    let follower = Log::open(b.path(), config(1024)).unwrap();
+    assert_eq!(read_all(&follower), batches, "and it survives a reopen");
+}
+
+#[test]
+fn append_replicated_refuses_a_batch_not_at_the_log_end_or_invalid() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_leader, batches) = leader_log(a.path(), &[0, 0, 1]);
+    let mut follower = Log::open(b.path(), config(1024)).unwrap();
+    // A gap: the first batch is missing.
+    assert!(matches!(
+        follower.append_replicated(&batches[1], 0),
+        Err(Error::UnexpectedBaseOffset { base_offset: 2, log_end_offset: 0 })
+    ));
+    follower.append_replicated(&batches[0], 0).unwrap();
+    follower.append_replicated(&batches[1], 0).unwrap();
+    // An overlap: the batch is already there.
+    assert!(matches!(
+        follower.append_replicated(&batches[0], 0),
+        Err(Error::UnexpectedBaseOffset { base_offset: 0, log_end_offset: 4 })
+    ));
+    let mut corrupt = batches[2].to_vec();
+    *corrupt.last_mut().unwrap() ^= 1;
+    assert!(matches!(follower.append_replicated(&corrupt, 0), Err(Error::InvalidBatch(_))));
+    assert!(matches!(follower.append_replicated(&batches[2][..70], 0), Err(Error::InvalidBatch(_))));
+    assert_eq!(follower.log_end_offset(), 4, "nothing refused was written");
+    assert_eq!(follower.epoch_entries(), vec![(0, 0)], "nor did it reach the epoch cache");
+    assert_eq!(read_all(&follower), batches[..2].to_vec());
+}
+
+#[test]
+fn append_replicated_batches_ignores_a_trailing_partial_batch_and_skips_what_it_has() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, batches) = leader_log(a.path(), &[0, 0, 2, 2, 5, 5]);
+    let all: Vec<u8> = batches.concat();
+    let mut follower = Log::open(b.path(), config(1024)).unwrap();
+    let now = strom_storage::now_ms();
+    // A Fetch response cut inside the 4th batch: three appended, the rest ignored.
+    let cut = batches[..3].iter().map(Bytes::len).sum::<usize>() + 30;
+    assert_eq!(follower.append_replicated_batches(&all[..cut], now).unwrap(), (3, 6));
+    // Cut inside the 4th batch's first 17 bytes too (not even its length is there).
+    assert_eq!(follower.append_replicated_batches(&all[cut - 20..cut - 15], now).unwrap(), (0, 6));
+    // A refetch from the start: the first three are skipped as duplicates.
+    assert_eq!(follower.append_replicated_batches(&all, now).unwrap(), (3, 12));
+    assert_eq!(follower.append_replicated_batches(&all, now).unwrap(), (0, 12));
+    assert_eq!(follower.append_replicated_batches(&[], now).unwrap(), (0, 12));
+    assert_eq!(read_all(&follower), batches);
+    assert_eq!(follower.epoch_entries(), leader.epoch_entries());
+    // Malformed data (not merely cut short) is an error.
+    let mut bad = batches[0].to_vec();
+    bad[16] = 1; // magic
+    assert!(matches!(follower.append_replicated_batches(&bad, now), Err(Error::InvalidBatch(_))));
+}
+
+#[test]
+fn a_follower_rebuilds_idempotent_producer_state_from_replicated_batches() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut leader = Log::open(a.path(), config(1 << 20)).unwrap();
+    leader.append(&idempotent(0, 3), 4).unwrap();
+    leader.append(&idempotent(3, 2), 4).unwrap();
+    let mut follower = Log::open(b.path(), config(1 << 20)).unwrap();
+    let data: Vec<u8> = read_all(&leader).concat();
+    assert_eq!(follower.append_replicated_batches(&data, strom_storage::now_ms()).unwrap(), (2, 5));
+    let entry = follower.producer_state().entry(7, strom_storage::now_ms()).unwrap().clone();
+    assert_eq!(entry.epoch, 0);
+    assert_eq!(entry.batches.len(), 2);
+    assert_eq!((entry.batches.back().unwrap().last_seq, entry.batches.back().unwrap().base_offset), (4, 3));
+    // Elected leader, the follower deduplicates a retry it only ever replicated.
+    let retry = follower.append(&idempotent(3, 2), 5).unwrap();
+    assert_eq!((retry.base_offset, retry.last_offset, retry.duplicate), (3, 4, true));
+    assert!(matches!(follower.append(&idempotent(9, 1), 5), Err(Error::Sequence(_))));
+    assert_eq!(follower.append(&idempotent(5, 1), 5).unwrap().base_offset, 5);
+}
+
+const EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+
+/// A log with batches of 2 records appended at epochs 0, 0, 2, 2, 5 (offsets 0..10).
+fn epoch_log(dir: &Path) -> Log {
+    let mut log = Log::open(dir, config(1024)).unwrap();
+    for epoch in [0, 0, 2, 2, 5] {
+        log.append(&batch(2, 300, 1_000), epoch).unwrap();
+    }
+    log
+}
+
+#[test]
+fn the_epoch_cache_records_where_each_newer_epoch_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config(1024)).unwrap();
+    assert_eq!((log.latest_epoch(), log.end_offset_for_epoch(0)), (None, None), "empty cache");
+    drop(log);
+    let mut log = epoch_log(dir.path());
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4), (5, 8)]);
+    assert_eq!(log.latest_epoch(), Some(5));
+    assert_eq!(fs::read_to_string(dir.path().join(EPOCH_CHECKPOINT)).unwrap(), "0\n3\n0 0\n2 4\n5 8\n");
+    // A stale leader's append (an older epoch) leaves the cache alone.
+    log.append(&batch(2, 20, 1_000), 1).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4), (5, 8)]);
+    assert_eq!(log.log_end_offset(), 12);
+    for (epoch, want) in [
+        (-1, None),
+        (0, Some((0, 4))),
+        (1, Some((0, 4))),
+        (2, Some((2, 8))),
+        (3, Some((2, 8))),
+        (5, Some((5, 12))),
+        (7, Some((5, 12))),
+    ] {
+        assert_eq!(log.end_offset_for_epoch(epoch), want, "epoch {epoch}");
+    }
+    // Below the first entry.
+    let other = tempfile::tempdir().unwrap();
+    let mut log = Log::open(other.path(), config(1024)).unwrap();
+    log.append(&batch(1, 20, 1_000), 3).unwrap();
+    assert_eq!(log.end_offset_for_epoch(2), None);
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 1)));
+}
+
+#[test]
+fn the_epoch_cache_survives_reopens_and_is_rebuilt_when_its_checkpoint_is_lost_or_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = vec![(0, 0), (2, 4), (5, 8)];
+    epoch_log(dir.path()).close().unwrap();
+    let log = Log::open(dir.path(), config(1024)).unwrap();
+    assert_eq!(log.epoch_entries(), want, "clean reopen");
+    std::mem::forget(log);
+    let log = Log::open(dir.path(), config(1024)).unwrap();
+    assert_eq!(log.epoch_entries(), want, "unclean reopen");
+    drop(log);
+    let text = fs::read_to_string(dir.path().join(EPOCH_CHECKPOINT)).unwrap();
+    for damage in [None, Some("garbage"), Some("0\n3\n0 0\n2 4\n"), Some("0\n2\n2 4\n0 0\n")] {
+        match damage {
+            None => fs::remove_file(dir.path().join(EPOCH_CHECKPOINT)).unwrap(),
+            Some(d) => fs::write(dir.path().join(EPOCH_CHECKPOINT), d).unwrap(),
+        }
+        let log = Log::open(dir.path(), config(1024)).unwrap();
+        assert!(log.segment_count() > 1, "the rebuild reads every segment");
+        assert_eq!(log.epoch_entries(), want, "rebuilt after {damage:?}");
+        assert_eq!(fs::read_to_string(dir.path().join(EPOCH_CHECKPOINT)).unwrap(), text, "and written");
+    }
+}
+
+#[test]
+fn epochs_beyond_the_log_end_are_dropped_on_open_but_one_at_the_end_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    epoch_log(dir.path()).close().unwrap();
+    // A crash after a new epoch's checkpoint but before its batch: the entry starts at
+    // the log end. One beyond it: its data was a torn tail, cut by recovery.
+    fs::write(dir.path().join(EPOCH_CHECKPOINT), "0\n4\n0 0\n2 4\n5 8\n6 10\n").unwrap();
+    let log = Log::open(dir.path(), config(1024)).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4), (5, 8), (6, 10)]);
+    drop(log);
+    fs::write(dir.path().join(EPOCH_CHECKPOINT), "0\n5\n0 0\n2 4\n5 8\n6 10\n7 11\n").unwrap();
+    let log = Log::open(dir.path(), config(1024)).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4), (5, 8), (6, 10)]);
+    assert_eq!(fs::read_to_string(dir.path().join(EPOCH_CHECKPOINT)).unwrap(), "0\n4\n0 0\n2 4\n5 8\n6 10\n");
+}
+
+#[test]
+fn truncate_to_drops_the_epochs_whose_batches_it_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = epoch_log(dir.path());
+    assert_eq!(log.truncate_to(8).unwrap(), 8);
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4)], "epoch 5 started at the cut");
+    assert_eq!(log.end_offset_for_epoch(5), Some((2, 8)));
+    // Inside epoch 2's first batch: the whole batch goes, and epoch 2 with it.
+    assert_eq!(log.truncate_to(5).unwrap(), 4);
+    assert_eq!(log.epoch_entries(), vec![(0, 0)]);
+    drop(log);
+    let mut log = Log::open(dir.path(), config(1024)).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(0, 0)], "durably");
+    assert_eq!(log.append(&batch(2, 20, 1_000), 3).unwrap().base_offset, 4);
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (3, 4)]);
+}
+
+#[test]
+fn reset_to_empties_the_epoch_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = epoch_log(dir.path());
+    log.reset_to(100).unwrap();
+    assert_eq!((log.epoch_entries(), log.latest_epoch()), (vec![], None));
+    assert_eq!(log.end_offset_for_epoch(5), None);
+    drop(log);
+    let mut log = Log::open(dir.path(), config(1024)).unwrap();
+    assert!(log.epoch_entries().is_empty(), "durably");
+    log.append(&batch(2, 20, 1_000), 7).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(7, 100)]);
+}
+
+#[test]
+fn assign_epoch_ends_the_previous_epoch_at_the_new_leaders_log_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = epoch_log(dir.path());
+    log.assign_epoch(8, 10).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4), (5, 8), (8, 10)]);
+    assert_eq!(log.end_offset_for_epoch(5), Some((5, 10)));
+    assert_eq!(log.end_offset_for_epoch(8), Some((8, 10)));
+    // Older or equal epochs change nothing; a newer one at the same start replaces it.
+    log.assign_epoch(8, 10).unwrap();
+    log.assign_epoch(6, 10).unwrap();
+    log.assign_epoch(9, 10).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4), (5, 8), (9, 10)]);
+    assert!(matches!(log.assign_epoch(-1, 10), Err(Error::InvalidLeaderEpoch(-1))));
+    assert!(matches!(log.assign_epoch(10, 11), Err(Error::OffsetOutOfRange { offset: 11, .. })));
+    // The entry without data survives a reopen (it is at the log end, not beyond it).
+    drop(log);
+    let mut log = Log::open(dir.path(), config(1024)).unwrap();
+    assert_eq!(log.end_offset_for_epoch(5), Some((5, 10)));
+    // The new leader's appends carry its epoch: no new entry, the epoch grows.
+    log.append(&batch(3, 20, 1_000), 9).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4), (5, 8), (9, 10)]);
+    assert_eq!(log.end_offset_for_epoch(9), Some((9, 13)));
+}
+
+#[derive(Debug, Clone)]
+enum EpochOp {
+    /// An append at the current epoch, or (`bump`) at a newer one.
+    Append {
+        bump: bool,
+        records: usize,
+    },
+    /// A new leader: the next epoch assigned at the log end.
+    Assign,
+    /// Truncation to a point `fraction`/256 of the way through the log.
+    Truncate {
+        fraction: u8,
+    },
+    ReopenUnclean,
+    /// The checkpoint is lost: the reopen rebuilds the cache from the batches.
+    LoseCheckpoint,
+}
+
+fn epoch_op() -> impl proptest::strategy::Strategy<Value = EpochOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        8 => (any::<bool>(), 1usize..4).prop_map(|(bump, records)| EpochOp::Append { bump, records }),
+        2 => Just(EpochOp::Assign),
+        2 => any::<u8>().prop_map(|fraction| EpochOp::Truncate { fraction }),
+        1 => Just(EpochOp::ReopenUnclean),
+        1 => Just(EpochOp::LoseCheckpoint),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Whatever happens, the cache is ordered, ends by the log end, starts each cached
+    /// epoch at a batch of that epoch, and maps every batch to its own epoch.
+    #[test]
+    fn the_epoch_cache_always_describes_the_batches_in_the_log(ops in proptest::collection::vec(epoch_op(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), config(1024)).unwrap();
+        let mut epoch = 0;
+        for op in ops {
+            match op {
+                EpochOp::Append { bump, records } => {
+                    epoch += i32::from(bump);
+                    log.append(&batch(records, 150, 1_000), epoch).unwrap();
+                }
+                EpochOp::Assign => {
+                    epoch += 1;
+                    log.assign_epoch(epoch, log.log_end_offset()).unwrap();
+                }
+                EpochOp::Truncate { fraction } => {
+                    let end = log.log_end_offset();
+                    log.truncate_to(end * i64::from(fraction) / 256).unwrap();
+                }
+                EpochOp::ReopenUnclean => {
+                    std::mem::forget(log);
+                    log = Log::open(dir.path(), config(1024)).unwrap();
+                }
+                EpochOp::LoseCheckpoint => {
+                    drop(log);
+                    fs::remove_file(dir.path().join(EPOCH_CHECKPOINT)).unwrap();
+                    log = Log::open(dir.path(), config(1024)).unwrap();
+                }
+            }
+            let entries = log.epoch_entries();
+            let end = log.log_end_offset();
+            proptest::prop_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{entries:?}");
+            proptest::prop_assert!(entries.iter().all(|&(_, start)| start <= end), "{entries:?} end {end}");
+            let batches: Vec<BatchHeader> = read_all(&log).iter().map(|b| BatchHeader::parse(b).unwrap()).collect();
+            for &(e, start) in entries.iter().filter(|&&(_, start)| start < end) {
+                let at = batches.iter().find(|h| h.base_offset == start);
+                proptest::prop_assert_eq!(at.map(|h| h.partition_leader_epoch), Some(e), "entry ({}, {})", e, start);
+            }
+            for h in &batches {
+                let (found, until) = log.end_offset_for_epoch(h.partition_leader_epoch).unwrap();
+                proptest::prop_assert_eq!(found, h.partition_leader_epoch);
+                proptest::prop_assert!(until > h.last_offset(), "epoch {} ends at {} before {}", found, until, h.last_offset());
+            }
+        }
+    }
+}
