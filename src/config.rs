@@ -57,6 +57,12 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ),
     ("broker.rack", "", ConfigType::String, "Rack of this broker, for rack-aware replica placement."),
     ("broker.session.timeout.ms", "9000", ConfigType::Int, "A broker that sends no heartbeat this long is fenced."),
+    (
+        "replica.lag.time.max.ms",
+        "30000",
+        ConfigType::Long,
+        "A follower not caught up with its leader this long leaves the ISR.",
+    ),
     ("broker.heartbeat.interval.ms", "2000", ConfigType::Int, "Interval between a broker's heartbeats."),
     (
         "controller.quorum.bootstrap.servers",

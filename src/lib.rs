@@ -10,10 +10,11 @@ pub mod coordinator; // group coordinator over __consumer_offsets
 pub mod error; // Kafka's error codes
 pub mod http; // admin endpoint: /metrics, /livez, /readyz
 pub mod metadata; // topics, ids, configs, producer ids, background log tasks
-pub mod metrics;
+pub mod metrics; // counters and the exposition format
 pub mod net; // listener, connections, framing, limits
 pub mod node; // the state handlers see: metadata + coordinator + metrics
-pub mod partition; // one partition: log, high watermark, fsync bookkeeping // counters and the exposition format
+pub mod partition; // one partition: log, high watermark, fsync bookkeeping
+pub mod replication; // follower fetchers and ISR proposals (ADR 0010)
 
 // Client-side tools built on strom-client.
 pub mod bench;

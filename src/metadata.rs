@@ -217,13 +217,14 @@ fn legacy_records(meta: &MetaFile, node_id: i32) -> anyhow::Result<Vec<Record>> 
 }
 
 /// The record placing partition `index` of topic `id` on `replicas`, led by the first.
-/// Until replication (issue 14) only the leader holds the data, so it alone is in sync.
+/// A new partition is empty, so every replica is in sync with it (as Kafka creates them);
+/// one that does not start fetching leaves the ISR after `replica.lag.time.max.ms`.
 fn partition_record(id: Uuid, index: i32, replicas: Vec<i32>) -> Record {
     let leader = replicas.first().copied().unwrap_or(-1);
     Record::Partition {
         topic_id: id,
         partition: index,
-        isr: vec![leader],
+        isr: replicas.clone(),
         replicas,
         leader,
         leader_epoch: 0,
@@ -640,18 +641,16 @@ impl Metadata {
                     let topic = self.open_topic(&ti.name, ti.id, want, configs)?;
                     for p in &topic.partitions {
                         if let Some(pi) = ti.partitions.get(&p.index) {
-                            p.set_leader_epoch(pi.leader_epoch);
+                            self.assign_role(p, pi, &topic.configs);
                         }
                     }
                     self.write_topics().insert(ti.name.clone(), Arc::new(topic));
                     tracing::info!(topic = %ti.name, partitions = want, id = %ti.id, "opened topic");
                 }
                 Some(old) => {
-                    if matches!(self.backend, Backend::Quorum(_)) {
-                        for p in &old.partitions {
-                            if let Some(pi) = ti.partitions.get(&p.index) {
-                                p.set_leader_epoch(pi.leader_epoch);
-                            }
+                    for p in &old.partitions {
+                        if let Some(pi) = ti.partitions.get(&p.index) {
+                            self.assign_role(p, pi, &configs);
                         }
                     }
                     let have = old.partitions.len() as i32;
@@ -660,7 +659,13 @@ impl Metadata {
                     }
                     let mut partitions = old.partitions.clone();
                     if want > have {
-                        partitions.extend(self.open_partitions(&old.name, have..want, &configs)?);
+                        let added = self.open_partitions(&old.name, have..want, &configs)?;
+                        for p in &added {
+                            if let Some(pi) = ti.partitions.get(&p.index) {
+                                self.assign_role(p, pi, &configs);
+                            }
+                        }
+                        partitions.extend(added);
                         tracing::info!(topic = %ti.name, from = have, to = want, "partitions added");
                     }
                     if configs != old.configs {
@@ -678,6 +683,32 @@ impl Metadata {
             }
         }
         Ok(())
+    }
+
+    /// Gives a local partition the role the image says this broker has (ADR 0010). On a
+    /// single node only the leader epoch is taken: the partition stays the only copy.
+    fn assign_role(&self, p: &Partition, pi: &image::PartitionImage, configs: &BTreeMap<String, String>) {
+        if matches!(self.backend, Backend::Local(_)) {
+            p.set_leader_epoch(pi.leader_epoch);
+            return;
+        }
+        let me = self.config.node_id;
+        if pi.leader == me {
+            let min_isr = usize::try_from(self.setting_i64(configs, "min.insync.replicas")).unwrap_or(1).max(1);
+            p.become_leader(
+                me,
+                pi.leader_epoch,
+                pi.partition_epoch,
+                pi.replicas.clone(),
+                pi.isr.clone(),
+                min_isr,
+                strom_storage::now_ms(),
+            );
+        } else if pi.replicas.contains(&me) {
+            p.become_follower(pi.leader, pi.leader_epoch);
+        } else {
+            p.become_outside();
+        }
     }
 
     /// Closes and deletes the logs of a topic the image no longer has.

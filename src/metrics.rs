@@ -85,6 +85,9 @@ pub struct QuorumSample {
 /// are counted where the storage error is mapped, which has no handle on the broker.
 pub static STORAGE_ERRORS: AtomicU64 = AtomicU64::new(0);
 
+/// ISR changes this broker proposed and the quorum committed (shrinks and expansions).
+pub static ISR_CHANGES: AtomicU64 = AtomicU64::new(0);
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
     api: String,

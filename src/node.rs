@@ -49,6 +49,7 @@ impl Node {
     pub fn start(&self) {
         group::start(&self.groups, &self.meta);
         self.meta.start_cluster_tasks();
+        crate::replication::start(&self.meta);
         tokio::spawn(metadata::run_retention(Arc::downgrade(&self.meta)));
         tokio::spawn(metadata::run_flusher(Arc::downgrade(&self.meta)));
         tokio::spawn(metadata::run_cleaner(Arc::downgrade(&self.meta)));

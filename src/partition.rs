@@ -1,7 +1,7 @@
-//! A partition as this broker holds it: its log, the offsets readers wait on (high
-//! watermark, log start), the append notification that wakes parked fetches, and the
-//! fsync bookkeeping behind `flush.messages`/`flush.ms`. Replication (ISR, follower
-//! state) lands here next.
+//! A partition as this broker holds it: its log, its replication role (ADR 0010), the
+//! offsets readers wait on (high watermark, log end, log start), the notification that
+//! wakes parked fetches and `acks=all` producers, and the fsync bookkeeping behind
+//! `flush.messages`/`flush.ms`.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +11,47 @@ use strom_storage::{AppendInfo, Log, SequenceError};
 use tokio::sync::Notify;
 
 use crate::error::ErrorCode;
+use leader::LeaderState;
+
+pub mod leader;
+
+/// What this broker is for a partition.
+#[derive(Debug)]
+pub enum Role {
+    /// The only copy (a single node): everything appended is committed at once.
+    Solo,
+    /// The leader of a replicated partition: the HW follows the ISR.
+    Leader(Box<LeaderState>),
+    /// A follower of `leader` at `epoch`: its log is a copy of the leader's.
+    Follower {
+        /// The leader's broker id (-1 while there is none).
+        leader: i32,
+        /// The leader epoch it follows.
+        epoch: i32,
+    },
+    /// Not a replica of this partition (its local log stays empty).
+    Outside,
+}
+
+/// What a leader knows of its replicas (metrics, `strom topic describe`).
+#[derive(Debug, Clone)]
+pub struct ReplicationView {
+    /// All replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// The committed ISR.
+    pub isr: Vec<i32>,
+    /// `min.insync.replicas`.
+    pub min_isr: usize,
+    /// Each follower's progress.
+    pub followers: Vec<(i32, leader::Progress)>,
+}
+
+/// The log and the role, under one lock: appends, truncation and role changes never
+/// interleave.
+struct Inner {
+    log: Log,
+    role: Role,
+}
 
 /// One partition: its log and the state readers wait on.
 pub struct Partition {
@@ -18,11 +59,13 @@ pub struct Partition {
     pub index: i32,
     /// Bumped when leadership changes (the metadata image's); a single node keeps 0.
     leader_epoch: std::sync::atomic::AtomicI32,
-    log: Mutex<Log>,
+    inner: Mutex<Inner>,
     /// Mirrors of log state readable without the lock.
     high_watermark: AtomicI64,
+    log_end: AtomicI64,
     log_start_offset: AtomicI64,
-    /// Woken on every append, so long-polling fetches need no timers to notice data.
+    /// Woken on every append and high-watermark or ISR change, so long-polling fetches
+    /// and `acks=all` producers need no timers to notice.
     pub appended: Notify,
     /// Every offset below this is known to be on disk (fsync'd).
     synced: AtomicI64,
@@ -59,8 +102,9 @@ impl Partition {
             topic,
             index,
             leader_epoch: std::sync::atomic::AtomicI32::new(0),
-            log: Mutex::new(log),
+            inner: Mutex::new(Inner { log, role: Role::Solo }),
             high_watermark: AtomicI64::new(hw),
+            log_end: AtomicI64::new(hw),
             log_start_offset: AtomicI64::new(start),
             appended: Notify::new(),
             synced: AtomicI64::new(0),
@@ -81,9 +125,15 @@ impl std::fmt::Debug for Partition {
 }
 
 impl Partition {
-    /// The high watermark; on a single node every appended record is committed.
+    /// The high watermark: everything below it is committed (on a single node,
+    /// everything appended).
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// The log end offset: the offset the next record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end.load(Ordering::Acquire)
     }
 
     /// The first offset still in the log.
@@ -94,11 +144,41 @@ impl Partition {
     /// Runs `f` with the log locked. Storage calls are short (positional writes, mapped
     /// reads), so a plain mutex held for their duration is fine on async threads.
     pub fn with_log<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        let out = f(&mut log);
-        self.high_watermark.store(log.log_end_offset(), Ordering::Release);
-        self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+        self.with_inner(|inner| f(&mut inner.log))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the log and role, then brings the mirrors (and the leader's HW) up to
+    /// date, waking waiters if the HW moved.
+    fn with_inner<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        let mut inner = self.lock();
+        let out = f(&mut inner);
+        let moved = self.mirror(&mut inner);
+        drop(inner);
+        if moved {
+            self.appended.notify_waiters();
+        }
         out
+    }
+
+    /// Updates the lock-free mirrors; returns whether the high watermark moved.
+    fn mirror(&self, inner: &mut Inner) -> bool {
+        let leo = inner.log.log_end_offset();
+        self.log_end.store(leo, Ordering::Release);
+        self.log_start_offset.store(inner.log.log_start_offset(), Ordering::Release);
+        let hw = match &mut inner.role {
+            Role::Solo | Role::Outside => leo,
+            Role::Leader(s) => {
+                s.appended(leo);
+                s.hw()
+            }
+            // A follower learns its HW from the leader; a truncation may lower its end.
+            Role::Follower { .. } => self.high_watermark.load(Ordering::Acquire).min(leo),
+        };
+        self.high_watermark.swap(hw, Ordering::AcqRel) != hw
     }
 }
 
@@ -111,7 +191,18 @@ impl Partition {
         if self.failed.load(Ordering::Acquire) {
             return Err((ErrorCode::KafkaStorageError, "an earlier fsync of this partition failed".into()));
         }
-        let result = self.with_log(|log| log.append(batch, self.leader_epoch()));
+        let result = self.with_inner(|inner| {
+            // Only a leader writes its own batches; a follower's log is its leader's copy.
+            if !matches!(inner.role, Role::Solo | Role::Leader(_)) {
+                return Ok(None);
+            }
+            inner.log.append(batch, self.leader_epoch()).map(Some)
+        });
+        let result = match result {
+            Ok(None) => return Err((ErrorCode::NotLeaderOrFollower, "this broker does not lead the partition".into())),
+            Ok(Some(info)) => Ok(info),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(info) => {
                 if !info.duplicate {
@@ -130,8 +221,29 @@ impl Partition {
         }
     }
 
-    /// Whole batches from `offset`, up to `max_bytes` (at least one batch), zero-copy.
+    /// Whole committed batches (below the high watermark) from `offset`, up to
+    /// `max_bytes` (at least one batch), zero-copy: what consumers may see.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, ErrorCode> {
+        let hw = self.high_watermark();
+        let data = self.read_to_end(offset, max_bytes)?;
+        if self.log_end_offset() <= hw {
+            return Ok(data);
+        }
+        // The HW is always a batch boundary (followers copy whole batches), so committed
+        // data is a prefix of whole batches.
+        let mut end = 0;
+        for span in strom_protocol::records::split_batches(&data) {
+            let Ok(r) = span else { break };
+            match data.get(r.clone()).and_then(|b| strom_protocol::records::BatchHeader::parse(b).ok()) {
+                Some(h) if h.base_offset < hw => end = r.end,
+                _ => break,
+            }
+        }
+        Ok(data.slice(..end))
+    }
+
+    /// Whole batches from `offset` up to the log end (a follower's fetch), zero-copy.
+    pub fn read_to_end(&self, offset: i64, max_bytes: usize) -> Result<Bytes, ErrorCode> {
         self.with_log(|log| log.read(offset, max_bytes)).map(|r| r.data).map_err(|e| storage_error_code(&e))
     }
 
@@ -220,6 +332,229 @@ impl Partition {
             return Err(ErrorCode::OffsetOutOfRange);
         }
         self.with_log(|log| log.delete_records_before(target)).map_err(|e| storage_error_code(&e))
+    }
+}
+
+/// Replication (ADR 0010): role changes from the metadata image, the leader's side of
+/// follower fetches, the follower's side of copying, and `acks=all`.
+impl Partition {
+    /// Takes leadership at `leader_epoch` (or, at the same epoch, a newer placement).
+    /// A new epoch is recorded in the log's epoch cache at the current log end, so
+    /// followers asking about older epochs learn where they ended.
+    #[allow(clippy::too_many_arguments)]
+    pub fn become_leader(
+        &self,
+        me: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        min_isr: usize,
+        now_ms: i64,
+    ) {
+        self.with_inner(|inner| {
+            // Under the lock, so no append slips in with the old epoch.
+            self.set_leader_epoch(leader_epoch);
+            let leo = inner.log.log_end_offset();
+            match &mut inner.role {
+                Role::Leader(s) if s.leader_epoch == leader_epoch => {
+                    s.update(partition_epoch, replicas, isr, min_isr, leo, now_ms);
+                }
+                _ => {
+                    if let Err(e) = inner.log.assign_epoch(leader_epoch, leo) {
+                        tracing::error!(partition = ?self, error = %e, "could not record the new leader epoch");
+                    }
+                    let hw = self.high_watermark.load(Ordering::Acquire);
+                    let s =
+                        LeaderState::new(me, leader_epoch, partition_epoch, replicas, isr, hw, leo, min_isr, now_ms);
+                    tracing::info!(partition = ?self, leader_epoch, hw, leo, "leading");
+                    inner.role = Role::Leader(Box::new(s));
+                }
+            }
+        });
+        // Producers waiting on `acks=all` re-check the ISR.
+        self.appended.notify_waiters();
+    }
+
+    /// Follows `leader` at `epoch` (-1: no leader yet). Returns whether this is a change
+    /// (the fetcher then truncates before it fetches).
+    pub fn become_follower(&self, leader: i32, epoch: i32) -> bool {
+        let changed = self.with_inner(|inner| match inner.role {
+            Role::Follower { leader: l, epoch: e } if l == leader && e == epoch => false,
+            _ => {
+                self.set_leader_epoch(epoch);
+                if matches!(inner.role, Role::Leader(_)) {
+                    tracing::info!(partition = ?self, leader, epoch, "following");
+                }
+                inner.role = Role::Follower { leader, epoch };
+                true
+            }
+        });
+        self.appended.notify_waiters();
+        changed
+    }
+
+    /// Not a replica here (any more).
+    pub fn become_outside(&self) {
+        self.with_inner(|inner| inner.role = Role::Outside);
+        self.appended.notify_waiters();
+    }
+
+    /// Whether this broker is the partition's leader (or its only copy).
+    pub fn is_leader(&self) -> bool {
+        matches!(self.lock().role, Role::Solo | Role::Leader(_))
+    }
+
+    /// The leader and epoch this broker follows, if it is a follower.
+    pub fn following(&self) -> Option<(i32, i32)> {
+        match self.lock().role {
+            Role::Follower { leader, epoch } => Some((leader, epoch)),
+            _ => None,
+        }
+    }
+
+    /// A follower fetch at `fetch_offset`, claiming `current_leader_epoch` (-1: any).
+    /// Checked like Kafka: not the leader is NOT_LEADER_OR_FOLLOWER, an older epoch
+    /// FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH, a non-replica
+    /// NOT_LEADER_OR_FOLLOWER, an offset past the end OFFSET_OUT_OF_RANGE.
+    pub fn follower_fetched(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        current_leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(), ErrorCode> {
+        self.with_inner(|inner| {
+            let leo = inner.log.log_end_offset();
+            let Role::Leader(s) = &mut inner.role else { return Err(ErrorCode::NotLeaderOrFollower) };
+            if current_leader_epoch >= 0 && current_leader_epoch < s.leader_epoch {
+                return Err(ErrorCode::FencedLeaderEpoch);
+            }
+            if current_leader_epoch > s.leader_epoch {
+                return Err(ErrorCode::UnknownLeaderEpoch);
+            }
+            if !s.is_follower(replica) {
+                return Err(ErrorCode::NotLeaderOrFollower);
+            }
+            if fetch_offset > leo || fetch_offset < inner.log.log_start_offset() {
+                return Err(ErrorCode::OffsetOutOfRange);
+            }
+            s.fetched(replica, fetch_offset, leo, now_ms);
+            Ok(())
+        })
+    }
+
+    /// A follower appends what its leader at `epoch` sent (whole batches as the leader
+    /// wrote them) and takes `min(leader_hw, own end)` as its HW. Refused if this broker
+    /// no longer follows at that epoch (a role change raced the fetch).
+    pub fn append_replicated(&self, data: &[u8], epoch: i32, leader_hw: i64) -> Result<usize, ErrorCode> {
+        let out = self.with_inner(|inner| {
+            if !matches!(inner.role, Role::Follower { epoch: e, .. } if e == epoch) {
+                return Err(ErrorCode::NotLeaderOrFollower);
+            }
+            let (batches, leo) = inner
+                .log
+                .append_replicated_batches(data, strom_storage::now_ms())
+                .map_err(|e| storage_error_code(&e))?;
+            self.high_watermark.fetch_max(leader_hw.min(leo), Ordering::AcqRel);
+            Ok(batches)
+        });
+        if matches!(out, Ok(n) if n > 0) {
+            self.appended.notify_waiters();
+        }
+        out
+    }
+
+    /// A follower cuts its log back to `offset` (after OffsetForLeaderEpoch), or, with
+    /// `reset`, empties it to start at `offset` (its leader's log starts past its end).
+    /// Returns the new log end.
+    pub fn truncate_follower(&self, offset: i64, reset: bool, epoch: i32) -> Result<i64, ErrorCode> {
+        self.with_inner(|inner| {
+            if !matches!(inner.role, Role::Follower { epoch: e, .. } if e == epoch) {
+                return Err(ErrorCode::NotLeaderOrFollower);
+            }
+            let r = if reset { inner.log.reset_to(offset).map(|_| offset) } else { inner.log.truncate_to(offset) };
+            let leo = r.map_err(|e| storage_error_code(&e))?;
+            if reset {
+                self.high_watermark.store(offset, Ordering::Release);
+            }
+            Ok(leo)
+        })
+    }
+
+    /// The largest epoch at or below `epoch` in this log and where it ends (Kafka's
+    /// OffsetForLeaderEpoch answer); `None` if the log has nothing that old.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.lock().log.end_offset_for_epoch(epoch)
+    }
+
+    /// The latest leader epoch this log holds records of (or was assigned).
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.lock().log.latest_epoch()
+    }
+
+    /// The ISR change to propose now as `(isr, leader_epoch, partition_epoch)`, if this
+    /// broker leads and one is due (ADR 0010).
+    pub fn propose_isr(&self, now_ms: i64, lag_ms: i64) -> Option<(Vec<i32>, i32, i32)> {
+        match &mut self.lock().role {
+            Role::Leader(s) => s.propose(now_ms, lag_ms).map(|isr| (isr, s.leader_epoch, s.partition_epoch)),
+            _ => None,
+        }
+    }
+
+    /// The controller refused (or never committed) the proposal in flight.
+    pub fn isr_refused(&self) {
+        if let Role::Leader(s) = &mut self.lock().role {
+            s.refused();
+        }
+    }
+
+    /// Whether `acks=all` may append: the ISR has `min.insync.replicas` members. A
+    /// single node keeps its old behaviour (always).
+    pub fn enough_replicas(&self) -> bool {
+        match &self.lock().role {
+            Role::Solo => true,
+            Role::Leader(s) => s.enough_replicas(),
+            _ => false,
+        }
+    }
+
+    /// The leader's view of its replicas; `None` unless this broker leads a
+    /// replicated partition.
+    pub fn replication_view(&self) -> Option<ReplicationView> {
+        match &self.lock().role {
+            Role::Leader(s) => Some(ReplicationView {
+                replicas: s.replicas.clone(),
+                isr: s.isr().to_vec(),
+                min_isr: s.min_isr(),
+                followers: s.followers().map(|(id, p)| (id, *p)).collect(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// `acks=all`: waits until everything below `offset` is committed. Answers
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR falls below `min.insync.replicas`
+    /// meanwhile, NOT_LEADER_OR_FOLLOWER if leadership moves, REQUEST_TIMED_OUT at
+    /// `deadline`.
+    pub async fn wait_committed(&self, offset: i64, deadline: tokio::time::Instant) -> Result<(), ErrorCode> {
+        loop {
+            let notified = self.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.high_watermark() >= offset {
+                return Ok(());
+            }
+            match &self.lock().role {
+                Role::Solo => return Ok(()),
+                Role::Leader(s) if !s.enough_replicas() => return Err(ErrorCode::NotEnoughReplicasAfterAppend),
+                Role::Leader(_) => {}
+                _ => return Err(ErrorCode::NotLeaderOrFollower),
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(ErrorCode::RequestTimedOut);
+            }
+        }
     }
 }
 

@@ -41,6 +41,8 @@ struct Cluster {
     _tmp: tempfile::TempDir,
     nodes: Vec<Node>,
     voters: String,
+    /// `--override`s every node gets besides the common ones.
+    extra: Vec<String>,
 }
 
 impl Drop for Cluster {
@@ -67,6 +69,11 @@ impl Cluster {
 
     /// Nodes 1..=n with the given `process.roles`; the controllers are the voters.
     fn start_with(roles: &[&str]) -> Cluster {
+        Cluster::start_configured(roles, &[])
+    }
+
+    /// [`Cluster::start_with`], every node also given the `extra` overrides.
+    fn start_configured(roles: &[&str], extra: &[&str]) -> Cluster {
         let n = roles.len();
         let tmp = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(2 * n);
@@ -86,7 +93,7 @@ impl Cluster {
                 log: Arc::default(),
             })
             .collect();
-        let mut c = Cluster { _tmp: tmp, nodes, voters };
+        let mut c = Cluster { _tmp: tmp, nodes, voters, extra: extra.iter().map(|s| s.to_string()).collect() };
         // All at once: the first ones wait for a quorum, as Kafka brokers wait for theirs.
         for i in 0..n {
             c.spawn(i);
@@ -116,6 +123,7 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) {
         let voters = self.voters.clone();
+        let extra = self.extra.clone();
         let node = &mut self.nodes[i];
         node.log.lock().expect("log").clear();
         let mut listeners = Vec::new();
@@ -138,6 +146,7 @@ impl Cluster {
             .args(["--override", &format!("broker.session.timeout.ms={SESSION_MS}")])
             .args(["--override", "broker.heartbeat.interval.ms=300"])
             .args(["--override", "offsets.topic.num.partitions=12"])
+            .args(extra.iter().flat_map(|e| ["--override".to_string(), e.clone()]))
             .env("STROM_LOG", "info")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -880,4 +889,149 @@ async fn separate_controllers_and_brokers_make_one_cluster() {
         "a new broker joined in {joined:?} and served a partition placed on it {:?} after it started",
         started.elapsed()
     );
+}
+
+/// Creates `name` with `partitions` partitions of `rf` replicas; its error code.
+async fn create_replicated(addr: &str, name: &str, partitions: i32, rf: i16) -> i16 {
+    let mut c = client(addr).await;
+    let req = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    let (r, _): (CreateTopicsResponse, _) = c.call(7, &req).await.expect("CreateTopics");
+    r.topics.first().map_or(-1, |t| t.error_code)
+}
+
+/// (leader, ISR) of every partition of `topic` as `addr` reports them.
+async fn placement(addr: &str, topic: &str) -> Option<Vec<(i32, Vec<i32>)>> {
+    let m = metadata(addr).await?;
+    let t = m.topics.iter().find(|t| t.name.as_deref() == Some(topic))?;
+    let mut ps: Vec<_> = t.partitions.iter().map(|p| (p.partition_index, p.leader_id, p.isr_nodes.clone())).collect();
+    ps.sort();
+    Some(ps.into_iter().map(|(_, l, isr)| (l, isr)).collect())
+}
+
+/// One raw produce of `values` to `topic`/`partition` at `addr` with `acks`; the
+/// partition's error code and base offset.
+async fn produce_raw(addr: &str, topic: &str, partition: i32, acks: i16, values: &[String]) -> (i16, i64) {
+    let mut b = strom_protocol::records::BatchBuilder::new(chrono::Utc::now().timestamp_millis());
+    for v in values {
+        b.add(None, Some(v.as_bytes()));
+    }
+    let req = ProduceRequest {
+        acks,
+        timeout_ms: 10_000,
+        topic_data: vec![produce_request::TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![produce_request::PartitionProduceData {
+                index: partition,
+                records: Some(b.build().freeze()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let Ok(mut c) = Client::connect(addr, Duration::from_secs(15)).await else { return (-1, -1) };
+    match c.call::<_, ProduceResponse>(9, &req).await {
+        Ok((r, _)) => r
+            .responses
+            .first()
+            .and_then(|t| t.partition_responses.first())
+            .map_or((-1, -1), |p| (p.error_code, p.base_offset)),
+        Err(_) => (-1, -1),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_partitions_keep_every_acknowledged_record_when_their_leader_dies() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::start_configured(
+        &["broker,controller"; 3],
+        &["min.insync.replicas=2", "replica.lag.time.max.ms=3000"],
+    );
+    let addrs: Vec<String> = (0..3).map(|i| c.addr(i)).collect();
+    assert_eq!(create_replicated(&addrs[0], "replicated", 3, 3).await, 0);
+    // Every partition gets its three replicas in sync.
+    let placed = eventually(Duration::from_secs(30), "three in-sync replicas everywhere", || async {
+        let p = placement(&addrs[1], "replicated").await?;
+        (p.len() == 3 && p.iter().all(|(l, isr)| *l > 0 && isr.len() == 3)).then_some(p)
+    })
+    .await;
+    // acks=all through a real client (rskafka sends acks=-1), from any broker.
+    let mut acked = Vec::new();
+    for round in 0..5 {
+        let values: Vec<String> = (0..20).map(|i| format!("r{round}-{i}")).collect();
+        let client = ClientBuilder::new(vec![addrs[2].clone()]).build().await.expect("rskafka");
+        let pc = client.partition_client("replicated", 0, UnknownTopicHandling::Retry).await.expect("partition");
+        let records: Vec<Record> = values
+            .iter()
+            .map(|v| Record {
+                key: None,
+                value: Some(v.clone().into_bytes()),
+                headers: Default::default(),
+                timestamp: chrono::Utc::now(),
+            })
+            .collect();
+        pc.produce(records, Compression::NoCompression).await.expect("acks=all produce");
+        acked.extend(values);
+    }
+    // Kill the leader of partition 0 with -9: a follower in the ISR takes over.
+    let old_leader = placed[0].0;
+    let victim = (old_leader - 1) as usize;
+    let killed_at = Instant::now();
+    c.kill9(victim);
+    let survivor = addrs[(victim + 1) % 3].clone();
+    let new_leader = eventually(Duration::from_secs(30), "a new leader for partition 0", || async {
+        let p = placement(&survivor, "replicated").await?;
+        let (l, _) = &p[0];
+        (*l > 0 && *l != old_leader).then_some(*l)
+    })
+    .await;
+    println!("partition 0: leader {old_leader} killed, {new_leader} leads after {:?}", killed_at.elapsed());
+    // Two replicas are left: still enough for min.insync.replicas=2 once the ISR shrank.
+    let more: Vec<String> = (0..10).map(|i| format!("after-{i}")).collect();
+    let leader_addr = addrs[(new_leader - 1) as usize].clone();
+    let (code, _) = eventually(Duration::from_secs(30), "acks=all accepted by the new leader", || {
+        let (a, m) = (leader_addr.clone(), more.clone());
+        async move {
+            let (code, base) = produce_raw(&a, "replicated", 0, -1, &m).await;
+            (code == 0).then_some((code, base))
+        }
+    })
+    .await;
+    assert_eq!(code, 0);
+    acked.extend(more);
+    // Every acknowledged record is there exactly once, in order; nothing else.
+    let read = consume_all(&survivor, "replicated", 0).await;
+    assert_eq!(read, acked, "the records after failover are exactly the acknowledged ones");
+    // The killed broker comes back, truncates if it must, catches up and rejoins the ISR.
+    c.spawn(victim);
+    c.await_serving(victim);
+    eventually(Duration::from_secs(60), "the restarted broker back in the ISR", || async {
+        let p = placement(&survivor, "replicated").await?;
+        p.iter().all(|(_, isr)| isr.len() == 3).then_some(())
+    })
+    .await;
+    // Now kill both other replicas of partition 0's leader: once the ISR shrinks to the
+    // leader alone, acks=all is refused with NOT_ENOUGH_REPLICAS and nothing is committed.
+    let p = placement(&survivor, "replicated").await.expect("placement");
+    let leader = p[0].0;
+    for i in 0..3 {
+        if i as i32 + 1 != leader {
+            c.kill9(i);
+        }
+    }
+    let leader_addr = addrs[(leader - 1) as usize].clone();
+    // With two of three voters gone the quorum cannot shrink the ISR: the partition keeps
+    // its ISR and the leader waits for followers that never come (REQUEST_TIMED_OUT or
+    // NOT_ENOUGH_REPLICAS_AFTER_APPEND) — either way the record is not acknowledged.
+    let (code, _) = produce_raw(&leader_addr, "replicated", 0, -1, &["unacked".to_string()]).await;
+    assert!([7, 19, 20].contains(&code), "acks=all without followers answered {code}");
 }

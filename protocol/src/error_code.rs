@@ -38,6 +38,9 @@ error_codes! {
     LeaderNotAvailable = 5, true, "No leader for this partition yet.";
     NotLeaderOrFollower = 6, true, "This broker is not the leader for the partition.";
     RequestTimedOut = 7, true, "The request timed out.";
+    ReplicaNotAvailable = 9, true, "The replica is not available for the requested topic-partition.";
+    NotEnoughReplicas = 19, true, "Messages are rejected since there are fewer in-sync replicas than required.";
+    NotEnoughReplicasAfterAppend = 20, true, "Messages are written to the log, but to fewer in-sync replicas than required.";
     MessageTooLarge = 10, false, "The batch is larger than the maximum allowed.";
     InvalidTopicException = 17, false, "The topic name is not valid.";
     RecordListTooLarge = 18, false, "The request's record set is too large.";

@@ -73,6 +73,9 @@ pub enum Record {
     NoOp,
     /// The quorum's voters and learners.
     Membership { voters: Vec<i32>, learners: Vec<i32> },
+    /// A partition leader's ISR change (Kafka's AlterPartition, ADR 0010): applied only
+    /// if the partition is still at these leader and partition epochs.
+    AlterPartition { topic_id: Uuid, partition: i32, leader_epoch: i32, partition_epoch: i32, isr: Vec<i32> },
 }
 
 /// Changes (and snapshot record lists) are bounded: a corrupt count is refused before
@@ -130,6 +133,7 @@ impl Record {
             Record::ProducerIds { .. } => 9,
             Record::NoOp => 10,
             Record::Membership { .. } => 11,
+            Record::AlterPartition { .. } => 12,
         }
     }
 
@@ -207,6 +211,13 @@ impl Record {
             Record::Membership { voters, learners } => {
                 ids(&mut w, voters)?;
                 ids(&mut w, learners)?;
+            }
+            Record::AlterPartition { topic_id, partition, leader_epoch, partition_epoch, isr } => {
+                w.uuid(*topic_id);
+                w.i32(*partition);
+                w.i32(*leader_epoch);
+                w.i32(*partition_epoch);
+                ids(&mut w, isr)?;
             }
         }
         // Tagged fields: none yet.
@@ -291,6 +302,13 @@ impl Record {
             9 => Record::ProducerIds { broker_id: r.i32()?, broker_epoch: r.i64()?, next_producer_id: r.i64()? },
             10 => Record::NoOp,
             11 => Record::Membership { voters: read_ids(&mut r)?, learners: read_ids(&mut r)? },
+            12 => Record::AlterPartition {
+                topic_id: r.uuid()?,
+                partition: r.i32()?,
+                leader_epoch: r.i32()?,
+                partition_epoch: r.i32()?,
+                isr: read_ids(&mut r)?,
+            },
             _ => return Err(r.invalid("unknown metadata record type")),
         };
         // Tagged fields of later versions are skipped.
@@ -400,6 +418,7 @@ mod tests {
             Record::ProducerIds { broker_id: 1, broker_epoch: 3, next_producer_id: 2000 },
             Record::NoOp,
             Record::Membership { voters: vec![1, 2, 3], learners: vec![4] },
+            Record::AlterPartition { topic_id: id, partition: 2, leader_epoch: 4, partition_epoch: 9, isr: vec![1, 3] },
         ]
     }
 

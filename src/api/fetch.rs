@@ -35,6 +35,8 @@ fn collect(
 ) -> (FetchResponse, usize, bool) {
     let mut budget = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut total = 0usize;
+    let replica = replica_of(version, req);
+    let now_ms = strom_storage::now_ms();
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
     for (t, tparts) in req.topics.iter().zip(parts) {
@@ -45,7 +47,19 @@ fn collect(
             if req.isolation_level == 1 {
                 pd.aborted_transactions = Some(Vec::new());
             }
-            let led = p.as_ref().filter(|p| node.meta.leads_partition(p));
+            let led = p.as_ref().filter(|p| p.is_leader() && node.meta.leads_partition(p));
+            // A follower's fetch tells the leader what the follower holds (ADR 0010).
+            let follower = match (replica, led) {
+                (Some(id), Some(p)) => Some(p.follower_fetched(id, fp.fetch_offset, fp.current_leader_epoch, now_ms)),
+                _ => None,
+            };
+            if let Some(Err(code)) = follower {
+                pd.error_code = code.code();
+                pd.high_watermark = led.map_or(-1, |p| p.high_watermark());
+                any_error = true;
+                partitions.push(pd);
+                continue;
+            }
             let Some(p) = led else {
                 pd.error_code = if p.is_some() {
                     // The partition exists but another broker leads it: the client refreshes
@@ -85,7 +99,12 @@ fn collect(
             // client must discard.
             let min_one = total == 0;
             if limit > 0 || min_one {
-                match p.read(fp.fetch_offset, limit.max(1)) {
+                let read = if follower.is_some() {
+                    p.read_to_end(fp.fetch_offset, limit.max(1))
+                } else {
+                    p.read(fp.fetch_offset, limit.max(1))
+                };
+                match read {
                     Ok(data) => {
                         let data = if min_one { data } else { whole_batches_within(data, limit) };
                         budget = budget.saturating_sub(data.len());
@@ -108,6 +127,12 @@ fn collect(
         });
     }
     (FetchResponse { responses, ..Default::default() }, total, any_error)
+}
+
+/// The broker id of a follower's fetch (`None` for consumers).
+fn replica_of(version: i16, req: &FetchRequest) -> Option<i32> {
+    let id = if version >= 15 { req.replica_state.replica_id } else { req.replica_id };
+    (id >= 0).then_some(id)
 }
 
 /// The longest prefix of `data` (whole batches) that fits in `limit` bytes.
@@ -145,8 +170,11 @@ fn resolve(node: &Node, version: i16, req: &FetchRequest) -> Vec<Vec<Option<Arc<
 
 /// Answers a fetch, waiting up to `max_wait_ms` for `min_bytes` to arrive.
 pub async fn handle(node: &Node, version: i16, req: FetchRequest) -> FetchResponse {
+    let replica = replica_of(version, &req).is_some();
     let resp = fetch(node, version, req).await;
-    count_out(node, &resp);
+    if !replica {
+        count_out(node, &resp);
+    }
     resp
 }
 

@@ -1,5 +1,7 @@
-//! OffsetForLeaderEpoch (key 23): a single node has only leader epoch 0, which ends at
-//! the log end offset; clients use this to validate positions (KIP-320).
+//! OffsetForLeaderEpoch (key 23): where a leader epoch ends in this leader's log, from
+//! the log's leader-epoch cache. Consumers validate their positions with it (KIP-320);
+//! followers find where their log diverges from the leader's after a leader change
+//! (KIP-101/279, ADR 0010).
 
 use strom_protocol::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use strom_protocol::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
@@ -33,12 +35,22 @@ pub fn handle(node: &Node, _version: i16, req: OffsetForLeaderEpochRequest) -> O
                         Some(part) if p.current_leader_epoch >= 0 && p.current_leader_epoch < part.leader_epoch() => {
                             r.error_code = ErrorCode::FencedLeaderEpoch.code()
                         }
-                        Some(part) if p.leader_epoch >= part.leader_epoch() => {
-                            r.leader_epoch = part.leader_epoch();
-                            r.end_offset = part.high_watermark();
-                        }
-                        // An epoch before the first one this log knows: undefined, as Kafka.
-                        Some(_) => {}
+                        Some(part) => match part.end_offset_for_epoch(p.leader_epoch) {
+                            // The leader-epoch cache: the largest epoch at or below the one
+                            // asked about, and where it ends (ADR 0010).
+                            Some((epoch, end)) => {
+                                r.leader_epoch = epoch;
+                                r.end_offset = end;
+                            }
+                            // A log with no batches and no assigned epoch (a single node's
+                            // fresh partition): the current epoch ends at the log end.
+                            None if p.leader_epoch >= part.leader_epoch() => {
+                                r.leader_epoch = part.leader_epoch();
+                                r.end_offset = part.log_end_offset();
+                            }
+                            // An epoch before the first one this log knows: undefined, as Kafka.
+                            None => {}
+                        },
                     }
                     r
                 })

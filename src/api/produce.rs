@@ -2,7 +2,8 @@
 //!
 //! v0–2 are advertised (see [`super::ApiRange::advertised_min`]) but refused, as Kafka 4
 //! does. On a single node every appended batch is immediately committed, so acks=1 and
-//! acks=-1 answer at the same point; acks=0 gets no response at all.
+//! acks=-1 answer at the same point; in a cluster acks=-1 waits for the ISR (ADR 0010).
+//! acks=0 gets no response at all.
 //!
 //! Validation, in Kafka's order (`ProduceRequest.validateRecords`, then `LogValidator`);
 //! the first failing rule decides the partition's error and nothing is appended:
@@ -310,6 +311,7 @@ pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<Pr
     let acks_ok = matches!(req.acks, -1..=1);
     let now_ms = strom_storage::now_ms();
     let mut syncs: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
+    let mut commits: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
     let mut responses: Vec<TopicProduceResponse> = req
         .topic_data
         .iter()
@@ -340,9 +342,18 @@ pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<Pr
                     if !node.meta.leads(t, pd.index) {
                         return err(ErrorCode::NotLeaderOrFollower);
                     }
+                    // acks=all needs min.insync.replicas in the ISR before anything is written.
+                    if req.acks == -1 && !p.enough_replicas() {
+                        return err(ErrorCode::NotEnoughReplicas);
+                    }
                     let (resp, sync) = append(node, p, pd.records.as_ref(), version, policy, now_ms);
                     if let Some(target) = sync {
                         syncs.push((ti, pi, p.clone(), target));
+                    }
+                    if req.acks == -1 && resp.error_code == 0 {
+                        // Everything up to the log end as of now (this batch, or the original
+                        // of a retried duplicate) must be committed before the answer.
+                        commits.push((ti, pi, p.clone(), p.log_end_offset()));
                     }
                     resp
                 })
@@ -363,6 +374,22 @@ pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<Pr
                 r.error_code = code.code();
                 r.base_offset = -1;
                 r.error_message = Some("the write could not be made durable".into());
+            }
+        }
+    }
+    // acks=all: wait for the ISR (ADR 0010). On a single node the HW is the log end, so
+    // this returns at once.
+    let timeout = std::time::Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).min(300_000));
+    let deadline = tokio::time::Instant::now() + timeout;
+    for (ti, pi, p, target) in commits {
+        if let Err(code) = p.wait_committed(target, deadline).await {
+            if let Some(r) = responses.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {
+                if r.error_code == 0 {
+                    r.error_code = code.code();
+                    if code != ErrorCode::NotEnoughReplicasAfterAppend {
+                        r.base_offset = -1;
+                    }
+                }
             }
         }
     }

@@ -2,10 +2,10 @@
 //! broker liveness. Brokers heartbeat to the quorum leader every
 //! `broker.heartbeat.interval.ms`; the leader fences a broker that sent none for
 //! `broker.session.timeout.ms` and takes away the leadership of its partitions, and gives
-//! leaderless partitions a leader again once one of their replicas is back (Kafka's
-//! `BrokerHeartbeatManager` and `ReplicationControlManager`, reduced to what a cluster
-//! without data replication needs: until issue 14 a partition's only eligible leader is
-//! a replica holding its data, its first replica).
+//! leaderless partitions a leader again once one of their in-sync replicas is back
+//! (Kafka's `BrokerHeartbeatManager` and `ReplicationControlManager`). Leaders are
+//! elected from the ISR (ADR 0010); ISR changes the leaders ask for arrive as
+//! `AlterPartition` records and are validated where they are applied.
 //!
 //! Every node runs [`run`]; only the current leader acts. A new leader counts every broker
 //! as seen when it takes over, so a leader change never fences healthy brokers.
@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use strom_protocol::metadata_record::Record;
+use strom_protocol::metadata_record::{Record, RESOURCE_BROKER, RESOURCE_TOPIC};
 
-use super::image::Image;
+use super::image::{Image, PartitionImage};
 use super::quorum::Quorum;
 
 /// Heartbeats received by this node while it leads the quorum.
@@ -98,32 +98,65 @@ pub fn duties(image: &Image, live: &dyn Fn(i32, i64) -> bool) -> Vec<Record> {
             && (back.contains(&id) || image.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown))
     };
     for t in image.topics.values() {
+        let unclean = unclean_allowed(image, &t.name);
         for (&index, p) in &t.partitions {
-            if p.leader >= 0 && !usable(p.leader) {
+            if let Some(change) = elect(p, &usable, unclean) {
                 out.push(Record::PartitionChange {
                     topic_id: t.id,
                     partition: index,
-                    leader: Some(-1),
-                    isr: None,
+                    leader: change.0,
+                    isr: change.1,
                     replicas: None,
                 });
-            } else if p.leader < 0 {
-                // Without replication only the replica that held the data may lead.
-                if let Some(&first) = p.isr.first().or(p.replicas.first()) {
-                    if usable(first) {
-                        out.push(Record::PartitionChange {
-                            topic_id: t.id,
-                            partition: index,
-                            leader: Some(first),
-                            isr: Some(vec![first]),
-                            replicas: None,
-                        });
-                    }
-                }
             }
         }
     }
     out
+}
+
+/// Whether `unclean.leader.election.enable` is set for `topic` (topic override, else the
+/// broker-wide dynamic config, else Kafka's default: false).
+fn unclean_allowed(image: &Image, topic: &str) -> bool {
+    let key = "unclean.leader.election.enable";
+    let topic_value = image.configs.get(&(RESOURCE_TOPIC, topic.to_string())).and_then(|c| c.get(key));
+    let broker_value = image.configs.get(&(RESOURCE_BROKER, String::new())).and_then(|c| c.get(key));
+    topic_value.or(broker_value).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The leader and ISR a partition should get when brokers come and go (ADR 0010), or
+/// `None` if nothing changes. Unusable brokers leave the ISR (unless the last member:
+/// it stays so it can come back as leader with everything committed); a leader that
+/// is not usable is replaced by the first usable ISR member in replica order; with
+/// none, the partition is leaderless, or, if `unclean`, led by any usable replica with
+/// whatever it holds.
+pub fn elect(
+    p: &PartitionImage,
+    usable: &dyn Fn(i32) -> bool,
+    unclean: bool,
+) -> Option<(Option<i32>, Option<Vec<i32>>)> {
+    let live_isr: Vec<i32> = p.isr.iter().copied().filter(|&r| usable(r)).collect();
+    let isr = if live_isr.is_empty() { p.isr.clone() } else { live_isr.clone() };
+    let leader = if p.leader >= 0 && usable(p.leader) && p.isr.contains(&p.leader) {
+        p.leader
+    } else if let Some(&first) = p.replicas.iter().find(|r| live_isr.contains(r)) {
+        first
+    } else if unclean {
+        match p.replicas.iter().copied().find(|&r| usable(r)) {
+            Some(r) => {
+                tracing::warn!(leader = r, isr = ?p.isr, "unclean leader election: records not on the new leader are lost");
+                return Some((Some(r), Some(vec![r])));
+            }
+            None => -1,
+        }
+    } else {
+        -1
+    };
+    let leader_change = (leader != p.leader).then_some(leader);
+    let isr_change = (isr != p.isr).then_some(isr);
+    if leader_change.is_none() && isr_change.is_none() {
+        return None;
+    }
+    Some((leader_change, isr_change))
 }
 
 /// The records of a controlled shutdown of `broker`: marked as shutting down and fenced,
@@ -137,16 +170,17 @@ pub fn controlled_shutdown(image: &Image, broker: i32) -> Vec<Record> {
         fenced: Some(true),
         in_controlled_shutdown: true,
     }];
+    // Leadership moves to another in-sync replica before the broker stops (Kafka's
+    // controlled shutdown), so producers see a NOT_LEADER and move on instead of timing out.
+    let usable =
+        |id: i32| id != broker && image.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
     for t in image.topics.values() {
         for (&index, p) in &t.partitions {
-            if p.leader == broker {
-                out.push(Record::PartitionChange {
-                    topic_id: t.id,
-                    partition: index,
-                    leader: Some(-1),
-                    isr: None,
-                    replicas: None,
-                });
+            if p.leader != broker && !p.isr.contains(&broker) {
+                continue;
+            }
+            if let Some((leader, isr)) = elect(p, &usable, false) {
+                out.push(Record::PartitionChange { topic_id: t.id, partition: index, leader, isr, replicas: None });
             }
         }
     }

@@ -78,6 +78,11 @@ pub enum ApplyError {
     /// A config record for a resource type the image does not keep.
     #[error("config resource type {0} is not supported")]
     ConfigResource(i8),
+    /// An ISR change from a leader whose view is out of date, or naming replicas that
+    /// may not be in sync (Kafka's FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION /
+    /// INELIGIBLE_REPLICA answers to AlterPartition).
+    #[error("ISR change refused: {0}")]
+    IsrChange(String),
 }
 
 /// Everything the metadata log describes.
@@ -210,6 +215,42 @@ impl Image {
             Record::Membership { voters, learners } => {
                 self.voters = voters.clone();
                 self.learners = learners.clone();
+            }
+            Record::AlterPartition { topic_id, partition, leader_epoch, partition_epoch, isr } => {
+                let topic = self.topics.get(topic_id).ok_or(ApplyError::UnknownTopic(*topic_id))?;
+                let p = topic.partitions.get(partition).ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                let refuse = |m: String| Err(ApplyError::IsrChange(m));
+                if *leader_epoch != p.leader_epoch {
+                    return refuse(format!("leader epoch {leader_epoch}, partition is at {}", p.leader_epoch));
+                }
+                if *partition_epoch != p.partition_epoch {
+                    return refuse(format!("partition epoch {partition_epoch}, partition is at {}", p.partition_epoch));
+                }
+                if p.leader < 0 || !isr.contains(&p.leader) {
+                    return refuse("the ISR must hold the leader".into());
+                }
+                for r in isr {
+                    if !p.replicas.contains(r) {
+                        return refuse(format!("broker {r} is not a replica"));
+                    }
+                    // A fenced broker may be shrunk away but never added (Kafka: INELIGIBLE_REPLICA).
+                    if !p.isr.contains(r) && self.brokers.get(r).is_none_or(|b| b.fenced || b.in_controlled_shutdown) {
+                        return refuse(format!("broker {r} is fenced or shutting down"));
+                    }
+                }
+                let mut sorted = isr.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if sorted.len() != isr.len() {
+                    return refuse("duplicate ISR member".into());
+                }
+                let p = self
+                    .topics
+                    .get_mut(topic_id)
+                    .and_then(|t| t.partitions.get_mut(partition))
+                    .ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                p.isr = isr.clone();
+                p.partition_epoch += 1;
             }
         }
         Ok(())
