@@ -163,7 +163,9 @@ pub async fn dispatch(
         SyncGroupRequest::API_KEY => respond(&sync_group::handle(node, v, SyncGroupRequest::decode(r, v)?).await, v),
         HeartbeatRequest::API_KEY => respond(&heartbeat::handle(node, v, HeartbeatRequest::decode(r, v)?), v),
         LeaveGroupRequest::API_KEY => respond(&leave_group::handle(node, v, LeaveGroupRequest::decode(r, v)?), v),
-        OffsetCommitRequest::API_KEY => respond(&offset_commit::handle(node, v, OffsetCommitRequest::decode(r, v)?), v),
+        OffsetCommitRequest::API_KEY => {
+            respond(&offset_commit::handle(node, v, OffsetCommitRequest::decode(r, v)?).await, v)
+        }
         OffsetFetchRequest::API_KEY => respond(&offset_fetch::handle(node, v, OffsetFetchRequest::decode(r, v)?), v),
         DescribeGroupsRequest::API_KEY => {
             respond(&describe_groups::handle(node, v, DescribeGroupsRequest::decode(r, v)?), v)

@@ -178,6 +178,12 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
          bidirectional, upgrade, downgrade or disabled.",
     ),
     ("offsets.topic.num.partitions", "50", ConfigType::Int, "Partitions of __consumer_offsets (fixed once created)."),
+    (
+        "offsets.topic.replication.factor",
+        "3",
+        ConfigType::Short,
+        "Replicas of each __consumer_offsets partition in a cluster (at most the brokers registered when it is created).",
+    ),
     ("offsets.topic.segment.bytes", "104857600", ConfigType::Int, "Segment size of __consumer_offsets."),
     ("offsets.retention.minutes", "10080", ConfigType::Int, "How long offsets of a group without members are kept."),
     ("offsets.retention.check.interval.ms", "600000", ConfigType::Long, "How often expired offsets are removed."),
@@ -197,7 +203,6 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
 /// Kafka broker settings Strom accepts without acting on them, and why; each one given
 /// is logged once at start (`true`: as a warning, because a Kafka user may expect more).
 pub const NO_EFFECT: &[(&str, &str, bool)] = &[
-    ("offsets.topic.replication.factor", "single node: internal topics have one replica", false),
     ("transaction.state.log.replication.factor", "no transactions yet; single node", false),
     ("transaction.state.log.min.isr", "no transactions yet; single node", false),
     ("transaction.state.log.num.partitions", "no transactions yet", false),
@@ -631,7 +636,6 @@ mod tests {
                 "controller.quorum.voters",
                 "inter.broker.listener.name",
                 "listener",
-                "offsets.topic.replication.factor",
                 "share.coordinator.state.topic.min.isr",
                 "share.coordinator.state.topic.replication.factor",
                 "transaction.state.log.min.isr",
@@ -639,8 +643,13 @@ mod tests {
             ]
         );
         assert!(c.ignored.iter().all(|i| !i.warn), "{:?}", c.ignored);
-        let voters = c.ignored.iter().find(|i| i.setting.starts_with("offsets.")).unwrap();
-        assert_eq!(voters.setting, "offsets.topic.replication.factor=1 (from KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR)");
+        let txn = c.ignored.iter().find(|i| i.setting.starts_with("transaction.state.log.repl")).unwrap();
+        assert_eq!(
+            txn.setting,
+            "transaction.state.log.replication.factor=1 (from KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR)"
+        );
+        // Acted on now (a cluster replicates __consumer_offsets), so not reported.
+        assert_eq!(c.values.get("offsets.topic.replication.factor").map(String::as_str), Some("1"));
     }
 
     #[test]

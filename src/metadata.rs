@@ -530,7 +530,12 @@ impl Metadata {
             ("segment.bytes".to_string(), self.config.offsets_topic_segment_bytes.to_string()),
         ]);
         let n = self.config.offsets_topic_partitions.max(1);
-        self.topic_records(image, OFFSETS_TOPIC, n, None, None, &configs)
+        // Kafka's offsets.topic.replication.factor (3), capped by the brokers there are:
+        // a cluster smaller than three still gets its group offsets replicated.
+        let want = self.config.values.get("offsets.topic.replication.factor").and_then(|v| v.parse::<i16>().ok());
+        let brokers = image.brokers.values().filter(|b| !b.fenced).count().max(1);
+        let rf = want.unwrap_or(3).clamp(1, i16::try_from(brokers).unwrap_or(i16::MAX));
+        self.topic_records(image, OFFSETS_TOPIC, n, Some(rf), None, &configs)
     }
 
     /// The current metadata image.

@@ -985,6 +985,16 @@ async fn replicated_partitions_keep_every_acknowledged_record_when_their_leader_
     // Kill the leader of partition 0 with -9: a follower in the ISR takes over.
     let old_leader = placed[0].0;
     let victim = (old_leader - 1) as usize;
+    // A group that broker coordinates commits an offset first (__consumer_offsets has
+    // three replicas in a three-broker cluster; the commit is acknowledged once all
+    // in-sync replicas have it).
+    let offsets = placement(&addrs[1], "__consumer_offsets").await.expect("offsets placement");
+    assert!(offsets.iter().all(|(_, isr)| isr.len() == 3), "__consumer_offsets replicated: {offsets:?}");
+    let group = (0..1000)
+        .map(|i| format!("fg{i}"))
+        .find(|g| offsets[strom::coordinator::group::log::partition_for(g, 12) as usize].0 == old_leader)
+        .expect("a group coordinated by the victim");
+    assert_eq!(commit_standalone(&addrs[victim], &group, "replicated", 42).await, 0);
     let killed_at = Instant::now();
     c.kill9(victim);
     let survivor = addrs[(victim + 1) % 3].clone();
@@ -995,6 +1005,25 @@ async fn replicated_partitions_keep_every_acknowledged_record_when_their_leader_
     })
     .await;
     println!("partition 0: leader {old_leader} killed, {new_leader} leads after {:?}", killed_at.elapsed());
+    // The group's coordinator moved with its offsets partition, and has the commit.
+    let coordinator = eventually(Duration::from_secs(30), "a new coordinator for the group", || {
+        let (a, g) = (survivor.clone(), group.clone());
+        async move {
+            let mut c = Client::connect(&a, Duration::from_secs(2)).await.ok()?;
+            let req = FindCoordinatorRequest { coordinator_keys: vec![g], ..Default::default() };
+            let (r, _): (FindCoordinatorResponse, _) = c.call(6, &req).await.ok()?;
+            let co = r.coordinators.first()?;
+            (co.error_code == 0 && co.node_id > 0 && co.node_id != old_leader).then_some(co.node_id)
+        }
+    })
+    .await;
+    let at = addrs[(coordinator - 1) as usize].clone();
+    let offset = eventually(Duration::from_secs(15), "the commit read back from the new coordinator", || {
+        let (a, g) = (at.clone(), group.clone());
+        async move { committed_in(&a, &g, "replicated").await }
+    })
+    .await;
+    assert_eq!(offset, 42, "the committed offset survived its coordinator's death");
     // Two replicas are left: still enough for min.insync.replicas=2 once the ISR shrank.
     let more: Vec<String> = (0..10).map(|i| format!("after-{i}")).collect();
     let leader_addr = addrs[(new_leader - 1) as usize].clone();
@@ -1034,4 +1063,42 @@ async fn replicated_partitions_keep_every_acknowledged_record_when_their_leader_
     // NOT_ENOUGH_REPLICAS_AFTER_APPEND) — either way the record is not acknowledged.
     let (code, _) = produce_raw(&leader_addr, "replicated", 0, -1, &["unacked".to_string()]).await;
     assert!([7, 19, 20].contains(&code), "acks=all without followers answered {code}");
+}
+
+/// A standalone commit (generation -1) of `offset` for partition 0 of `topic`.
+async fn commit_standalone(addr: &str, group: &str, topic: &str, offset: i64) -> i16 {
+    let mut c = client(addr).await;
+    let req = OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id_or_member_epoch: -1,
+        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
+            name: topic.into(),
+            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: offset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (r, _): (OffsetCommitResponse, _) = c.call(9, &req).await.expect("commit");
+    r.topics[0].partitions[0].error_code
+}
+
+/// The offset `group` committed for partition 0 of `topic`, as `addr` answers it.
+async fn committed_in(addr: &str, group: &str, topic: &str) -> Option<i64> {
+    let mut c = Client::connect(addr, Duration::from_secs(2)).await.ok()?;
+    let req = OffsetFetchRequest {
+        group_id: group.into(),
+        topics: Some(vec![offset_fetch_request::OffsetFetchRequestTopic {
+            name: topic.into(),
+            partition_indexes: vec![0],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let (r, _): (OffsetFetchResponse, _) = c.call(7, &req).await.ok()?;
+    let p = r.topics.first()?.partitions.first()?;
+    (p.error_code == 0 && r.error_code == 0 && p.committed_offset >= 0).then_some(p.committed_offset)
 }

@@ -4,15 +4,21 @@ use strom_protocol::offset_commit_response::{OffsetCommitResponsePartition, Offs
 use strom_protocol::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::ApiRange;
-use crate::coordinator::group::CommitEntry;
+use crate::coordinator::group::{offsets_partition, CommitEntry};
 use crate::error::ErrorCode;
 use crate::node::Node;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 8, min: 2, max: 10, advertised_min: 2 };
 
-/// Validates the committer and stores the offsets.
-pub fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> OffsetCommitResponse {
+/// How long a commit waits for the `__consumer_offsets` replicas (Kafka's
+/// `offsets.commit.timeout.ms`).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Validates the committer and stores the offsets; in a cluster the answer waits until
+/// the commit is on every in-sync replica of the group's `__consumer_offsets` partition
+/// (Kafka writes offsets with acks=all), so an acknowledged commit survives failover.
+pub async fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> OffsetCommitResponse {
     // v10 names topics by id; resolve them, remembering which are unknown.
     let names: Vec<Option<String>> = req
         .topics
@@ -39,18 +45,31 @@ pub fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> OffsetComm
             })
         })
         .collect();
-    let mut codes = node
-        .groups
-        .commit(
-            &node.meta,
-            version,
-            &req.group_id,
-            &req.member_id,
-            req.group_instance_id.as_deref(),
-            req.generation_id_or_member_epoch,
-            &entries,
-        )
-        .into_iter();
+    let mut codes = node.groups.commit(
+        &node.meta,
+        version,
+        &req.group_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id_or_member_epoch,
+        &entries,
+    );
+    if node.meta.quorum().is_some() && codes.contains(&ErrorCode::None) {
+        if let Some(p) = offsets_partition(&node.meta, &req.group_id) {
+            let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+            if let Err(code) = p.wait_committed(p.log_end_offset(), deadline).await {
+                // Kafka's mapping of a failed offsets append.
+                let mapped = match code {
+                    ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+                    _ => ErrorCode::CoordinatorNotAvailable,
+                };
+                for c in codes.iter_mut().filter(|c| **c == ErrorCode::None) {
+                    *c = mapped;
+                }
+            }
+        }
+    }
+    let mut codes = codes.into_iter();
     let topics = req
         .topics
         .iter()

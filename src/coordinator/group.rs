@@ -24,7 +24,7 @@ use self::classic::{Disposition, Group, JoinRequest, JoinResult, Now, Outcome, R
 use self::consumer::ConsumerGroup;
 use self::log::{partition_for, LogRecord, OffsetValue};
 use crate::error::ErrorCode;
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, Partition};
 
 /// The internal topic holding offsets and group metadata.
 pub use crate::config::group::{GroupConfig, MigrationPolicy};
@@ -105,6 +105,9 @@ pub struct Coordinator {
     /// Deadlines changed: the timer task recomputes its sleep.
     wake: Arc<Notify>,
     loaded: AtomicBool,
+    /// In a cluster: the `__consumer_offsets` partitions whose groups are in memory
+    /// (those this broker leads, loaded when it took them over).
+    partitions: Mutex<std::collections::HashSet<i32>>,
     epoch: Instant,
     /// The metadata, once started: which groups this node coordinates.
     meta: std::sync::OnceLock<std::sync::Weak<Metadata>>,
@@ -134,6 +137,7 @@ impl Coordinator {
             inner: Mutex::new(Inner::default()),
             wake: Arc::new(Notify::new()),
             loaded: AtomicBool::new(false),
+            partitions: Mutex::new(std::collections::HashSet::new()),
             epoch: Instant::now(),
             meta: std::sync::OnceLock::new(),
         }
@@ -167,7 +171,63 @@ impl Coordinator {
         }
         let Some(offsets) = meta.topic(crate::metadata::OFFSETS_TOPIC) else { return false };
         let partition = log::partition_for(group, offsets.partitions.len() as i32);
-        meta.leads(&offsets, partition)
+        meta.leads(&offsets, partition) && self.loaded_partitions().contains(&partition)
+    }
+
+    fn loaded_partitions(&self) -> MutexGuard<'_, std::collections::HashSet<i32>> {
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings the groups in memory in line with this broker's leadership of the
+    /// `__consumer_offsets` partitions (a cluster's coordinator moves with them, as
+    /// Kafka's does): partitions it now leads are replayed from their log, the groups of
+    /// partitions it no longer leads are dropped (their parked requests answered
+    /// NOT_COORDINATOR), so a later takeover starts from the log again.
+    pub fn follow_leadership(&self, meta: &Metadata) {
+        let Some(topic) = meta.topic(OFFSETS_TOPIC) else { return };
+        let n = topic.partitions.len() as i32;
+        for p in &topic.partitions {
+            let leads = meta.leads(&topic, p.index) && p.is_leader();
+            let loaded = self.loaded_partitions().contains(&p.index);
+            if leads && !loaded {
+                let now = self.now();
+                let records = self.replay_partition(p, now);
+                self.lock().groups.retain(|_, g| !matches!(g, AnyGroup::Classic(c) if c.state == State::Dead));
+                self.loaded_partitions().insert(p.index);
+                tracing::info!(partition = p.index, records, "took over the groups of a {OFFSETS_TOPIC} partition");
+            } else if !leads && loaded {
+                self.loaded_partitions().remove(&p.index);
+                let mut inner = self.lock();
+                let gone: Vec<String> =
+                    inner.groups.keys().filter(|g| partition_for(g, n) == p.index).cloned().collect();
+                for g in &gone {
+                    inner.groups.remove(g);
+                }
+                let parked: Vec<(String, String)> =
+                    inner.waiters.keys().filter(|(g, _)| partition_for(g, n) == p.index).cloned().collect();
+                for key in parked {
+                    match inner.waiters.remove(&key) {
+                        Some(Waiter::Join(tx)) => {
+                            let _ = tx.send(JoinResult::error(ErrorCode::NotCoordinator, &key.1));
+                        }
+                        Some(Waiter::Sync(tx)) => {
+                            let _ = tx.send(SyncResult {
+                                error: ErrorCode::NotCoordinator,
+                                protocol_type: None,
+                                protocol_name: None,
+                                assignment: Bytes::new(),
+                            });
+                        }
+                        None => {}
+                    }
+                }
+                tracing::info!(
+                    partition = p.index,
+                    groups = gone.len(),
+                    "handed over the groups of a {OFFSETS_TOPIC} partition"
+                );
+            }
+        }
     }
 
     /// Appends records to the group's `__consumer_offsets` partition as one batch.
@@ -797,45 +857,17 @@ impl Coordinator {
         Self::carry_out(inner, meta, group_id, Outcome { records: Vec::new(), replies: out.replies }, now);
     }
 
-    /// Replays `__consumer_offsets` into memory; group APIs answer once this is done.
+    /// Replays `__consumer_offsets` into memory; group APIs answer once this is done. In
+    /// a cluster only the partitions this broker leads (see [`Self::follow_leadership`]).
     pub fn load(&self, meta: &Metadata) {
         let started = std::time::Instant::now();
         let now = self.now();
         let mut records = 0usize;
-        if let Some(topic) = meta.topic(OFFSETS_TOPIC) {
+        if meta.quorum().is_some() {
+            self.follow_leadership(meta);
+        } else if let Some(topic) = meta.topic(OFFSETS_TOPIC) {
             for p in &topic.partitions {
-                let mut offset = p.log_start_offset();
-                while offset < p.high_watermark() {
-                    let Ok(data) = p.read(offset, 1 << 20) else { break };
-                    if data.is_empty() {
-                        break;
-                    }
-                    for range in split_batches(&data) {
-                        let Ok(range) = range else { break };
-                        let batch = data.slice(range);
-                        let Ok(header) = strom_protocol::records::BatchHeader::parse(&batch) else { break };
-                        offset = header.last_offset() + 1;
-                        let Ok(recs) = decode_records(&batch) else {
-                            tracing::warn!(
-                                partition = p.index,
-                                offset = header.base_offset,
-                                "skipping undecodable batch in {OFFSETS_TOPIC}"
-                            );
-                            continue;
-                        };
-                        for rec in recs {
-                            let Some(key) = rec.key else { continue };
-                            match LogRecord::decode(&key, rec.value.as_ref()) {
-                                Ok(Some(r)) => {
-                                    records += 1;
-                                    self.replay(&r, now);
-                                }
-                                Ok(None) => {}
-                                Err(e) => tracing::warn!(error = %e, "skipping undecodable record in {OFFSETS_TOPIC}"),
-                            }
-                        }
-                    }
-                }
+                records += self.replay_partition(p, now);
             }
         }
         {
@@ -845,6 +877,46 @@ impl Coordinator {
         self.loaded.store(true, Ordering::Release);
         self.wake.notify_one();
         tracing::info!(records, elapsed_ms = started.elapsed().as_millis() as u64, "loaded consumer groups");
+    }
+
+    /// Replays one `__consumer_offsets` partition, all of it (a new leader's records past
+    /// its high watermark are committed as soon as its followers catch up; it never
+    /// truncates them). Returns the records replayed.
+    fn replay_partition(&self, p: &Partition, now: Now) -> usize {
+        let mut records = 0usize;
+        let mut offset = p.log_start_offset();
+        while offset < p.log_end_offset() {
+            let Ok(data) = p.read_to_end(offset, 1 << 20) else { break };
+            if data.is_empty() {
+                break;
+            }
+            for range in split_batches(&data) {
+                let Ok(range) = range else { break };
+                let batch = data.slice(range);
+                let Ok(header) = strom_protocol::records::BatchHeader::parse(&batch) else { break };
+                offset = header.last_offset() + 1;
+                let Ok(recs) = decode_records(&batch) else {
+                    tracing::warn!(
+                        partition = p.index,
+                        offset = header.base_offset,
+                        "skipping undecodable batch in {OFFSETS_TOPIC}"
+                    );
+                    continue;
+                };
+                for rec in recs {
+                    let Some(key) = rec.key else { continue };
+                    match LogRecord::decode(&key, rec.value.as_ref()) {
+                        Ok(Some(r)) => {
+                            records += 1;
+                            self.replay(&r, now);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "skipping undecodable record in {OFFSETS_TOPIC}"),
+                    }
+                }
+            }
+        }
+        records
     }
 
     fn replay(&self, r: &LogRecord, now: Now) {
@@ -1015,4 +1087,27 @@ pub fn start(groups: &Arc<Coordinator>, meta: &Arc<Metadata>) {
     let (g, m) = (groups.clone(), meta.clone());
     tokio::task::spawn_blocking(move || g.load(&m));
     tokio::spawn(Coordinator::run_timers(Arc::downgrade(groups), Arc::downgrade(meta)));
+    if let Some(q) = meta.quorum() {
+        // Leadership of __consumer_offsets partitions moves with the metadata.
+        let (g, m, mut rx) = (Arc::downgrade(groups), Arc::downgrade(meta), q.published());
+        tokio::spawn(async move {
+            loop {
+                // Also every half second: the partitions take their new roles in another
+                // task, possibly just after this one saw the change.
+                if let Ok(Err(_)) = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await {
+                    return;
+                }
+                let (Some(g), Some(m)) = (g.upgrade(), m.upgrade()) else { return };
+                if g.is_loaded() {
+                    let _ = tokio::task::spawn_blocking(move || g.follow_leadership(&m)).await;
+                }
+            }
+        });
+    }
+}
+
+/// The `__consumer_offsets` partition holding `group`'s records.
+pub fn offsets_partition(meta: &Metadata, group: &str) -> Option<Arc<Partition>> {
+    let topic = meta.topic(OFFSETS_TOPIC)?;
+    topic.partitions.get(partition_for(group, topic.partitions.len() as i32) as usize).cloned()
 }
