@@ -280,6 +280,8 @@ pub(crate) struct TopicInfo {
     pub(crate) id: Uuid,
     pub(crate) internal: bool,
     pub(crate) partitions: Vec<(i32, i32, Vec<i32>, Vec<i32>)>,
+    /// Replicas on fenced (offline) brokers, by partition.
+    pub(crate) offline: BTreeMap<i32, Vec<i32>>,
 }
 
 async fn metadata(client: &mut Client, topics: Option<&[String]>) -> anyhow::Result<MetadataResponse> {
@@ -308,7 +310,8 @@ pub(crate) async fn topic_infos(client: &mut Client, topics: Option<&[String]>) 
             .map(|p| (p.partition_index, p.leader_id, p.replica_nodes.clone(), p.isr_nodes.clone()))
             .collect();
         partitions.sort_by_key(|p| p.0);
-        out.push(TopicInfo { name, id: t.topic_id, internal: t.is_internal, partitions });
+        let offline = t.partitions.iter().map(|p| (p.partition_index, p.offline_replicas.clone())).collect();
+        out.push(TopicInfo { name, id: t.topic_id, internal: t.is_internal, partitions, offline });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
@@ -418,6 +421,7 @@ pub async fn topic(cmd: TopicCmd, c: &Common) -> anyhow::Result<()> {
                 "LEADER",
                 "REPLICAS",
                 "ISR",
+                "OFFLINE",
                 "LOG-START-OFFSET",
                 "LOG-END-OFFSET",
                 "CONFIGS",
@@ -432,6 +436,7 @@ pub async fn topic(cmd: TopicCmd, c: &Common) -> anyhow::Result<()> {
                         leader.to_string(),
                         nodes(replicas),
                         nodes(isr),
+                        i.offline.get(p).filter(|o| !o.is_empty()).map_or("-".into(), |o| nodes(o)),
                         start.get(&k).map_or("-".into(), |o| o.to_string()),
                         end.get(&k).map_or("-".into(), |o| o.to_string()),
                         if cfg.is_empty() { "-".into() } else { cfg.clone() },

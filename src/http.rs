@@ -10,26 +10,43 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::metrics::{CommittedSample, PartitionSample, Scrape};
+use crate::metrics::{CommittedSample, FollowerSample, PartitionSample, Scrape};
 use crate::node::Node;
 
 /// Reads the scrape-time gauges' inputs from the node.
 pub fn scrape(node: &Node) -> Scrape {
     let mut s = Scrape::default();
+    let now = strom_storage::now_ms();
+    let cluster = node.meta.quorum().is_some();
     for topic in node.meta.topics() {
         // A single broker: every ISR has one replica.
         let min_isr: i64 = node.meta.topic_setting(&topic, "min.insync.replicas").parse().unwrap_or(1);
-        if min_isr > 1 {
+        if min_isr > 1 && !cluster {
             s.under_min_isr += topic.partitions.len() as i64;
         }
         for p in &topic.partitions {
+            let leo = p.log_end_offset();
             s.partitions.push(PartitionSample {
                 topic: topic.name.to_string(),
                 partition: p.index,
                 size_bytes: p.size_bytes(),
-                log_end_offset: p.high_watermark(),
+                log_end_offset: leo,
                 log_start_offset: p.log_start_offset(),
+                high_watermark: p.high_watermark(),
             });
+            // In a cluster the leader of each partition reports its replicas.
+            let Some(v) = p.replication_view() else { continue };
+            s.under_min_isr += i64::from(v.isr.len() < v.min_isr);
+            s.under_replicated += i64::from(v.isr.len() < v.replicas.len());
+            for (replica, f) in v.followers {
+                s.followers.push(FollowerSample {
+                    topic: topic.name.to_string(),
+                    partition: p.index,
+                    replica,
+                    lag_records: (leo - f.leo.max(0)).max(0),
+                    lag_ms: (now - f.last_caught_up_ms).max(0),
+                });
+            }
         }
     }
     if let Some(q) = node.meta.quorum() {

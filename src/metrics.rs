@@ -29,6 +29,23 @@ pub struct PartitionSample {
     pub log_end_offset: i64,
     /// Log start offset.
     pub log_start_offset: i64,
+    /// High watermark (what consumers may read up to).
+    pub high_watermark: i64,
+}
+
+/// A follower of a partition this broker leads, at scrape time.
+#[derive(Debug, Clone)]
+pub struct FollowerSample {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The follower's broker id.
+    pub replica: i32,
+    /// Records the follower is behind the leader's log end.
+    pub lag_records: i64,
+    /// Milliseconds since the follower was last caught up.
+    pub lag_ms: i64,
 }
 
 /// A group's committed offset with its partition's end, at scrape time.
@@ -54,6 +71,10 @@ pub struct Scrape {
     pub partitions: Vec<PartitionSample>,
     /// Partitions whose ISR is below `min.insync.replicas`.
     pub under_min_isr: i64,
+    /// Partitions this broker leads whose ISR lacks some replica.
+    pub under_replicated: i64,
+    /// Followers of the partitions this broker leads.
+    pub followers: Vec<FollowerSample>,
     /// Every committed offset of every group, for lag.
     pub committed: Vec<CommittedSample>,
     /// The metadata quorum as this node sees it (a cluster; `None` on a single node).
@@ -87,6 +108,16 @@ pub static STORAGE_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// ISR changes this broker proposed and the quorum committed (shrinks and expansions).
 pub static ISR_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// Partition leader changes this node's controller made (failovers and elections).
+pub static LEADER_ELECTIONS: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FollowerLabels {
+    topic: String,
+    partition: String,
+    replica: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
@@ -203,12 +234,25 @@ impl Metrics {
         let storage_errors: Counter = Counter::default();
         storage_errors.inc_by(STORAGE_ERRORS.load(Ordering::Relaxed));
         reg.register("strom_storage_errors", "Storage I/O failures (KAFKA_STORAGE_ERROR)", storage_errors);
+        let isr_changes: Counter = Counter::default();
+        isr_changes.inc_by(ISR_CHANGES.load(Ordering::Relaxed));
+        reg.register(
+            "strom_isr_changes",
+            "ISR shrinks and expansions this broker proposed and got committed",
+            isr_changes,
+        );
+        let elections: Counter = Counter::default();
+        elections.inc_by(LEADER_ELECTIONS.load(Ordering::Relaxed));
+        reg.register("strom_leader_elections", "Partition leader changes made by this node as controller", elections);
 
         let partitions: Gauge = Gauge::default();
         let under_min_isr: Gauge = Gauge::default();
         let log_size: Family<PartitionLabels, Gauge> = Family::default();
         let log_end: Family<PartitionLabels, Gauge> = Family::default();
         let log_start: Family<PartitionLabels, Gauge> = Family::default();
+        let hw: Family<PartitionLabels, Gauge> = Family::default();
+        let under_replicated: Gauge = Gauge::default();
+        under_replicated.set(scrape.under_replicated);
         partitions.set(scrape.partitions.len() as i64);
         under_min_isr.set(scrape.under_min_isr);
         for p in &scrape.partitions {
@@ -216,7 +260,30 @@ impl Metrics {
             log_size.get_or_create(&l).set(p.size_bytes as i64);
             log_end.get_or_create(&l).set(p.log_end_offset);
             log_start.get_or_create(&l).set(p.log_start_offset);
+            hw.get_or_create(&l).set(p.high_watermark);
         }
+        let follower_lag: Family<FollowerLabels, Gauge> = Family::default();
+        let follower_lag_ms: Family<FollowerLabels, Gauge> = Family::default();
+        for f in &scrape.followers {
+            let l = FollowerLabels {
+                topic: f.topic.clone(),
+                partition: f.partition.to_string(),
+                replica: f.replica.to_string(),
+            };
+            follower_lag.get_or_create(&l).set(f.lag_records);
+            follower_lag_ms.get_or_create(&l).set(f.lag_ms);
+        }
+        reg.register(
+            "strom_under_replicated_partitions",
+            "Partitions this broker leads whose ISR lacks a replica",
+            under_replicated,
+        );
+        reg.register(
+            "strom_replica_lag_records",
+            "Records a follower is behind its leader, per follower",
+            follower_lag,
+        );
+        reg.register("strom_replica_lag_ms", "Time since a follower was last caught up, per follower", follower_lag_ms);
         reg.register("strom_partitions", "Partitions on this broker", partitions);
         reg.register(
             "strom_under_min_isr_partitions",
@@ -224,7 +291,8 @@ impl Metrics {
             under_min_isr,
         );
         reg.register("strom_log_size_bytes", "Bytes on disk, per partition", log_size);
-        reg.register("strom_log_end_offset", "Log end offset (high watermark), per partition", log_end);
+        reg.register("strom_log_end_offset", "Log end offset, per partition", log_end);
+        reg.register("strom_high_watermark", "High watermark (committed up to), per partition", hw);
         reg.register("strom_log_start_offset", "Log start offset, per partition", log_start);
 
         let lag: Family<LagLabels, Gauge> = Family::default();

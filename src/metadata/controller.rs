@@ -223,9 +223,15 @@ pub async fn run(quorum: Weak<Quorum>, session: Duration) {
         if change.is_empty() {
             continue;
         }
-        tracing::info!(records = change.len(), "controller: fencing silent brokers / electing leaders");
-        if let Err(e) = q.write(change).await {
-            tracing::warn!(error = %format!("{e:#}"), "controller change not committed");
+        let elections =
+            change.iter().filter(|r| matches!(r, Record::PartitionChange { leader: Some(l), .. } if *l >= 0)).count();
+        tracing::info!(records = change.len(), elections, "controller: fencing silent brokers / electing leaders");
+        match q.write(change).await {
+            Ok(super::quorum::Applied::Ok) => {
+                crate::metrics::LEADER_ELECTIONS.fetch_add(elections as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(super::quorum::Applied::Refused(why)) => tracing::warn!(%why, "controller change refused"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "controller change not committed"),
         }
     }
 }
