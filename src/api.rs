@@ -25,6 +25,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -97,6 +98,7 @@ pub const APIS: &[ApiRange] = &[
     describe_log_dirs::API,
     create_partitions::API,
     delete_groups::API,
+    elect_leaders::API,
     alter_configs::INCREMENTAL_API,
     offset_delete::API,
     describe_quorum::API,
@@ -186,6 +188,7 @@ pub async fn dispatch(
         IncrementalAlterConfigsRequest::API_KEY => {
             respond(&alter_configs::handle_incremental(node, v, IncrementalAlterConfigsRequest::decode(r, v)?), v)
         }
+        ElectLeadersRequest::API_KEY => respond(&elect_leaders::handle(node, v, ElectLeadersRequest::decode(r, v)?), v),
         DeleteRecordsRequest::API_KEY => {
             respond(&delete_records::handle(node, v, DeleteRecordsRequest::decode(r, v)?), v)
         }

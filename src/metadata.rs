@@ -716,6 +716,65 @@ impl Metadata {
         }
     }
 
+    /// ElectLeaders: a preferred (`unclean == false`) or unclean election for each
+    /// partition, committed as one change; each partition's answer (Kafka's codes:
+    /// ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE).
+    pub fn elect_leaders(&self, unclean: bool, parts: &[(String, i32)]) -> Vec<(ErrorCode, Option<String>)> {
+        if self.quorum().is_none() {
+            // One broker leads everything already.
+            return parts
+                .iter()
+                .map(|(t, p)| match self.partition(t, *p) {
+                    Some(_) => (ErrorCode::ElectionNotNeeded, None),
+                    None => (ErrorCode::UnknownTopicOrPartition, None),
+                })
+                .collect();
+        }
+        let image = self.image();
+        let usable = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
+        let mut records = Vec::new();
+        let mut answers = Vec::new();
+        for (topic, index) in parts {
+            let Some((t, p)) = image.topic(topic).and_then(|t| Some((t, t.partitions.get(index)?))) else {
+                answers.push((ErrorCode::UnknownTopicOrPartition, None));
+                continue;
+            };
+            let change = if unclean {
+                if p.leader >= 0 {
+                    Err(ErrorCode::ElectionNotNeeded)
+                } else {
+                    match controller::elect(p, &usable, true) {
+                        Some((Some(l), isr)) if l >= 0 => Ok((l, isr)),
+                        _ => Err(ErrorCode::EligibleLeadersNotAvailable),
+                    }
+                }
+            } else {
+                controller::preferred_election(p, &usable).map(|l| (l, None))
+            };
+            match change {
+                Ok((leader, isr)) => {
+                    records.push(Record::PartitionChange {
+                        topic_id: t.id,
+                        partition: *index,
+                        leader: Some(leader),
+                        isr,
+                        replicas: None,
+                    });
+                    answers.push((ErrorCode::None, None));
+                }
+                Err(code) => answers.push((code, None)),
+            }
+        }
+        if !records.is_empty() {
+            if let Err((code, m)) = self.commit(records, ErrorCode::PreferredLeaderNotAvailable) {
+                for a in answers.iter_mut().filter(|a| a.0 == ErrorCode::None) {
+                    *a = (code, Some(m.clone()));
+                }
+            }
+        }
+        answers
+    }
+
     /// Closes and deletes the logs of a topic the image no longer has.
     fn remove_local(&self, t: &Topic) {
         let removed = {
@@ -802,7 +861,9 @@ impl Metadata {
         let Backend::Quorum(q) = &self.backend else { return };
         let num = |k: &str, d: u64| self.config.values.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
         let session = std::time::Duration::from_millis(num("broker.session.timeout.ms", 9000));
-        tokio::spawn(controller::run(Arc::downgrade(q), session));
+        let rebalance = self.config.values.get("auto.leader.rebalance.enable").is_none_or(|v| v != "false");
+        let every = std::time::Duration::from_secs(num("leader.imbalance.check.interval.seconds", 300).max(1));
+        tokio::spawn(controller::run(Arc::downgrade(q), session, rebalance.then_some(every)));
         if !self.serves_clients() {
             return;
         }
@@ -1059,7 +1120,9 @@ impl Metadata {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, (ErrorCode, String)> {
-        self.create_topic_placed(name, partitions, None, None, configs, validate_only)
+        // Auto-created topics get default.replication.factor in a cluster, as Kafka's do.
+        let rf = self.quorum().map(|_| self.config.default_replication_factor);
+        self.create_topic_placed(name, partitions, rf, None, configs, validate_only)
     }
 
     /// Creates a topic with `partitions` partitions of `replication_factor` replicas

@@ -1048,6 +1048,29 @@ async fn replicated_partitions_keep_every_acknowledged_record_when_their_leader_
         p.iter().all(|(_, isr)| isr.len() == 3).then_some(())
     })
     .await;
+    // ElectLeaders (preferred): the restarted broker is partition 0's first replica and
+    // in sync again, so it takes leadership back; asked again, nothing is needed.
+    let elect = |addr: String| async move {
+        let mut c = client(&addr).await;
+        let req = ElectLeadersRequest {
+            election_type: 0,
+            topic_partitions: Some(vec![elect_leaders_request::TopicPartitions {
+                topic: "replicated".into(),
+                partitions: vec![0],
+                ..Default::default()
+            }]),
+            timeout_ms: 5000,
+            ..Default::default()
+        };
+        let (r, _): (ElectLeadersResponse, _) = c.call(2, &req).await.expect("ElectLeaders");
+        r.replica_election_results[0].partition_result[0].error_code
+    };
+    assert_eq!(elect(survivor.clone()).await, 0);
+    eventually(Duration::from_secs(15), "the preferred replica leads partition 0 again", || async {
+        (placement(&survivor, "replicated").await?[0].0 == old_leader).then_some(())
+    })
+    .await;
+    assert_eq!(elect(survivor.clone()).await, ErrorCode::ElectionNotNeeded.code());
     // Now kill both other replicas of partition 0's leader: once the ISR shrinks to the
     // leader alone, acks=all is refused with NOT_ENOUGH_REPLICAS and nothing is committed.
     let p = placement(&survivor, "replicated").await.expect("placement");

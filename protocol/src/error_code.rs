@@ -73,6 +73,9 @@ error_codes! {
     MemberIdRequired = 79, false, "Rejoin with the member id in this response.";
     GroupMaxSizeReached = 81, false, "The group is at group.max.size.";
     FencedInstanceId = 82, false, "Another member holds this group.instance.id.";
+    PreferredLeaderNotAvailable = 80, true, "The preferred leader was not available.";
+    EligibleLeadersNotAvailable = 83, false, "Eligible topic partition leaders are not available.";
+    ElectionNotNeeded = 84, false, "Leader election not needed for topic partition.";
     GroupSubscribedToTopic = 86, false, "The group is subscribed to the topic.";
     FencedMemberEpoch = 110, false, "The member epoch is fenced; rejoin with epoch 0.";
     UnreleasedInstanceId = 111, false, "The instance id is still in use by another member.";

@@ -65,6 +65,7 @@ pub fn decode_request_body(key: i16, version: i16, r: &mut Reader, reencode: boo
         ConsumerGroupHeartbeatRequest,
         ConsumerGroupDescribeRequest,
         DeleteRecordsRequest,
+        ElectLeadersRequest,
         CreatePartitionsRequest,
         AlterConfigsRequest,
         IncrementalAlterConfigsRequest,

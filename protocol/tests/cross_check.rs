@@ -518,6 +518,7 @@ apis! {
     describe_topic_partitions: DescribeTopicPartitionsRequest => kp::DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse => kp::DescribeTopicPartitionsResponse;
     describe_log_dirs: DescribeLogDirsRequest => kp::DescribeLogDirsRequest, DescribeLogDirsResponse => kp::DescribeLogDirsResponse;
     delete_records: DeleteRecordsRequest => kp::DeleteRecordsRequest, DeleteRecordsResponse => kp::DeleteRecordsResponse;
+    elect_leaders: ElectLeadersRequest => kp::ElectLeadersRequest, ElectLeadersResponse => kp::ElectLeadersResponse;
     offset_for_leader_epoch: OffsetForLeaderEpochRequest => kp::OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse => kp::OffsetForLeaderEpochResponse;
     alter_replica_log_dirs: AlterReplicaLogDirsRequest => kp::AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse => kp::AlterReplicaLogDirsResponse;
     describe_quorum: DescribeQuorumRequest => kp::DescribeQuorumRequest, DescribeQuorumResponse => kp::DescribeQuorumResponse;

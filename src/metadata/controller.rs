@@ -159,6 +159,45 @@ pub fn elect(
     Some((leader_change, isr_change))
 }
 
+/// Kafka's preferred-leader election for one partition (ElectLeaders type 0 and
+/// `auto.leader.rebalance.enable`): the first replica, if it is live, in the ISR and not
+/// leading yet. `Err` is the answer ElectLeaders gives when there is nothing to do.
+pub fn preferred_election(p: &PartitionImage, usable: &dyn Fn(i32) -> bool) -> Result<i32, crate::error::ErrorCode> {
+    use crate::error::ErrorCode;
+    let Some(&preferred) = p.replicas.first() else { return Err(ErrorCode::PreferredLeaderNotAvailable) };
+    if p.leader == preferred {
+        return Err(ErrorCode::ElectionNotNeeded);
+    }
+    if !usable(preferred) || !p.isr.contains(&preferred) {
+        return Err(ErrorCode::PreferredLeaderNotAvailable);
+    }
+    Ok(preferred)
+}
+
+/// The partition changes that hand leadership back to preferred replicas wherever they
+/// are live and in sync (`auto.leader.rebalance.enable`). Kafka waits until a broker's
+/// imbalance passes `leader.imbalance.per.broker.percentage`; Strom rebalances every
+/// imbalanced partition at each check.
+pub fn rebalance_leaders(image: &Image, usable: &dyn Fn(i32) -> bool) -> Vec<Record> {
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for (&index, p) in &t.partitions {
+            if p.leader >= 0 {
+                if let Ok(l) = preferred_election(p, usable) {
+                    out.push(Record::PartitionChange {
+                        topic_id: t.id,
+                        partition: index,
+                        leader: Some(l),
+                        isr: None,
+                        replicas: None,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The records of a controlled shutdown of `broker`: marked as shutting down and fenced,
 /// its partitions left without a leader (clients get LEADER_NOT_AVAILABLE instead of
 /// timing out against a broker that is gone).
@@ -189,8 +228,9 @@ pub fn controlled_shutdown(image: &Image, broker: i32) -> Vec<Record> {
 
 /// Runs the controller's duties on this node whenever it leads the quorum, every quarter
 /// of the session timeout, until the quorum is dropped.
-pub async fn run(quorum: Weak<Quorum>, session: Duration) {
+pub async fn run(quorum: Weak<Quorum>, session: Duration, rebalance_every: Option<Duration>) {
     let tick = (session / 4).max(Duration::from_millis(50));
+    let mut last_rebalance = Instant::now();
     loop {
         tokio::time::sleep(tick).await;
         let Some(q) = quorum.upgrade() else { return };
@@ -219,7 +259,14 @@ pub async fn run(quorum: Weak<Quorum>, session: Duration) {
             let last = liveness.last_seen(id, epoch).map_or(since, |t| t.max(since));
             now.duration_since(last) < session
         };
-        let change = duties(&image, &live);
+        let mut change = duties(&image, &live);
+        if change.is_empty() && rebalance_every.is_some_and(|every| now.duration_since(last_rebalance) >= every) {
+            last_rebalance = now;
+            let usable = |id: i32| {
+                image.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown && live(id, b.epoch))
+            };
+            change = rebalance_leaders(&image, &usable);
+        }
         if change.is_empty() {
             continue;
         }

@@ -137,6 +137,13 @@ impl Image {
                 let topic = self.topics.get_mut(topic_id).ok_or(ApplyError::UnknownTopic(*topic_id))?;
                 let p =
                     topic.partitions.get_mut(partition).ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                // A leader comes from the ISR it leads (ADR 0010): a change racing an ISR
+                // shrink must not elect a replica that fell out of sync.
+                if let Some(l) = leader.filter(|l| *l >= 0) {
+                    if !isr.as_ref().unwrap_or(&p.isr).contains(&l) {
+                        return Err(ApplyError::IsrChange(format!("leader {l} is not in the ISR")));
+                    }
+                }
                 if let Some(l) = leader {
                     if *l != p.leader {
                         p.leader = *l;
