@@ -127,7 +127,8 @@ def main():
     started = time.time()
     proc = subprocess.Popen([strom, "dev-cluster", "3", "--dir", tmp, "--base-port", str(base),
                              "--override", "broker.session.timeout.ms=6000",
-                             "--override", "broker.heartbeat.interval.ms=500"],
+                             "--override", "broker.heartbeat.interval.ms=500",
+                             "--override", "min.insync.replicas=2"],
                             stdout=log, stderr=subprocess.STDOUT)
     bootstraps = ["127.0.0.1:%d" % (base + 10 * i) for i in range(3)]
     failed = False
@@ -136,9 +137,12 @@ def main():
         say("cluster of 3 ready in %.2f s: quorum leader %d, brokers %s" %
             (time.time() - started, ready["quorum"]["leader_id"],
              ", ".join("%d leads %d" % (b["node_id"], b["leader_partitions"]) for b in ready["brokers"])))
+        # Every topic the scenarios create has three replicas, two of them needed for
+        # acks=all: the clients run against replicated partitions.
         rc = subprocess.run(["python3", os.path.join(ROOT, "compat-tests", "run"),
                              "--bootstrap", bootstraps[1], "--clients", args.clients,
-                             "--scenarios", args.scenarios]).returncode
+                             "--scenarios", args.scenarios],
+                            env=dict(os.environ, STROM_COMPAT_REPLICATION_FACTOR="3")).returncode
         if rc != 0:
             say("FAIL: compat scenarios against the cluster (exit %d)" % rc)
             failed = True

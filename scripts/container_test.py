@@ -21,9 +21,10 @@ What it checks, in order:
   6. so does the environment of compose.yaml (the README's compose file);
   7. the three services of compose.cluster.yaml form one cluster (host networking, each
      service's ports remapped to free ones): every broker lists all three, a topic is
-     produced to and consumed from; one container is killed (SIGKILL), the others keep
-     serving their partitions and list it no more; restarted on its volume it rejoins
-     and leads its partitions again.
+     produced to and consumed from; one container is killed (SIGKILL): the others fence
+     it, its partitions fail over (RF=3, min.insync.replicas=2) and every partition
+     keeps taking acks=all writes; restarted on its volume it catches up and rejoins
+     every ISR.
 
 The machine needs no Docker engine and no registry access. Base images cannot be
 pulled, so the build stage's base is made here: a Debian bookworm root from debootstrap
@@ -637,24 +638,38 @@ def compose_cluster():
     kcat("-P", "-b", boot[1], "-t", "cluster", "-K:", input="".join(f"k{i}:r{i}\n" for i in range(30)))
     got = kcat("-C", "-b", boot[2], "-t", "cluster", "-o", "beginning", "-e", "-q").stdout.split()
     check(len(got) == 31, f"consumed {len(got)} of 31 records from the cluster")
-    # Kill node 2's container; the others fence it and keep serving their partitions.
+    # Kill node 2's container; the others fence it, and its partitions fail over to an
+    # in-sync replica (RF=3, min.insync.replicas=2): every partition keeps serving.
     victim = nodes[1]
     podman("kill", victim.name)
-    fenced_at = time.monotonic()
+    killed_at = time.monotonic()
     eventually("node 2 fenced", lambda: kcat_view(boot[0])[0] == [1, 3], timeout=30)
-    figure("killed container fenced after", f"{(time.monotonic() - fenced_at) * 1000:.0f} ms")
-    survivors = [p for (t, p), l in leaders.items() if l != 2]
-    for p in survivors:
+    figure("killed container fenced after", f"{(time.monotonic() - killed_at) * 1000:.0f} ms")
+    eventually("every partition led by a live broker",
+               lambda: all(l in (1, 3) for (t, _), l in kcat_view(boot[0])[1].items() if t == "cluster"),
+               timeout=30)
+    figure("killed container's partitions led elsewhere after", f"{(time.monotonic() - killed_at) * 1000:.0f} ms")
+    for p in range(3):
+        # kcat's librdkafka produces with acks=all: two in-sync replicas acknowledge.
         kcat("-P", "-b", boot[0], "-t", "cluster", "-p", str(p), input="after\n")
-    # Back on its volume: it rejoins and leads its partitions again.
+    got = kcat("-C", "-b", boot[2], "-t", "cluster", "-o", "beginning", "-e", "-q").stdout.split()
+    check(len(got) == 34, f"with node 2 down: consumed {len(got)} of 34 records")
+    # Back on its volume: it catches up and rejoins every ISR.
     podman("rm", "-f", victim.name, check_rc=False)
     victim.start()
     victim.wait_ready()
-    eventually("node 2 back", lambda: kcat_view(boot[2])[0] == [1, 2, 3]
-               and all(l > 0 for (t, _), l in kcat_view(boot[2])[1].items() if t == "cluster"), timeout=30)
+    rejoined_at = time.monotonic()
+
+    def full_isrs():
+        md = json.loads(kcat("-L", "-J", "-b", boot[2]).stdout)
+        isrs = [len(p.get("isrs", [])) for t in md["topics"] if t["topic"] == "cluster" for p in t["partitions"]]
+        return len(isrs) == 3 and all(n == 3 for n in isrs)
+
+    eventually("node 2 back in every ISR of topic cluster", full_isrs, timeout=60)
+    figure("restarted container back in every ISR after", f"{(time.monotonic() - rejoined_at) * 1000:.0f} ms")
     got = kcat("-C", "-b", boot[1], "-t", "cluster", "-o", "beginning", "-e", "-q").stdout.split()
-    check(len(got) == 31 + len(survivors), f"after the rejoin: {len(got)} records")
-    say(f"compose.cluster.yaml: 3 containers, one killed (fenced, {len(survivors)} partitions kept serving), rejoined")
+    check(len(got) == 34, f"after the rejoin: {len(got)} records")
+    say("compose.cluster.yaml: 3 containers (RF=3), one killed: every partition kept serving; it rejoined the ISRs")
     for n in nodes:
         n.rm()
         podman("volume", "rm", "-f", n.volume, check_rc=False)

@@ -317,8 +317,43 @@ pub(crate) async fn topic_infos(client: &mut Client, topics: Option<&[String]>) 
     Ok(out)
 }
 
-/// ListOffsets at `timestamp` (-1 latest, -2 earliest) for every (topic, partition).
+/// ListOffsets at `timestamp` (-1 latest, -2 earliest) for every (topic, partition),
+/// each asked of its leader (in a cluster only the leader answers; the others say
+/// NOT_LEADER_OR_FOLLOWER).
 pub(crate) async fn list_offsets(
+    client: &mut Client,
+    parts: &[(String, i32)],
+    timestamp: i64,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let md = metadata(client, None).await?;
+    if md.brokers.len() <= 1 {
+        return list_offsets_at(client, parts, timestamp).await;
+    }
+    let leader_of: BTreeMap<(String, i32), i32> = md
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let name = t.name.clone().unwrap_or_default();
+            t.partitions.iter().map(move |p| ((name.clone(), p.partition_index), p.leader_id))
+        })
+        .collect();
+    let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    for part in parts {
+        by_leader.entry(leader_of.get(part).copied().unwrap_or(-1)).or_default().push(part.clone());
+    }
+    let mut out = BTreeMap::new();
+    for (leader, ps) in by_leader {
+        let b = md.brokers.iter().find(|b| b.node_id == leader).with_context(|| {
+            format!("no leader for {}", ps.iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>().join(", "))
+        })?;
+        let mut c = Client::connect(&format!("{}:{}", b.host, b.port), Duration::from_secs(10)).await?;
+        out.extend(list_offsets_at(&mut c, &ps, timestamp).await?);
+    }
+    Ok(out)
+}
+
+/// ListOffsets at `timestamp` for `parts`, all asked of `client`'s broker.
+async fn list_offsets_at(
     client: &mut Client,
     parts: &[(String, i32)],
     timestamp: i64,

@@ -126,7 +126,8 @@ struct DevClusterArgs {
     /// Node i listens for clients on BASE+10·(i-1) and for the quorum on that port + 1.
     #[arg(long, default_value_t = 19092)]
     base_port: u16,
-    /// More settings for every node (KEY=VALUE, repeatable).
+    /// More settings for every node (KEY=VALUE, repeatable). The default besides the
+    /// listeners: `default.replication.factor=min(3, nodes)`.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }
@@ -154,6 +155,9 @@ fn dev_cluster(args: DevClusterArgs) -> anyhow::Result<()> {
             .args(["--override", "controller.listener.names=CONTROLLER"])
             .args(["--override", &format!("controller.quorum.voters={voters}")])
             .args(["--override", &format!("strom.http.listener=127.0.0.1:{}", port(i, 2))]);
+        // A development cluster replicates like a production one: topics created without
+        // a replication factor get min(3, nodes) replicas (overridable below).
+        cmd.args(["--override", &format!("default.replication.factor={}", args.nodes.min(3))]);
         for o in &args.overrides {
             cmd.args(["--override", o]);
         }

@@ -13,7 +13,7 @@ from compat import fail, log, passed
 topic = compat.topic("-admin")
 a = ck.admin()
 log("creating %s with segment.bytes=1048576, retention.ms=3600000" % topic)
-fs = a.create_topics([NewTopic(topic, 2, 1, config={"segment.bytes": "1048576", "retention.ms": "3600000"})])
+fs = a.create_topics([NewTopic(topic, 2, compat.replication_factor(), config={"segment.bytes": "1048576", "retention.ms": "3600000"})])
 fs[topic].result(timeout=30)
 ck.wait_partitions(a, topic, 2)
 
@@ -50,7 +50,7 @@ log("deleting %s" % topic)
 a.delete_topics([topic])[topic].result(timeout=30)
 if topic in a.list_topics(timeout=10).topics:
     fail("deleted topic %s is still listed" % topic)
-fs = a.create_topics([NewTopic(topic, 1, 1)])
+fs = a.create_topics([NewTopic(topic, 1, compat.replication_factor())])
 fs[topic].result(timeout=30)
 ck.wait_partitions(a, topic, 1)
 p = ck.producer()

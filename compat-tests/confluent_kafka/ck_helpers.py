@@ -149,7 +149,7 @@ def consume_all(topic, partitions, expected_total, timeout=120, start=OFFSET_BEG
 def create_topic(topic, partitions, timeout=30, config=None):
     """CreateTopics with `partitions` and optional topic config overrides; returns the AdminClient."""
     a = admin()
-    fs = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})],
+    fs = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=compat.replication_factor(), config=config or {})],
                          operation_timeout=timeout, request_timeout=timeout)
     try:
         fs[topic].result(timeout=timeout)

@@ -11,7 +11,7 @@ from compat import fail, log, passed
 topic = compat.topic("-admin")
 a = kp.admin()
 log("creating %s with segment.bytes=1048576" % topic)
-a.create_topics([NewTopic(topic, 2, 1, topic_configs={"segment.bytes": "1048576"})])
+a.create_topics([NewTopic(topic, 2, compat.replication_factor(), topic_configs={"segment.bytes": "1048576"})])
 kp.wait_partitions(topic, 2, admin_client=a)
 
 
@@ -37,7 +37,7 @@ log("deleting %s" % topic)
 a.delete_topics([topic])
 if topic in a.list_topics():
     fail("deleted topic %s is still listed" % topic)
-a.create_topics([NewTopic(topic, 1, 1)])
+a.create_topics([NewTopic(topic, 1, compat.replication_factor())])
 kp.wait_partitions(topic, 1, admin_client=a)
 p = kp.producer()
 meta = p.send(topic, key=b"k", value=b"fresh").get(timeout=30)

@@ -99,7 +99,7 @@ def create_topic(topic, partitions, timeout=30, topic_configs=None):
     """CreateTopics with `partitions` and optional config overrides; returns the admin client."""
     a = admin()
     try:
-        resp = a.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=1,
+        resp = a.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=compat.replication_factor(),
                                          topic_configs=topic_configs or {})],
                                timeout_ms=timeout * 1000)
     except Exception as e:  # noqa: BLE001

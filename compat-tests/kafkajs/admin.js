@@ -20,7 +20,7 @@ c.main(async () => {
   const admin = k.admin()
   await admin.connect()
   c.log(`creating ${topic} with segment.bytes=1048576, retention.ms=3600000`)
-  const ok = await admin.createTopics({ topics: [{ topic, numPartitions: 2, replicationFactor: 1, configEntries: [{ name: 'segment.bytes', value: '1048576' }, { name: 'retention.ms', value: '3600000' }] }] })
+  const ok = await admin.createTopics({ topics: [{ topic, numPartitions: 2, replicationFactor: Number(process.env.STROM_COMPAT_REPLICATION_FACTOR || 1), configEntries: [{ name: 'segment.bytes', value: '1048576' }, { name: 'retention.ms', value: '3600000' }] }] })
   if (ok !== true) c.fail(`createTopics(${topic}) returned ${ok}`)
   await c.waitPartitions(admin, topic, 2)
 

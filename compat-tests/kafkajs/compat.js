@@ -447,7 +447,7 @@ async function waitPartitions(admin, topicName, n, timeout = 30) {
 async function createTopic(admin, topicName, numPartitions, configEntries = []) {
   let created
   try {
-    created = await within(30, 'createTopics', admin.createTopics({ topics: [{ topic: topicName, numPartitions, replicationFactor: 1, configEntries }], waitForLeaders: true, timeout: 20000 }))
+    created = await within(30, 'createTopics', admin.createTopics({ topics: [{ topic: topicName, numPartitions, replicationFactor: Number(process.env.STROM_COMPAT_REPLICATION_FACTOR || 1), configEntries }], waitForLeaders: true, timeout: 20000 }))
   } catch (e) {
     fail(`createTopics(${topicName}, ${numPartitions} partitions, configs ${JSON.stringify(configEntries)}) failed: ${e && e.stack ? e.stack : e}`)
   }

@@ -20,6 +20,12 @@ EXIT_UNSUPPORTED = 3
 N_MESSAGES = int(os.environ.get("COMPAT_MESSAGES", "10000"))
 
 
+def replication_factor():
+    """Replicas of the topics scenarios create: 1, or STROM_COMPAT_REPLICATION_FACTOR
+    (scripts/cluster_test.py runs the scenarios against three brokers with 3)."""
+    return int(os.environ.get("STROM_COMPAT_REPLICATION_FACTOR", "1"))
+
+
 def bootstrap():
     b = os.environ.get("STROM_BOOTSTRAP")
     if not b:
