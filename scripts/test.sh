@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Strom test command.
 #
-#   ./scripts/test.sh [all|lint|unit|compat|cluster|load|fuzz|container]   (default: all)
+#   ./scripts/test.sh [all|lint|unit|compat|cluster|nemesis|load|fuzz|container]   (default: all)
+#   ./scripts/test.sh nemesis [scripts/nemesis.py options, e.g. --faults 150 --duration 3600]
 #
 #   lint    cargo fmt --check; cargo clippy (all targets, -D warnings)
 #   unit    cargo test --workspace (unit + integration tests)
@@ -13,12 +14,19 @@
 #           (./scripts/fuzz.sh; installs cargo-fuzz from crates.io if missing)
 #   cluster real clients (confluent-kafka, kafka-python, kafkajs, kcat) against
 #           `strom dev-cluster 3` through compat-tests/run --bootstrap, and the
-#           metadata propagation figure (scripts/cluster_test.py, ~1 min)
+#           metadata propagation figure (scripts/cluster_test.py, ~1 min), then the
+#           short nemesis run (below)
+#   nemesis fault injection (scripts/nemesis.py, ~2 min): 3 nodes, RF 3,
+#           min.insync.replicas=2, idempotent acks=all producers (confluent-kafka,
+#           kafka-python), a group consumer and a committer, under kill -9, SIGSTOP and
+#           network partitions (namespaces of its own; needs root, else skipped), then
+#           Jepsen-style checks: no acknowledged record lost or duplicated, offsets
+#           consistent and contiguous, replicas byte-identical, commits never backwards
 #   container  the Docker image: podman builds the Dockerfile (local base images,
 #           cached under /var/tmp/strom-container-test), runs it and drives it
 #           with kcat and confluent-kafka (scripts/container_test.py; installs podman
 #           and debootstrap with apt if missing)
-#   all     lint, unit, load, fuzz, compat, cluster, container
+#   all     lint, unit, load, fuzz, compat, cluster (with the short nemesis run), container
 #
 # STROM_SKIP_COMPAT=1 skips the compat suite (e.g. on a machine without
 # apt/PyPI access), STROM_SKIP_CONTAINER=1 the container test. Works on a
@@ -32,13 +40,13 @@ ROOT="$(pwd)"
 
 SUITE="${1:-all}"
 case "$SUITE" in
-    all | lint | unit | compat | cluster | load | fuzz | container) ;;
+    all | lint | unit | compat | cluster | nemesis | load | fuzz | container) ;;
     -h | --help)
-        sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "usage: $0 [all|lint|unit|compat|cluster|load|fuzz|container]" >&2
+        echo "usage: $0 [all|lint|unit|compat|cluster|nemesis|load|fuzz|container]" >&2
         exit 2
         ;;
 esac
@@ -106,6 +114,24 @@ run_cluster() {
     "$ROOT/compat-tests/install.sh"
     step "cluster test: real clients against strom dev-cluster 3 (scripts/cluster_test.py)"
     "$ROOT/compat-tests/.venv/bin/python" "$ROOT/scripts/cluster_test.py" --strom-bin target/debug/strom
+    nemesis_step
+}
+
+nemesis_step() {
+    step "nemesis: faults against 3 nodes, Jepsen-style checks (scripts/nemesis.py $*)"
+    "$ROOT/compat-tests/.venv/bin/python" "$ROOT/scripts/nemesis.py" --strom-bin target/debug/strom "$@"
+}
+
+run_nemesis() {
+    if [ "${STROM_SKIP_COMPAT:-0}" = "1" ]; then
+        step "nemesis SKIPPED (STROM_SKIP_COMPAT=1)"
+        return 0
+    fi
+    step "cargo build --bin strom"
+    cargo build --bin strom
+    step "compat-tests/install.sh --python-only (confluent-kafka, kafka-python)"
+    "$ROOT/compat-tests/install.sh" --python-only
+    nemesis_step "$@"
 }
 
 run_container() {
@@ -124,6 +150,7 @@ case "$SUITE" in
     unit) run_unit ;;
     compat) run_compat ;;
     cluster) run_cluster ;;
+    nemesis) run_nemesis "${@:2}" ;;
     load) run_load ;;
     fuzz) run_fuzz ;;
     container) run_container ;;

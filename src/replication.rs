@@ -226,7 +226,10 @@ async fn truncate<'a>(
             let answer = (r.leader_epoch >= 0 && r.end_offset >= 0).then_some((r.leader_epoch, r.end_offset));
             let (to, agreed) =
                 truncation_step(asked, answer, |e| p.end_offset_for_epoch(e), p.log_end_offset(), p.log_start_offset());
-            if to < p.log_end_offset() {
+            // Also when nothing is cut but the epochs disagree: the cache's entries from
+            // `to` on (an empty leadership of this broker) must go, or the next round
+            // asks about the same epoch again.
+            if to < p.log_end_offset() || !agreed {
                 tracing::info!(partition = ?p, asked, ?answer, from = p.log_end_offset(), to, "truncating to the leader");
                 if p.truncate_follower(to, false, f.epoch).is_err() {
                     break;

@@ -273,7 +273,7 @@ pub async fn run(quorum: Weak<Quorum>, session: Duration, rebalance_every: Optio
         let elections =
             change.iter().filter(|r| matches!(r, Record::PartitionChange { leader: Some(l), .. } if *l >= 0)).count();
         tracing::info!(records = change.len(), elections, "controller: fencing silent brokers / electing leaders");
-        match q.write(change).await {
+        match q.write_as_leader(change).await {
             Ok(super::quorum::Applied::Ok) => {
                 crate::metrics::LEADER_ELECTIONS.fetch_add(elections as u64, std::sync::atomic::Ordering::Relaxed);
             }

@@ -1069,6 +1069,19 @@ impl Quorum {
         }
     }
 
+    /// Appends `records` only if this node still leads the quorum, with no forwarding and
+    /// no retry: the controller's own decisions (fencing, elections, rebalancing) were
+    /// computed from this leader's view, and a deposed leader's view is stale (it saw
+    /// every broker fall silent because their heartbeats went to its successor). Such a
+    /// change must die with the leadership, never reach the new leader (issue 14's
+    /// nemesis found acknowledged records truncated that way).
+    pub async fn write_as_leader(&self, records: Vec<Record>) -> anyhow::Result<Applied> {
+        let Engine::Voter(raft) = &self.engine else { anyhow::bail!("not a voter") };
+        let r = raft.client_write(Change(records)).await.map_err(|e| anyhow::anyhow!("metadata quorum: {e}"))?;
+        self.await_applied(r.log_id.index as i64, WRITE_TIMEOUT).await;
+        Ok(r.data)
+    }
+
     async fn forward(&self, addr: &str, change: Change, ttl: Duration) -> anyhow::Result<(Applied, u64)> {
         match self.call(addr, Rpc::Write(change), ttl).await? {
             Reply::Write(Ok((applied, index))) => {

@@ -701,6 +701,18 @@ impl Log {
     pub fn truncate_to(&mut self, offset: i64) -> Result<i64> {
         let (start, end) = (self.log_start_offset(), self.log_end_offset());
         if offset >= end {
+            // No batch to cut, but an epoch entry at the end (a leadership that wrote
+            // nothing) disagrees with the leader that told us to stop here: it goes, as
+            // Kafka's truncateFromEnd drops it, or the follower would ask about that
+            // epoch forever.
+            if offset == end {
+                let mut epochs = self.epochs.clone();
+                if epochs.truncate_from_end(end) {
+                    write_epoch_checkpoint(&self.dir, &epochs)?;
+                    sync_dir(&self.dir)?;
+                    self.epochs = epochs;
+                }
+            }
             return Ok(end);
         }
         if offset < start {

@@ -1172,6 +1172,22 @@ fn assign_epoch_ends_the_previous_epoch_at_the_new_leaders_log_end() {
     assert_eq!(log.end_offset_for_epoch(9), Some((9, 13)));
 }
 
+#[test]
+fn truncating_to_the_log_end_drops_an_epoch_that_wrote_nothing() {
+    // A broker led briefly (epoch 8 assigned at 10) and wrote nothing; the next leader
+    // tells it its data ends at 10. No batch goes, but epoch 8 must: otherwise the
+    // follower keeps asking the leader about an epoch the leader never had.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = epoch_log(dir.path());
+    log.assign_epoch(8, 10).unwrap();
+    assert_eq!(log.truncate_to(10).unwrap(), 10);
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4), (5, 8)]);
+    assert_eq!(log.end_offset_for_epoch(8), Some((5, 10)));
+    drop(log);
+    let log = Log::open(dir.path(), config(1024)).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (2, 4), (5, 8)], "the checkpoint was rewritten");
+}
+
 #[derive(Debug, Clone)]
 enum EpochOp {
     /// An append at the current epoch, or (`bump`) at a newer one.
