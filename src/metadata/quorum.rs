@@ -818,8 +818,11 @@ pub struct Quorum {
     settings: QuorumSettings,
     published: watch::Receiver<Published>,
     /// Connections for calls this node makes outside Raft (forwarded writes,
-    /// heartbeats, fetches), by address.
-    peers: Mutex<BTreeMap<String, Peer>>,
+    /// heartbeats, fetches), by address. Each has its own lock: a call to a peer that
+    /// does not answer (paused, cut off) must not hold up calls to the others — a
+    /// forward to the new leader or a heartbeat queued behind a timing-out call to the
+    /// old one stalled every metadata write for as long as callers kept coming.
+    peers: Mutex<BTreeMap<String, Arc<Mutex<Peer>>>>,
     liveness: Arc<super::controller::Liveness>,
     /// A voter's log, read to answer observers' fetches.
     store: Option<LogStore>,
@@ -1095,14 +1098,25 @@ impl Quorum {
     }
 
     async fn call(&self, addr: &str, rpc: Rpc, ttl: Duration) -> anyhow::Result<Reply> {
-        let mut peers = self.peers.lock().await;
-        let peer = peers.entry(addr.to_string()).or_insert_with(|| Peer {
-            target: 0,
-            addr: addr.to_string(),
-            me: self.settings.node_id,
-            cluster_id: self.settings.cluster_id.clone(),
-            conn: None,
-        });
+        let peer = {
+            let mut peers = self.peers.lock().await;
+            peers
+                .entry(addr.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Mutex::new(Peer {
+                        target: 0,
+                        addr: addr.to_string(),
+                        me: self.settings.node_id,
+                        cluster_id: self.settings.cluster_id.clone(),
+                        conn: None,
+                    }))
+                })
+                .clone()
+        };
+        // Calls to one peer share its connection, so they take turns; bounded by `ttl`.
+        let mut peer = tokio::time::timeout(ttl, peer.lock())
+            .await
+            .map_err(|_| anyhow::anyhow!("{addr}: busy with earlier calls for {ttl:?}"))?;
         Ok(peer.call(rpc, ttl).await?)
     }
 
