@@ -392,42 +392,9 @@ async fn three_brokers_agree_spread_partitions_and_serve_them_from_their_leaders
         .await
         .expect("find coordinator");
     assert_eq!(fc.coordinators[0].node_id, want);
-    let commit = |offset: i64| OffsetCommitRequest {
-        group_id: group.clone(),
-        generation_id_or_member_epoch: -1,
-        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
-            name: "six".into(),
-            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
-                partition_index: 0,
-                committed_offset: offset,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let (r, _): (OffsetCommitResponse, _) = b1.call(9, &commit(7)).await.expect("commit at broker 1");
-    assert_eq!(r.topics[0].partitions[0].error_code, ErrorCode::NotCoordinator.code());
-    let mut coord = client(&addrs[want as usize - 1]).await;
-    let (r, _): (OffsetCommitResponse, _) = coord.call(9, &commit(7)).await.expect("commit");
-    assert_eq!(r.topics[0].partitions[0].error_code, 0);
-    assert_eq!(committed(&addrs[want as usize - 1], &group).await, Some(7));
-}
-
-async fn committed(addr: &str, group: &str) -> Option<i64> {
-    let mut c = Client::connect(addr, Duration::from_secs(2)).await.ok()?;
-    let req = OffsetFetchRequest {
-        group_id: group.into(),
-        topics: Some(vec![offset_fetch_request::OffsetFetchRequestTopic {
-            name: "six".into(),
-            partition_indexes: vec![0],
-            ..Default::default()
-        }]),
-        ..Default::default()
-    };
-    let (r, _): (OffsetFetchResponse, _) = c.call(7, &req).await.ok()?;
-    let p = r.topics.first()?.partitions.first()?;
-    (p.error_code == 0 && r.error_code == 0).then_some(p.committed_offset)
+    assert_eq!(commit_standalone(&addrs[0], &group, "six", 7).await, ErrorCode::NotCoordinator.code());
+    assert_eq!(commit_standalone(&addrs[want as usize - 1], &group, "six", 7).await, 0);
+    assert_eq!(committed_in(&addrs[want as usize - 1], &group, "six").await, Some(7));
 }
 
 async fn futures_views(addrs: &[String]) -> Option<Vec<(Vec<i32>, Vec<(String, i32, i32)>)>> {
@@ -584,7 +551,7 @@ async fn metadata_and_committed_offsets_survive_kill9_of_the_whole_cluster() {
         .expect("describe configs");
     assert_eq!(r.results[0].configs[0].value.as_deref(), Some("123456789"));
     let off = eventually(Duration::from_secs(20), "committed offset", || async {
-        committed(&addrs[coordinator], group).await
+        committed_in(&addrs[coordinator], group, "six").await
     })
     .await;
     assert_eq!(off, 4);
