@@ -40,6 +40,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
+pub mod partition_reassignments;
 pub mod produce;
 pub mod sync_group;
 pub mod telemetry;
@@ -99,6 +100,8 @@ pub const APIS: &[ApiRange] = &[
     create_partitions::API,
     delete_groups::API,
     elect_leaders::API,
+    partition_reassignments::ALTER_API,
+    partition_reassignments::LIST_API,
     alter_configs::INCREMENTAL_API,
     offset_delete::API,
     describe_quorum::API,
@@ -189,6 +192,13 @@ pub async fn dispatch(
             respond(&alter_configs::handle_incremental(node, v, IncrementalAlterConfigsRequest::decode(r, v)?), v)
         }
         ElectLeadersRequest::API_KEY => respond(&elect_leaders::handle(node, v, ElectLeadersRequest::decode(r, v)?), v),
+        AlterPartitionReassignmentsRequest::API_KEY => respond(
+            &partition_reassignments::handle_alter(node, v, AlterPartitionReassignmentsRequest::decode(r, v)?),
+            v,
+        ),
+        ListPartitionReassignmentsRequest::API_KEY => {
+            respond(&partition_reassignments::handle_list(node, v, ListPartitionReassignmentsRequest::decode(r, v)?), v)
+        }
         DeleteRecordsRequest::API_KEY => {
             respond(&delete_records::handle(node, v, DeleteRecordsRequest::decode(r, v)?), v)
         }

@@ -775,6 +775,72 @@ impl Metadata {
         answers
     }
 
+    /// AlterPartitionReassignments (KIP-455): starts, replaces or (`None`) cancels the
+    /// reassignment of each partition, all committed as one change; each partition's
+    /// answer. With `allow_rf_change == false` a target of another size than the
+    /// original replica set is INVALID_REPLICATION_FACTOR (KIP-860). On a single node the
+    /// only valid target is the node itself.
+    pub fn reassign_partitions(
+        &self,
+        parts: &[(String, i32, Option<Vec<i32>>)],
+        allow_rf_change: bool,
+    ) -> Vec<(ErrorCode, Option<String>)> {
+        let image = self.image();
+        let single = self.quorum().is_none();
+        let usable = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
+        let mut records = Vec::new();
+        let mut answers = Vec::new();
+        for (topic, index, target) in parts {
+            let Some((t, p)) = image.topic(topic).and_then(|t| Some((t, t.partitions.get(index)?))) else {
+                answers.push((ErrorCode::UnknownTopicOrPartition, None));
+                continue;
+            };
+            if let Some(target) = target {
+                if !allow_rf_change && target.len() != p.original_replicas().len() {
+                    answers.push((
+                        ErrorCode::InvalidReplicationFactor,
+                        Some("the request does not allow changing the replication factor".into()),
+                    ));
+                    continue;
+                }
+                if single && target.as_slice() != [self.config.node_id] {
+                    answers.push((
+                        ErrorCode::InvalidReplicaAssignment,
+                        Some(format!("this single node is broker {}", self.config.node_id)),
+                    ));
+                    continue;
+                }
+            }
+            if single {
+                answers.push(match target {
+                    Some(_) => (ErrorCode::None, None),
+                    None => (ErrorCode::NoReassignmentInProgress, None),
+                });
+                continue;
+            }
+            match controller::reassign(&image, t.id, *index, p, target.as_deref(), &usable) {
+                Ok(change) => {
+                    if !change.is_empty() {
+                        tracing::info!(topic, partition = index, target = ?target, "reassigning partition");
+                    }
+                    records.extend(change);
+                    answers.push((ErrorCode::None, None));
+                }
+                Err((code, m)) => answers.push((code, Some(m))),
+            }
+        }
+        if !records.is_empty() {
+            // Refused only when a partition changed between reading the image and
+            // committing (an ISR change, an election): retriable, as Kafka's NOT_CONTROLLER.
+            if let Err((code, m)) = self.commit(records, ErrorCode::NotController) {
+                for a in answers.iter_mut().filter(|a| a.0 == ErrorCode::None) {
+                    *a = (code, Some(m.clone()));
+                }
+            }
+        }
+        answers
+    }
+
     /// Closes and deletes the logs of a topic the image no longer has.
     fn remove_local(&self, t: &Topic) {
         let removed = {

@@ -51,6 +51,7 @@ error_codes! {
     InvalidReplicationFactor = 38, false, "The replication factor is invalid.";
     InvalidReplicaAssignment = 39, false, "The replica assignment is invalid.";
     InvalidConfig = 40, false, "A configuration value is invalid.";
+    NotController = 41, true, "This is not the correct controller for this cluster.";
     InvalidRequest = 42, false, "The request is malformed or not allowed.";
     CoordinatorNotAvailable = 15, true, "The coordinator is not available.";
     FetchSessionIdNotFound = 70, true, "The fetch session id was not found.";
@@ -76,6 +77,7 @@ error_codes! {
     PreferredLeaderNotAvailable = 80, true, "The preferred leader was not available.";
     EligibleLeadersNotAvailable = 83, false, "Eligible topic partition leaders are not available.";
     ElectionNotNeeded = 84, false, "Leader election not needed for topic partition.";
+    NoReassignmentInProgress = 85, false, "No partition reassignment is in progress.";
     GroupSubscribedToTopic = 86, false, "The group is subscribed to the topic.";
     FencedMemberEpoch = 110, false, "The member epoch is fenced; rejoin with epoch 0.";
     UnreleasedInstanceId = 111, false, "The instance id is still in use by another member.";

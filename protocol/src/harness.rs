@@ -66,6 +66,8 @@ pub fn decode_request_body(key: i16, version: i16, r: &mut Reader, reencode: boo
         ConsumerGroupDescribeRequest,
         DeleteRecordsRequest,
         ElectLeadersRequest,
+        AlterPartitionReassignmentsRequest,
+        ListPartitionReassignmentsRequest,
         CreatePartitionsRequest,
         AlterConfigsRequest,
         IncrementalAlterConfigsRequest,

@@ -76,6 +76,11 @@ pub enum Record {
     /// A partition leader's ISR change (Kafka's AlterPartition, ADR 0010): applied only
     /// if the partition is still at these leader and partition epochs.
     AlterPartition { topic_id: Uuid, partition: i32, leader_epoch: i32, partition_epoch: i32, isr: Vec<i32> },
+    /// A partition's ongoing reassignment (KIP-455, ADR 0011): the replicas being added
+    /// and removed (both empty: none). Applied only if the partition is still at
+    /// `partition_epoch`; it comes first in a change, before the `PartitionChange` that
+    /// sets the replica set.
+    PartitionReassignment { topic_id: Uuid, partition: i32, partition_epoch: i32, adding: Vec<i32>, removing: Vec<i32> },
 }
 
 /// Changes (and snapshot record lists) are bounded: a corrupt count is refused before
@@ -134,6 +139,7 @@ impl Record {
             Record::NoOp => 10,
             Record::Membership { .. } => 11,
             Record::AlterPartition { .. } => 12,
+            Record::PartitionReassignment { .. } => 13,
         }
     }
 
@@ -218,6 +224,13 @@ impl Record {
                 w.i32(*leader_epoch);
                 w.i32(*partition_epoch);
                 ids(&mut w, isr)?;
+            }
+            Record::PartitionReassignment { topic_id, partition, partition_epoch, adding, removing } => {
+                w.uuid(*topic_id);
+                w.i32(*partition);
+                w.i32(*partition_epoch);
+                ids(&mut w, adding)?;
+                ids(&mut w, removing)?;
             }
         }
         // Tagged fields: none yet.
@@ -308,6 +321,13 @@ impl Record {
                 leader_epoch: r.i32()?,
                 partition_epoch: r.i32()?,
                 isr: read_ids(&mut r)?,
+            },
+            13 => Record::PartitionReassignment {
+                topic_id: r.uuid()?,
+                partition: r.i32()?,
+                partition_epoch: r.i32()?,
+                adding: read_ids(&mut r)?,
+                removing: read_ids(&mut r)?,
             },
             _ => return Err(r.invalid("unknown metadata record type")),
         };
@@ -419,6 +439,13 @@ mod tests {
             Record::NoOp,
             Record::Membership { voters: vec![1, 2, 3], learners: vec![4] },
             Record::AlterPartition { topic_id: id, partition: 2, leader_epoch: 4, partition_epoch: 9, isr: vec![1, 3] },
+            Record::PartitionReassignment {
+                topic_id: id,
+                partition: 2,
+                partition_epoch: 9,
+                adding: vec![4],
+                removing: vec![1],
+            },
         ]
     }
 

@@ -519,6 +519,8 @@ apis! {
     describe_log_dirs: DescribeLogDirsRequest => kp::DescribeLogDirsRequest, DescribeLogDirsResponse => kp::DescribeLogDirsResponse;
     delete_records: DeleteRecordsRequest => kp::DeleteRecordsRequest, DeleteRecordsResponse => kp::DeleteRecordsResponse;
     elect_leaders: ElectLeadersRequest => kp::ElectLeadersRequest, ElectLeadersResponse => kp::ElectLeadersResponse;
+    alter_partition_reassignments: AlterPartitionReassignmentsRequest => kp::AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse => kp::AlterPartitionReassignmentsResponse;
+    list_partition_reassignments: ListPartitionReassignmentsRequest => kp::ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse => kp::ListPartitionReassignmentsResponse;
     offset_for_leader_epoch: OffsetForLeaderEpochRequest => kp::OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse => kp::OffsetForLeaderEpochResponse;
     alter_replica_log_dirs: AlterReplicaLogDirsRequest => kp::AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse => kp::AlterReplicaLogDirsResponse;
     describe_quorum: DescribeQuorumRequest => kp::DescribeQuorumRequest, DescribeQuorumResponse => kp::DescribeQuorumResponse;

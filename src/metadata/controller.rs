@@ -226,6 +226,120 @@ pub fn controlled_shutdown(image: &Image, broker: i32) -> Vec<Record> {
     out
 }
 
+/// The change that starts, replaces or (`target == None`) cancels the reassignment of one
+/// partition (KIP-455, ADR 0011): the replica set becomes the target followed by the
+/// original replicas it drops, which stay until every target replica is in sync
+/// ([`complete_reassignments`] then finishes the move). Replicas a replaced reassignment
+/// had added but the new one does not want leave at once, and the ISR with them. Empty
+/// when nothing changes. `usable` says which brokers may lead.
+pub fn reassign(
+    image: &Image,
+    topic_id: strom_protocol::Uuid,
+    index: i32,
+    p: &PartitionImage,
+    target: Option<&[i32]>,
+    usable: &dyn Fn(i32) -> bool,
+) -> Result<Vec<Record>, (crate::error::ErrorCode, String)> {
+    use crate::error::ErrorCode;
+    let original = p.original_replicas();
+    let target: Vec<i32> = match target {
+        None if !p.reassigning() => {
+            return Err((ErrorCode::NoReassignmentInProgress, "no reassignment to cancel".into()));
+        }
+        None => original.clone(),
+        Some(t) => {
+            let invalid = |m: String| Err((ErrorCode::InvalidReplicaAssignment, m));
+            if t.is_empty() {
+                return invalid("the replica list is empty".into());
+            }
+            for (i, r) in t.iter().enumerate() {
+                if t[..i].contains(r) {
+                    return invalid(format!("broker {r} is listed twice"));
+                }
+                if !image.brokers.contains_key(r) {
+                    return invalid(format!("broker {r} is not registered"));
+                }
+            }
+            t.to_vec()
+        }
+    };
+    let dropped: Vec<i32> = original.iter().copied().filter(|r| !target.contains(r)).collect();
+    let replicas: Vec<i32> = target.iter().copied().chain(dropped.iter().copied()).collect();
+    let adding: Vec<i32> = target.iter().copied().filter(|r| !original.contains(r)).collect();
+    let isr: Vec<i32> = p.isr.iter().copied().filter(|r| replicas.contains(r)).collect();
+    // A leaderless partition stays so; its reassignment completes once it has a leader.
+    let leader = if p.leader < 0 || isr.contains(&p.leader) {
+        p.leader
+    } else {
+        match target.iter().copied().find(|r| isr.contains(r) && usable(*r)) {
+            Some(l) => l,
+            None => return Err((ErrorCode::InvalidReplicaAssignment, "no in-sync replica of it could lead".into())),
+        }
+    };
+    if replicas == p.replicas && adding == p.adding && dropped == p.removing {
+        return Ok(Vec::new());
+    }
+    Ok(vec![
+        Record::PartitionReassignment {
+            topic_id,
+            partition: index,
+            partition_epoch: p.partition_epoch,
+            adding,
+            removing: dropped,
+        },
+        Record::PartitionChange {
+            topic_id,
+            partition: index,
+            leader: (leader != p.leader).then_some(leader),
+            isr: (isr != p.isr).then_some(isr),
+            replicas: (replicas != p.replicas).then_some(replicas),
+        },
+    ])
+}
+
+/// Finishes the reassignments whose target replicas are all in the ISR (Kafka completes
+/// one when an ISR expansion brings the last of them in): the replica set becomes the
+/// target, the removed replicas leave the ISR, and if the leader is one of them
+/// leadership moves to the first live in-sync target replica.
+pub fn complete_reassignments(image: &Image, usable: &dyn Fn(i32) -> bool) -> Vec<Record> {
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for (&index, p) in &t.partitions {
+            if !p.reassigning() {
+                continue;
+            }
+            let target = p.target_replicas();
+            if p.leader < 0 || !target.iter().all(|r| p.isr.contains(r)) {
+                continue;
+            }
+            let leader = if target.contains(&p.leader) {
+                p.leader
+            } else {
+                match target.iter().copied().find(|r| usable(*r)) {
+                    Some(l) => l,
+                    None => continue,
+                }
+            };
+            let isr: Vec<i32> = p.isr.iter().copied().filter(|r| target.contains(r)).collect();
+            out.push(Record::PartitionReassignment {
+                topic_id: t.id,
+                partition: index,
+                partition_epoch: p.partition_epoch,
+                adding: Vec::new(),
+                removing: Vec::new(),
+            });
+            out.push(Record::PartitionChange {
+                topic_id: t.id,
+                partition: index,
+                leader: (leader != p.leader).then_some(leader),
+                isr: (isr != p.isr).then_some(isr),
+                replicas: Some(target),
+            });
+        }
+    }
+    out
+}
+
 /// Runs the controller's duties on this node whenever it leads the quorum, every quarter
 /// of the session timeout, until the quorum is dropped.
 pub async fn run(quorum: Weak<Quorum>, session: Duration, rebalance_every: Option<Duration>) {
@@ -260,11 +374,19 @@ pub async fn run(quorum: Weak<Quorum>, session: Duration, rebalance_every: Optio
             now.duration_since(last) < session
         };
         let mut change = duties(&image, &live);
+        let usable = |id: i32| {
+            image.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown && live(id, b.epoch))
+        };
+        if change.is_empty() {
+            // Alone in its change: a reassignment record is refused if another record of
+            // the same change moved its partition's epoch first.
+            change = complete_reassignments(&image, &usable);
+            if !change.is_empty() {
+                tracing::info!(partitions = change.len() / 2, "controller: completing reassignments");
+            }
+        }
         if change.is_empty() && rebalance_every.is_some_and(|every| now.duration_since(last_rebalance) >= every) {
             last_rebalance = now;
-            let usable = |id: i32| {
-                image.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown && live(id, b.epoch))
-            };
             change = rebalance_leaders(&image, &usable);
         }
         if change.is_empty() {
@@ -419,5 +541,97 @@ mod tests {
         assert!(l.heartbeat(&img, 42, 0).is_err());
         assert!(l.last_seen(1, 11).is_some());
         assert!(l.last_seen(1, 10).is_none());
+    }
+
+    fn apply_all(img: &mut Image, records: &[Record]) {
+        *img = super::super::log::applied(img, records).expect("apply");
+    }
+
+    fn part(img: &Image, p: i32) -> PartitionImage {
+        img.topic("t").expect("topic").partitions[&p].clone()
+    }
+
+    /// Sets the ISR as the partition's leader would (an AlterPartition at its epochs).
+    fn set_isr(img: &mut Image, p: i32, isr: Vec<i32>) {
+        let cur = part(img, p);
+        let r = Record::AlterPartition {
+            topic_id: Uuid([7; 16]),
+            partition: p,
+            leader_epoch: cur.leader_epoch,
+            partition_epoch: cur.partition_epoch,
+            isr,
+        };
+        apply_all(img, &[r]);
+    }
+
+    #[test]
+    fn a_reassignment_adds_replicas_waits_for_them_in_sync_then_drops_the_old_ones_and_moves_the_leader() {
+        let mut img = image();
+        let all = |_: i32| true;
+        let id = Uuid([7; 16]);
+        // Partition 0 lives on broker 1; move it to [2, 3] (RF 1 -> 2, off its leader).
+        let p = part(&img, 0);
+        let change = reassign(&img, id, 0, &p, Some(&[2, 3]), &all).expect("valid");
+        apply_all(&mut img, &change);
+        let p = part(&img, 0);
+        assert_eq!((p.replicas.clone(), p.adding.clone(), p.removing.clone()), (vec![2, 3, 1], vec![2, 3], vec![1]));
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1]), "the old leader serves until the move completes");
+        let restored = super::super::log::applied(&Image::default(), &img.to_records()).expect("snapshot");
+        assert_eq!(restored, img, "a snapshot keeps the reassignment");
+        assert!(complete_reassignments(&img, &all).is_empty(), "new replicas not in sync yet");
+        set_isr(&mut img, 0, vec![1, 2]);
+        assert!(complete_reassignments(&img, &all).is_empty(), "broker 3 not in sync yet");
+        set_isr(&mut img, 0, vec![1, 2, 3]);
+        let done = complete_reassignments(&img, &all);
+        apply_all(&mut img, &done);
+        let p = part(&img, 0);
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![2, 3], vec![2, 3], 2));
+        assert!(!p.reassigning());
+        assert_eq!(p.leader_epoch, 1, "the leader moved: a new epoch");
+        assert!(complete_reassignments(&img, &all).is_empty(), "settled");
+    }
+
+    #[test]
+    fn a_reassignment_can_be_cancelled_or_replaced_and_bad_targets_are_refused() {
+        let mut img = image();
+        let all = |_: i32| true;
+        let id = Uuid([7; 16]);
+        let p = part(&img, 1);
+        use crate::error::ErrorCode;
+        assert_eq!(reassign(&img, id, 1, &p, None, &all).map_err(|e| e.0), Err(ErrorCode::NoReassignmentInProgress));
+        for bad in [&[][..], &[1, 1][..], &[1, 9][..]] {
+            assert_eq!(
+                reassign(&img, id, 1, &p, Some(bad), &all).map_err(|e| e.0),
+                Err(ErrorCode::InvalidReplicaAssignment),
+                "{bad:?}"
+            );
+        }
+        assert!(reassign(&img, id, 1, &p, Some(&[2]), &all).expect("same set").is_empty());
+        let change = reassign(&img, id, 1, &p, Some(&[2, 3]), &all).expect("valid");
+        apply_all(&mut img, &change);
+        set_isr(&mut img, 1, vec![2, 3]);
+        // Replaced before it completes: broker 3 (added, in sync) leaves at once.
+        let p = part(&img, 1);
+        let change = reassign(&img, id, 1, &p, Some(&[2, 1]), &all).expect("valid");
+        apply_all(&mut img, &change);
+        let p = part(&img, 1);
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.adding.clone()), (vec![2, 1], vec![2], vec![1]));
+        // Cancelled: back to the original replicas.
+        let change = reassign(&img, id, 1, &p, None, &all).expect("cancel");
+        apply_all(&mut img, &change);
+        let p = part(&img, 1);
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![2], vec![2], 2));
+        assert!(!p.reassigning());
+    }
+
+    #[test]
+    fn a_reassignment_composed_from_a_stale_image_is_refused_whole() {
+        let mut img = image();
+        let all = |_: i32| true;
+        let id = Uuid([7; 16]);
+        let stale = part(&img, 2);
+        set_isr(&mut img, 2, vec![3]); // any change moves the partition epoch
+        let change = reassign(&img, id, 2, &stale, Some(&[3, 1]), &all).expect("valid");
+        assert!(super::super::log::applied(&img, &change).is_err());
     }
 }

@@ -27,6 +27,27 @@ pub struct PartitionImage {
     pub leader_epoch: i32,
     /// Bumped on every change.
     pub partition_epoch: i32,
+    /// Replicas being added by an ongoing reassignment (KIP-455, ADR 0011); in `replicas`.
+    pub adding: Vec<i32>,
+    /// Replicas an ongoing reassignment removes once the new ones are in sync; in `replicas`.
+    pub removing: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// Whether a reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replica set a reassignment moves to (the current one when none is in progress).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing.contains(r)).collect()
+    }
+
+    /// The replica set before the ongoing reassignment began.
+    pub fn original_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.adding.contains(r)).collect()
+    }
 }
 
 /// A topic.
@@ -130,6 +151,8 @@ impl Image {
                         leader: *leader,
                         leader_epoch: *leader_epoch,
                         partition_epoch: *partition_epoch,
+                        adding: Vec::new(),
+                        removing: Vec::new(),
                     },
                 );
             }
@@ -259,6 +282,21 @@ impl Image {
                 p.isr = isr.clone();
                 p.partition_epoch += 1;
             }
+            Record::PartitionReassignment { topic_id, partition, partition_epoch, adding, removing } => {
+                let topic = self.topics.get_mut(topic_id).ok_or(ApplyError::UnknownTopic(*topic_id))?;
+                let p =
+                    topic.partitions.get_mut(partition).ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                // Composed from the image at this epoch: a change that raced it (an ISR
+                // change, an election) would make its replica and ISR sets stale.
+                if *partition_epoch != p.partition_epoch {
+                    return Err(ApplyError::IsrChange(format!(
+                        "reassignment composed at partition epoch {partition_epoch}, partition is at {}",
+                        p.partition_epoch
+                    )));
+                }
+                p.adding = adding.clone();
+                p.removing = removing.clone();
+            }
         }
         Ok(())
     }
@@ -299,6 +337,15 @@ impl Image {
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
                 });
+                if p.reassigning() {
+                    out.push(Record::PartitionReassignment {
+                        topic_id: t.id,
+                        partition: *index,
+                        partition_epoch: p.partition_epoch,
+                        adding: p.adding.clone(),
+                        removing: p.removing.clone(),
+                    });
+                }
             }
         }
         for ((resource_type, resource_name), kv) in &self.configs {
