@@ -58,6 +58,9 @@ pub struct BenchArgs {
     /// Partitions of a topic the bench creates.
     #[arg(long, default_value_t = 1)]
     pub partitions: i32,
+    /// Replication factor of a topic the bench creates (-1: the broker's default).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub replication_factor: i16,
     /// Producer connections.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
@@ -280,7 +283,25 @@ struct Plan {
     produce_version: i16,
     fetch_version: i16,
     partitions: Vec<i32>,
+    /// Each partition's leader ("host:port"): producers and consumers talk to leaders,
+    /// one connection per leader, as Kafka clients do.
+    leaders: BTreeMap<i32, String>,
     nonce: u64,
+}
+
+impl Plan {
+    /// `parts` grouped by the broker to send them to: their leaders, or all to `addr` (the raw sink).
+    fn by_leader(&self, parts: &[i32], target: Target, addr: &str) -> Vec<(String, Vec<i32>)> {
+        let mut groups: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for &p in parts {
+            let to = match target {
+                Target::Broker => self.leaders.get(&p).cloned().unwrap_or_else(|| addr.to_string()),
+                Target::Sink => addr.to_string(),
+            };
+            groups.entry(to).or_default().push(p);
+        }
+        groups.into_iter().collect()
+    }
 }
 
 /// Writes all chunks of a request frame with vectored writes.
@@ -306,12 +327,16 @@ async fn write_chunks(w: &mut (impl AsyncWriteExt + Unpin), chunks: &[Bytes]) ->
     Ok(())
 }
 
-/// One producer connection: returns its produce-latency histogram (µs).
+/// One producer connection, to `addr` for `parts` (starting at the `id`-th), carrying
+/// `share` of the target rate: returns its produce-latency histogram (µs).
+#[allow(clippy::too_many_arguments)]
 async fn producer(
     plan: Arc<Plan>,
     addr: String,
     target: Target,
     id: usize,
+    parts: Vec<i32>,
+    share: f64,
     counters: Arc<Counters>,
     deadline: Instant,
 ) -> anyhow::Result<Histogram<u64>> {
@@ -322,12 +347,8 @@ async fn producer(
     let maker = BatchMaker::new(a, plan.nonce, 0x9E37_79B9_7F4A_7C15 ^ id as u64);
     let records_per_batch = maker.per_batch as u64;
     let payload_bytes = records_per_batch * a.record_size as u64;
-    let mine: Vec<i32> = plan.partitions.iter().copied().skip(id % plan.partitions.len().max(1)).collect();
-    let mine: Vec<i32> = mine.into_iter().chain(plan.partitions.iter().copied()).take(plan.partitions.len()).collect();
-    let interval = (a.rate > 0).then(|| {
-        let per_producer = a.rate as f64 / a.producers as f64;
-        Duration::from_secs_f64(records_per_batch as f64 / per_producer)
-    });
+    let mine: Vec<i32> = parts.iter().copied().cycle().skip(id % parts.len().max(1)).take(parts.len()).collect();
+    let interval = (a.rate > 0).then(|| Duration::from_secs_f64(records_per_batch as f64 / (a.rate as f64 * share)));
     let version = plan.produce_version;
     let acks = a.acks;
     let permits = Arc::new(Semaphore::new(a.in_flight.max(1)));
@@ -433,9 +454,11 @@ async fn producer(
     Ok(hist)
 }
 
-/// One consumer connection over `partitions`: returns its end-to-end latency histogram (µs).
+/// One consumer connection, to `addr` over `partitions`: returns its end-to-end latency
+/// histogram (µs).
 async fn consumer(
     plan: Arc<Plan>,
+    addr: String,
     partitions: Vec<i32>,
     start: BTreeMap<i32, i64>,
     mut ends: watch::Receiver<Option<BTreeMap<i32, i64>>>,
@@ -443,7 +466,7 @@ async fn consumer(
     hard_stop: Instant,
 ) -> anyhow::Result<Histogram<u64>> {
     let a = &plan.args;
-    let mut client = Client::connect(&a.bootstrap_server, Duration::from_secs(30)).await?;
+    let mut client = Client::connect(&addr, Duration::from_secs(30)).await?;
     let mut hist = histogram();
     let mut position: BTreeMap<i32, i64> =
         partitions.iter().map(|p| (*p, start.get(p).copied().unwrap_or(0))).collect();
@@ -663,17 +686,17 @@ async fn phase(
         let hard_stop = started + duration + if a.producers > 0 { DRAIN_GRACE } else { Duration::ZERO };
         for c in 0..consumers {
             let mine: Vec<i32> = plan.partitions.iter().copied().filter(|p| *p as usize % consumers == c).collect();
-            if mine.is_empty() {
-                continue;
+            for (leader, parts) in plan.by_leader(&mine, target, &addr) {
+                consumer_tasks.push(tokio::spawn(consumer(
+                    plan.clone(),
+                    leader,
+                    parts,
+                    start.clone(),
+                    ends_rx.clone(),
+                    counters.clone(),
+                    hard_stop,
+                )));
             }
-            consumer_tasks.push(tokio::spawn(consumer(
-                plan.clone(),
-                mine,
-                start.clone(),
-                ends_rx.clone(),
-                counters.clone(),
-                hard_stop,
-            )));
         }
     }
     if a.producers == 0 {
@@ -688,9 +711,24 @@ async fn phase(
     let ticker = tokio::spawn(progress(label, counters.clone(), done.clone()));
     let started = Instant::now();
     let deadline = started + duration;
-    let producer_tasks: Vec<_> = (0..a.producers)
-        .map(|id| tokio::spawn(producer(plan.clone(), addr.clone(), target, id, counters.clone(), deadline)))
-        .collect();
+    let groups = plan.by_leader(&plan.partitions, target, &addr);
+    let total = plan.partitions.len().max(1) as f64;
+    let mut producer_tasks = Vec::new();
+    for id in 0..a.producers {
+        for (to, parts) in &groups {
+            let share = parts.len() as f64 / total / a.producers as f64;
+            producer_tasks.push(tokio::spawn(producer(
+                plan.clone(),
+                to.clone(),
+                target,
+                id,
+                parts.clone(),
+                share,
+                counters.clone(),
+                deadline,
+            )));
+        }
+    }
     let mut produce_hist = histogram();
     let mut failure = None;
     for t in producer_tasks {
@@ -758,6 +796,55 @@ fn spawn_sink(a: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<(std::proc
     }
 }
 
+/// Each of `partitions`' leader address, waiting (up to 30 s) until all have one and
+/// every leader itself knows it leads them: a topic just created in a cluster reaches
+/// brokers' metadata one after the other.
+async fn partition_leaders(
+    admin: &mut Client,
+    topic: &str,
+    partitions: &[i32],
+) -> anyhow::Result<BTreeMap<i32, String>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let topics = [topic.to_string()];
+    let view = |md: &strom_protocol::MetadataResponse| -> (BTreeMap<i32, String>, BTreeMap<i32, i32>) {
+        let addr: BTreeMap<i32, String> =
+            md.brokers.iter().map(|b| (b.node_id, format!("{}:{}", b.host, b.port))).collect();
+        let leader: BTreeMap<i32, i32> = md
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| p.error_code == 0 && p.leader_id >= 0)
+            .map(|p| (p.partition_index, p.leader_id))
+            .collect();
+        (addr, leader)
+    };
+    loop {
+        let (addr, leader) = view(&crate::cli::metadata(admin, Some(&topics)).await?);
+        let leaders: BTreeMap<i32, String> =
+            leader.iter().filter_map(|(p, id)| Some((*p, addr.get(id)?.clone()))).collect();
+        let mut agreed = partitions.iter().all(|p| leaders.contains_key(p));
+        if agreed {
+            let mut checked = std::collections::BTreeSet::new();
+            for (p, to) in &leaders {
+                if !checked.insert(to.clone()) {
+                    continue;
+                }
+                let mut c = Client::connect(to, Duration::from_secs(10)).await?;
+                let (_, theirs) = view(&crate::cli::metadata(&mut c, Some(&topics)).await?);
+                agreed &= leaders.keys().all(|q| leaders[q] != *to || theirs.get(q) == leader.get(q));
+                agreed &= theirs.get(p) == leader.get(p);
+            }
+        }
+        if agreed {
+            return Ok(leaders);
+        }
+        if Instant::now() >= deadline {
+            bail!("{topic}: not every partition has a leader that knows it after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `strom bench`.
 pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     if a.producers == 0 && a.consumers == 0 {
@@ -783,7 +870,7 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 topics: vec![create_topics_request::CreatableTopic {
                     name: a.topic.clone(),
                     num_partitions: a.partitions,
-                    replication_factor: -1,
+                    replication_factor: a.replication_factor,
                     ..Default::default()
                 }],
                 timeout_ms: 30_000,
@@ -799,7 +886,8 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     };
     let threads = a.threads.unwrap_or(a.producers + a.consumers);
     let nonce = getrandom::u64().unwrap_or(0x5EED_0F57_A000);
-    let plan = Arc::new(Plan { args: a.clone(), produce_version, fetch_version, partitions, nonce });
+    let leaders = partition_leaders(&mut admin, &a.topic, &partitions).await?;
+    let plan = Arc::new(Plan { args: a.clone(), produce_version, fetch_version, partitions, leaders, nonce });
     let per_batch = (a.batch_size / a.record_size.max(1)).max(1);
     eprintln!(
         "strom bench: {} on {} ({} partitions); {} producers, {} consumers; {} B records, {per_batch} per batch; \

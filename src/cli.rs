@@ -78,6 +78,22 @@ pub enum TopicCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Move a partition's replicas to other brokers or change its replication factor
+    /// (AlterPartitionReassignments, as `kafka-reassign-partitions.sh --execute`); the move
+    /// finishes in the background once the new replicas are in sync.
+    Reassign {
+        name: String,
+        #[arg(long, short = 'p')]
+        partition: i32,
+        /// The new replica set, the preferred leader first, e.g. `2,3,1`.
+        #[arg(long, value_delimiter = ',', required_unless_present = "cancel", conflicts_with = "cancel")]
+        replicas: Vec<i32>,
+        /// Cancel the partition's reassignment in progress (back to its original replicas).
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// Reassignments in progress: replicas, and those being added and removed.
+    Reassignments { names: Vec<String> },
 }
 
 /// `strom group ...`
@@ -284,7 +300,8 @@ pub(crate) struct TopicInfo {
     pub(crate) offline: BTreeMap<i32, Vec<i32>>,
 }
 
-async fn metadata(client: &mut Client, topics: Option<&[String]>) -> anyhow::Result<MetadataResponse> {
+/// A Metadata request for `topics` (all when `None`), never creating topics.
+pub(crate) async fn metadata(client: &mut Client, topics: Option<&[String]>) -> anyhow::Result<MetadataResponse> {
     let req = MetadataRequest {
         topics: topics.map(|t| {
             t.iter()
@@ -541,6 +558,56 @@ pub async fn topic(cmd: TopicCmd, c: &Common) -> anyhow::Result<()> {
                 }
                 for k in &delete_configs {
                     t.row(vec![name.clone(), format!("{k} (deleted)"), "ok".into()]);
+                }
+            }
+            t.print(c.output)
+        }
+        TopicCmd::Reassign { name, partition, replicas, cancel } => {
+            let req = AlterPartitionReassignmentsRequest {
+                timeout_ms: c.timeout_ms as i32,
+                allow_replication_factor_change: true,
+                topics: vec![alter_partition_reassignments_request::ReassignableTopic {
+                    name: name.clone(),
+                    partitions: vec![alter_partition_reassignments_request::ReassignablePartition {
+                        partition_index: partition,
+                        replicas: (!cancel).then(|| replicas.clone()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let (resp, _): (AlterPartitionReassignmentsResponse, _) = client.call(1, &req).await?;
+            check(resp.error_code, "reassigning", resp.error_message.as_deref())?;
+            let mut t = Table::new(&["TOPIC", "PARTITION", "STATUS"]);
+            for r in resp.responses {
+                for p in r.partitions {
+                    check(p.error_code, &format!("{}-{}", r.name, p.partition_index), p.error_message.as_deref())?;
+                    let status = if cancel { "cancelled" } else { "reassigning" };
+                    t.row(vec![r.name.clone(), p.partition_index.to_string(), status.into()]);
+                }
+            }
+            t.print(c.output)
+        }
+        TopicCmd::Reassignments { names } => {
+            let req = ListPartitionReassignmentsRequest {
+                timeout_ms: c.timeout_ms as i32,
+                topics: None,
+                ..Default::default()
+            };
+            let (resp, _): (ListPartitionReassignmentsResponse, _) = client.call(0, &req).await?;
+            check(resp.error_code, "listing reassignments", resp.error_message.as_deref())?;
+            let ids = |v: &[i32]| v.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(",");
+            let mut t = Table::new(&["TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING"]);
+            for r in resp.topics.iter().filter(|r| names.is_empty() || names.contains(&r.name)) {
+                for p in &r.partitions {
+                    t.row(vec![
+                        r.name.clone(),
+                        p.partition_index.to_string(),
+                        ids(&p.replicas),
+                        ids(&p.adding_replicas),
+                        ids(&p.removing_replicas),
+                    ]);
                 }
             }
             t.print(c.output)
