@@ -15,6 +15,22 @@ pub const API: ApiRange = ApiRange { key: 8, min: 2, max: 10, advertised_min: 2 
 /// `offsets.commit.timeout.ms`).
 const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// In a cluster, waits until everything this coordinator appended to `group`'s
+/// `__consumer_offsets` partition is on every in-sync replica (Kafka writes group
+/// records with acks=all); the error is Kafka's mapping of a failed append. Nothing to
+/// wait for on a single node.
+pub async fn wait_replicated(node: &Node, group: &str) -> Result<(), ErrorCode> {
+    if node.meta.quorum().is_none() {
+        return Ok(());
+    }
+    let Some(p) = offsets_partition(&node.meta, group) else { return Ok(()) };
+    let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+    p.wait_committed(p.log_end_offset(), deadline).await.map_err(|code| match code {
+        ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+        _ => ErrorCode::CoordinatorNotAvailable,
+    })
+}
+
 /// Validates the committer and stores the offsets; in a cluster the answer waits until
 /// the commit is on every in-sync replica of the group's `__consumer_offsets` partition
 /// (Kafka writes offsets with acks=all), so an acknowledged commit survives failover.
@@ -54,18 +70,10 @@ pub async fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> Offs
         req.generation_id_or_member_epoch,
         &entries,
     );
-    if node.meta.quorum().is_some() && codes.contains(&ErrorCode::None) {
-        if let Some(p) = offsets_partition(&node.meta, &req.group_id) {
-            let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
-            if let Err(code) = p.wait_committed(p.log_end_offset(), deadline).await {
-                // Kafka's mapping of a failed offsets append.
-                let mapped = match code {
-                    ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
-                    _ => ErrorCode::CoordinatorNotAvailable,
-                };
-                for c in codes.iter_mut().filter(|c| **c == ErrorCode::None) {
-                    *c = mapped;
-                }
+    if codes.contains(&ErrorCode::None) {
+        if let Err(code) = wait_replicated(node, &req.group_id).await {
+            for c in codes.iter_mut().filter(|c| **c == ErrorCode::None) {
+                *c = code;
             }
         }
     }

@@ -8,7 +8,10 @@ use crate::node::Node;
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 14, min: 0, max: 5, advertised_min: 0 };
 
-/// Waits for the leader's assignment (or returns the current one).
+/// Waits for the leader's assignment (or returns the current one). In a cluster the
+/// answer also waits until the group's state record is on every in-sync replica of its
+/// `__consumer_offsets` partition, as Kafka's does: an assignment a member acted on
+/// survives a failover of the coordinator.
 pub async fn handle(node: &Node, _version: i16, req: SyncGroupRequest) -> SyncGroupResponse {
     let assignments = req.assignments.into_iter().map(|a| (a.member_id, a.assignment)).collect();
     let r = node
@@ -24,11 +27,17 @@ pub async fn handle(node: &Node, _version: i16, req: SyncGroupRequest) -> SyncGr
             assignments,
         )
         .await;
+    let mut error = r.error;
+    if error == crate::error::ErrorCode::None {
+        if let Err(code) = super::offset_commit::wait_replicated(node, &req.group_id).await {
+            error = code;
+        }
+    }
     SyncGroupResponse {
-        error_code: r.error.code(),
+        error_code: error.code(),
         protocol_type: r.protocol_type,
         protocol_name: r.protocol_name,
-        assignment: r.assignment,
+        assignment: if error == crate::error::ErrorCode::None { r.assignment } else { Default::default() },
         ..Default::default()
     }
 }
