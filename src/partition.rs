@@ -361,6 +361,7 @@ impl Partition {
                     s.update(partition_epoch, replicas, isr, min_isr, leo, now_ms);
                 }
                 _ => {
+                    self.forget_unreplicated_hw(inner);
                     if let Err(e) = inner.log.assign_epoch(leader_epoch, leo) {
                         tracing::error!(partition = ?self, error = %e, "could not record the new leader epoch");
                     }
@@ -383,6 +384,7 @@ impl Partition {
             Role::Follower { leader: l, epoch: e } if l == leader && e == epoch => false,
             _ => {
                 self.set_leader_epoch(epoch);
+                self.forget_unreplicated_hw(inner);
                 if matches!(inner.role, Role::Leader(_)) {
                     tracing::info!(partition = ?self, leader, epoch, "following");
                 }
@@ -392,6 +394,17 @@ impl Partition {
         });
         self.appended.notify_waiters();
         changed
+    }
+
+    /// A log opened at start (`Solo`) or kept while this broker was no replica
+    /// (`Outside`) has no high watermark it can vouch for: its end may hold records that
+    /// were never committed. Kafka starts from its high-watermark checkpoint; Strom keeps
+    /// none and starts from the log start, the one offset known committed (ADR 0010): a
+    /// follower then learns the HW from its leader, a leader from its ISR's fetches.
+    fn forget_unreplicated_hw(&self, inner: &Inner) {
+        if matches!(inner.role, Role::Solo | Role::Outside) {
+            self.high_watermark.store(inner.log.log_start_offset(), Ordering::Release);
+        }
     }
 
     /// Not a replica here (any more).
