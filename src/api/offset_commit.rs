@@ -61,7 +61,7 @@ pub async fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> Offs
             })
         })
         .collect();
-    let mut codes = node.groups.commit(
+    let (mut codes, pending) = node.groups.commit(
         &node.meta,
         version,
         &req.group_id,
@@ -71,9 +71,16 @@ pub async fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> Offs
         &entries,
     );
     if codes.contains(&ErrorCode::None) {
-        if let Err(code) = wait_replicated(node, &req.group_id).await {
-            for c in codes.iter_mut().filter(|c| **c == ErrorCode::None) {
-                *c = code;
+        match wait_replicated(node, &req.group_id).await {
+            Ok(()) => {
+                if let Some(p) = pending {
+                    node.groups.apply_commit(p);
+                }
+            }
+            Err(code) => {
+                for c in codes.iter_mut().filter(|c| **c == ErrorCode::None) {
+                    *c = code;
+                }
             }
         }
     }

@@ -94,8 +94,26 @@ enum Waiter {
 struct Inner {
     groups: HashMap<String, AnyGroup>,
     waiters: HashMap<(String, String), Waiter>,
+    /// Bumped whenever groups are loaded or handed over: a pending commit from before
+    /// is not applied (the reloaded state came from the log itself).
+    loads: u64,
+    /// Per (group, topic, partition), the `__consumer_offsets` end offset of the commit
+    /// whose value is in memory: replicated commits may finish waiting out of order.
+    applied_at: HashMap<(String, String, i32), i64>,
     /// The broker is shutting down: JoinGroup and SyncGroup no longer park.
     resigned: bool,
+}
+
+/// A commit appended to `__consumer_offsets` but not yet visible (see
+/// [`Coordinator::apply_commit`]).
+#[derive(Debug)]
+pub struct PendingCommit {
+    group: String,
+    /// The partition's end offset after the commit's batch.
+    end: i64,
+    /// `Inner::loads` when it was appended.
+    loads: u64,
+    values: Vec<(String, i32, OffsetValue)>,
 }
 
 /// The coordinator for every group on this broker.
@@ -189,6 +207,9 @@ impl Coordinator {
         for p in &topic.partitions {
             let leads = meta.leads(&topic, p.index) && p.is_leader();
             let loaded = self.loaded_partitions().contains(&p.index);
+            if leads != loaded {
+                self.lock().loads += 1;
+            }
             if leads && !loaded {
                 let now = self.now();
                 let records = self.replay_partition(p, now);
@@ -231,9 +252,11 @@ impl Coordinator {
     }
 
     /// Appends records to the group's `__consumer_offsets` partition as one batch.
-    fn append(meta: &Metadata, group: &str, records: &[LogRecord], now: Now) -> Result<(), ErrorCode> {
+    /// Appends to the group's `__consumer_offsets` partition; returns the end offset
+    /// after the batch (-1 for nothing).
+    fn append(meta: &Metadata, group: &str, records: &[LogRecord], now: Now) -> Result<i64, ErrorCode> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(-1);
         }
         let topic = meta.topic(OFFSETS_TOPIC).ok_or(ErrorCode::CoordinatorNotAvailable)?;
         let n = topic.partitions.len() as i32;
@@ -243,7 +266,7 @@ impl Coordinator {
             let (k, v) = r.encode();
             batch.add(Some(&k), v.as_deref());
         }
-        p.append(&batch.build()).map(|_| ()).map_err(|(code, msg)| {
+        p.append(&batch.build()).map(|info| info.last_offset + 1).map_err(|(code, msg)| {
             tracing::error!(group, error = %msg, "could not append to {OFFSETS_TOPIC}");
             if code == ErrorCode::KafkaStorageError {
                 ErrorCode::CoordinatorNotAvailable
@@ -555,8 +578,8 @@ impl Coordinator {
         instance_id: Option<&str>,
         generation: i32,
         entries: &[CommitEntry],
-    ) -> Vec<ErrorCode> {
-        let all = |code: ErrorCode| vec![code; entries.len()];
+    ) -> (Vec<ErrorCode>, Option<PendingCommit>) {
+        let all = |code: ErrorCode| (vec![code; entries.len()], None);
         if !self.is_loaded() {
             return all(ErrorCode::CoordinatorLoadInProgress);
         }
@@ -615,17 +638,52 @@ impl Coordinator {
             };
             codes.push(code);
         }
-        if let Err(code) = Self::append(meta, group_id, &records, now) {
-            return codes.into_iter().map(|c| if c == ErrorCode::None { code } else { c }).collect();
-        }
-        let group =
-            inner.groups.entry(group_id.to_string()).or_insert_with(|| AnyGroup::Classic(Group::new(group_id, now)));
-        for r in &records {
-            if let LogRecord::Offset { topic, partition, value: Some(v), .. } = r {
-                group.offsets_mut().insert((topic.clone(), *partition), v.clone());
+        let end = match Self::append(meta, group_id, &records, now) {
+            Ok(end) => end,
+            Err(code) => {
+                return (codes.into_iter().map(|c| if c == ErrorCode::None { code } else { c }).collect(), None);
             }
+        };
+        inner.groups.entry(group_id.to_string()).or_insert_with(|| AnyGroup::Classic(Group::new(group_id, now)));
+        let values = records
+            .into_iter()
+            .filter_map(|r| match r {
+                LogRecord::Offset { topic, partition, value: Some(v), .. } => Some((topic, partition, v)),
+                _ => None,
+            })
+            .collect();
+        let pending = PendingCommit { group: group_id.to_string(), end, loads: inner.loads, values };
+        if meta.quorum().is_none() {
+            // One copy: written is committed.
+            Self::apply_locked(&mut inner, pending);
+            return (codes, None);
         }
-        codes
+        (codes, Some(pending))
+    }
+
+    /// Makes a commit visible to OffsetFetch once it is on every in-sync replica (Kafka
+    /// keeps such commits pending until their append completes): until then a
+    /// coordinator cut off from its followers never shows offsets a failover could take
+    /// back. Skipped if the groups were reloaded or handed over meanwhile, and per
+    /// partition if a later commit is already visible.
+    pub fn apply_commit(&self, pending: PendingCommit) {
+        let mut inner = self.lock();
+        if inner.loads == pending.loads {
+            Self::apply_locked(&mut inner, pending);
+        }
+    }
+
+    fn apply_locked(inner: &mut Inner, pending: PendingCommit) {
+        let PendingCommit { group, end, values, .. } = pending;
+        for (topic, partition, v) in values {
+            let key = (group.clone(), topic, partition);
+            if inner.applied_at.get(&key).is_some_and(|at| *at > end) {
+                continue;
+            }
+            let Some(g) = inner.groups.get_mut(&group) else { return };
+            g.offsets_mut().insert((key.1.clone(), partition), v);
+            inner.applied_at.insert(key, end);
+        }
     }
 
     /// Committed offsets of `group_id` for the given partitions (all when `None`).
