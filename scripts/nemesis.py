@@ -9,8 +9,12 @@ nemesis injects faults:
              acks=all, each writing unique values "p<producer>-<seq>" round-robin over
              the partitions; every value is recorded as sent, then acknowledged (with
              the partition and offset the ack reported), failed, or unknown;
-  consumer   confluent-kafka in a consumer group (auto-commit), recording every
-             (partition, offset, value) it polled;
+  consumers  two group consumers, each in a group of its own: confluent-kafka (auto-
+             commit) and kafka-python (explicit synchronous commits once a second),
+             recording every (partition, offset, value) they polled and every commit the
+             coordinator acknowledged;
+  watchers   one per consumer group, reading the group's committed offsets twice a
+             second (OffsetFetch, from the harness's own wire client);
   committer  a standalone confluent-kafka client committing an increasing counter as the
              offset of every partition for a group of its own, and reading it back
              (OffsetFetch): what the coordinator acknowledged must never go backwards.
@@ -20,11 +24,19 @@ from Metadata and DescribeQuorum at that moment: the leader of a partition of th
 a follower, or the metadata quorum's leader):
 
   kill       kill -9, restarted after a few seconds
+  shutdown   SIGTERM: a controlled shutdown (the node hands the leadership of its
+             partitions to another in-sync replica, then exits), waited for (30 s at
+             most, then kill -9: a finding), restarted after a few seconds and waited
+             for until it is registered and unfenced again (the fault's window)
   pause      SIGSTOP, SIGCONT after 1-6 s (below and above broker.session.timeout.ms)
   isolate    a network partition between one node and the others (both directions,
              client and controller traffic between nodes): the majority/minority split,
              aimed at a partition leader, a follower or the controller
   cut        a partition between two chosen nodes only (each still sees the third)
+
+The kinds run in shuffled rounds (--kinds; default all eleven of KINDS); in the first
+round the controlled shutdown of a leader is among the first four faults, so that every
+run of four faults or more has one, whatever the seed.
 
 Network partitions need root: the harness moves itself into a network namespace of its
 own (unshare), gives each node a namespace of its own on a bridge there (10.77.0.<id>), and
@@ -42,20 +54,47 @@ checker then requires:
   duplicated      values present more than once in the final read: 0
   inconsistent    an acknowledged value read at another offset than its ack reported, an
                   acknowledged offset holding another value, two values read at one offset
-                  (group consumer, the two final readers), a value never sent: 0
-  consumer-lost   values the group consumer polled that the final read lacks: 0
-  poll skips      the group consumer jumping over offsets that exist: 0
+                  (the group consumers, the two final readers), a value never sent: 0
+  consumer-lost   values a group consumer polled that the final read lacks: 0
+  poll skips      a group consumer jumping over offsets that exist: 0
+  stalled         a group consumer not reaching the high watermark of every partition
+                  within 60 s of the producers' drain: 0
   gaps            offsets per partition contiguous from 0 to the high watermark
-  commits back    a committed offset read back lower than one acknowledged before: 0
+  commits back    a group's committed offset (OffsetFetch: the committer's own, the
+                  watchers', and a last one after the run) read back lower than the last
+                  one acknowledged to a commit before it was asked: 0 (the committer and
+                  both consumer groups)
+  offsets back    a consumer group's committed offset read back lower than one read back
+                  before (unless a lower commit was acknowledged in between, a client
+                  retrying an older commit): 0. The watchers ask the leader of the group's
+                  __consumer_offsets partition with the newest leader epoch any node
+                  reports, before and after the read (a coordinator deposed without knowing
+                  it yet answers from what it held: stale, not counted), so this catches
+                  an offset commit visible before it was replicated and then lost
+  commits missing a consumer group's committed offset after the run not above 0 for a
+                  partition that has data: 0
+  shutdown errors errors reported to the confluent-kafka producer (delivery reports,
+                  error callbacks) within a controlled shutdown's window, from the SIGTERM
+                  until the restarted node is registered and unfenced, other than failed
+                  attempts to connect to the stopped node while it was down: 0
+  shutdown failed a node not exiting within 30 s of its SIGTERM, exiting with a status
+                  other than 0, or not registered and unfenced within 60 s of its
+                  restart: 0
   replicas        every replica's log (the record batches of its segment files) byte-
                   identical below the high watermark, and all ending at the same offset
-  node exits      no node exited without being killed
+                  (__consumer_offsets, which each replica compacts on its own once a
+                  segment is sealed, as a clean shutdown does: the same records at the
+                  offsets both hold, and the same latest record per key)
+  node exits      no node exited without being killed or shut down
   settled         within --settle-timeout of the last heal, every partition of the topic
                   and of __consumer_offsets led, with every replica in its ISR
 
-It prints the faults injected by kind, the counts, and the failover time: from a kill -9
-of a partition's leader until a record sent after the kill to that partition is
-acknowledged (p50/max), and the same after a pause or isolation of a leader.
+It prints the faults injected by kind (and how many hit the coordinator of each consumer
+group: the leader of the group's __consumer_offsets partition), the counts per client, and
+the failover time: from a kill -9 of a partition's leader until a record sent after the
+kill to that partition is acknowledged (p50/max), the same after a pause or isolation of a
+leader, and the produce pause of a controlled shutdown (from the SIGTERM), with the errors
+each producer saw within the shutdown windows.
 
 CI (./scripts/test.sh nemesis, and part of the cluster suite; ~2 min on 2 cores, debug):
     compat-tests/.venv/bin/python scripts/nemesis.py --strom-bin target/debug/strom
@@ -89,6 +128,7 @@ ROOT = os.path.dirname(HERE)
 TOPIC = "nemesis"
 SUBNET = "10.77.0"  # inside the harness's own network namespace only
 CLIENT_PORT, CONTROLLER_PORT = 9092, 9093
+COMPACTED = {"__consumer_offsets"}  # each replica cleans these on its own
 
 T0 = time.monotonic()
 # The clients' own logs (librdkafka, kafka-python) go to <workdir>/clients.log.
@@ -329,6 +369,52 @@ def metadata(addr, timeout=2.0):
     return out
 
 
+def leaders(addr, topic, timeout=1.0):
+    """Metadata v7 of one topic from one broker: {partition: (leader, leader epoch)}."""
+    t = topic.encode()
+    body = struct.pack(">ih", 1, len(t)) + t + struct.pack(">b", 0)
+    r = _Reader(_kafka_call(addr, 3, 7, body, timeout))
+    r.take(">i")  # throttle
+    r.array(lambda: (r.take(">i"), r.string(), r.take(">i"), r.string()))
+    r.string()  # cluster id
+    r.take(">i")  # controller id
+
+    def partition():
+        _err, idx, leader, epoch = r.take(">h"), r.take(">i"), r.take(">i"), r.take(">i")
+        for _ in range(3):  # replicas, isr, offline replicas
+            r.array(lambda: r.take(">i"))
+        return idx, (leader, epoch)
+
+    def one():
+        err, name, _internal = r.take(">h"), r.string(), r.take(">b")
+        return name, dict(r.array(partition)), err
+
+    return next((parts for name, parts, err in r.array(one) if err == 0 and name == topic), {})
+
+
+def offset_fetch(addr, group, topic, partitions, timeout=2.0):
+    """OffsetFetch v2 from one broker: ({partition: committed offset, -1 for none}, error
+    code: the answer's, or a partition's)."""
+    g, t = group.encode(), topic.encode()
+    body = (struct.pack(">h", len(g)) + g + struct.pack(">ih", 1, len(t)) + t +
+            struct.pack(">i", len(partitions)) + b"".join(struct.pack(">i", p) for p in partitions))
+    r = _Reader(_kafka_call(addr, 9, 2, body, timeout))
+
+    def partition():
+        idx, offset = r.take(">i"), r.take(">q")
+        r.string()  # metadata
+        return idx, offset, r.take(">h")
+
+    out, errors = {}, []
+    for _name, parts in r.array(lambda: (r.string(), r.array(partition))):
+        for idx, offset, err in parts:
+            if err:
+                errors.append(err)
+            else:
+                out[idx] = offset
+    return out, r.take(">h") or (errors[0] if errors else 0)
+
+
 # --------------------------------------------------------------------------------------
 # The cluster.
 
@@ -337,7 +423,7 @@ class Cluster:
     def __init__(self, strom, net, nodes, workdir, args):
         self.strom, self.net, self.nodes, self.dir, self.args = strom, net, nodes, workdir, args
         self.procs = {}
-        self.state = {i: "down" for i in nodes}  # up | down | paused
+        self.state = {i: "down" for i in nodes}  # up | down | paused | stopping (SIGTERM sent)
         self.unexpected_exits = []  # (node, returncode, time)
         self.voters = ",".join("%d@%s:%d" % (i, net.host(i), net.ctrl_port(i)) for i in nodes)
 
@@ -382,6 +468,37 @@ class Cluster:
             p.wait()
         self.state[i] = "down"
 
+    def terminate(self, i, timeout):
+        """SIGTERM (a controlled shutdown), and the exit waited for: (exit status, seconds
+        it took), or (None, timeout) when it did not exit in time (then kill -9)."""
+        self.check_exits()
+        p = self.procs[i]
+        # An exit from now on is the one asked for (check_exits ignores "stopping").
+        self.state[i] = "stopping"
+        t = time.monotonic()
+        os.kill(p.pid, signal.SIGTERM)
+        try:
+            status = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            status = None
+        self.state[i] = "down"
+        return status, time.monotonic() - t
+
+    def node_ready(self, i, timeout):
+        """Waits until node i sees a quorum leader and itself registered and unfenced;
+        False if that takes longer than `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_exits()
+            v = self.info(i, timeout_ms=1000)
+            if v and v.get("quorum") and v["quorum"]["leader_id"] > 0 and \
+                    any(b["node_id"] == i and not b["fenced"] for b in v["brokers"]):
+                return True
+            time.sleep(0.2)
+        return False
+
     def pause(self, i):
         os.kill(self.procs[i].pid, signal.SIGSTOP)
         self.state[i] = "paused"
@@ -393,7 +510,8 @@ class Cluster:
         self.state[i] = "up"
 
     def check_exits(self):
-        """Nodes that exited on their own: recorded (a finding) and started again."""
+        """Nodes that exited on their own (not killed, not shut down by the harness):
+        recorded (a finding) and started again."""
         for i in self.nodes:
             p = self.procs.get(i)
             if self.state[i] in ("up", "paused") and p is not None and p.poll() is not None:
@@ -506,6 +624,22 @@ class Cluster:
                 problems.append("node %d sees brokers %s, fenced %s" % (i, listed, fenced))
         return not problems, problems
 
+    def offsets_leader(self, partition):
+        """The leader of a __consumer_offsets partition, as the node with the newest leader
+        epoch for it says (every node that is up is asked, cut off or not: the harness
+        reaches them all): (leader, epoch), or None."""
+        best = None
+        for i in self.nodes:
+            if self.state[i] != "up":
+                continue
+            try:
+                v = leaders(self.net.addr(i), "__consumer_offsets").get(partition)
+            except (OSError, struct.error):
+                continue
+            if v and v[0] >= 0 and (best is None or v[1] > best[1]):
+                best = v
+        return best
+
     def log_tail(self, i, n=30):
         try:
             with open(self.log_path(i), errors="replace") as f:
@@ -518,22 +652,48 @@ class Cluster:
 # History: everything the clients saw, with times (seconds since start, monotonic).
 
 
+class Group:
+    """One group as its clients saw it: the records its consumer polled (none for the
+    committer's group), the commits the coordinator acknowledged, and the committed
+    offsets read back (OffsetFetch)."""
+
+    def __init__(self, name, group):
+        self.name, self.group = name, group
+        self.reads = []  # (partition, offset, value, t) polled
+        self.poll_skips = []  # (partition, from offset, to offset, t)
+        self.rewinds = 0
+        self.high = {}  # partition -> highest offset polled
+        self.errors = collections.Counter()  # the consumer's (or the committer's)
+        self.commits = []  # (t acknowledged, partition, offset)
+        self.readbacks = []  # (t asked, t answered, partition, offset)
+        self.fetch_errors = collections.Counter()  # the watcher's
+        self.final = {}  # partition -> committed offset after the run
+
+
 class History:
     def __init__(self):
         self.lock = threading.Lock()
         self.sent = {}  # value -> (producer, partition, t)
         self.acked = {}  # value -> (partition, offset, t)
         self.failed = {}  # value -> (error, t)
-        self.reads = []  # (partition, offset, value, t) polled by the group consumer
-        self.poll_skips = []  # (partition, from offset, to offset, t)
-        self.rewinds = 0
-        self.consumer_errors = collections.Counter()
+        self.groups = collections.OrderedDict()  # name -> Group: the consumers', the committer's
         self.producer_errors = collections.Counter()
+        # Every error a producer was told about: (t, producer, "delivery" | "error" (the
+        # error callback) | "produce" (refused at once), error name, value or error text).
+        self.producer_events = []
         self.producer_fatal = []  # (producer, error, t)
-        self.commits_acked = []  # (t acked, counter value)
-        self.commit_readbacks = []  # (t asked, partition, value)
-        self.commit_errors = collections.Counter()
         self.faults = []  # dicts
+
+    def group(self, name, group):
+        with self.lock:
+            return self.groups.setdefault(name, Group(name, group))
+
+    def consumers(self):
+        return [g for g in self.groups.values() if g.name != "committer"]
+
+    def producer_event(self, producer, what, name, text):
+        with self.lock:
+            self.producer_events.append((now(), producer, what, name, text))
 
     def send(self, producer, value, partition):
         with self.lock:
@@ -592,6 +752,7 @@ class ConfluentProducer(Worker):
 
         def on_error(err):
             self.h.producer_errors["p%d %s" % (self.pid, err.name())] += 1
+            self.h.producer_event("p%d" % self.pid, "error", err.name(), err.str())
             if err.fatal() and not self.fatal.is_set():
                 with self.h.lock:
                     self.h.producer_fatal.append(("p%d" % self.pid, "%s: %s" % (err.name(), err.str()), round(now(), 1)))
@@ -621,6 +782,7 @@ class ConfluentProducer(Worker):
             self.h.ack(value, msg.partition(), msg.offset())
         else:
             self.h.fail(value, err.name())
+            self.h.producer_event("p%d" % self.pid, "delivery", err.name(), value)
 
     def body(self):
         from confluent_kafka import KafkaException
@@ -651,6 +813,7 @@ class ConfluentProducer(Worker):
                 p.produce(TOPIC, value=value.encode(), partition=part, on_delivery=self.on_delivery)
             except (BufferError, KafkaException) as e:
                 self.h.fail(value, "produce: %s" % e)
+                self.h.producer_event("p%d" % self.pid, "produce", type(e).__name__, str(e))
             next_at += interval
             delay = next_at - time.monotonic()
             try:
@@ -672,6 +835,7 @@ class ConfluentProducer(Worker):
 
     def fatal_seen(self, e):
         err = e.args[0]
+        self.h.producer_event("p%d" % self.pid, "error", err.name(), err.str())
         if err.fatal() and not self.fatal.is_set():
             with self.h.lock:
                 self.h.producer_fatal.append(("p%d" % self.pid, "%s: %s" % (err.name(), err.str()), round(now(), 1)))
@@ -723,6 +887,7 @@ class KafkaPythonProducer(Worker):
             def err(e):
                 self.h.fail(value, type(e).__name__)
                 self.h.producer_errors["p%d %s" % (self.pid, type(e).__name__)] += 1
+                self.h.producer_event("p%d" % self.pid, "delivery", type(e).__name__, value)
                 with self.olock:
                     self.outstanding -= 1
             return ok, err
@@ -745,8 +910,10 @@ class KafkaPythonProducer(Worker):
                 errors_in_row = 0
             except KafkaTimeoutError as e:
                 self.h.fail(value, "send: %s" % type(e).__name__)
+                self.h.producer_event("p%d" % self.pid, "produce", type(e).__name__, str(e))
             except Exception as e:  # noqa: BLE001 - e.g. a fatal idempotence state
                 self.h.fail(value, "send: %s" % type(e).__name__)
+                self.h.producer_event("p%d" % self.pid, "produce", type(e).__name__, str(e))
                 errors_in_row += 1
                 if errors_in_row >= 20:
                     with self.h.lock:
@@ -769,23 +936,61 @@ class KafkaPythonProducer(Worker):
 
 
 class GroupConsumer(Worker):
+    """A consumer in a group of its own, subscribed to the topic: what it polls and the
+    commits acknowledged to it go to its Group in the history."""
+
+    def __init__(self, name, bootstrap, history, group):
+        super().__init__("consumer-" + name)
+        self.bootstrap, self.h = bootstrap, history
+        self.g = history.group(name, group)
+        self.last = {}  # partition -> offset polled last since the partition was assigned
+
+    def polled(self, p, o, v, t):
+        g = self.g
+        last = self.last.get(p)
+        with self.h.lock:
+            g.reads.append((p, o, v, t))
+            if last is not None and o > last + 1:
+                g.poll_skips.append((p, last, o, round(t, 1)))
+            elif last is not None and o <= last:
+                g.rewinds += 1
+            g.high[p] = max(g.high.get(p, -1), o)
+        self.last[p] = o
+
+    def committed(self, t, offsets):
+        """offsets: [(partition, offset)] the coordinator acknowledged at t."""
+        with self.h.lock:
+            self.g.commits.extend((t, p, o) for p, o in offsets)
+
+
+class ConfluentGroupConsumer(GroupConsumer):
+    """confluent-kafka, auto-commit every second."""
+
     def __init__(self, bootstrap, history, group):
-        super().__init__("consumer")
-        self.bootstrap, self.h, self.group = bootstrap, history, group
-        self.last = {}
+        super().__init__("confluent", bootstrap, history, group)
 
     def body(self):
         from confluent_kafka import Consumer
-        h = self.h
+        g = self.g
 
         def on_assign(c, parts):
             for tp in parts:
                 self.last[tp.partition] = None
 
+        def on_commit(err, parts):
+            if err is not None:
+                if err.name() != "_NO_OFFSET":  # nothing new to commit
+                    g.errors["commit %s" % err.name()] += 1
+                return
+            self.committed(now(), [(tp.partition, tp.offset) for tp in parts if tp.error is None and tp.offset >= 0])
+            for tp in parts:
+                if tp.error is not None:
+                    g.errors["commit %s" % tp.error.name()] += 1
+
         c = Consumer({
             "bootstrap.servers": self.bootstrap,
             "client.id": "nemesis-consumer",
-            "group.id": self.group,
+            "group.id": g.group,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": True,
             "auto.commit.interval.ms": 1000,
@@ -796,7 +1001,8 @@ class GroupConsumer(Worker):
             "reconnect.backoff.ms": 100,
             "reconnect.backoff.max.ms": 1000,
             "socket.connection.setup.timeout.ms": 5000,
-            "error_cb": lambda err: h.consumer_errors.update([err.name()]),
+            "error_cb": lambda err: g.errors.update([err.name()]),
+            "on_commit": on_commit,
             "logger": CLIENT_LOG,
         })
         c.subscribe([TOPIC], on_assign=on_assign)
@@ -806,19 +1012,123 @@ class GroupConsumer(Worker):
                 t = now()
                 for m in msgs:
                     if m.error():
-                        h.consumer_errors[m.error().name()] += 1
+                        g.errors[m.error().name()] += 1
                         continue
-                    p, o, v = m.partition(), m.offset(), m.value().decode()
-                    last = self.last.get(p)
-                    with h.lock:
-                        h.reads.append((p, o, v, t))
-                        if last is not None and o > last + 1:
-                            h.poll_skips.append((p, last, o, round(t, 1)))
-                        elif last is not None and o <= last:
-                            h.rewinds += 1
-                    self.last[p] = o
+                    self.polled(m.partition(), m.offset(), m.value().decode(), t)
         finally:
-            c.close()
+            c.close()  # commits what was polled
+
+
+class KafkaPythonGroupConsumer(GroupConsumer):
+    """kafka-python, committing what it polled once a second (and when it stops) with a
+    synchronous commit of explicit offsets, never below one it committed before."""
+
+    def __init__(self, bootstrap, history, group):
+        super().__init__("kafka-python", bootstrap, history, group)
+        self.done = {}  # partition -> offset committed (acknowledged) last
+
+    def body(self):
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+        g = self.g
+        me = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                pass
+
+            def on_partitions_assigned(self, assigned):
+                for tp in assigned:
+                    me.last[tp.partition] = None
+
+        c = KafkaConsumer(
+            bootstrap_servers=self.bootstrap.split(","),
+            client_id="nemesis-consumer-kp",
+            group_id=g.group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+            request_timeout_ms=15000,
+            fetch_max_wait_ms=200,
+            metadata_max_age_ms=5000,
+            retry_backoff_ms=100,
+            reconnect_backoff_ms=100,
+            reconnect_backoff_max_ms=1000,
+        )
+        c.subscribe([TOPIC], listener=Listener())
+        next_commit = time.monotonic() + 1
+        try:
+            while not self.stop_ev.is_set():
+                for tp, recs in c.poll(timeout_ms=200, max_records=500).items():
+                    t = now()
+                    for m in recs:
+                        self.polled(tp.partition, m.offset, m.value.decode(), t)
+                if time.monotonic() >= next_commit:
+                    self.commit(c)
+                    next_commit = time.monotonic() + 1
+            self.commit(c)
+        finally:
+            c.close(autocommit=False)
+
+    def commit(self, c):
+        from kafka import TopicPartition
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+        assigned = {tp.partition for tp in c.assignment()}
+        offsets = {p: o + 1 for p, o in self.last.items()
+                   if o is not None and p in assigned and o + 1 > self.done.get(p, 0)}
+        if not offsets:
+            return
+        try:
+            c.commit({TopicPartition(TOPIC, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()},
+                     timeout_ms=5000)
+        except KafkaError as e:
+            self.g.errors["commit %s" % type(e).__name__] += 1
+            return
+        self.committed(now(), sorted(offsets.items()))
+        self.done.update(offsets)
+
+
+class OffsetWatcher(Worker):
+    """Reads a group's committed offsets twice a second (fetch_committed)."""
+
+    def __init__(self, cluster, history, group, partitions):
+        super().__init__("watcher-" + group.name)
+        self.c, self.h, self.g, self.partitions = cluster, history, group, partitions
+
+    def body(self):
+        while not self.stop_ev.wait(0.5):
+            fetch_committed(self.c, self.h, self.g, self.partitions)
+
+
+def fetch_committed(cluster, h, g, partitions):
+    """The group's committed offsets (OffsetFetch) from the leader of its __consumer_offsets
+    partition, kept (as read back) only if that node had the newest leader epoch any node
+    reports both before and after the read: a coordinator deposed without knowing it yet
+    (paused, cut off) answers from what it held, which is stale, not a regression. Returns
+    {partition: offset} of those that have one, or None (counted in g.fetch_errors)."""
+    where = offsets_partition(g.group, cluster.args.offsets_partitions)
+    before = cluster.offsets_leader(where)
+    if before is None:
+        g.fetch_errors["no leader"] += 1
+        return None
+    asked = now()
+    try:
+        out, err = offset_fetch(cluster.net.addr(before[0]), g.group, TOPIC, list(range(partitions)))
+    except (OSError, struct.error) as e:
+        g.fetch_errors[type(e).__name__] += 1
+        return None
+    answered = now()
+    if err:
+        g.fetch_errors["error %d" % err] += 1
+        return None
+    if cluster.offsets_leader(where) != before:
+        g.fetch_errors["leader changed during the read"] += 1
+        return None
+    out = {p: o for p, o in out.items() if o >= 0}
+    with h.lock:
+        g.readbacks.extend((asked, answered, p, o) for p, o in sorted(out.items()))
+    return out
 
 
 class Committer(Worker):
@@ -828,19 +1138,21 @@ class Committer(Worker):
 
     def __init__(self, bootstrap, history, group, partitions):
         super().__init__("committer")
-        self.bootstrap, self.h, self.group, self.partitions = bootstrap, history, group, partitions
+        self.bootstrap, self.h, self.partitions = bootstrap, history, partitions
+        self.g = history.group("committer", group)
 
     def body(self):
         from confluent_kafka import Consumer, KafkaException, TopicPartition
+        g = self.g
         c = Consumer({
             "bootstrap.servers": self.bootstrap,
             "client.id": "nemesis-committer",
-            "group.id": self.group,
+            "group.id": g.group,
             "enable.auto.commit": False,
             "reconnect.backoff.ms": 100,
             "reconnect.backoff.max.ms": 1000,
             "socket.connection.setup.timeout.ms": 5000,
-            "error_cb": lambda err: self.h.commit_errors.update([err.name()]),
+            "error_cb": lambda err: g.errors.update([err.name()]),
             "logger": CLIENT_LOG,
         })
         k = 0
@@ -851,23 +1163,35 @@ class Committer(Worker):
                     res = c.commit(offsets=[TopicPartition(TOPIC, p, k) for p in range(self.partitions)],
                                    asynchronous=False)
                     if all(tp.error is None for tp in res):
+                        t = now()
                         with self.h.lock:
-                            self.h.commits_acked.append((now(), k))
+                            g.commits.extend((t, p, k) for p in range(self.partitions))
                     else:
-                        self.h.commit_errors["commit partition error"] += 1
+                        g.errors["commit partition error"] += 1
                 except KafkaException as e:
-                    self.h.commit_errors["commit %s" % e.args[0].name()] += 1
+                    g.errors["commit %s" % e.args[0].name()] += 1
                 asked = now()
                 try:
                     got = c.committed([TopicPartition(TOPIC, p) for p in range(self.partitions)], timeout=3)
+                    answered = now()
                     with self.h.lock:
-                        for tp in got:
-                            if tp.error is None and tp.offset >= 0:
-                                self.h.commit_readbacks.append((asked, tp.partition, tp.offset))
+                        g.readbacks.extend((asked, answered, tp.partition, tp.offset) for tp in got
+                                           if tp.error is None and tp.offset >= 0)
                 except KafkaException as e:
-                    self.h.commit_errors["committed %s" % e.args[0].name()] += 1
+                    g.errors["committed %s" % e.args[0].name()] += 1
         finally:
             c.close()
+
+
+def final_committed(cluster, h, g, partitions, timeout):
+    """The group's committed offsets after the run (fetch_committed; also the group's final
+    offsets), asked until every partition has one or `timeout` passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        g.final = fetch_committed(cluster, h, g, partitions) or g.final
+        if len(g.final) == partitions or time.monotonic() > deadline:
+            return g.final
+        time.sleep(0.5)
 
 
 # --------------------------------------------------------------------------------------
@@ -974,11 +1298,86 @@ def below(log, hw):
     return data[:n]
 
 
+def _varint(b, i):
+    n = shift = 0
+    while True:
+        x = b[i]
+        i += 1
+        n |= (x & 0x7F) << shift
+        if not x & 0x80:
+            return (n >> 1) ^ -(n & 1), i
+        shift += 7
+
+
+def records_below(log, bound):
+    """The records of a replica log below offset `bound`: {offset: (key, value)}; None when
+    a batch is compressed (not decoded here)."""
+    data, batches = log
+    out = {}
+    for base, _last, start, end in batches:
+        if base >= bound:
+            break
+        attributes, count = struct.unpack_from(">h", data, start + 21)[0], struct.unpack_from(">i", data, start + 57)[0]
+        if attributes & 0x7:
+            return None
+        i = start + 61
+        for _ in range(count):
+            length, i = _varint(data, i)
+            nxt = i + length
+            i += 1  # attributes
+            _ts, i = _varint(data, i)
+            delta, i = _varint(data, i)
+            n, i = _varint(data, i)
+            key = None if n < 0 else bytes(data[i:i + n])
+            i += max(n, 0)
+            n, i = _varint(data, i)
+            value = None if n < 0 else bytes(data[i:i + n])
+            if base + delta < bound:
+                out[base + delta] = (key, value)
+            i = nxt
+        if i != end:
+            raise ValueError("record batch at offset %d: records end at byte %d of %d" % (base, i - start, end - start))
+    return out
+
+
+def compacted_differ(a, b, bound):
+    """Two replicas of a compacted partition, each cleaned on its own (so not byte-identical
+    once either compacted): a problem when, below `bound`, they hold different records at an
+    offset both have, or a different latest record (a tombstone being none) for a key; None
+    when they agree; False when they cannot be compared so (compressed batches)."""
+    try:
+        ra, rb = records_below(a, bound), records_below(b, bound)
+    except (ValueError, IndexError, struct.error) as e:
+        return "a record batch that does not decode: %s" % e
+    if ra is None or rb is None:
+        return False
+    both = sorted(set(ra) & set(rb))
+    diff = [o for o in both if ra[o] != rb[o]]
+    if diff:
+        return "different records at %d offsets both hold, first %d: %r vs %r" % (
+            len(diff), diff[0], ra[diff[0]], rb[diff[0]])
+
+    def latest(recs):
+        state = {}
+        for o in sorted(recs):
+            key, value = recs[o]
+            state[key] = (o, value)
+        return {k: v for k, v in state.items() if v[1] is not None}
+    la, lb = latest(ra), latest(rb)
+    keys = sorted((k for k in set(la) | set(lb) if la.get(k) != lb.get(k)), key=repr)
+    if keys:
+        return "different latest records for %d keys, first %r: %r vs %r" % (
+            len(keys), keys[0], la.get(keys[0]), lb.get(keys[0]))
+    return None
+
+
 def compare_replicas(cluster, parts, wait_seconds):
     """parts: [(topic, partition, replicas, high watermark or None)]. The replicas' logs
     must be byte-identical below the high watermark (for None: below the smallest log end
-    among them), and end at the same offset once the cluster settled (waited for, up to
-    wait_seconds in all). Returns (partitions compared, [(topic, partition, problem)])."""
+    among them; for a compacted topic, which each replica cleans on its own: the same
+    records at the offsets both hold and the same latest record per key), and end at the
+    same offset once the cluster settled (waited for, up to wait_seconds in all). Returns
+    (partitions compared, [(topic, partition, problem)])."""
     deadline = time.monotonic() + wait_seconds
     problems = []
     checked = 0
@@ -1003,6 +1402,13 @@ def compare_replicas(cluster, parts, wait_seconds):
         ref = below(logs[ids[0]], bound)
         for i in ids[1:]:
             other = below(logs[i], bound)
+            if ref != other and topic in COMPACTED:
+                problem = compacted_differ(logs[ids[0]], logs[i], bound)
+                if problem is None:
+                    continue
+                if problem:
+                    problems.append((topic, p, "below offset %d nodes %d and %d: %s" % (bound, ids[0], i, problem)))
+                    continue
             if ref != other:
                 n = min(len(ref), len(other))
                 pos = next((k for k in range(n) if ref[k] != other[k]), n)
@@ -1021,8 +1427,22 @@ def compare_replicas(cluster, parts, wait_seconds):
 # The nemesis.
 
 KINDS = ["kill-leader", "pause-leader", "isolate-leader", "kill-controller", "pause-follower",
-         "isolate-controller", "cut-leader", "kill-follower", "pause-controller", "isolate-follower"]
-# (cut-follower and cut-controller are accepted by --kinds too.)
+         "isolate-controller", "cut-leader", "kill-follower", "pause-controller", "isolate-follower",
+         "shutdown-leader"]
+# (cut-follower, cut-controller, shutdown-follower and shutdown-controller are accepted by
+# --kinds too.)
+ACTIONS = ("kill", "shutdown", "pause", "isolate", "cut")
+SHUTDOWN_WAIT = 30  # seconds a SIGTERM'd node gets to exit
+READY_WAIT = 60  # seconds a restarted node gets to be registered and unfenced again
+
+
+def offsets_partition(group, partitions):
+    """The __consumer_offsets partition of a group (Kafka's: abs(String.hashCode) % n)."""
+    h = 0
+    for ch in group:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    return 0 if h == -(1 << 31) else abs(h) % partitions
 
 
 class Nemesis:
@@ -1032,11 +1452,21 @@ class Nemesis:
         if not self.kinds:
             raise HarnessError("no fault kind left to inject (network faults need the namespaces)")
         self.queue = []
+        self.rounds = 0
 
     def next_kind(self):
         if not self.queue:
-            self.queue = list(self.kinds)
-            self.rng.shuffle(self.queue)
+            order = list(self.kinds)
+            self.rng.shuffle(order)
+            if self.rounds == 0:
+                # The first round's controlled shutdowns come among its first four faults:
+                # every run of four faults or more has one, whatever the seed.
+                shutdowns = [k for k in order if k.startswith("shutdown")]
+                order = [k for k in order if not k.startswith("shutdown")]
+                for k in shutdowns:
+                    order.insert(self.rng.randrange(min(4, len(order) + 1)), k)
+            self.rounds += 1
+            self.queue = order[::-1]
         return self.queue.pop()
 
     def roles(self, view, ctrl):
@@ -1079,9 +1509,33 @@ class Nemesis:
         led, ctrl = self.roles(view, ctrl)
         node = self.target(role, led, ctrl)
         fault = {"kind": kind, "node": node, "roles": self.describe(node, led, ctrl),
-                 "led": sorted(led.get(node, [])), "controller": node == ctrl}
+                 "led": sorted(led.get(node, [])), "controller": node == ctrl,
+                 "addr": self.c.net.addr(node), "coordinator_of": self.coordinated(node)}
+        if fault["coordinator_of"]:
+            fault["roles"] += "; coordinator of %s" % ",".join(fault["coordinator_of"])
         rng = self.rng
-        if action == "kill":
+        if action == "shutdown":
+            down = rng.uniform(1, 3)
+            fault["t"] = now()
+            say("SIGTERM node %d (%s): controlled shutdown" % (node, fault["roles"]))
+            status, took = self.c.terminate(node, SHUTDOWN_WAIT)
+            fault["exited"], fault["status"] = now(), status
+            if status is None:
+                say("FINDING: node %d did not exit within %d s of its SIGTERM (killed); log: %s" %
+                    (node, SHUTDOWN_WAIT, self.c.log_path(node)))
+            else:
+                say("  node %d exited %.1fs after its SIGTERM (status %d); restart in %.1fs" % (node, took, status, down))
+            self.sleep(down)
+            self.c.start(node)
+            fault["healed"] = now()
+            ready = self.c.node_ready(node, READY_WAIT)
+            fault["ready"] = now() if ready else None
+            if ready:
+                say("  node %d registered and unfenced again %.1fs after its restart" % (node, now() - fault["healed"]))
+            else:
+                say("FINDING: node %d not registered and unfenced within %d s of its restart" % (node, READY_WAIT))
+            fault["window_end"] = now()
+        elif action == "kill":
             down = rng.uniform(1, 5)
             fault["t"] = now()
             self.c.kill9(node)
@@ -1119,6 +1573,13 @@ class Nemesis:
             fault["healed"] = now()
         self.h.faults.append(fault)
         return fault
+
+    def coordinated(self, node):
+        """The consumer groups whose __consumer_offsets partition `node` leads."""
+        view = self.c.topic_view("__consumer_offsets") or {}
+        n = len(view)
+        return [g.name for g in self.h.consumers()
+                if n and view.get(offsets_partition(g.group, n), (-1,))[0] == node]
 
     def sleep(self, seconds):
         end = time.monotonic() + seconds
@@ -1216,16 +1677,20 @@ def check(h, ends, final, final_kp, partitions):
     for v in where:
         if v not in h.sent:
             inconsistent.append(("never sent", v))
-    consumer_lost = set()
-    seen = {}
-    for p, o, v, _t in h.reads:
-        prev = seen.setdefault((p, o), v)
-        if prev != v:
-            inconsistent.append(("consumer read %r and %r at %d/%d" % (prev, v, p, o), v))
-        if v not in where:
-            consumer_lost.add(v)
-        elif at.get((p, o)) != v:
-            inconsistent.append(("consumer read it at %d/%d, final read there %r" % (p, o, at.get((p, o))), v))
+    consumer_lost = []
+    for g in h.consumers():
+        seen = {}
+        gone = set()
+        for p, o, v, _t in g.reads:
+            prev = seen.setdefault((p, o), v)
+            if prev != v:
+                inconsistent.append(("%s consumer read %r and %r at %d/%d" % (g.name, prev, v, p, o), v))
+            if v not in where:
+                gone.add(v)
+            elif at.get((p, o)) != v:
+                inconsistent.append(("%s consumer read it at %d/%d, final read there %r" %
+                                     (g.name, p, o, at.get((p, o))), v))
+        consumer_lost += [(g.name, v) for v in sorted(gone)]
     for p, recs in final_kp.items():
         if recs != final[p]:
             a = dict(final[p])
@@ -1236,22 +1701,99 @@ def check(h, ends, final, final_kp, partitions):
     res["inconsistent"] = len(inconsistent)
     details["inconsistent"] = inconsistent[:50]
     res["consumer-lost"] = len(consumer_lost)
-    details["consumer-lost"] = sorted(consumer_lost)[:50]
-    res["poll-skips"] = len(h.poll_skips)
-    details["poll-skips"] = h.poll_skips[:50]
-    # committed offsets: a read-back asked after commit k was acknowledged is >= k
-    back = []
-    acked = sorted(h.commits_acked)
-    j, best = 0, 0
-    for asked, p, value in sorted(h.commit_readbacks):
-        while j < len(acked) and acked[j][0] < asked:
-            best = max(best, acked[j][1])
-            j += 1
-        if value < best:
-            back.append((round(asked, 1), p, value, best))
+    details["consumer-lost"] = consumer_lost[:50]
+    skips = [(g.name,) + x for g in h.consumers() for x in g.poll_skips]
+    res["poll-skips"] = len(skips)
+    details["poll-skips"] = skips[:50]
+    back, reads_back = [], []
+    for g in h.groups.values():
+        b, r = commits_back(g)
+        back += b
+        reads_back += r
     res["commits-back"] = len(back)
     details["commits-back"] = back[:50]
+    res["offsets-back"] = len(reads_back)
+    details["offsets-back"] = reads_back[:50]
+    # every consumer group committed past 0 on every partition that has data
+    missing = [(g.name, p, g.final.get(p), ends[p][1]) for g in h.consumers()
+               for p in range(partitions) if ends[p][1] > 0 and g.final.get(p, -1) <= 0]
+    res["commits-missing"] = len(missing)
+    details["commits-missing"] = missing
+    errors, _others = shutdown_errors(h, "p0")
+    res["shutdown-errors"] = len(errors)
+    details["shutdown-errors"] = errors[:50]
+    failed = []
+    for f in h.faults:
+        if f["kind"].startswith("shutdown"):
+            if f["status"] is None:
+                failed.append((f["node"], round(f["t"], 1), "did not exit within %d s of its SIGTERM" % SHUTDOWN_WAIT))
+            elif f["status"] != 0:
+                failed.append((f["node"], round(f["t"], 1), "exited with status %d" % f["status"]))
+            if f["ready"] is None:
+                failed.append((f["node"], round(f["t"], 1), "not registered and unfenced within %d s of its restart" %
+                               READY_WAIT))
+    res["shutdown-failed"] = len(failed)
+    details["shutdown-failed"] = failed
     return res, details
+
+
+def commits_back(g):
+    """A group's committed offsets going back, as read back: ([read-backs lower than an
+    offset acknowledged to a commit before the read-back was asked], [the consumer groups'
+    read-backs, from the leader with the newest epoch, lower than one read back before]),
+    each as (group, t asked, partition, offset read, offset known before, when). A commit
+    acknowledged after a higher one (a client's retry of an older commit) moves what is
+    expected back to it."""
+    events = [(t, p, o, "acknowledged") for t, p, o in g.commits]
+    if g.name != "committer":
+        events += [(answered, p, o, "read back") for _t, answered, p, o in g.readbacks]
+    events.sort()
+    acked, read = {}, {}  # partition -> (offset, "how at t")
+    back, reads_back = [], []
+    j = 0
+    for asked, _answered, p, o in sorted(g.readbacks):
+        while j < len(events) and events[j][0] < asked:
+            t, ep, eo, how = events[j]
+            j += 1
+            if how == "acknowledged":
+                acked[ep] = (eo, "acknowledged at %.2fs" % t)
+                if eo < read.get(ep, (-1,))[0]:
+                    read[ep] = acked[ep]
+            elif eo > read.get(ep, (-1,))[0]:
+                read[ep] = (eo, "read back at %.2fs" % t)
+        if o < acked.get(p, (-1,))[0]:
+            back.append((g.name, round(asked, 2), p, o) + acked[p])
+        elif o < read.get(p, (-1,))[0]:
+            reads_back.append((g.name, round(asked, 2), p, o) + read[p])
+    return back, reads_back
+
+
+def shutdown_windows(h):
+    """(fault, start, end) of every controlled shutdown: from the SIGTERM until the restarted
+    node was registered and unfenced (or the wait for it ended)."""
+    return [(f, f["t"], f["window_end"]) for f in h.faults if f["kind"].startswith("shutdown")]
+
+
+def shutdown_errors(h, producer):
+    """The errors `producer` was told about within controlled shutdown windows: (errors,
+    notices), the notices being its failed attempts to connect to the stopped node while it
+    was down (connection refused), which a node that is away causes whatever it did before
+    it left. Each as (node, t, what, error name, value or text)."""
+    errors, notices = [], []
+    windows = shutdown_windows(h)
+    for t, prod, what, name, text in h.producer_events:
+        if prod != producer:
+            continue
+        for f, start, end in windows:
+            if start <= t <= end:
+                e = (f["node"], round(t, 2), what, name, text)
+                if what == "error" and name == "_TRANSPORT" and text.startswith(f["addr"] + "/") and \
+                        "Connect to " in text:
+                    notices.append(e)
+                else:
+                    errors.append(e)
+                break
+    return errors, notices
 
 
 # --------------------------------------------------------------------------------------
@@ -1270,8 +1812,8 @@ def main():
     ap.add_argument("--rate", type=float, default=100, help="values per second per producer (default 100)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--kinds", default=",".join(KINDS),
-                    help="fault kinds, comma-separated, each <kill|pause|isolate|cut>-<leader|follower|controller> "
-                         "(default: all ten below, in shuffled rounds): %(default)s")
+                    help="fault kinds, comma-separated, each <kill|shutdown|pause|isolate|cut>-"
+                         "<leader|follower|controller> (default: all eleven below, in shuffled rounds): %(default)s")
     ap.add_argument("--session-ms", type=int, default=3000, help="broker.session.timeout.ms")
     ap.add_argument("--heartbeat-ms", type=int, default=300, help="broker.heartbeat.interval.ms")
     ap.add_argument("--replica-lag-ms", type=int, default=3000, help="replica.lag.time.max.ms")
@@ -1284,7 +1826,7 @@ def main():
     args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     for k in args.kinds:
         a, _, r = k.partition("-")
-        if a not in ("kill", "pause", "isolate", "cut") or r not in ("leader", "follower", "controller"):
+        if a not in ACTIONS or r not in ("leader", "follower", "controller"):
             ap.error("unknown fault kind %r" % k)
     if args.nodes < 3:
         ap.error("--nodes must be at least 3 (replication factor 3)")
@@ -1337,12 +1879,30 @@ def main():
 def dump_history(h, path):
     try:
         with h.lock, open(path, "w") as f:
-            json.dump({"sent": h.sent, "acked": h.acked, "failed": h.failed, "reads": h.reads,
-                       "poll_skips": h.poll_skips, "commits_acked": h.commits_acked,
-                       "commit_readbacks": h.commit_readbacks, "faults": h.faults,
-                       "producer_fatal": h.producer_fatal}, f)
+            groups = {g.name: {"group": g.group, "reads": g.reads, "poll_skips": g.poll_skips, "commits": g.commits,
+                               "readbacks": g.readbacks, "final": g.final} for g in h.groups.values()}
+            json.dump({"sent": h.sent, "acked": h.acked, "failed": h.failed, "groups": groups, "faults": h.faults,
+                       "producer_events": h.producer_events, "producer_fatal": h.producer_fatal}, f)
     except (OSError, TypeError) as e:
         say("could not write %s: %s" % (path, e))
+
+
+def polled(h):
+    """What the group consumers polled so far: "<n> (confluent), <n> (kafka-python)"."""
+    return ", ".join("%d (%s)" % (len(g.reads), g.name) for g in h.consumers())
+
+
+def watermarks(bootstrap, partitions, timeout):
+    """{partition: (low, high watermark)} of the topic."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "nemesis-watermarks-%d" % os.getpid(),
+                  "enable.auto.commit": False, "logger": CLIENT_LOG})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=timeout) for p in range(partitions)}
+    except KafkaException as e:
+        raise HarnessError("high watermarks not known within %ds: %s" % (timeout, e))
+    finally:
+        c.close()
 
 
 def campaign(args, rng, net, cluster, h, workers, workdir):
@@ -1373,14 +1933,17 @@ def campaign(args, rng, net, cluster, h, workers, workdir):
     workers.extend([
         ConfluentProducer(0, bootstrap, h, args.partitions, args.rate, max_out),
         KafkaPythonProducer(1, bootstrap, h, args.partitions, args.rate, max_out),
-        GroupConsumer(bootstrap, h, "nemesis-group-" + stamp),
+        ConfluentGroupConsumer(bootstrap, h, "nemesis-group-" + stamp),
+        KafkaPythonGroupConsumer(bootstrap, h, "nemesis-group-kp-" + stamp),
         Committer(bootstrap, h, "nemesis-commits-" + stamp, args.partitions),
     ])
+    producers, consumers = workers[:2], workers[2:4]
+    workers.extend(OffsetWatcher(cluster, h, g, args.partitions) for g in h.consumers())
     for w in workers:
         w.start()
     # A quiet start: the workload runs before the first fault.
     time.sleep(5)
-    say("workload running: %d sent, %d acknowledged, %d read" % (len(h.sent), len(h.acked), len(h.reads)))
+    say("workload running: %d sent, %d acknowledged, %s read" % (len(h.sent), len(h.acked), polled(h)))
 
     nem = Nemesis(cluster, h, rng, args.partitions, net.netns, args.kinds)
     end = time.monotonic() + args.duration
@@ -1392,23 +1955,43 @@ def campaign(args, rng, net, cluster, h, workers, workdir):
         rest = rng.uniform(2, 5)
         nem.sleep(rest)
         with h.lock:
-            say("  after fault %d: %d sent, %d acknowledged, %d failed, %d read" %
-                (n, len(h.sent), len(h.acked), len(h.failed), len(h.reads)))
+            say("  after fault %d: %d sent, %d acknowledged, %d failed, %s read" %
+                (n, len(h.sent), len(h.acked), len(h.failed), polled(h)))
     nem.heal_all()
     say("faults over (%d injected); healed; the workload runs 5 s more" % n)
     time.sleep(5)
 
-    # Drain the producers, then let the consumer catch up a little and stop it.
-    for w in workers[:2]:
+    # Drain the producers, then let the consumers catch up (up to the high watermarks: a
+    # consumer that does not within 60 s is stalled, a finding) and stop them.
+    for w in producers:
         w.stop()
-    for w in workers[:2]:
+    for w in producers:
         w.join(ConfluentProducer.drain_seconds + 15)
         if w.is_alive():
             raise HarnessError("%s did not finish draining" % w.name)
-    time.sleep(2)
-    for w in workers[2:]:
+    hws = {p: e[1] for p, e in watermarks(bootstrap, args.partitions, 30).items()}
+    t_catch = now()
+    deadline = time.monotonic() + 60
+    while True:
+        with h.lock:
+            behind = {g.name: {p: (g.high.get(p, -1) + 1, hw) for p, hw in hws.items() if g.high.get(p, -1) + 1 < hw}
+                      for g in h.consumers()}
+        behind = {k: v for k, v in behind.items() if v}
+        if not behind or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    stalled = [(name, "partition: (polled up to, high watermark) %s" % v) for name, v in sorted(behind.items())]
+    if stalled:
+        say("FINDING: consumers not up to the high watermarks %s within 60 s: %s" % (hws, stalled))
+    else:
+        say("consumers up to the high watermarks %s in %.1fs" % (hws, now() - t_catch))
+    for w in consumers:
         w.stop()
-    for w in workers[2:]:
+    for w in consumers:
+        w.join(30)
+    for w in workers[4:]:
+        w.stop()
+    for w in workers[4:]:
         w.join(30)
 
     # Settle: every partition led with a full ISR, as every node sees it. A cluster that
@@ -1429,6 +2012,11 @@ def campaign(args, rng, net, cluster, h, workers, workdir):
         say("FINDING: the cluster did not settle within %ds after the last heal: %s" %
             (args.settle_timeout, "; ".join(why[:20])))
 
+    for g in h.consumers():
+        final_committed(cluster, h, g, args.partitions, 30)
+    say("committed offsets after the run: %s" % "; ".join("%s %s" % (g.name, dict(sorted(g.final.items())))
+                                                           for g in h.consumers()))
+
     ends, final = final_read_confluent(bootstrap, args.partitions, 60)
     final_kp = final_read_kafka_python(bootstrap, args.partitions, ends, 60)
     say("final read: %s records (high watermarks %s), confluent-kafka and kafka-python" %
@@ -1448,21 +2036,46 @@ def campaign(args, rng, net, cluster, h, workers, workdir):
     details["node-exits"] = cluster.unexpected_exits
     res["not-settled"] = 0 if settled else 1
     details["not-settled"] = why
+    res["stalled"] = len(stalled)
+    details["stalled"] = stalled
 
     by_kind = collections.Counter(f["kind"] for f in h.faults)
     kill_fo = failover_times(h, {"kill"})
     other_fo = failover_times(h, {"pause", "isolate"})
+    shutdown_fo = failover_times(h, {"shutdown"})
     present = {x for r in final.values() for _, x in r}
     unacked_present = sum(1 for v in h.sent if v not in h.acked and v in present)
-    say("faults by kind: %s" % ", ".join("%s %d" % kv for kv in sorted(by_kind.items())))
-    say("replicas compared byte for byte: %d partitions (%s and __consumer_offsets; those with 2+ replicas)" %
-        (checked, TOPIC))
+    say("faults by kind: %s; on a consumer group's coordinator: %s" %
+        (", ".join("%s %d" % kv for kv in sorted(by_kind.items())),
+         ", ".join("%s %d" % (g.name, sum(1 for f in h.faults if g.name in f["coordinator_of"])) for g in h.consumers())))
+    say("replicas compared byte for byte: %d partitions (%s and __consumer_offsets; those with 2+ replicas; "
+        "__consumer_offsets record by record where compaction made its replicas differ)" % (checked, TOPIC))
     say("producer errors (retried or failed): %s" % (dict(h.producer_errors) or "none"))
     if h.producer_fatal:
         say("fatal producer errors (new producer id): %s" % h.producer_fatal)
-    say("consumer: %d polled, %d rewinds (re-reads after a rebalance), errors %s; committer: %d commits acknowledged, "
-        "%d read back, errors %s" % (len(h.reads), h.rewinds, dict(h.consumer_errors) or "none",
-                                     len(h.commits_acked), len(h.commit_readbacks), dict(h.commit_errors) or "none"))
+    for g in h.groups.values():
+        if g.name == "committer":
+            say("committer: %d commits acknowledged, %d read back, errors %s" %
+                (len({t for t, _p, _o in g.commits}), len(g.readbacks), dict(g.errors) or "none"))
+        else:
+            say("consumer %s: %d polled, %d rewinds (re-reads after a rebalance), %d commits acknowledged, "
+                "%d read back (watcher errors %s), errors %s" %
+                (g.name, len(g.reads), g.rewinds, len({t for t, _p, _o in g.commits}), len(g.readbacks),
+                 dict(g.fetch_errors) or "none", dict(g.errors) or "none"))
+    sd = [f for f in h.faults if f["kind"].startswith("shutdown")]
+    if sd:
+        sd_errors, sd_notices = shutdown_errors(h, "p0")
+        kp_errors, kp_notices = shutdown_errors(h, "p1")
+        exits = [f["exited"] - f["t"] for f in sd if f["status"] is not None]
+        windows = [end - start for _f, start, end in shutdown_windows(h)]
+        kp = kp_errors + kp_notices
+        say("controlled shutdowns: %d; exit after the SIGTERM %s; window (until registered and unfenced again after "
+            "the restart) %s; confluent-kafka producer within the windows: %d errors%s, %d failed connects to the "
+            "stopped node; kafka-python producer within the windows (not checked): %d errors%s" %
+            (len(sd), "p50 %.2fs max %.2fs" % (pct(exits, 50), max(exits)) if exits else "n/a",
+             "p50 %.1fs max %.1fs" % (pct(windows, 50), max(windows)),
+             len(sd_errors), " %s" % dict(collections.Counter(e[3] for e in sd_errors)) if sd_errors else "",
+             len(sd_notices), len(kp), " %s" % dict(collections.Counter(e[3] for e in kp)) if kp else ""))
     failed_ok = {v for v in h.failed}
     say("sent %d: acknowledged %d, failed %d, unknown %d; not acknowledged but present: %d" %
         (len(h.sent), len(h.acked), len(failed_ok), len(h.sent) - len(h.acked) - len(failed_ok), unacked_present))
@@ -1472,12 +2085,17 @@ def campaign(args, rng, net, cluster, h, workers, workdir):
         text = "p50 %.2fs max %.2fs over %d" % (pct(xs, 50), max(xs), len(xs)) if xs else "n/a"
         return text + (" (+%d never recovered)" % never if never else "")
     summary = ("SUMMARY faults %d (%s); acknowledged %d; lost %d; duplicated %d; inconsistent %d; "
-               "consumer-lost %d; poll-skips %d; gaps %d; commits-back %d; replicas-differ %d; node-exits %d; not-settled %d; "
-               "failover after leader kill %s; after leader pause/isolation %s; seed %s" %
+               "polled %s; consumer-lost %d; poll-skips %d; stalled %d; gaps %d; commits-back %d; offsets-back %d; "
+               "commits-missing %d; shutdown-errors %d; shutdown-failed %d; replicas-differ %d; node-exits %d; "
+               "not-settled %d; "
+               "failover after leader kill %s; after leader pause/isolation %s; produce pause after controlled "
+               "shutdown %s; seed %s" %
                (len(h.faults), ", ".join("%s %d" % kv for kv in sorted(by_kind.items())), len(h.acked),
-                res["lost"], res["duplicated"], res["inconsistent"], res["consumer-lost"], res["poll-skips"],
-                res["gaps"], res["commits-back"], res["replicas-differ"], res["node-exits"], res["not-settled"],
-                fmt(kill_fo), fmt(other_fo), args.seed))
+                res["lost"], res["duplicated"], res["inconsistent"], polled(h), res["consumer-lost"], res["poll-skips"],
+                res["stalled"], res["gaps"], res["commits-back"], res["offsets-back"], res["commits-missing"],
+                res["shutdown-errors"], res["shutdown-failed"], res["replicas-differ"], res["node-exits"],
+                res["not-settled"],
+                fmt(kill_fo), fmt(other_fo), fmt(shutdown_fo), args.seed))
     restarts = {w.name: w.errors for w in workers if w.errors}
     if restarts:
         say("clients started again after an unexpected exception: %s" % restarts)
