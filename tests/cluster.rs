@@ -7,6 +7,9 @@
 //! reports); `strom-client` sends the raw requests no client library would (a produce to
 //! the wrong broker, DescribeQuorum). The Python clients, kcat and kafkajs run against the
 //! same cluster in `scripts/cluster_test.py`.
+//!
+//! To see why a test failed: `CLUSTER_TEST_LOGS=/some/dir` writes each node's log there
+//! when a test panics; `CLUSTER_TEST_LOG_LEVEL` sets the nodes' `STROM_LOG` (default info).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -47,6 +50,14 @@ struct Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(dir) = std::env::var("CLUSTER_TEST_LOGS") {
+                for n in &self.nodes {
+                    let lines = n.log.lock().map(|l| l.join("\n")).unwrap_or_default();
+                    let _ = std::fs::write(format!("{dir}/node-{}.log", n.id), lines);
+                }
+            }
+        }
         for n in &mut self.nodes {
             if let Some(mut c) = n.child.take() {
                 let _ = c.kill();
@@ -147,7 +158,7 @@ impl Cluster {
             .args(["--override", "broker.heartbeat.interval.ms=300"])
             .args(["--override", "offsets.topic.num.partitions=12"])
             .args(extra.iter().flat_map(|e| ["--override".to_string(), e.clone()]))
-            .env("STROM_LOG", "info")
+            .env("STROM_LOG", std::env::var("CLUSTER_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

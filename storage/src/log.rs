@@ -288,6 +288,15 @@ fn read_offset_file(dir: &Path, name: &str) -> Option<i64> {
     }
 }
 
+/// Whether `name` is a temporary file the log itself writes: a producer-state snapshot's
+/// or one of [`write_file_durably`]'s checkpoint files'.
+fn is_own_temp_file(name: &str) -> bool {
+    name.strip_suffix(".tmp").is_some_and(|stem| {
+        stem.ends_with(".snapshot")
+            || [START_OFFSET_FILE, RECOVERY_POINT_FILE, CLEAN_SHUTDOWN_FILE, EPOCH_CHECKPOINT_FILE].contains(&stem)
+    })
+}
+
 /// Writes an offset checkpoint durably: temp file, fsync, rename, directory fsync.
 fn write_offset_file(dir: &Path, name: &str, offset: i64) -> Result<()> {
     write_file_durably(dir, name, format!("1 {offset}\n").as_bytes())
@@ -365,10 +374,13 @@ impl Log {
         for entry in fs::read_dir(dir).map_err(io_err("list dir", dir))? {
             let entry = entry.map_err(io_err("list dir", dir))?;
             // Leftovers of an interrupted compaction or checkpoint write: the originals
-            // are intact (the swap is a rename), so the temporary files just go.
+            // are intact (the swap is a rename), so the temporary files just go. Only the
+            // log's own: others may share the directory (the metadata quorum writes its
+            // `.checkpoint.tmp` files there, concurrently with a `reset_to` that reopens
+            // the log; deleting one of those under its writer failed the snapshot install).
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.ends_with(".log.cleaned") || name.ends_with(".tmp") {
+            if name.ends_with(".log.cleaned") || is_own_temp_file(&name) {
                 let _ = fs::remove_file(entry.path());
                 continue;
             }

@@ -1268,3 +1268,28 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn open_removes_only_its_own_temporary_files() {
+    // The metadata quorum keeps its snapshots in its log's directory and may be writing
+    // one (`….checkpoint.tmp`) while the log is reopened by `reset_to`.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    log.append(&batch(1, 10, 1_000), 0).unwrap();
+    log.close().unwrap();
+    let own = [
+        format!("{:020}.snapshot.tmp", 1),
+        "recovery-point.tmp".to_string(),
+        "00000000000000000000.log.cleaned".into(),
+    ];
+    let foreign = "00000000000000001000-0000000007.checkpoint.tmp";
+    for name in own.iter().map(String::as_str).chain([foreign]) {
+        fs::write(dir.path().join(name), b"partial").unwrap();
+    }
+    let log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    assert_eq!(log.log_end_offset(), 1);
+    for name in &own {
+        assert!(!dir.path().join(name).exists(), "{name} is the log's leftover");
+    }
+    assert!(dir.path().join(foreign).exists(), "another writer's file is left alone");
+}
