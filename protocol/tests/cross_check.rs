@@ -499,6 +499,14 @@ apis! {
     describe_cluster: DescribeClusterRequest => kp::DescribeClusterRequest, DescribeClusterResponse => kp::DescribeClusterResponse;
     describe_configs: DescribeConfigsRequest => kp::DescribeConfigsRequest, DescribeConfigsResponse => kp::DescribeConfigsResponse;
     init_producer_id: InitProducerIdRequest => kp::InitProducerIdRequest, InitProducerIdResponse => kp::InitProducerIdResponse;
+    add_partitions_to_txn: AddPartitionsToTxnRequest => kp::AddPartitionsToTxnRequest, AddPartitionsToTxnResponse => kp::AddPartitionsToTxnResponse;
+    add_offsets_to_txn: AddOffsetsToTxnRequest => kp::AddOffsetsToTxnRequest, AddOffsetsToTxnResponse => kp::AddOffsetsToTxnResponse;
+    end_txn: EndTxnRequest => kp::EndTxnRequest, EndTxnResponse => kp::EndTxnResponse;
+    write_txn_markers: WriteTxnMarkersRequest => kp::WriteTxnMarkersRequest, WriteTxnMarkersResponse => kp::WriteTxnMarkersResponse;
+    txn_offset_commit: TxnOffsetCommitRequest => kp::TxnOffsetCommitRequest, TxnOffsetCommitResponse => kp::TxnOffsetCommitResponse;
+    describe_producers: DescribeProducersRequest => kp::DescribeProducersRequest, DescribeProducersResponse => kp::DescribeProducersResponse;
+    describe_transactions: DescribeTransactionsRequest => kp::DescribeTransactionsRequest, DescribeTransactionsResponse => kp::DescribeTransactionsResponse;
+    list_transactions: ListTransactionsRequest => kp::ListTransactionsRequest, ListTransactionsResponse => kp::ListTransactionsResponse;
     find_coordinator: FindCoordinatorRequest => kp::FindCoordinatorRequest, FindCoordinatorResponse => kp::FindCoordinatorResponse;
     join_group: JoinGroupRequest => kp::JoinGroupRequest, JoinGroupResponse => kp::JoinGroupResponse;
     heartbeat: HeartbeatRequest => kp::HeartbeatRequest, HeartbeatResponse => kp::HeartbeatResponse;
