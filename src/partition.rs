@@ -64,6 +64,8 @@ pub struct Partition {
     high_watermark: AtomicI64,
     log_end: AtomicI64,
     log_start_offset: AtomicI64,
+    /// First offset of the earliest open transaction (`i64::MAX`: none).
+    first_unstable: AtomicI64,
     /// Woken on every append and high-watermark or ISR change, so long-polling fetches
     /// and `acks=all` producers need no timers to notice.
     pub appended: Notify,
@@ -98,6 +100,7 @@ impl Partition {
     /// A partition over an opened log, led by this broker at epoch 0.
     pub fn new(topic: Arc<str>, index: i32, log: Log) -> Partition {
         let (hw, start) = (log.log_end_offset(), log.log_start_offset());
+        let first_unstable = log.producer_state().first_unstable_offset().unwrap_or(i64::MAX);
         Partition {
             topic,
             index,
@@ -105,6 +108,7 @@ impl Partition {
             inner: Mutex::new(Inner { log, role: Role::Solo }),
             high_watermark: AtomicI64::new(hw),
             log_end: AtomicI64::new(hw),
+            first_unstable: AtomicI64::new(first_unstable),
             log_start_offset: AtomicI64::new(start),
             appended: Notify::new(),
             synced: AtomicI64::new(0),
@@ -168,6 +172,8 @@ impl Partition {
     fn mirror(&self, inner: &mut Inner) -> bool {
         let leo = inner.log.log_end_offset();
         self.log_end.store(leo, Ordering::Release);
+        let first_unstable = inner.log.producer_state().first_unstable_offset().unwrap_or(i64::MAX);
+        self.first_unstable.store(first_unstable, Ordering::Release);
         self.log_start_offset.store(inner.log.log_start_offset(), Ordering::Release);
         let hw = match &mut inner.role {
             Role::Solo | Role::Outside => leo,
@@ -221,10 +227,27 @@ impl Partition {
         }
     }
 
+    /// The last stable offset: the high watermark, or the first offset of the earliest
+    /// open transaction below it (ADR 0012). `read_committed` consumers read below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        // A lock-free mirror, as the high watermark: read on every fetch.
+        self.high_watermark().min(self.first_unstable.load(Ordering::Acquire))
+    }
+
     /// Whole committed batches (below the high watermark) from `offset`, up to
     /// `max_bytes` (at least one batch), zero-copy: what consumers may see.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, ErrorCode> {
-        let hw = self.high_watermark();
+        self.read_below(offset, max_bytes, self.high_watermark())
+    }
+
+    /// [`Self::read`] for `read_committed` consumers: below the last stable offset.
+    pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<Bytes, ErrorCode> {
+        self.read_below(offset, max_bytes, self.last_stable_offset())
+    }
+
+    /// Whole batches from `offset` that start below `hw`, a batch boundary (the high
+    /// watermark and the first offset of a transaction both are).
+    fn read_below(&self, offset: i64, max_bytes: usize, hw: i64) -> Result<Bytes, ErrorCode> {
         let data = self.read_to_end(offset, max_bytes)?;
         if self.log_end_offset() <= hw {
             return Ok(data);
@@ -582,9 +605,52 @@ pub fn storage_error_code(e: &strom_storage::Error) -> ErrorCode {
             SequenceError::UnknownProducer { .. } => ErrorCode::UnknownProducerId,
             SequenceError::InvalidSequence { .. } => ErrorCode::InvalidRecord,
         },
+        strom_storage::Error::Marker(m) => match m {
+            strom_storage::producer_state::MarkerError::StaleEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+            strom_storage::producer_state::MarkerError::StaleCoordinator { .. } => {
+                ErrorCode::TransactionCoordinatorFenced
+            }
+        },
         _ => {
             crate::metrics::STORAGE_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             ErrorCode::KafkaStorageError
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_protocol::records::{split_batches, BatchBuilder, BatchHeader, TxnMarker};
+
+    fn base_offsets(data: &Bytes) -> Vec<i64> {
+        split_batches(data)
+            .map_while(|r| r.ok())
+            .filter_map(|r| data.get(r).and_then(|b| BatchHeader::parse(b).ok()))
+            .map(|h| h.base_offset)
+            .collect()
+    }
+
+    #[test]
+    fn read_committed_stops_at_the_first_open_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), strom_storage::LogConfig::default()).unwrap();
+        let mut plain = BatchBuilder::new(1_000);
+        plain.add(None, Some(b"a")).add(None, Some(b"b"));
+        log.append(&plain.build(), 0).unwrap(); // 0-1
+        let mut txn = BatchBuilder::new(1_000).producer(3, 0, 0).transactional(true);
+        txn.add(None, Some(b"t"));
+        log.append(&txn.build(), 0).unwrap(); // 2
+        log.append(&plain.build(), 0).unwrap(); // 3-4
+        let p = Partition::new("t".into(), 0, log);
+        assert_eq!((p.high_watermark(), p.last_stable_offset()), (5, 2));
+        assert_eq!(base_offsets(&p.read(0, 1 << 20).unwrap()), vec![0, 2, 3]);
+        assert_eq!(base_offsets(&p.read_committed(0, 1 << 20).unwrap()), vec![0]);
+        assert!(p.read_committed(2, 1 << 20).unwrap().is_empty());
+
+        let marker = TxnMarker { commit: true, coordinator_epoch: 0 }.batch(3, 0, 2_000);
+        p.with_log(|log| log.append(&marker, 0)).unwrap(); // 5 (on a single node, committed at once)
+        assert_eq!(p.last_stable_offset(), 6, "no open transaction: the high watermark");
+        assert_eq!(base_offsets(&p.read_committed(0, 1 << 20).unwrap()), vec![0, 2, 3, 5]);
     }
 }

@@ -90,6 +90,8 @@ error_codes! {
     InvalidProducerEpoch = 47, false, "The producer's epoch is older than the current one.";
     UnknownProducerId = 59, false, "The broker has no state for this producer id.";
     ProducerFenced = 90, false, "A newer producer with the same id has been initialised.";
+    InvalidTxnState = 48, false, "The producer attempted a transactional operation in an invalid state.";
+    TransactionCoordinatorFenced = 52, false, "A newer transaction coordinator has written to this partition.";
 }
 
 #[cfg(test)]

@@ -58,6 +58,14 @@ pub fn decode_request_body(key: i16, version: i16, r: &mut Reader, reencode: boo
         CreateTopicsRequest,
         DeleteTopicsRequest,
         InitProducerIdRequest,
+        AddPartitionsToTxnRequest,
+        AddOffsetsToTxnRequest,
+        EndTxnRequest,
+        WriteTxnMarkersRequest,
+        TxnOffsetCommitRequest,
+        DescribeProducersRequest,
+        DescribeTransactionsRequest,
+        ListTransactionsRequest,
         DescribeConfigsRequest,
         DeleteGroupsRequest,
         OffsetDeleteRequest,
@@ -123,6 +131,8 @@ pub fn record_batches(data: &[u8]) {
         let _ = records::verify_crc(&b);
         let Ok(header) = BatchHeader::parse(&b) else { continue };
         let _ = header.compression();
+        // Transaction markers are read from replicated and recovered control batches.
+        let _ = records::TxnMarker::parse(&b);
         let Ok(payload) = records::records_payload(&b, FUZZ_DECOMPRESS_LIMIT) else { continue };
         if let Ok(it) = RecordIter::new(payload.clone(), header.records_count) {
             for r in it {

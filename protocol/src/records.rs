@@ -708,6 +708,69 @@ impl BatchBuilder {
     }
 }
 
+/// A transaction marker (Kafka's `EndTxnMarker`): the single record of a control batch
+/// that ends a producer's transaction in a partition (ADR 0012). Its key is `i16 version
+/// 0 | i16 type` (0 abort, 1 commit), its value `i16 version 0 | i32 coordinator epoch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// Commit (true) or abort (false).
+    pub commit: bool,
+    /// Epoch of the transaction coordinator that wrote it (fences deposed coordinators).
+    pub coordinator_epoch: i32,
+}
+
+/// Control record type of an abort marker.
+const CONTROL_TYPE_ABORT: i16 = 0;
+/// Control record type of a commit marker.
+const CONTROL_TYPE_COMMIT: i16 = 1;
+
+impl TxnMarker {
+    /// The marker of the control batch at the start of `batch`: `Ok(None)` for a batch
+    /// that is not a control batch, or whose control record is not a transaction marker
+    /// (Kafka has other control types, e.g. KRaft's); an error for a malformed one.
+    pub fn parse(batch: &Bytes) -> Result<Option<TxnMarker>, BatchError> {
+        let header = BatchHeader::parse(batch)?;
+        if !header.is_control() {
+            return Ok(None);
+        }
+        let payload = records_payload(batch, 1 << 16)?;
+        let Some(record) = RecordIter::new(payload, header.records_count)?.next() else {
+            return Err(BatchError::InvalidRecord("control batch without a record"));
+        };
+        let record = record?;
+        let key = record.key.as_deref().unwrap_or(&[]);
+        let kind = match key {
+            [_, _, a, b, ..] => i16::from_be_bytes([*a, *b]),
+            _ => return Err(BatchError::InvalidRecord("control record key shorter than 4 bytes")),
+        };
+        let commit = match kind {
+            CONTROL_TYPE_ABORT => false,
+            CONTROL_TYPE_COMMIT => true,
+            _ => return Ok(None),
+        };
+        let value = record.value.as_deref().unwrap_or(&[]);
+        let coordinator_epoch = match value {
+            [_, _, a, b, c, d, ..] => i32::from_be_bytes([*a, *b, *c, *d]),
+            _ => return Err(BatchError::InvalidRecord("transaction marker value shorter than 6 bytes")),
+        };
+        Ok(Some(TxnMarker { commit, coordinator_epoch }))
+    }
+
+    /// The control batch carrying this marker for a producer's transaction: transactional
+    /// and control bits set, no base sequence (markers are not sequenced), offset 0.
+    pub fn batch(self, producer_id: i64, producer_epoch: i16, timestamp: i64) -> BytesMut {
+        let kind = if self.commit { CONTROL_TYPE_COMMIT } else { CONTROL_TYPE_ABORT };
+        let mut key = [0u8; 4];
+        key[2..].copy_from_slice(&kind.to_be_bytes());
+        let mut value = [0u8; 6];
+        value[2..].copy_from_slice(&self.coordinator_epoch.to_be_bytes());
+        let mut b =
+            BatchBuilder::new(timestamp).producer(producer_id, producer_epoch, -1).transactional(true).control(true);
+        b.add(Some(&key), Some(&value));
+        b.build()
+    }
+}
+
 fn set_bit(attributes: i16, bit: i16, on: bool) -> i16 {
     if on {
         attributes | bit
@@ -1125,5 +1188,36 @@ mod tests {
             let _ = decode_records(&batch);
             let _ = verify_crc(&batch);
         }
+    }
+
+    #[test]
+    fn txn_markers_round_trip_and_other_batches_are_not_markers() {
+        for (commit, epoch) in [(true, 7), (false, 0), (true, i32::MAX)] {
+            let m = TxnMarker { commit, coordinator_epoch: epoch };
+            let b = m.batch(42, 3, 1_000).freeze();
+            let h = BatchHeader::parse(&b).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence, h.records_count), (42, 3, -1, 1));
+            verify_crc(&b).unwrap();
+            assert_eq!(TxnMarker::parse(&b), Ok(Some(m)));
+        }
+        let mut data = BatchBuilder::new(0).producer(42, 3, 0).transactional(true);
+        data.add(None, Some(b"v"));
+        assert_eq!(TxnMarker::parse(&data.build().freeze()), Ok(None));
+    }
+
+    #[test]
+    fn malformed_control_records_are_errors_and_unknown_types_are_not_markers() {
+        let control = |key: &[u8], value: &[u8]| {
+            let mut b = BatchBuilder::new(0).producer(1, 0, -1).transactional(true).control(true);
+            b.add(Some(key), Some(value));
+            b.build().freeze()
+        };
+        assert!(TxnMarker::parse(&control(&[0, 0, 0], &[0, 0, 0, 0, 0, 1])).is_err());
+        assert!(TxnMarker::parse(&control(&[0, 0, 0, 1], &[0, 0, 0])).is_err());
+        // Type 2 and up (KRaft's leader-change and snapshot records) are not markers.
+        assert_eq!(TxnMarker::parse(&control(&[0, 0, 0, 2], &[0, 0, 0, 0, 0, 1])), Ok(None));
+        let empty = BatchBuilder::new(0).control(true).build().freeze();
+        assert!(TxnMarker::parse(&empty).is_err());
     }
 }

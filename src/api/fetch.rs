@@ -76,7 +76,7 @@ fn collect(
                 continue;
             };
             pd.high_watermark = p.high_watermark();
-            pd.last_stable_offset = pd.high_watermark;
+            pd.last_stable_offset = p.last_stable_offset();
             pd.log_start_offset = p.log_start_offset();
             // Once the response is full, later partitions get nothing (not even a first batch).
             let limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(budget);
@@ -101,6 +101,8 @@ fn collect(
             if limit > 0 || min_one {
                 let read = if follower.is_some() {
                     p.read_to_end(fp.fetch_offset, limit.max(1))
+                } else if req.isolation_level == 1 {
+                    p.read_committed(fp.fetch_offset, limit.max(1))
                 } else {
                     p.read(fp.fetch_offset, limit.max(1))
                 };

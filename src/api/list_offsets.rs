@@ -33,9 +33,22 @@ fn find_in_batch(p: &Partition, base: i64, pick: impl Fn(i64) -> bool) -> Option
         .find(|(_, ts)| pick(*ts))
 }
 
-fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
+/// The lookup of `timestamp`; for `read_committed` (isolation level 1) the latest offset
+/// is the last stable offset and nothing at or past it is found (Kafka's rule).
+fn lookup(p: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), ErrorCode> {
+    if !read_committed {
+        return lookup_below(p, timestamp, p.high_watermark());
+    }
+    let lso = p.last_stable_offset();
+    match lookup_below(p, timestamp, lso)? {
+        (offset, _) if timestamp != LATEST && offset >= lso => Ok((-1, -1)),
+        found => Ok(found),
+    }
+}
+
+fn lookup_below(p: &Partition, timestamp: i64, latest: i64) -> Result<(i64, i64), ErrorCode> {
     match timestamp {
-        LATEST => Ok((p.high_watermark(), -1)),
+        LATEST => Ok((latest, -1)),
         EARLIEST | EARLIEST_LOCAL => Ok((p.log_start_offset(), -1)),
         LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1)),
         MAX_TIMESTAMP => match p.max_timestamp() {
@@ -52,6 +65,7 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
 
 /// Answers each partition's lookup.
 pub fn handle(node: &Node, _version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -75,7 +89,7 @@ pub fn handle(node: &Node, _version: i16, req: ListOffsetsRequest) -> ListOffset
                                 Err(ErrorCode::NotLeaderOrFollower)
                             }
                         })
-                        .and_then(|p| lookup(p, lp.timestamp).map(|x| (x, p.leader_epoch())))
+                        .and_then(|p| lookup(p, lp.timestamp, read_committed).map(|x| (x, p.leader_epoch())))
                     {
                         Ok(((offset, ts), epoch)) => {
                             r.offset = offset;

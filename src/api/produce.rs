@@ -16,6 +16,7 @@
 //! | CRC-32C over attributes..end; known codec bits | CORRUPT_MESSAGE |
 //! | zstd only from Produce v7 | UNSUPPORTED_COMPRESSION_TYPE |
 //! | not a control batch; `recordsCount == lastOffsetDelta + 1 > 0`; base sequence ≥ 0 with a producer id | INVALID_RECORD |
+//! | not transactional (no transaction coordinator yet, ADR 0012) | INVALID_TXN_STATE |
 //! | records decompress within the bound | CORRUPT_MESSAGE |
 //! | every record parses, the count matches, offset delta of record i is i | INVALID_RECORD (+ record errors, v8+) |
 //! | a key on every record of a compacted topic | INVALID_RECORD (+ record errors) |
@@ -161,6 +162,13 @@ pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> 
     }
     if header.is_transactional() && header.producer_id < 0 {
         return Err(reject(ErrorCode::InvalidRecord, "transactional batch without a producer id"));
+    }
+    // A transactional batch opens a transaction in the partition that only a marker from
+    // the transaction coordinator ends (ADR 0012); until the coordinator exists nothing
+    // could end it and the partition's last stable offset would stay behind it forever.
+    // Kafka answers an unverified transactional produce (KIP-890) the same way.
+    if header.is_transactional() {
+        return Err(reject(ErrorCode::InvalidTxnState, "transactions are not served yet: no transaction coordinator"));
     }
 
     let payload = records_payload(&batch, policy.decompressed_limit()).map_err(corrupt)?;
@@ -463,6 +471,16 @@ mod tests {
         assert_eq!(h.max_timestamp, NOW - 2000);
         assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
         verify_crc(&out).unwrap();
+    }
+
+    #[test]
+    fn transactional_batches_are_refused_until_a_coordinator_can_end_them() {
+        let mut b = BatchBuilder::new(NOW).producer(5, 0, 0).transactional(true);
+        b.add(None, Some(b"v"));
+        assert_eq!(code(validate(&b.build().freeze(), 9, &policy(), NOW)), ErrorCode::InvalidTxnState);
+        let mut idempotent = BatchBuilder::new(NOW).producer(5, 0, 0);
+        idempotent.add(None, Some(b"v"));
+        assert_eq!(code(validate(&idempotent.build().freeze(), 9, &policy(), NOW)), ErrorCode::None);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum Error {
     /// An idempotent batch failed the sequence check; nothing was written.
     #[error("{0}")]
     Sequence(#[from] crate::producer_state::SequenceError),
+    /// A transaction marker from a stale producer or coordinator epoch; nothing was written.
+    #[error("{0}")]
+    Marker(#[from] crate::producer_state::MarkerError),
     /// A replicated batch does not start at the log end offset (a follower's fetch
     /// and its log disagree); nothing was written.
     #[error("replicated batch starts at offset {base_offset}, the log ends at {log_end_offset}")]

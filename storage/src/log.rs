@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use strom_protocol::records;
 use strom_protocol::records::{
-    set_base_offset, set_partition_leader_epoch, split_batches, verify_crc, BatchError, BatchHeader, BATCH_HEADER_LEN,
+    set_base_offset, set_partition_leader_epoch, split_batches, verify_crc, BatchError, BatchHeader, TxnMarker,
+    BATCH_HEADER_LEN,
 };
 
 use crate::epochs::{LeaderEpochCache, CHECKPOINT_FILE as EPOCH_CHECKPOINT_FILE};
@@ -135,6 +136,16 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The transaction marker of a control batch (ADR 0012); `None` for other batches. A
+/// control batch that does not parse as a marker is not one (it was validated when it
+/// was appended; a leader's batch is kept as the leader wrote it).
+fn txn_marker(header: &BatchHeader, batch: &[u8]) -> Option<TxnMarker> {
+    if !header.is_control() {
+        return None;
+    }
+    TxnMarker::parse(&Bytes::copy_from_slice(batch)).ok().flatten()
 }
 
 /// Base offset from a `{offset:020}.snapshot` file name.
@@ -457,7 +468,7 @@ impl Log {
             }
         }
         let mut cache = LeaderEpochCache::default();
-        self.for_each_batch_header(self.log_start_offset(), "leader-epoch rebuild", |h| {
+        self.for_each_batch_header(self.log_start_offset(), "leader-epoch rebuild", |h, _| {
             cache.assign(h.partition_leader_epoch, h.base_offset);
         });
         write_epoch_checkpoint(&self.dir, &cache)?;
@@ -469,7 +480,7 @@ impl Log {
     /// end, in offset order. Never fails: a read error stops the walk with a warning
     /// naming `what` (what is rebuilt from the headers is then rebuilt from a prefix,
     /// which the recovery that just ran makes unlikely to matter).
-    fn for_each_batch_header(&self, from: i64, what: &str, mut f: impl FnMut(&BatchHeader)) {
+    fn for_each_batch_header(&self, from: i64, what: &str, mut f: impl FnMut(&BatchHeader, &[u8])) {
         let end = self.log_end_offset();
         let mut offset = from;
         while offset < end {
@@ -483,11 +494,13 @@ impl Log {
             };
             let before = offset;
             for span in split_batches(&data) {
-                let Some(h) = span.ok().and_then(|r| data.get(r)).and_then(|b| BatchHeader::parse(b).ok()) else {
+                let Some((h, b)) =
+                    span.ok().and_then(|r| data.get(r)).and_then(|b| Some((BatchHeader::parse(b).ok()?, b)))
+                else {
                     break;
                 };
                 if h.last_offset() >= offset {
-                    f(&h);
+                    f(&h, b);
                     offset = h.last_offset() + 1;
                 }
             }
@@ -541,7 +554,9 @@ impl Log {
         let now = now_ms();
         // Taken out for the replay, which reads the log through `&self`.
         let mut producers = std::mem::replace(&mut self.producers, ProducerStateManager::new(0));
-        self.for_each_batch_header(from, "producer-state replay", |h| producers.update(h, now));
+        self.for_each_batch_header(from, "producer-state replay", |h, b| {
+            producers.update(h, txn_marker(h, b), now);
+        });
         producers.remove_expired(now);
         self.producers = producers;
     }
@@ -854,6 +869,9 @@ impl Log {
     /// [`Self::append`] with the current time given (for producer expiry).
     pub fn append_at(&mut self, batch: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
         let header = validate_batch(batch)?;
+        if let Some(marker) = txn_marker(&header, batch) {
+            self.producers.check_marker(header.producer_id, header.producer_epoch, marker)?;
+        }
         if let SequenceCheck::Duplicate(meta) = self.producers.check(&header, now_ms)? {
             return Ok(AppendInfo {
                 base_offset: meta.base_offset,
@@ -967,7 +985,7 @@ impl Log {
         let rest = batch.get(PATCHED_HEAD..).ok_or(BatchError::Truncated { need: PATCHED_HEAD, have: batch.len() })?;
         let active = self.segments.values_mut().next_back().ok_or(Error::InvalidConfig("log has no segment"))?;
         active.append(&head, rest, header)?;
-        self.producers.update(header, now_ms);
+        self.producers.update(header, txn_marker(header, batch), now_ms);
         Ok(AppendInfo {
             base_offset,
             last_offset,

@@ -1269,6 +1269,42 @@ proptest::proptest! {
     }
 }
 
+/// A transactional batch of producer 11 at `epoch`, sequences `seq..seq + records`.
+fn transactional(epoch: i16, seq: i32, records: usize) -> BytesMut {
+    let mut b = BatchBuilder::new(1_000).producer(11, epoch, seq).transactional(true);
+    for i in 0..records {
+        b.add(None, Some(format!("t{i}").as_bytes()));
+    }
+    b.build()
+}
+
+#[test]
+fn open_transactions_bound_the_stable_offset_across_kill_and_snapshots() {
+    use strom_protocol::records::TxnMarker;
+    let marker = |commit, coordinator_epoch, epoch| TxnMarker { commit, coordinator_epoch }.batch(11, epoch, 2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    log.append(&batch(2, 10, 1_000), 0).unwrap(); // 0-1
+    log.append(&transactional(0, 0, 3), 0).unwrap(); // 2-4
+    assert_eq!(log.producer_state().first_unstable_offset(), Some(2));
+    log.append(&marker(false, 1, 0), 0).unwrap(); // 5: abort
+    assert_eq!(log.producer_state().first_unstable_offset(), None);
+    log.append(&transactional(0, 3, 1), 0).unwrap(); // 6: the next transaction
+                                                     // kill -9: no snapshot; replay from the log start must find the open transaction
+                                                     // and the coordinator epoch of the marker.
+    std::mem::forget(log);
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    assert_eq!(log.producer_state().first_unstable_offset(), Some(6));
+    assert!(matches!(log.append(&marker(true, 0, 0), 0), Err(Error::Marker(_))), "a deposed coordinator");
+    log.close().unwrap(); // a snapshot taken with the transaction open
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    assert_eq!(log.producer_state().first_unstable_offset(), Some(6));
+    assert_eq!(log.append(&marker(true, 1, 0), 0).unwrap().base_offset, 7);
+    assert_eq!(log.producer_state().first_unstable_offset(), None);
+    // The marker kept the producer's sequence: the next batch continues at 4.
+    assert_eq!(log.append(&transactional(0, 4, 1), 0).unwrap().base_offset, 8);
+}
+
 #[test]
 fn open_removes_only_its_own_temporary_files() {
     // The metadata quorum keeps its snapshots in its log's directory and may be writing
