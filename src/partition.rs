@@ -176,13 +176,17 @@ impl Partition {
         self.first_unstable.store(first_unstable, Ordering::Release);
         self.log_start_offset.store(inner.log.log_start_offset(), Ordering::Release);
         let hw = match &mut inner.role {
-            Role::Solo | Role::Outside => leo,
+            Role::Solo => leo,
             Role::Leader(s) => {
                 s.appended(leo);
                 s.hw()
             }
             // A follower learns its HW from the leader; a truncation may lower its end.
-            Role::Follower { .. } => self.high_watermark.load(Ordering::Acquire).min(leo),
+            // A replica removed from the partition (Outside) keeps what it knew: raising
+            // it to the log end acknowledged `acks=all` batches still waiting on a leader
+            // removed by a reassignment, which its followers did not have (found by
+            // scripts/cluster_test.py: the next batch was out of sequence at the new leader).
+            Role::Follower { .. } | Role::Outside => self.high_watermark.load(Ordering::Acquire).min(leo),
         };
         self.high_watermark.swap(hw, Ordering::AcqRel) != hw
     }
@@ -652,5 +656,22 @@ mod tests {
         p.with_log(|log| log.append(&marker, 0)).unwrap(); // 5 (on a single node, committed at once)
         assert_eq!(p.last_stable_offset(), 6, "no open transaction: the high watermark");
         assert_eq!(base_offsets(&p.read_committed(0, 1 << 20).unwrap()), vec![0, 2, 3, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_leader_removed_from_the_replicas_does_not_acknowledge_what_followers_lack() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), strom_storage::LogConfig::default()).unwrap();
+        let p = Partition::new("t".into(), 0, log);
+        p.become_leader(1, 1, 1, vec![1, 2], vec![1, 2], 2, 0);
+        let mut b = BatchBuilder::new(1_000);
+        b.add(None, Some(b"v"));
+        let info = p.append(&b.build()).unwrap();
+        assert_eq!(p.high_watermark(), 0, "follower 2 has not fetched it");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let waiting = p.wait_committed(info.last_offset + 1, deadline);
+        p.become_outside();
+        assert_eq!(waiting.await, Err(ErrorCode::NotLeaderOrFollower));
+        assert_eq!(p.high_watermark(), 0);
     }
 }
