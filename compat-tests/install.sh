@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent installer for the Strom compatibility-test clients.
 #
-#   * kcat (Debian package; bookworm ships kcat 1.7.1 linked to librdkafka 2.0.2)
+#   * kcat (Debian package; bookworm ships kcat 1.7.1 linked to librdkafka 2.0.2), and the
+#     openssl command (Debian package) when missing: lib/certs.py makes the TLS
+#     scenarios' certificates with it
 #   * a Python venv at compat-tests/.venv with the pinned clients from
 #     compat-tests/requirements.txt (confluent-kafka, kafka-python, aiokafka)
 #   * kafkajs (npm, pinned in compat-tests/kafkajs/package.json and
@@ -71,6 +73,13 @@ else
     say "installing kcat (apt)"
     apt_install kcat
     command -v kcat >/dev/null 2>&1 || die "kcat still not on PATH after apt-get install"
+fi
+# The TLS scenarios (security-ssl, security-sasl-ssl) make their certificates with the
+# openssl command (lib/certs.py); slim Debian images have libssl but not the command.
+if ! command -v openssl >/dev/null 2>&1; then
+    say "installing openssl (apt)"
+    apt_install openssl
+    command -v openssl >/dev/null 2>&1 || die "openssl still not on PATH after apt-get install"
 fi
 
 # ---- 2. python3 + venv support ----------------------------------------------

@@ -5,7 +5,8 @@ it, and drives it from the host with kcat and confluent-kafka.
     compat-tests/.venv/bin/python scripts/container_test.py      (./scripts/test.sh container)
 
 What it checks, in order:
-  1. the image builds from the Dockerfile; its size (aim: <= 25 MB), user, volume,
+  1. the image builds from the Dockerfile; its size (aim: <= 30 MB; 25 MB until the TLS
+     stack, rustls + ring + x509-parser, added 4 MB), user, volume,
      ports, healthcheck and stop signal;
   2. a container with the image's defaults is ready (/readyz) - the time from
      `podman run` is printed - and serves kcat (produce, consume) and confluent-kafka
@@ -210,8 +211,8 @@ def build_image():
     figure("image build (podman build, cargo's target/ cached)", f"{time.monotonic() - started:.0f} s")
     info = json.loads(podman("image", "inspect", IMAGE).stdout)[0]
     size = info["Size"]
-    figure("image size", f"{size / 1e6:.1f} MB ({size} bytes; aim <= 25 MB)")
-    check(size <= 25_000_000, f"image is {size} bytes, more than 25 MB")
+    figure("image size", f"{size / 1e6:.1f} MB ({size} bytes; aim <= 30 MB)")
+    check(size <= 30_000_000, f"image is {size} bytes, more than 30 MB")
     cfg = info["Config"]
     check(cfg.get("User") == "65532:65532", f"user {cfg.get('User')!r}")
     check("/var/lib/strom" in (cfg.get("Volumes") or {}), f"volumes {cfg.get('Volumes')}")
@@ -482,8 +483,13 @@ def apache_kafka_compose():
     figure("container start to ready (apache/kafka compose environment)", f"{ready * 1000:.0f} ms")
     logs = c.logs()
     check("configuration ignored" not in logs, "a KAFKA_* setting was reported unknown:\n" + logs)
-    # (offsets.topic.replication.factor is acted on: a cluster replicates __consumer_offsets.)
-    for key in ("transaction.state.log.replication.factor", "controller.quorum.voters", "listener CONTROLLER://:29093"):
+    # (offsets.topic.replication.factor and transaction.state.log.* are acted on: a cluster
+    # replicates __consumer_offsets and __transaction_state.)
+    for key in (
+        "share.coordinator.state.topic.replication.factor",
+        "controller.quorum.voters",
+        "listener CONTROLLER://:29093",
+    ):
         check(key in logs, f"{key} was not reported as accepted without effect")
     check("cluster_id=4L6g3nShT-eMCtK--X86sw" in logs, "CLUSTER_ID not used")
     check("data_dir=/tmp/kraft-combined-logs" in logs, "KAFKA_LOG_DIRS not used")

@@ -9,6 +9,7 @@ use strom_protocol::{Message, Reader, Writer};
 use crate::net::ConnError;
 use crate::node::Node;
 
+pub mod acls;
 pub mod alter_configs;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
@@ -42,8 +43,11 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
+pub mod sasl;
+pub mod scram;
 pub mod sync_group;
 pub mod telemetry;
+pub mod transactions;
 
 /// Who sent a request.
 #[derive(Debug, Clone)]
@@ -55,6 +59,9 @@ pub struct RequestContext {
     pub listener: usize,
     /// The client id from the request header ("" when null).
     pub client_id: String,
+    /// The authenticated principal (`User:alice`), `User:ANONYMOUS` on PLAINTEXT
+    /// listeners and TLS connections without a client certificate.
+    pub principal: std::sync::Arc<str>,
 }
 
 /// The versions of one API this broker serves.
@@ -87,16 +94,26 @@ pub const APIS: &[ApiRange] = &[
     sync_group::API,
     describe_groups::API,
     list_groups::API,
+    sasl::HANDSHAKE_API,
     api_versions::API,
     create_topics::API,
     delete_topics::API,
     delete_records::API,
     init_producer_id::API,
     offset_for_leader_epoch::API,
+    transactions::ADD_PARTITIONS_API,
+    transactions::ADD_OFFSETS_API,
+    transactions::END_TXN_API,
+    transactions::WRITE_MARKERS_API,
+    transactions::TXN_OFFSET_COMMIT_API,
+    acls::DESCRIBE_API,
+    acls::CREATE_API,
+    acls::DELETE_API,
     describe_configs::API,
     alter_configs::API,
     alter_replica_log_dirs::API,
     describe_log_dirs::API,
+    sasl::AUTHENTICATE_API,
     create_partitions::API,
     delete_groups::API,
     elect_leaders::API,
@@ -104,8 +121,13 @@ pub const APIS: &[ApiRange] = &[
     partition_reassignments::ALTER_API,
     partition_reassignments::LIST_API,
     offset_delete::API,
+    scram::DESCRIBE_API,
+    scram::ALTER_API,
     describe_quorum::API,
     describe_cluster::API,
+    transactions::DESCRIBE_PRODUCERS_API,
+    transactions::DESCRIBE_TRANSACTIONS_API,
+    transactions::LIST_TRANSACTIONS_API,
     consumer_group_heartbeat::API,
     consumer_group_describe::API,
     telemetry::GET_SUBSCRIPTIONS_API,
@@ -151,7 +173,54 @@ pub async fn dispatch(
         CreateTopicsRequest::API_KEY => respond(&create_topics::handle(node, v, CreateTopicsRequest::decode(r, v)?), v),
         DeleteTopicsRequest::API_KEY => respond(&delete_topics::handle(node, v, DeleteTopicsRequest::decode(r, v)?), v),
         InitProducerIdRequest::API_KEY => {
-            respond(&init_producer_id::handle(node, v, InitProducerIdRequest::decode(r, v)?), v)
+            respond(&init_producer_id::handle(node, v, InitProducerIdRequest::decode(r, v)?).await, v)
+        }
+        AddPartitionsToTxnRequest::API_KEY => {
+            respond(&transactions::add_partitions(node, v, AddPartitionsToTxnRequest::decode(r, v)?).await, v)
+        }
+        AddOffsetsToTxnRequest::API_KEY => {
+            respond(&transactions::add_offsets(node, v, AddOffsetsToTxnRequest::decode(r, v)?).await, v)
+        }
+        EndTxnRequest::API_KEY => respond(&transactions::end_txn(node, v, EndTxnRequest::decode(r, v)?).await, v),
+        WriteTxnMarkersRequest::API_KEY => {
+            respond(&transactions::write_markers(node, v, WriteTxnMarkersRequest::decode(r, v)?).await, v)
+        }
+        CreateAclsRequest::API_KEY => respond(&acls::create(node, CreateAclsRequest::decode(r, v)?), v),
+        DescribeAclsRequest::API_KEY => respond(&acls::describe(node, DescribeAclsRequest::decode(r, v)?), v),
+        DeleteAclsRequest::API_KEY => respond(&acls::delete(node, DeleteAclsRequest::decode(r, v)?), v),
+        DescribeUserScramCredentialsRequest::API_KEY => {
+            respond(&scram::describe(node, ctx, DescribeUserScramCredentialsRequest::decode(r, v)?), v)
+        }
+        AlterUserScramCredentialsRequest::API_KEY => {
+            respond(&scram::alter(node, ctx, AlterUserScramCredentialsRequest::decode(r, v)?), v)
+        }
+        SaslHandshakeRequest::API_KEY => {
+            let _ = SaslHandshakeRequest::decode(r, v)?;
+            let mechanisms = node
+                .meta
+                .config
+                .listeners
+                .get(ctx.listener)
+                .and_then(|l| l.sasl.as_ref())
+                .map(|s| s.mechanisms.clone())
+                .unwrap_or_default();
+            respond(&sasl::handshake(mechanisms), v)
+        }
+        SaslAuthenticateRequest::API_KEY => {
+            let _ = SaslAuthenticateRequest::decode(r, v)?;
+            respond(&sasl::authenticate(), v)
+        }
+        DescribeTransactionsRequest::API_KEY => {
+            respond(&transactions::describe_transactions(node, v, DescribeTransactionsRequest::decode(r, v)?), v)
+        }
+        ListTransactionsRequest::API_KEY => {
+            respond(&transactions::list_transactions(node, v, ListTransactionsRequest::decode(r, v)?), v)
+        }
+        DescribeProducersRequest::API_KEY => {
+            respond(&transactions::describe_producers(node, v, DescribeProducersRequest::decode(r, v)?), v)
+        }
+        TxnOffsetCommitRequest::API_KEY => {
+            respond(&transactions::txn_offset_commit(node, v, TxnOffsetCommitRequest::decode(r, v)?).await, v)
         }
         DescribeConfigsRequest::API_KEY => {
             respond(&describe_configs::handle(node, v, DescribeConfigsRequest::decode(r, v)?), v)
@@ -273,7 +342,12 @@ mod tests {
         ]);
         let config = crate::config::Config::from_sources(None, &Default::default(), &overrides).expect("config");
         let node = crate::node::Node::open(config).expect("node");
-        let ctx = RequestContext { peer: "127.0.0.1:1".parse().expect("addr"), listener: 0, client_id: String::new() };
+        let ctx = RequestContext {
+            peer: "127.0.0.1:1".parse().expect("addr"),
+            listener: 0,
+            client_id: String::new(),
+            principal: "User:ANONYMOUS".into(),
+        };
         for api in APIS {
             for version in api.min..=api.max {
                 let h = RequestHeader { api_key: api.key, api_version: version, ..Default::default() };

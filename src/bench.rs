@@ -30,12 +30,13 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use strom_protocol::records::{self, BatchBuilder, BatchHeader, Compression, RecordIter};
 use strom_protocol::{
-    create_topics_request, delete_topics_request, fetch_request, produce_request, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, FetchRequest, FetchResponse, ProduceRequest,
+    add_partitions_to_txn_request, create_topics_request, delete_topics_request, fetch_request, produce_request,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, EndTxnRequest, EndTxnResponse, FetchRequest, FetchResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
     ProduceResponse,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::cli::{list_offsets, topic_infos};
@@ -52,6 +53,13 @@ pub struct BenchArgs {
     /// Broker to load (any Kafka-compatible broker).
     #[arg(long, short = 'b', default_value = "localhost:9092", env = "STROM_BOOTSTRAP")]
     pub bootstrap_server: String,
+    /// Client properties file (`security.protocol`, `ssl.*`, `sasl.*`), as Kafka's tools
+    /// take: every connection of the run uses TLS and SASL as it says.
+    #[arg(long, env = "STROM_COMMAND_CONFIG", value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
+    /// The settings `command_config` holds (loaded when the run starts).
+    #[arg(skip)]
+    pub security: strom_client::Security,
     /// Topic; created with `--partitions` if missing (and deleted afterwards unless `--keep-topic`).
     #[arg(long, default_value = "strom-bench")]
     pub topic: String,
@@ -113,6 +121,29 @@ pub struct BenchArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Idempotent producers (a producer id, sequence numbers; needs --acks -1).
+    #[arg(long)]
+    pub idempotent: bool,
+    /// Transactional producers committing every N ms (needs --acks -1): first an
+    /// idempotent phase as the baseline, then the transactional one; reports the
+    /// throughput ratio and the commit latency.
+    #[arg(long, default_value_t = 0)]
+    pub transaction_ms: u64,
+    /// First measure the same load through this bootstrap server without
+    /// `--command-config` (e.g. the broker's PLAINTEXT listener), then through
+    /// `--bootstrap-server` with it, and report the throughput as a fraction of the
+    /// baseline: what TLS (or SASL) costs, in one run.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub baseline_bootstrap: Option<String>,
+}
+
+/// How a phase's producers identify themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Idempotent,
+    /// Transactional, committing every this many ms.
+    Transactional(u64),
 }
 
 /// Codec names as Kafka's `compression.type`.
@@ -233,18 +264,32 @@ impl BatchMaker {
     }
 
     /// A batch stamped with `stamp` (ns on this process's clock).
-    fn batch(&self, stamp: u64) -> anyhow::Result<Bytes> {
-        let Some((template, pos)) = &self.template else {
-            return Ok(self.build(stamp).freeze());
+    /// `ids`: the producer id, epoch, base sequence and whether the batch is
+    /// transactional, for idempotent and transactional producers.
+    fn batch(&self, stamp: u64, ids: Option<(i64, i16, i32, bool)>) -> anyhow::Result<Bytes> {
+        let mut b = match &self.template {
+            None => self.build(stamp),
+            Some((template, pos)) => {
+                let mut b = template.clone();
+                if let Some(slot) = b.get_mut(*pos..*pos + 8) {
+                    slot.copy_from_slice(&stamp.to_be_bytes());
+                }
+                let now = wall_ms().to_be_bytes();
+                // baseTimestamp and maxTimestamp (one timestamp for the whole batch).
+                b[27..35].copy_from_slice(&now);
+                b[35..43].copy_from_slice(&now);
+                b
+            }
         };
-        let mut b = template.clone();
-        if let Some(slot) = b.get_mut(*pos..*pos + 8) {
-            slot.copy_from_slice(&stamp.to_be_bytes());
+        if let Some((pid, epoch, seq, transactional)) = ids {
+            // attributes (transactional bit), producerId, producerEpoch, baseSequence.
+            if transactional {
+                b[22] |= 0x10;
+            }
+            b[43..51].copy_from_slice(&pid.to_be_bytes());
+            b[51..53].copy_from_slice(&epoch.to_be_bytes());
+            b[53..57].copy_from_slice(&seq.to_be_bytes());
         }
-        let now = wall_ms().to_be_bytes();
-        // baseTimestamp and maxTimestamp (one timestamp for the whole batch).
-        b[27..35].copy_from_slice(&now);
-        b[35..43].copy_from_slice(&now);
         records::update_crc(&mut b).map_err(|e| anyhow!("{e}"))?;
         Ok(b.freeze())
     }
@@ -261,9 +306,16 @@ struct Counters {
     first_error: std::sync::Mutex<Option<String>>,
     /// With `--rate`: the most a batch was sent after it was due.
     max_lag_ns: AtomicU64,
+    /// Transactional mode: EndTxn (commit) latencies, µs, and transactions committed.
+    commits: std::sync::Mutex<Option<Histogram<u64>>>,
 }
 
 impl Counters {
+    fn commit_took(&self, us: u64) {
+        let mut h = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = h.get_or_insert_with(histogram).record(us.max(1));
+    }
+
     fn error(&self, e: String) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -327,6 +379,115 @@ async fn write_chunks(w: &mut (impl AsyncWriteExt + Unpin), chunks: &[Bytes]) ->
     Ok(())
 }
 
+/// Errors a transactional client retries: coordinator loading, moving or busy.
+fn txn_retriable(code: i16) -> bool {
+    matches!(code, 14..=16 | 51)
+}
+
+/// A producer's identity: its id and epoch, and in transactional mode its
+/// transactional id and a connection to its transaction coordinator.
+struct Identity {
+    pid: i64,
+    epoch: i16,
+    txn: Option<(String, Client)>,
+}
+
+impl Identity {
+    /// InitProducerId (after FindCoordinator for a transactional id), retried while the
+    /// coordinator is not ready.
+    async fn new(a: &BenchArgs, transactional_id: Option<String>) -> anyhow::Result<Identity> {
+        let mut c = Client::connect_with(&a.bootstrap_server, Duration::from_secs(30), &a.security).await?;
+        let until = Instant::now() + Duration::from_secs(30);
+        if let Some(tid) = &transactional_id {
+            loop {
+                let req = FindCoordinatorRequest { key: tid.clone(), key_type: 1, ..Default::default() };
+                let (r, _): (FindCoordinatorResponse, _) = c.call(3, &req).await?;
+                if r.error_code == 0 {
+                    c = Client::connect_with(&format!("{}:{}", r.host, r.port), Duration::from_secs(30), &a.security)
+                        .await?;
+                    break;
+                }
+                if !txn_retriable(r.error_code) || Instant::now() > until {
+                    check(r.error_code, "finding the transaction coordinator", r.error_message.as_deref())?;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        loop {
+            let req = InitProducerIdRequest {
+                transactional_id: transactional_id.clone(),
+                transaction_timeout_ms: 60_000,
+                producer_id: -1,
+                producer_epoch: -1,
+                ..Default::default()
+            };
+            let (r, _): (InitProducerIdResponse, _) = c.call(4, &req).await?;
+            if r.error_code == 0 {
+                return Ok(Identity {
+                    pid: r.producer_id,
+                    epoch: r.producer_epoch,
+                    txn: transactional_id.map(|t| (t, c)),
+                });
+            }
+            if !txn_retriable(r.error_code) || Instant::now() > until {
+                check(r.error_code, "InitProducerId", None)?;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// AddPartitionsToTxn for `parts` (retried while the previous transaction's markers
+    /// are written, as clients do).
+    async fn begin(&mut self, topic: &str, parts: &[i32]) -> anyhow::Result<()> {
+        let (pid, epoch) = (self.pid, self.epoch);
+        let Some((tid, c)) = self.txn.as_mut() else { return Ok(()) };
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let req = AddPartitionsToTxnRequest {
+                v3_and_below_transactional_id: tid.clone(),
+                v3_and_below_producer_id: pid,
+                v3_and_below_producer_epoch: epoch,
+                v3_and_below_topics: vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic {
+                    name: topic.to_string(),
+                    partitions: parts.to_vec(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let (r, _): (AddPartitionsToTxnResponse, _) = c.call(3, &req).await?;
+            let code = r
+                .results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| t.results_by_partition.iter())
+                .map(|p| p.partition_error_code)
+                .find(|c| *c != 0)
+                .unwrap_or(0);
+            if code == 0 {
+                return Ok(());
+            }
+            if !txn_retriable(code) || Instant::now() > until {
+                check(code, "AddPartitionsToTxn", None)?;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// EndTxn (commit).
+    async fn commit(&mut self) -> anyhow::Result<()> {
+        let (pid, epoch) = (self.pid, self.epoch);
+        let Some((tid, c)) = self.txn.as_mut() else { return Ok(()) };
+        let req = EndTxnRequest {
+            transactional_id: tid.clone(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            committed: true,
+            ..Default::default()
+        };
+        let (r, _): (EndTxnResponse, _) = c.call(3, &req).await?;
+        check(r.error_code, "EndTxn", None)
+    }
+}
+
 /// One producer connection, to `addr` for `parts` (starting at the `id`-th), carrying
 /// `share` of the target rate: returns its produce-latency histogram (µs).
 #[allow(clippy::too_many_arguments)]
@@ -334,6 +495,7 @@ async fn producer(
     plan: Arc<Plan>,
     addr: String,
     target: Target,
+    mode: Mode,
     id: usize,
     parts: Vec<i32>,
     share: f64,
@@ -341,9 +503,17 @@ async fn producer(
     deadline: Instant,
 ) -> anyhow::Result<Histogram<u64>> {
     let a = &plan.args;
-    let stream = TcpStream::connect(&addr).await.with_context(|| format!("connecting to {addr}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let mut identity = match mode {
+        Mode::Plain => None,
+        Mode::Idempotent => Some(Identity::new(a, None).await?),
+        Mode::Transactional(_) => {
+            let tid = format!("strom-bench-{:016x}-{id}-{addr}", plan.nonce);
+            Some(Identity::new(a, Some(tid)).await?)
+        }
+    };
+    let mut sequences: BTreeMap<i32, i32> = BTreeMap::new();
+    let stream = a.security.open(&addr, Duration::from_secs(30)).await?;
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let maker = BatchMaker::new(a, plan.nonce, 0x9E37_79B9_7F4A_7C15 ^ id as u64);
     let records_per_batch = maker.per_batch as u64;
     let payload_bytes = records_per_batch * a.record_size as u64;
@@ -394,7 +564,28 @@ async fn producer(
 
     let start = Instant::now();
     let mut correlation = 0i32;
+    let period = match mode {
+        Mode::Transactional(ms) => Some(Duration::from_millis(ms.max(1))),
+        _ => None,
+    };
+    let mut txn_until = None;
+    if let (Some(idn), Some(p)) = (identity.as_mut(), period) {
+        idn.begin(&a.topic, &mine).await?;
+        txn_until = Some(Instant::now() + p);
+    }
+    let in_flight = u32::try_from(a.in_flight.max(1)).unwrap_or(u32::MAX);
     for k in 0u64.. {
+        if let (Some(until), Some(idn), Some(p)) = (txn_until, identity.as_mut(), period) {
+            if Instant::now() >= until && Instant::now() < deadline {
+                // commit_transaction(): everything sent is acknowledged, then EndTxn.
+                let t0 = Instant::now();
+                drop(permits.acquire_many(in_flight).await?);
+                idn.commit().await?;
+                counters.commit_took(t0.elapsed().as_micros() as u64);
+                idn.begin(&a.topic, &mine).await?;
+                txn_until = Some(Instant::now() + p);
+            }
+        }
         let intended = match interval {
             Some(iv) => {
                 let at = start + iv.mul_f64(k as f64);
@@ -417,9 +608,15 @@ async fn producer(
         if interval.is_some() {
             counters.max_lag_ns.fetch_max(sent.saturating_sub(intended), Ordering::Relaxed);
         }
-        let batch = maker.batch(sent)?;
+        let ids = identity.as_ref().map(|idn| {
+            let seq = sequences.entry(partition).or_insert(0);
+            let base = *seq;
+            *seq = seq.wrapping_add(records_per_batch as i32) & i32::MAX;
+            (idn.pid, idn.epoch, base, idn.txn.is_some())
+        });
+        let batch = maker.batch(sent, ids)?;
         let req = ProduceRequest {
-            transactional_id: None,
+            transactional_id: identity.as_ref().and_then(|i| i.txn.as_ref().map(|(t, _)| t.clone())),
             acks,
             timeout_ms: 30_000,
             topic_data: vec![produce_request::TopicProduceData {
@@ -448,6 +645,12 @@ async fn producer(
             }
         }
     }
+    if let Some(idn) = identity.as_mut().filter(|i| i.txn.is_some()) {
+        let t0 = Instant::now();
+        drop(permits.acquire_many(in_flight).await?);
+        idn.commit().await?;
+        counters.commit_took(t0.elapsed().as_micros() as u64);
+    }
     drop(tx);
     let hist = reader.await.map_err(|e| anyhow!("producer {id}: {e}"))??;
     wr.shutdown().await.ok();
@@ -466,7 +669,7 @@ async fn consumer(
     hard_stop: Instant,
 ) -> anyhow::Result<Histogram<u64>> {
     let a = &plan.args;
-    let mut client = Client::connect(&addr, Duration::from_secs(30)).await?;
+    let mut client = Client::connect_with(&addr, Duration::from_secs(30), &a.security).await?;
     let mut hist = histogram();
     let mut position: BTreeMap<i32, i64> =
         partitions.iter().map(|p| (*p, start.get(p).copied().unwrap_or(0))).collect();
@@ -660,12 +863,14 @@ async fn progress(label: &'static str, counters: Arc<Counters>, done: Arc<Atomic
 }
 
 /// One measured run: producers (and consumers, against the broker) for `--duration`.
+#[allow(clippy::type_complexity)]
 async fn phase(
     plan: Arc<Plan>,
     addr: String,
     target: Target,
+    mode: Mode,
     label: &'static str,
-) -> anyhow::Result<(Option<Side>, Option<Side>, u64, Option<String>)> {
+) -> anyhow::Result<(Option<Side>, Option<Side>, u64, Option<String>, Option<Histogram<u64>>)> {
     let a = &plan.args;
     let counters = Arc::new(Counters::default());
     let consumers = if target == Target::Broker { a.consumers } else { 0 };
@@ -676,7 +881,7 @@ async fn phase(
     let mut consumer_tasks = Vec::new();
     let mut setup = None;
     if consumers > 0 {
-        let mut client = Client::connect(&a.bootstrap_server, Duration::from_secs(30)).await?;
+        let mut client = Client::connect_with(&a.bootstrap_server, Duration::from_secs(30), &a.security).await?;
         let parts: Vec<(String, i32)> = plan.partitions.iter().map(|p| (a.topic.clone(), *p)).collect();
         let ts = if a.from == StartAt::Earliest { -2 } else { -1 };
         let start: BTreeMap<i32, i64> =
@@ -721,6 +926,7 @@ async fn phase(
                 plan.clone(),
                 to.clone(),
                 target,
+                mode,
                 id,
                 parts.clone(),
                 share,
@@ -771,7 +977,8 @@ async fn phase(
     ticker.abort();
     let errors = counters.errors.load(Ordering::Relaxed);
     let first = counters.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Ok((produce, consume, errors, failure.or(first)))
+    let commits = counters.commits.lock().unwrap_or_else(|p| p.into_inner()).take();
+    Ok((produce, consume, errors, failure.or(first), commits))
 }
 
 /// The raw sink as a child process: (child, address).
@@ -829,7 +1036,7 @@ async fn partition_leaders(
                 if !checked.insert(to.clone()) {
                     continue;
                 }
-                let mut c = Client::connect(to, Duration::from_secs(10)).await?;
+                let mut c = Client::connect_with(to, Duration::from_secs(10), &admin.security().clone()).await?;
                 let (_, theirs) = view(&crate::cli::metadata(&mut c, Some(&topics)).await?);
                 agreed &= leaders.keys().all(|q| leaders[q] != *to || theirs.get(q) == leader.get(q));
                 agreed &= theirs.get(p) == leader.get(p);
@@ -846,17 +1053,21 @@ async fn partition_leaders(
 }
 
 /// `strom bench`.
-pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
+pub async fn bench(mut a: BenchArgs) -> anyhow::Result<()> {
+    a.security = crate::cli::load_security(a.command_config.as_deref())?;
     if a.producers == 0 && a.consumers == 0 {
         bail!("nothing to do: --producers and --consumers are both 0");
     }
     if !matches!(a.acks, -1..=1) {
         bail!("--acks must be 0, 1 or -1");
     }
+    if (a.idempotent || a.transaction_ms > 0) && a.acks != -1 {
+        bail!("idempotent and transactional producers need --acks -1 (as Kafka's enable.idempotence)");
+    }
     if a.record_size < STAMP_LEN && a.consumers > 0 {
         eprintln!("note: records under {STAMP_LEN} bytes carry no send time: no end-to-end latency");
     }
-    let mut admin = Client::connect(&a.bootstrap_server, Duration::from_secs(30)).await?;
+    let mut admin = Client::connect_with(&a.bootstrap_server, Duration::from_secs(30), &a.security).await?;
     let produce_version = admin.version::<ProduceRequest>(12)?;
     let fetch_version = admin.version::<FetchRequest>(12)?;
     let mut created = false;
@@ -910,11 +1121,11 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         let dir = base.join(format!("strom-raw-sink-{}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let (mut child, addr) = spawn_sink(&a, &dir)?;
-        let result = phase(plan.clone(), addr, Target::Sink, "raw sink").await;
+        let result = phase(plan.clone(), addr, Target::Sink, Mode::Plain, "raw sink").await;
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
-        let (produce, _, errors, failure) = result?;
+        let (produce, _, errors, failure, _) = result?;
         if let Some(f) = failure {
             bail!("raw sink phase: {f}");
         }
@@ -923,8 +1134,62 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         }
         sink = produce;
     }
-    let (produce, consume, errors, failure) =
-        phase(plan.clone(), a.bootstrap_server.clone(), Target::Broker, "broker").await?;
+    let mode = match (a.transaction_ms, a.idempotent) {
+        (0, false) => Mode::Plain,
+        (0, true) => Mode::Idempotent,
+        (ms, _) => Mode::Transactional(ms),
+    };
+    // Transactions are measured against idempotent producers on the same broker, topic
+    // and load, in the same run.
+    let mut idempotent = None;
+    if matches!(mode, Mode::Transactional(_)) && a.producers > 0 {
+        let (p, _, errors, failure, _) =
+            phase(plan.clone(), a.bootstrap_server.clone(), Target::Broker, Mode::Idempotent, "idempotent").await?;
+        if let Some(f) = failure {
+            bail!("idempotent phase: {f}");
+        }
+        if errors > 0 {
+            bail!("idempotent phase: {errors} errors");
+        }
+        idempotent = p;
+    }
+    // The same load without --command-config first, through the baseline listener (whose
+    // Metadata advertises its own addresses for the partitions' leaders).
+    let mut baseline = None;
+    if let Some(base) = a.baseline_bootstrap.clone().filter(|_| a.producers > 0) {
+        let mut args = a.clone();
+        args.bootstrap_server = base.clone();
+        args.security = strom_client::Security::plaintext();
+        let mut base_admin = Client::connect_with(&base, Duration::from_secs(30), &args.security).await?;
+        let leaders = partition_leaders(&mut base_admin, &a.topic, &plan.partitions).await?;
+        let base_plan = Arc::new(Plan {
+            args,
+            produce_version,
+            fetch_version,
+            partitions: plan.partitions.clone(),
+            leaders,
+            nonce,
+        });
+        let (p, _, errors, failure, _) = phase(base_plan, base, Target::Broker, mode, "baseline").await?;
+        if let Some(f) = failure {
+            bail!("baseline phase: {f}");
+        }
+        if errors > 0 {
+            bail!("baseline phase: {errors} errors");
+        }
+        baseline = p;
+    }
+    let (produce, consume, errors, failure, commits) =
+        phase(plan.clone(), a.bootstrap_server.clone(), Target::Broker, mode, "broker").await?;
+    let baseline_ratio = match (&produce, &baseline) {
+        (Some(p), Some(b)) if b.bytes > 0 => Some(p.mb_per_sec() / b.mb_per_sec()),
+        _ => None,
+    };
+    let commit_ms = |q: f64| commits.as_ref().filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(q) as f64 / 1000.0);
+    let txn_ratio = match (&produce, &idempotent) {
+        (Some(p), Some(i)) if i.bytes > 0 => Some(p.mb_per_sec() / i.mb_per_sec()),
+        _ => None,
+    };
     if created && !a.keep_topic {
         let req = DeleteTopicsRequest {
             topic_names: vec![a.topic.clone()],
@@ -958,6 +1223,14 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
             "produce": produce.as_ref().map(Side::json),
             "consume": consume.as_ref().map(Side::json),
             "produce_vs_raw_sink": ratio,
+            "idempotent": idempotent.as_ref().map(Side::json),
+            "transaction_ms": a.transaction_ms,
+            "transactions": commits.as_ref().map(|h| h.len()),
+            "commit_latency_ms": commits.as_ref().map(|_| json!({"p50": commit_ms(0.5), "p99": commit_ms(0.99), "max": commit_ms(1.0)})),
+            "transactional_vs_idempotent": txn_ratio,
+            "security_protocol": a.security.protocol(),
+            "baseline": baseline.as_ref().map(Side::json),
+            "produce_vs_baseline": baseline_ratio,
             "errors": errors,
             "first_error": failure,
         });
@@ -970,11 +1243,36 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         if let Some(s) = &sink {
             println!("{}", s.line("raw-sink produce", "latency"));
         }
+        if let Some(i) = &idempotent {
+            println!("{}", i.line("idempotent", "latency"));
+        }
+        if let Some(b) = &baseline {
+            println!("{}", b.line("baseline produce", "latency"));
+        }
         if let Some(p) = &produce {
-            println!("{}", p.line("produce", "latency"));
+            let what = if a.transaction_ms > 0 { "transactional" } else { "produce" };
+            println!("{}", p.line(what, "latency"));
+        }
+        if let (Some(h), Some(p50), Some(p99)) = (&commits, commit_ms(0.5), commit_ms(0.99)) {
+            println!(
+                "transactions: {} committed every {} ms; commit (flush + EndTxn) p50 {p50:.3} p99 {p99:.3} ms",
+                h.len(),
+                a.transaction_ms
+            );
+        }
+        if let Some(r) = txn_ratio {
+            println!("transactional throughput = {:.1}% of idempotent", r * 100.0);
         }
         if let Some(r) = ratio {
             println!("produce throughput = {:.1}% of the raw sink", r * 100.0);
+        }
+        if let Some(r) = baseline_ratio {
+            println!(
+                "produce throughput over {} = {:.1}% of the baseline ({} without --command-config)",
+                a.security.protocol(),
+                r * 100.0,
+                a.baseline_bootstrap.as_deref().unwrap_or("")
+            );
         }
         if let Some(c) = &consume {
             println!("{}", c.line("consume", "end-to-end"));

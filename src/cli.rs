@@ -1,5 +1,5 @@
 //! The admin and console commands of `strom` (`topic`, `group`, `produce`, `consume`,
-//! `cluster`, `health`). They speak only the Kafka protocol through [`strom_client`],
+//! `cluster`, `health`, `txn`). They speak only the Kafka protocol through [`strom_client`],
 //! so they work against Strom or any Kafka broker.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,11 @@ use strom_protocol::records::{self, BatchBuilder, BatchHeader, Record};
 use strom_protocol::*;
 
 use strom_client::{check, partition_for_key, Client};
+
+mod txn;
+mod user;
+pub use txn::{txn, TxnCmd};
+pub use user::{user, ScramCmd, UserCmd};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -36,6 +41,25 @@ pub struct Common {
     /// Request timeout in milliseconds.
     #[arg(long, default_value_t = 10_000, global = true)]
     pub timeout_ms: u64,
+    /// Client properties file, as Kafka's tools take: `security.protocol`,
+    /// `ssl.truststore.location`, `ssl.keystore.location` (PEM), `sasl.mechanism`,
+    /// `sasl.jaas.config`.
+    #[arg(long, env = "STROM_COMMAND_CONFIG", global = true, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
+}
+
+impl Common {
+    /// How to connect, from `--command-config` (PLAINTEXT without it).
+    pub fn security(&self) -> anyhow::Result<strom_client::Security> {
+        load_security(self.command_config.as_deref())
+    }
+}
+
+/// The client security settings of a `--command-config` file (PLAINTEXT for `None`).
+pub fn load_security(path: Option<&std::path::Path>) -> anyhow::Result<strom_client::Security> {
+    let Some(path) = path else { return Ok(strom_client::Security::plaintext()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    strom_client::Security::from_properties(&text).with_context(|| format!("{}", path.display()))
 }
 
 /// `strom topic ...`
@@ -282,7 +306,7 @@ impl Table {
 }
 
 async fn connect(c: &Common) -> anyhow::Result<Client> {
-    Client::connect(&c.bootstrap_server, Duration::from_millis(c.timeout_ms)).await
+    Client::connect_with(&c.bootstrap_server, Duration::from_millis(c.timeout_ms), &c.security()?).await
 }
 
 fn key_value(s: &str, what: &str) -> anyhow::Result<(String, String)> {
@@ -363,7 +387,8 @@ pub(crate) async fn list_offsets(
         let b = md.brokers.iter().find(|b| b.node_id == leader).with_context(|| {
             format!("no leader for {}", ps.iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>().join(", "))
         })?;
-        let mut c = Client::connect(&format!("{}:{}", b.host, b.port), Duration::from_secs(10)).await?;
+        let addr = format!("{}:{}", b.host, b.port);
+        let mut c = Client::connect_with(&addr, Duration::from_secs(10), &client.security().clone()).await?;
         out.extend(list_offsets_at(&mut c, &ps, timestamp).await?);
     }
     Ok(out)

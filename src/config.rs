@@ -22,6 +22,8 @@ use anyhow::{bail, Context};
 pub mod env;
 pub mod group;
 pub mod listener;
+pub mod sasl;
+pub mod ssl;
 pub mod topic;
 
 pub use listener::Listener;
@@ -132,6 +134,13 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         "Most client connections open at once from one IP address.",
     ),
     (
+        "strom.ssl.reload.interval.ms",
+        "10000",
+        ConfigType::Long,
+        "Strom: how often TLS listeners re-read their key, certificate and truststore files; a change takes \
+         effect for new connections without a restart (0: never).",
+    ),
+    (
         "strom.request.read.timeout.ms",
         "30000",
         ConfigType::Long,
@@ -198,14 +207,70 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
     ),
     ("log.message.timestamp.after.max.ms", "3600000", ConfigType::Long, "How far in the future a timestamp may be."),
     ("producer.id.expiration.ms", "86400000", ConfigType::Int, "Idle time after which producer state is dropped."),
+    (
+        "sasl.enabled.mechanisms",
+        "GSSAPI",
+        ConfigType::List,
+        "SASL mechanisms offered on SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; Kafka's default GSSAPI is \
+         refused at start).",
+    ),
+    (
+        "super.users",
+        "",
+        ConfigType::String,
+        "Principals allowed every operation, separated by semicolons (User:admin;User:ops). Until ACLs are \
+         enforced, only they may describe or alter SCRAM credentials.",
+    ),
+    (
+        "connections.max.reauth.ms",
+        "0",
+        ConfigType::Long,
+        "SASL sessions last at most this long: clients re-authenticate before (KIP-368), and a connection \
+         that has not is closed at its next request (0: sessions never expire).",
+    ),
+    (
+        "connection.failed.authentication.delay.ms",
+        "100",
+        ConfigType::Int,
+        "How long a connection whose authentication failed stays open before it is closed.",
+    ),
+    (
+        "sasl.server.max.receive.size",
+        "524288",
+        ConfigType::Int,
+        "Largest request accepted from a connection before it has authenticated.",
+    ),
+    (
+        "transaction.state.log.num.partitions",
+        "50",
+        ConfigType::Int,
+        "Partitions of __transaction_state (created on the first transactional FindCoordinator; fixed once created).",
+    ),
+    (
+        "transaction.state.log.replication.factor",
+        "3",
+        ConfigType::Short,
+        "Replicas of each __transaction_state partition (at most the live brokers when it is created).",
+    ),
+    ("transaction.state.log.min.isr", "2", ConfigType::Int, "min.insync.replicas of __transaction_state."),
+    ("transaction.max.timeout.ms", "900000", ConfigType::Int, "Largest transaction.timeout.ms a producer may ask for."),
+    (
+        "transactional.id.expiration.ms",
+        "604800000",
+        ConfigType::Int,
+        "Idle time after which a transactional id without an ongoing transaction is forgotten.",
+    ),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+        ConfigType::Int,
+        "How often transactions open past their timeout are looked for (and aborted).",
+    ),
 ];
 
 /// Kafka broker settings Strom accepts without acting on them, and why; each one given
 /// is logged once at start (`true`: as a warning, because a Kafka user may expect more).
 pub const NO_EFFECT: &[(&str, &str, bool)] = &[
-    ("transaction.state.log.replication.factor", "no transactions yet; single node", false),
-    ("transaction.state.log.min.isr", "no transactions yet; single node", false),
-    ("transaction.state.log.num.partitions", "no transactions yet", false),
     ("share.coordinator.state.topic.replication.factor", "no share groups (KIP-932) yet; single node", false),
     ("share.coordinator.state.topic.min.isr", "no share groups (KIP-932) yet; single node", false),
     ("inter.broker.listener.name", "single node: no inter-broker traffic", false),
@@ -290,7 +355,11 @@ pub enum ConfigType {
 /// Whether `key` is a broker setting Strom knows: its own table, or a broker synonym of
 /// a topic config (`log.retention.hours`, `log.cleaner.min.cleanable.ratio`, …).
 pub fn is_broker_key(key: &str) -> bool {
-    BROKER_DEFAULTS.iter().any(|(k, ..)| *k == key) || topic::broker_synonym_keys().any(|(k, ..)| k == key)
+    BROKER_DEFAULTS.iter().any(|(k, ..)| *k == key)
+        || topic::broker_synonym_keys().any(|(k, ..)| k == key)
+        || sasl::is_listener_sasl_key(key)
+        || ssl::is_listener_ssl_key(key)
+        || ssl::SSL_KEYS.contains(&key)
 }
 
 /// The effective broker configuration.
@@ -312,6 +381,12 @@ pub struct Config {
     /// The HTTP admin listener (`strom.http.listener`), `None` when disabled.
     pub http_listen: Option<String>,
     pub data_dir: PathBuf,
+    /// `sasl.server.max.receive.size`: the frame cap before a connection authenticated.
+    pub sasl_max_receive_size: usize,
+    /// `super.users`: principals allowed everything (`User:admin`).
+    pub super_users: std::collections::BTreeSet<String>,
+    /// `connection.failed.authentication.delay.ms`.
+    pub failed_authentication_delay_ms: u64,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
@@ -326,6 +401,8 @@ pub struct Config {
     pub max_connections: usize,
     /// `max.connections.per.ip`.
     pub max_connections_per_ip: usize,
+    /// `strom.ssl.reload.interval.ms`: how often TLS files are checked for changes (0: never).
+    pub ssl_reload_interval_ms: u64,
     /// `strom.request.read.timeout.ms`: deadline for a frame, from its first byte.
     pub request_read_timeout_ms: u64,
     /// `strom.inflight.request.max.bytes`: global budget of request bytes being read or handled.
@@ -442,6 +519,8 @@ impl Config {
         for (key, (value, from)) in given {
             if is_broker_key(&key) {
                 explicit.insert(key, value);
+            } else if let Some(why) = ssl::no_effect(&key) {
+                ignored.push(Ignored::info(format!("{key} (from {from})"), why));
             } else if let Some((_, why, warn)) = NO_EFFECT.iter().find(|(k, ..)| *k == key) {
                 let setting = format!("{key}={value} (from {from})");
                 ignored.push(if *warn { Ignored::warn(setting, *why) } else { Ignored::info(setting, *why) });
@@ -464,6 +543,14 @@ impl Config {
         }
         let listeners = listeners?;
         let quorum = listener::quorum(&get)?;
+        // Brokers reach each other on the first listener, without credentials so far.
+        if let Some(first) = listeners.first().filter(|l| quorum.is_some() && l.protocol() != "PLAINTEXT") {
+            anyhow::bail!(
+                "listeners: the first listener is the inter-broker one and is a {} listener; brokers do not \
+                 speak TLS or SASL to each other yet (issue 16): list a PLAINTEXT listener first",
+                first.protocol()
+            );
+        }
         let rack = Some(get("broker.rack").trim().to_string()).filter(|s| !s.is_empty());
         let data_dir = PathBuf::from(get("log.dirs").split(',').next().unwrap_or("./data").trim());
         let cluster_id = Some(get("cluster.id")).filter(|s| !s.is_empty());
@@ -492,6 +579,7 @@ impl Config {
             max_connections: num("max.connections", &get("max.connections"))?,
             max_connections_per_ip: num("max.connections.per.ip", &get("max.connections.per.ip"))?,
             request_read_timeout_ms: num("strom.request.read.timeout.ms", &get("strom.request.read.timeout.ms"))?,
+            ssl_reload_interval_ms: num("strom.ssl.reload.interval.ms", &get("strom.ssl.reload.interval.ms"))?,
             inflight_request_max_bytes: num(
                 "strom.inflight.request.max.bytes",
                 &get("strom.inflight.request.max.bytes"),
@@ -531,6 +619,17 @@ impl Config {
                         )
                     })?,
             },
+            sasl_max_receive_size: num("sasl.server.max.receive.size", &get("sasl.server.max.receive.size"))?,
+            super_users: get("super.users")
+                .split(';')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect(),
+            failed_authentication_delay_ms: num(
+                "connection.failed.authentication.delay.ms",
+                &get("connection.failed.authentication.delay.ms"),
+            )?,
             offsets_topic_partitions: num("offsets.topic.num.partitions", &get("offsets.topic.num.partitions"))?,
             offsets_topic_segment_bytes: num("offsets.topic.segment.bytes", &get("offsets.topic.segment.bytes"))?,
             values,
@@ -638,16 +737,10 @@ mod tests {
                 "listener",
                 "share.coordinator.state.topic.min.isr",
                 "share.coordinator.state.topic.replication.factor",
-                "transaction.state.log.min.isr",
-                "transaction.state.log.replication.factor",
             ]
         );
         assert!(c.ignored.iter().all(|i| !i.warn), "{:?}", c.ignored);
-        let txn = c.ignored.iter().find(|i| i.setting.starts_with("transaction.state.log.repl")).unwrap();
-        assert_eq!(
-            txn.setting,
-            "transaction.state.log.replication.factor=1 (from KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR)"
-        );
+        assert_eq!(c.values.get("transaction.state.log.replication.factor").map(String::as_str), Some("1"));
         // Acted on now (a cluster replicates __consumer_offsets), so not reported.
         assert_eq!(c.values.get("offsets.topic.replication.factor").map(String::as_str), Some("1"));
     }

@@ -33,6 +33,7 @@ pub fn scrape(node: &Node) -> Scrape {
                 log_end_offset: leo,
                 log_start_offset: p.log_start_offset(),
                 high_watermark: p.high_watermark(),
+                last_stable_offset: p.last_stable_offset(),
             });
             // In a cluster the leader of each partition reports its replicas.
             let Some(v) = p.replication_view() else { continue };
@@ -68,6 +69,18 @@ pub fn scrape(node: &Node) -> Scrape {
                 .count() as i64,
         });
     }
+    let (ids, ongoing) = node.txns.counts();
+    let st = &node.txns.stats;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    s.transactions = crate::metrics::TxnSample {
+        ids: ids as i64,
+        ongoing: ongoing as i64,
+        committed: load(&st.committed),
+        aborted: load(&st.aborted),
+        timed_out: load(&st.timed_out),
+        markers: load(&st.markers),
+        load_ms: load(&st.load_ms),
+    };
     let mut rows = Vec::new();
     node.groups.for_each_group(|name, g| {
         for ((topic, partition), v) in g.offsets() {

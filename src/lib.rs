@@ -15,6 +15,8 @@ pub mod net; // listener, connections, framing, limits
 pub mod node; // the state handlers see: metadata + coordinator + metrics
 pub mod partition; // one partition: log, high watermark, fsync bookkeeping
 pub mod replication; // follower fetchers and ISR proposals (ADR 0010)
+pub mod security; // SASL authentication on SASL listeners (issue 16)
+pub mod tls; // TLS on SSL and SASL_SSL listeners (issue 16)
 
 // Client-side tools built on strom-client.
 pub mod bench;
@@ -30,12 +32,27 @@ pub struct Broker {
     pub node: Arc<node::Node>,
     /// One per client listener, in `config.listeners` order.
     listeners: Vec<TcpListener>,
+    /// The TLS configuration of each listener (`None`: plaintext), same order.
+    tls: Vec<Option<Arc<tls::TlsListener>>>,
     http: Option<TcpListener>,
 }
 
 impl Broker {
     /// Opens the data directory and binds the listeners.
     pub async fn bind(mut config: config::Config) -> anyhow::Result<Broker> {
+        for l in config.listeners.iter().filter(|l| l.sasl.as_ref().is_some_and(|s| s.oauth.is_some())) {
+            tracing::warn!(
+                listener = %l.name,
+                "OAUTHBEARER validates unsecured JWTs (Kafka's default handler): anyone can mint a token for any \
+                 principal; for development only"
+            );
+        }
+        // Keys and certificates first: a TLS listener that cannot serve stops the start.
+        let tls = config
+            .listeners
+            .iter()
+            .map(|l| l.tls.as_ref().map(|s| tls::TlsListener::load(&l.name, s).map(Arc::new)).transpose())
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for l in &mut config.listeners {
             let bound = TcpListener::bind(&l.bind)
@@ -60,7 +77,7 @@ impl Broker {
             node::Node::open(config)?
         });
         node.start();
-        Ok(Broker { node, listeners, http })
+        Ok(Broker { node, listeners, tls, http })
     }
 
     /// The address the first listener actually bound (useful with port 0).
@@ -84,7 +101,8 @@ impl Broker {
     /// Serves until `shutdown` completes, then closes every log cleanly.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
         let http = self.http.map(|l| tokio::spawn(http::serve_http(l, self.node.clone())));
-        let result = net::run(self.listeners, self.node, shutdown).await;
+        let listeners = self.listeners.into_iter().zip(self.tls).collect();
+        let result = net::run(listeners, self.node, shutdown).await;
         if let Some(h) = http {
             h.abort();
         }

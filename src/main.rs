@@ -35,6 +35,20 @@ enum Command {
         #[command(flatten)]
         common: cli::Common,
     },
+    /// List, describe, find hanging and abort transactions (as kafka-transactions.sh).
+    Txn {
+        #[command(subcommand)]
+        cmd: cli::TxnCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// SCRAM credentials: `strom user scram set|list|delete` (as kafka-configs.sh --entity-type users).
+    User {
+        #[command(subcommand)]
+        cmd: cli::UserCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
     /// Write records read from stdin (one per line) to a topic.
     Produce {
         #[command(flatten)]
@@ -104,6 +118,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Topic { cmd, common } => client_command(cli::topic(cmd, &common)),
         Command::Group { cmd, common } => client_command(cli::group(cmd, &common)),
+        Command::Txn { cmd, common } => client_command(cli::txn(cmd, &common)),
+        Command::User { cmd, common } => client_command(cli::user(cmd, &common)),
         Command::Produce { args, common } => client_command(cli::produce(args, &common)),
         Command::Consume { args, common } => client_command(cli::consume(args, &common)),
         Command::Cluster { cmd, common } => client_command(cli::cluster(cmd, &common)),

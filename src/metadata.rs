@@ -41,6 +41,8 @@ const SNAPSHOT_INTERVAL: i64 = 1000;
 
 /// The internal topic holding committed offsets and group metadata (Kafka's name).
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// The transaction coordinator's topic (ADR 0012).
+pub const TXN_TOPIC: &str = "__transaction_state";
 /// Producer ids are handed out from blocks persisted ahead of use, so an id is never
 /// reused after a crash.
 pub(crate) const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -592,6 +594,25 @@ impl Metadata {
     /// Commits a change and brings the local partitions in line with the new image. A
     /// change the quorum refuses when its turn comes (another node's change got there
     /// first) is `Err(refused)`.
+    /// Takes the lock that serialises this node's metadata changes. In a cluster its holder
+    /// may be waiting for the quorum (`commit` blocks in place), so a handler waiting for
+    /// it must give its runtime worker away too: a worker blocked on a plain mutex keeps
+    /// the tasks queued on it (the Raft core's among them), and the holder then waits for a
+    /// quorum this node no longer takes part in (a node froze that way after a controller
+    /// failover, with two CreateTopics in flight).
+    fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock_held_across_commits(&self.writes)
+    }
+
+    /// Locks `m`, a lock whose holders may commit (see [`Self::write_lock`]).
+    fn lock_held_across_commits<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+        let lock = || m.lock().unwrap_or_else(|p| p.into_inner());
+        match &self.backend {
+            Backend::Quorum(_) => tokio::task::block_in_place(lock),
+            Backend::Local(_) => lock(),
+        }
+    }
+
     fn commit(&self, records: Vec<Record>, refused: ErrorCode) -> Result<Arc<Image>, (ErrorCode, String)> {
         match &self.backend {
             Backend::Local(l) => {
@@ -1080,7 +1101,7 @@ impl Metadata {
         validate_only: bool,
     ) -> Result<(), (ErrorCode, String)> {
         topic_config::validate(&configs).map_err(|m| (ErrorCode::InvalidConfig, m))?;
-        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write_lock();
         let old =
             self.topic(name).ok_or((ErrorCode::UnknownTopicOrPartition, format!("topic {name} does not exist")))?;
         if validate_only {
@@ -1106,7 +1127,7 @@ impl Metadata {
 
     /// CreatePartitions: grows a topic to `count` partitions (never shrinks).
     pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), (ErrorCode, String)> {
-        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write_lock();
         let old =
             self.topic(name).ok_or((ErrorCode::UnknownTopicOrPartition, format!("topic {name} does not exist")))?;
         let current = old.partitions.len() as i32;
@@ -1157,9 +1178,49 @@ impl Metadata {
         self.topic(topic)?.partitions.get(usize::try_from(index).ok()?).cloned()
     }
 
+    /// The address of `broker` on this broker's first listener (the inter-broker one):
+    /// where followers fetch and coordinators send markers and verifications.
+    pub fn broker_address(&self, broker: i32) -> Option<String> {
+        let name = self.config.listeners.first().map(|l| l.name.clone()).unwrap_or_default();
+        let image = self.image();
+        let b = image.brokers.get(&broker)?;
+        let ep = b.endpoints.iter().find(|e| e.name == name).or(b.endpoints.first())?;
+        Some(format!("{}:{}", ep.host, ep.port))
+    }
+
     /// Whether `name` is one of the broker's own topics.
     pub fn is_internal(name: &str) -> bool {
-        name == OFFSETS_TOPIC
+        name == OFFSETS_TOPIC || name == TXN_TOPIC
+    }
+
+    /// `__transaction_state`, created on first use as Kafka creates it (on the first
+    /// FindCoordinator for a transactional id): `transaction.state.log.num.partitions`
+    /// partitions, `transaction.state.log.replication.factor` replicas (at most the live
+    /// brokers), `min.insync.replicas` from `transaction.state.log.min.isr` (at most the
+    /// replicas), compacted. `None` while it cannot be created (too few brokers, no
+    /// quorum leader); the caller answers COORDINATOR_NOT_AVAILABLE and the client retries.
+    pub fn transaction_topic(&self) -> Option<Arc<Topic>> {
+        if let Some(t) = self.topic(TXN_TOPIC) {
+            return Some(t);
+        }
+        let int = |k: &str, d: i64| self.config.values.get(k).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(d);
+        let partitions = int("transaction.state.log.num.partitions", 50).clamp(1, 10_000) as i32;
+        let brokers = self.live_brokers(&self.image()).len().max(1) as i64;
+        let rf = int("transaction.state.log.replication.factor", 3).clamp(1, brokers) as i16;
+        let min_isr = int("transaction.state.log.min.isr", 2).clamp(1, i64::from(rf));
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("min.insync.replicas".to_string(), min_isr.to_string()),
+            ("segment.bytes".to_string(), "104857600".to_string()),
+        ]);
+        match self.create_topic_placed(TXN_TOPIC, partitions, Some(rf), None, configs, false) {
+            Ok(t) => Some(t),
+            Err((ErrorCode::TopicAlreadyExists, _)) => self.topic(TXN_TOPIC),
+            Err((code, m)) => {
+                tracing::warn!(?code, error = %m, "cannot create {TXN_TOPIC}");
+                None
+            }
+        }
     }
 
     /// Creates a topic, or explains why not with Kafka's error code.
@@ -1204,7 +1265,7 @@ impl Metadata {
         validate_only: bool,
     ) -> Result<Arc<Topic>, (ErrorCode, String)> {
         topic_config::validate(&configs).map_err(|m| (ErrorCode::InvalidConfig, m))?;
-        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write_lock();
         let image = self.image();
         let records = self.topic_records(&image, name, partitions, replication_factor, assignments, &configs)?;
         let Some(Record::Topic { id, .. }) = records.first() else {
@@ -1316,7 +1377,7 @@ impl Metadata {
 
     /// Deletes a topic and its data.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, ErrorCode> {
-        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write_lock();
         let id = self.topic(name).ok_or(ErrorCode::UnknownTopicOrPartition)?.id;
         let result = self.commit(vec![Record::RemoveTopic { id }], ErrorCode::UnknownTopicOrPartition);
         // As for creation: a retried removal of our own change finds the topic gone.
@@ -1342,10 +1403,39 @@ impl Metadata {
         }
     }
 
+    /// Sets and deletes SCRAM credentials (AlterUserScramCredentials, ADR 0013) as one
+    /// change; a deletion of a credential that no longer exists refuses it whole.
+    pub fn alter_scram(&self, records: Vec<Record>) -> Result<(), (ErrorCode, String)> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let _w = self.write_lock();
+        self.commit(records, ErrorCode::ResourceNotFound).map(|_| ())
+    }
+
+    /// Creates and deletes ACL bindings (CreateAcls, DeleteAcls; ADR 0014) as one change.
+    /// Creating a binding that exists is a no-op; deleting one another request deleted
+    /// first refuses the change whole.
+    pub fn alter_acls(&self, records: Vec<Record>) -> Result<(), (ErrorCode, String)> {
+        let _w = self.write_lock();
+        let image = self.image();
+        let records: Vec<Record> =
+            records.into_iter().filter(|r| !matches!(r, Record::Acl(b) if image.acls.contains(b))).collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.commit(records, ErrorCode::UnknownServerError).map(|_| ())
+    }
+
+    /// A user's SCRAM credential for `mechanism` (1: SHA-256, 2: SHA-512).
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<image::ScramImage> {
+        self.image().scram.get(&(user.to_string(), mechanism)).cloned()
+    }
+
     /// A fresh producer id, never handed out before by any node: ids come from blocks
     /// committed to the metadata log before use.
     pub fn allocate_producer_id(&self) -> Result<i64, ErrorCode> {
-        let mut ids = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids = self.lock_held_across_commits(&self.producer_ids);
         // A block another node took first is refused; the next try starts after it.
         for _ in 0..5 {
             if ids.0 < ids.1 {

@@ -31,6 +31,8 @@ pub struct PartitionSample {
     pub log_start_offset: i64,
     /// High watermark (what consumers may read up to).
     pub high_watermark: i64,
+    /// Last stable offset (what read_committed consumers may read up to).
+    pub last_stable_offset: i64,
 }
 
 /// A follower of a partition this broker leads, at scrape time.
@@ -79,6 +81,26 @@ pub struct Scrape {
     pub committed: Vec<CommittedSample>,
     /// The metadata quorum as this node sees it (a cluster; `None` on a single node).
     pub quorum: Option<QuorumSample>,
+    /// The transaction coordinator on this node.
+    pub transactions: TxnSample,
+}
+
+/// The transaction coordinator's state and counters (issue 15).
+#[derive(Debug, Clone, Default)]
+pub struct TxnSample {
+    /// Transactional ids coordinated here.
+    pub ids: i64,
+    /// Of those, with a transaction between its first partition and its Complete record.
+    pub ongoing: i64,
+    /// Transactions committed / aborted (including timed out) since start.
+    pub committed: u64,
+    pub aborted: u64,
+    /// Transactions the broker aborted because they outlived their timeout.
+    pub timed_out: u64,
+    /// Markers written for this coordinator's transactions.
+    pub markers: u64,
+    /// Total time spent loading `__transaction_state` partitions, in ms.
+    pub load_ms: u64,
 }
 
 /// The metadata quorum's state on this node.
@@ -105,6 +127,21 @@ pub struct QuorumSample {
 /// Storage failures (I/O errors answered with KAFKA_STORAGE_ERROR), process-wide: they
 /// are counted where the storage error is mapped, which has no handle on the broker.
 pub static STORAGE_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Successful and failed SASL authentications (counted by `security.rs`).
+pub static SASL_AUTH_SUCCEEDED: AtomicU64 = AtomicU64::new(0);
+/// See [`SASL_AUTH_SUCCEEDED`].
+pub static SASL_AUTH_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Completed TLS handshakes on SSL and SASL_SSL listeners (counted by `net.rs`).
+pub static TLS_HANDSHAKES: AtomicU64 = AtomicU64::new(0);
+/// TLS handshakes that failed or timed out, and client certificates no mapping rule
+/// applies to.
+pub static TLS_HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);
+/// Key, certificate or truststore files re-read after a change (`tls.rs`).
+pub static TLS_RELOADS: AtomicU64 = AtomicU64::new(0);
+/// TLS files that changed but could not be loaded (the previous configuration stays).
+pub static TLS_RELOAD_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// ISR changes this broker proposed and the quorum committed (shrinks and expansions).
 pub static ISR_CHANGES: AtomicU64 = AtomicU64::new(0);
@@ -244,6 +281,22 @@ impl Metrics {
         let elections: Counter = Counter::default();
         elections.inc_by(LEADER_ELECTIONS.load(Ordering::Relaxed));
         reg.register("strom_leader_elections", "Partition leader changes made by this node as controller", elections);
+        let auth_ok: Counter = Counter::default();
+        auth_ok.inc_by(SASL_AUTH_SUCCEEDED.load(Ordering::Relaxed));
+        reg.register("strom_sasl_authentications", "Successful SASL authentications", auth_ok);
+        let auth_failed: Counter = Counter::default();
+        auth_failed.inc_by(SASL_AUTH_FAILED.load(Ordering::Relaxed));
+        reg.register("strom_sasl_authentication_failures", "Failed SASL authentications", auth_failed);
+        for (name, help, value) in [
+            ("strom_tls_handshakes", "Completed TLS handshakes", &TLS_HANDSHAKES),
+            ("strom_tls_handshake_failures", "Failed or timed-out TLS handshakes", &TLS_HANDSHAKE_FAILURES),
+            ("strom_tls_reloads", "TLS key/certificate/truststore reloads after a file change", &TLS_RELOADS),
+            ("strom_tls_reload_failures", "Changed TLS files that could not be loaded", &TLS_RELOAD_FAILURES),
+        ] {
+            let c: Counter = Counter::default();
+            c.inc_by(value.load(Ordering::Relaxed));
+            reg.register(name, help, c);
+        }
 
         let partitions: Gauge = Gauge::default();
         let under_min_isr: Gauge = Gauge::default();
@@ -251,6 +304,7 @@ impl Metrics {
         let log_end: Family<PartitionLabels, Gauge> = Family::default();
         let log_start: Family<PartitionLabels, Gauge> = Family::default();
         let hw: Family<PartitionLabels, Gauge> = Family::default();
+        let lso_lag: Family<PartitionLabels, Gauge> = Family::default();
         let under_replicated: Gauge = Gauge::default();
         under_replicated.set(scrape.under_replicated);
         partitions.set(scrape.partitions.len() as i64);
@@ -261,6 +315,7 @@ impl Metrics {
             log_end.get_or_create(&l).set(p.log_end_offset);
             log_start.get_or_create(&l).set(p.log_start_offset);
             hw.get_or_create(&l).set(p.high_watermark);
+            lso_lag.get_or_create(&l).set((p.high_watermark - p.last_stable_offset).max(0));
         }
         let follower_lag: Family<FollowerLabels, Gauge> = Family::default();
         let follower_lag_ms: Family<FollowerLabels, Gauge> = Family::default();
@@ -294,6 +349,43 @@ impl Metrics {
         reg.register("strom_log_end_offset", "Log end offset, per partition", log_end);
         reg.register("strom_high_watermark", "High watermark (committed up to), per partition", hw);
         reg.register("strom_log_start_offset", "Log start offset, per partition", log_start);
+        reg.register(
+            "strom_last_stable_offset_lag",
+            "High watermark minus last stable offset (records held back by open transactions), per partition",
+            lso_lag,
+        );
+        {
+            let t = &scrape.transactions;
+            let g = |v: i64| {
+                let g: Gauge = Gauge::default();
+                g.set(v);
+                g
+            };
+            let c = |v: u64| {
+                let c: Counter = Counter::default();
+                c.inc_by(v);
+                c
+            };
+            reg.register("strom_transactional_ids", "Transactional ids this broker coordinates", g(t.ids));
+            reg.register(
+                "strom_transactions_ongoing",
+                "Transactions open (not yet Complete) on this coordinator",
+                g(t.ongoing),
+            );
+            reg.register("strom_transactions_committed", "Transactions committed by this coordinator", c(t.committed));
+            reg.register("strom_transactions_aborted", "Transactions aborted by this coordinator", c(t.aborted));
+            reg.register(
+                "strom_transactions_timed_out",
+                "Transactions aborted for outliving their timeout",
+                c(t.timed_out),
+            );
+            reg.register("strom_transaction_markers", "Transaction markers written for this coordinator", c(t.markers));
+            reg.register(
+                "strom_transaction_coordinator_load_ms",
+                "Time spent loading __transaction_state partitions",
+                c(t.load_ms),
+            );
+        }
 
         let lag: Family<LagLabels, Gauge> = Family::default();
         let committed: Family<LagLabels, Gauge> = Family::default();

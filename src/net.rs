@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use strom_protocol::frame::{encode_response_header, RequestHeader};
 use strom_protocol::{DecodeError, Reader, Writer};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -209,9 +209,25 @@ async fn handle_frame(
     peer: SocketAddr,
     listener: usize,
     frame: Bytes,
+    mut sasl: Option<&mut crate::security::SaslSession>,
+    principal: &std::sync::Arc<str>,
 ) -> Result<Option<Vec<Bytes>>, ConnError> {
+    if let Some(session) = sasl.as_deref_mut().filter(|s| s.expects_raw_token()) {
+        // After SaslHandshake v0 the client sends its token bare, without a header.
+        return Ok(session.raw_token(&frame, peer, &|u, m| scram_credential(node, u, m)).map(|answer| vec![answer]));
+    }
     let mut r = Reader::new(frame);
     let header = RequestHeader::decode(&mut r)?;
+    if let Some(session) = sasl.as_deref_mut() {
+        match session.step(header.api_key, header.api_version, &mut r, peer, &|u, m| scram_credential(node, u, m))? {
+            crate::security::Step::Dispatch => {}
+            crate::security::Step::Close(why) => return Err(ConnError::Refused(why)),
+            crate::security::Step::Answer(body) => {
+                node.metrics.request(header.api_key, std::time::Duration::ZERO);
+                return Ok(Some(response_chunks(&header, body)?));
+            }
+        }
+    }
     let span = tracing::debug_span!(
         "request",
         api = header.api_key,
@@ -219,13 +235,37 @@ async fn handle_frame(
         correlation_id = header.correlation_id,
         client_id = header.client_id.as_deref().unwrap_or(""),
     );
-    let ctx = api::RequestContext { peer, listener, client_id: header.client_id.clone().unwrap_or_default() };
+    let principal = match sasl.as_ref().and_then(|s| s.principal()) {
+        Some(p) => std::sync::Arc::from(p),
+        None => principal.clone(),
+    };
+    let ctx =
+        api::RequestContext { peer, listener, client_id: header.client_id.clone().unwrap_or_default(), principal };
     let started = std::time::Instant::now();
     let outcome = api::dispatch(node, &ctx, &header, &mut r).instrument(span).await;
     node.metrics.request(header.api_key, started.elapsed());
     let Some(body) = outcome? else {
         return Ok(None);
     };
+    Ok(Some(response_chunks(&header, body)?))
+}
+
+/// A user's SCRAM credential from the metadata image (ADR 0013).
+fn scram_credential(
+    node: &Node,
+    user: &str,
+    m: crate::security::scram::Mechanism,
+) -> Option<crate::security::scram::Credential> {
+    node.meta.scram_credential(user, m.code()).map(|c| crate::security::scram::Credential {
+        salt: c.salt.to_vec(),
+        iterations: u32::try_from(c.iterations).unwrap_or(0),
+        stored_key: c.stored_key.to_vec(),
+        server_key: c.server_key.to_vec(),
+    })
+}
+
+/// A response frame for `header`'s request: size, response header, `body`.
+fn response_chunks(header: &RequestHeader, body: Writer) -> Result<Vec<Bytes>, ConnError> {
     let mut head = Writer::new();
     head.i32(0); // size, patched below
     encode_response_header(&mut head, header.api_key, header.api_version, header.correlation_id);
@@ -236,24 +276,80 @@ async fn handle_frame(
     head[..4].copy_from_slice(&size.to_be_bytes());
     let mut chunks = vec![Bytes::from(head)];
     chunks.extend(body.into_chunks());
-    Ok(Some(chunks))
+    Ok(chunks)
 }
 
+/// Serves one accepted connection: the TLS handshake first on TLS listeners (bounded by
+/// `strom.request.read.timeout.ms`, so a client that stalls mid-handshake holds nothing for
+/// long), then requests until the client leaves or the broker stops.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     listener: usize,
+    tls: Option<Arc<crate::tls::TlsListener>>,
+    node: Arc<Node>,
+    limits: Arc<FrameLimits>,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let _open = node.metrics.connection();
+    let Some(tls) = tls else {
+        let (rd, wr) = stream.into_split();
+        return serve_io(rd, wr, peer, listener, "User:ANONYMOUS".into(), node, limits, stop).await;
+    };
+    let started = std::time::Instant::now();
+    let handshake = tokio::time::timeout(limits.frame_deadline, tls.acceptor().accept(stream)).await;
+    let stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            crate::metrics::TLS_HANDSHAKE_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(%peer, listener = %tls.name, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            crate::metrics::TLS_HANDSHAKE_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(%peer, listener = %tls.name, "TLS handshake not completed within strom.request.read.timeout.ms");
+            return;
+        }
+    };
+    let principal: Arc<str> = match tls.identity(stream.get_ref().1) {
+        Ok(crate::tls::PeerIdentity::Anonymous) => "User:ANONYMOUS".into(),
+        Ok(crate::tls::PeerIdentity::User(name)) => format!("User:{name}").into(),
+        Err(why) => {
+            crate::metrics::TLS_HANDSHAKE_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(%peer, listener = %tls.name, reason = %why, "TLS client refused");
+            return;
+        }
+    };
+    crate::metrics::TLS_HANDSHAKES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!(%peer, listener = %tls.name, %principal, elapsed_us = started.elapsed().as_micros() as u64, "TLS handshake done");
+    let (rd, wr) = tokio::io::split(stream);
+    serve_io(rd, wr, peer, listener, principal, node, limits, stop).await
+}
+
+/// Serves requests on one connection's byte streams (plain TCP halves or TLS).
+#[allow(clippy::too_many_arguments)]
+async fn serve_io<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    listener: usize,
+    principal: Arc<str>,
     node: Arc<Node>,
     limits: Arc<FrameLimits>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let _open = node.metrics.connection();
-    let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(SOCKET_BUF, rd);
+    // A SASL listener's connection authenticates first, with small frames until then.
+    let sasl_listener = node.meta.config.listeners.get(listener).and_then(|l| l.sasl.as_ref());
+    let mut sasl = sasl_listener.map(crate::security::SaslSession::new);
+    let preauth =
+        FrameLimits { max_frame: limits.max_frame.min(node.meta.config.sasl_max_receive_size), ..(*limits).clone() };
     loop {
+        let unauthenticated = sasl.as_ref().is_some_and(|s| s.principal().is_none());
+        let frame_limits = if unauthenticated { &preauth } else { &*limits };
         let frame = tokio::select! {
-            f = read_frame(&mut rd, &limits) => f,
+            f = read_frame(&mut rd, frame_limits) => f,
             _ = stop.changed() => break,
         };
         let result = match frame {
@@ -261,7 +357,7 @@ async fn serve_connection(
             // The frame (and its in-flight budget) is released once handled, before the
             // response is written: a client that does not read its responses holds no
             // request bytes.
-            Ok(Some(frame)) => handle_frame(&node, peer, listener, frame.bytes).await,
+            Ok(Some(frame)) => handle_frame(&node, peer, listener, frame.bytes, sasl.as_mut(), &principal).await,
             Err(e) => Err(e),
         };
         let outcome = match result {
@@ -272,6 +368,15 @@ async fn serve_connection(
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
+        if sasl.as_ref().is_some_and(|s| s.failed) {
+            // Answered; the connection closes after the delay, which slows down guessing.
+            let delay = Duration::from_millis(node.meta.config.failed_authentication_delay_ms);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => {}
+            }
+            break;
+        }
         if let Err(e) = outcome {
             match &e {
                 ConnError::Io(io)
@@ -340,13 +445,16 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Waits for a connection on any of `listeners`, starting the scan at a rotating
 /// index so a busy listener cannot starve the others: (listener index, accept result).
-async fn accept_any(listeners: &[TcpListener], next: &mut usize) -> (usize, std::io::Result<(TcpStream, SocketAddr)>) {
+async fn accept_any(
+    listeners: &[(TcpListener, Option<Arc<crate::tls::TlsListener>>)],
+    next: &mut usize,
+) -> (usize, std::io::Result<(TcpStream, SocketAddr)>) {
     let n = listeners.len();
     let start = *next;
     let got = std::future::poll_fn(|cx| {
         for k in 0..n {
             let i = (start + k) % n;
-            if let std::task::Poll::Ready(r) = listeners[i].poll_accept(cx) {
+            if let std::task::Poll::Ready(r) = listeners[i].0.poll_accept(cx) {
                 return std::task::Poll::Ready((i, r));
             }
         }
@@ -357,11 +465,35 @@ async fn accept_any(listeners: &[TcpListener], next: &mut usize) -> (usize, std:
     got
 }
 
+/// Re-reads each TLS listener's files every `strom.ssl.reload.interval.ms` until `stop`.
+async fn reload_tls(listeners: Vec<Arc<crate::tls::TlsListener>>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        for l in &listeners {
+            match l.reload() {
+                Ok(true) => tracing::info!(listener = %l.name, "TLS key, certificate or truststore reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    crate::metrics::TLS_RELOAD_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(listener = %l.name, error = format!("{e:#}"), "TLS files changed but cannot be loaded; still serving the previous ones");
+                }
+            }
+        }
+    }
+}
+
 /// Serves Kafka clients on `listeners` (`config.listeners` order, so a connection's
-/// listener index names its advertised endpoint) until `shutdown` completes, then lets
-/// in-flight requests finish (within [`SHUTDOWN_GRACE`]) and closes every log cleanly.
+/// listener index names its advertised endpoint; each with its TLS configuration, if
+/// any) until `shutdown` completes, then lets in-flight requests finish (within
+/// [`SHUTDOWN_GRACE`]) and closes every log cleanly.
 pub async fn run(
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Option<Arc<crate::tls::TlsListener>>)>,
     node: Arc<Node>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -371,6 +503,10 @@ pub async fn run(
     let counts = Arc::new(Mutex::new(ConnCounts::default()));
     let (max_conns, max_per_ip) = (node.meta.config.max_connections, node.meta.config.max_connections_per_ip);
     let mut next = 0;
+    let tls: Vec<_> = listeners.iter().filter_map(|(_, t)| t.clone()).collect();
+    let reload_every = node.meta.config.ssl_reload_interval_ms;
+    let reloader = (!tls.is_empty() && reload_every > 0)
+        .then(|| tokio::spawn(reload_tls(tls, Duration::from_millis(reload_every), stop_rx.clone())));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -384,7 +520,9 @@ pub async fn run(
                         continue;
                     };
                     tracing::debug!(%peer, "accepted connection");
-                    let conn = serve_connection(stream, peer, listener, node.clone(), limits.clone(), stop_rx.clone());
+                    let tls = listeners[listener].1.clone();
+                    let conn =
+                        serve_connection(stream, peer, listener, tls, node.clone(), limits.clone(), stop_rx.clone());
                     conns.spawn(async move {
                         conn.await;
                         drop(slot);
@@ -404,6 +542,9 @@ pub async fn run(
     // In a cluster, hand leadership back first, while the quorum can still be reached.
     node.meta.controlled_shutdown().await;
     let _ = stop_tx.send(true);
+    if let Some(r) = reloader {
+        r.abort();
+    }
     // JoinGroup/SyncGroup requests parked for a rebalance are answered now rather than when
     // the rebalance ends (after a rebalance timeout, if a member died).
     node.groups.resign();

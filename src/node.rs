@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::coordinator::group::{self, Coordinator};
+use crate::coordinator::txn::{self, TxnCoordinator, TxnSettings};
 use crate::metadata::{self, Metadata};
 use crate::metrics::Metrics;
 
@@ -16,6 +17,8 @@ pub struct Node {
     pub meta: Arc<Metadata>,
     /// The group coordinator.
     pub groups: Arc<Coordinator>,
+    /// The transaction coordinator.
+    pub txns: Arc<TxnCoordinator>,
     /// Request-path metrics (scrape-time gauges are read from `meta` and `groups`).
     pub metrics: Metrics,
     /// How many fetches are parked waiting for data (a gauge tests and metrics watch).
@@ -32,22 +35,25 @@ impl Node {
     /// Opens the data directory (metadata and every partition's log).
     pub fn open(config: Config) -> anyhow::Result<Node> {
         let groups = Arc::new(Coordinator::new(config.group));
+        let txns = Arc::new(TxnCoordinator::new(TxnSettings::from_config(&config.values), groups.clone()));
         let meta = Arc::new(Metadata::open(config)?);
-        Ok(Node { meta, groups, metrics: Metrics::default(), parked_fetches: tokio::sync::watch::Sender::new(0) })
+        Ok(Node { meta, groups, txns, metrics: Metrics::default(), parked_fetches: tokio::sync::watch::Sender::new(0) })
     }
 
     /// Opens the data directory of a node of a multi-node cluster (joins the metadata
     /// quorum and registers this broker first).
     pub async fn open_cluster(config: Config) -> anyhow::Result<Node> {
         let groups = Arc::new(Coordinator::new(config.group));
+        let txns = Arc::new(TxnCoordinator::new(TxnSettings::from_config(&config.values), groups.clone()));
         let meta = Arc::new(Metadata::open_cluster(config).await?);
-        Ok(Node { meta, groups, metrics: Metrics::default(), parked_fetches: tokio::sync::watch::Sender::new(0) })
+        Ok(Node { meta, groups, txns, metrics: Metrics::default(), parked_fetches: tokio::sync::watch::Sender::new(0) })
     }
 
     /// Starts the background work: loading `__consumer_offsets` and the group timers,
     /// retention, the flusher and the cleaner. Each task ends once the node is dropped.
     pub fn start(&self) {
         group::start(&self.groups, &self.meta);
+        txn::start(&self.txns, &self.meta);
         self.meta.start_cluster_tasks();
         crate::replication::start(&self.meta);
         tokio::spawn(metadata::run_retention(Arc::downgrade(&self.meta)));
@@ -141,6 +147,23 @@ impl Node {
         let offsets = self.meta.topic(metadata::OFFSETS_TOPIC)?;
         let p = crate::coordinator::group::log::partition_for(group, offsets.partitions.len() as i32);
         Some(self.meta.leader_of(&offsets, p)).filter(|&l| l >= 0)
+    }
+
+    /// The broker coordinating `transactional_id`: the leader of its
+    /// `__transaction_state` partition (created on first use, as Kafka does); `None`
+    /// while it has none.
+    pub fn txn_coordinator(&self, transactional_id: &str) -> Option<i32> {
+        let existed = self.meta.topic(metadata::TXN_TOPIC).is_some();
+        let topic = self.meta.transaction_topic()?;
+        if !existed {
+            // Just created: load (nothing) now rather than at the coordinator's next look.
+            self.txns.follow_leadership(&self.meta);
+        }
+        if self.meta.quorum().is_none() {
+            return Some(self.meta.config.node_id);
+        }
+        let p = txn::partition_for(transactional_id, topic.partitions.len() as i32);
+        Some(self.meta.leader_of(&topic, p)).filter(|&l| l >= 0)
     }
 
     /// The controller id clients are told in Metadata: this broker. As in Kafka's KRaft

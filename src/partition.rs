@@ -198,6 +198,15 @@ impl Partition {
     /// sequence check and patches the base offset and leader epoch in place; a retried
     /// duplicate comes back with its original offsets and `duplicate` set.
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo, (ErrorCode, String)> {
+        self.append_guarded(batch, None)
+    }
+
+    /// [`Self::append`] of a transactional batch verified with its coordinator
+    /// (KIP-890): `guard` is the producer id and the count of its markers seen before
+    /// the verification; if a marker came since, the transaction the verification
+    /// vouched for is over and the batch is refused (INVALID_TXN_STATE) instead of
+    /// opening a transaction no marker will end.
+    pub fn append_guarded(&self, batch: &[u8], guard: Option<(i64, u64)>) -> Result<AppendInfo, (ErrorCode, String)> {
         if self.failed.load(Ordering::Acquire) {
             return Err((ErrorCode::KafkaStorageError, "an earlier fsync of this partition failed".into()));
         }
@@ -206,11 +215,22 @@ impl Partition {
             if !matches!(inner.role, Role::Solo | Role::Leader(_)) {
                 return Ok(None);
             }
-            inner.log.append(batch, self.leader_epoch()).map(Some)
+            if let Some((producer_id, markers)) = guard {
+                if inner.log.producer_state().markers_seen(producer_id) != markers {
+                    return Ok(Some(Err(())));
+                }
+            }
+            inner.log.append(batch, self.leader_epoch()).map(|info| Some(Ok(info)))
         });
         let result = match result {
             Ok(None) => return Err((ErrorCode::NotLeaderOrFollower, "this broker does not lead the partition".into())),
-            Ok(Some(info)) => Ok(info),
+            Ok(Some(Err(()))) => {
+                return Err((
+                    ErrorCode::InvalidTxnState,
+                    "the producer's transaction ended since the batch was verified".into(),
+                ))
+            }
+            Ok(Some(Ok(info))) => Ok(info),
             Err(e) => Err(e),
         };
         match result {
@@ -247,6 +267,16 @@ impl Partition {
     /// [`Self::read`] for `read_committed` consumers: below the last stable offset.
     pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<Bytes, ErrorCode> {
         self.read_below(offset, max_bytes, self.last_stable_offset())
+    }
+
+    /// The aborted transactions (producer id, first offset) that may hold records in
+    /// `[from, upto)`: a `read_committed` fetch lists them so the client drops those
+    /// records (ADR 0012).
+    pub fn aborted_transactions(&self, from: i64, upto: i64) -> Vec<(i64, i64)> {
+        self.with_log(|log| log.aborted_transactions(from, upto))
+            .into_iter()
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect()
     }
 
     /// Whole batches from `offset` that start below `hw`, a batch boundary (the high

@@ -101,15 +101,6 @@ fn followed_from(meta: &Metadata, leader: i32) -> Vec<Followed> {
     out
 }
 
-/// The address of `broker`'s endpoint on the inter-broker listener (this broker's first).
-fn address_of(meta: &Metadata, broker: i32) -> Option<String> {
-    let name = meta.config.listeners.first().map(|l| l.name.clone()).unwrap_or_default();
-    let image = meta.image();
-    let b = image.brokers.get(&broker)?;
-    let ep = b.endpoints.iter().find(|e| e.name == name).or(b.endpoints.first())?;
-    Some(format!("{}:{}", ep.host, ep.port))
-}
-
 /// Copies every partition this broker follows from `leader`, forever (idle while
 /// there are none; the task lives as long as the metadata).
 async fn fetch_from(meta: Weak<Metadata>, leader: i32) {
@@ -130,7 +121,7 @@ async fn fetch_from(meta: Weak<Metadata>, leader: i32) {
             continue;
         }
         if client.is_none() {
-            let Some(addr) = address_of(&m, leader) else {
+            let Some(addr) = m.broker_address(leader) else {
                 drop(m);
                 tokio::time::sleep(RETRY_PAUSE).await;
                 continue;

@@ -1103,3 +1103,195 @@ async fn committed_in(addr: &str, group: &str, topic: &str) -> Option<i64> {
     let p = r.topics.first()?.partitions.first()?;
     (p.error_code == 0 && r.error_code == 0 && p.committed_offset >= 0).then_some(p.committed_offset)
 }
+
+/// The coordinator of transactional id `tid` as `addr` names it: (node id, address).
+async fn txn_coordinator(addr: &str, tid: &str) -> Option<(i32, String)> {
+    let mut c = Client::connect(addr, Duration::from_secs(2)).await.ok()?;
+    let req = FindCoordinatorRequest { key: tid.into(), key_type: 1, ..Default::default() };
+    let r: FindCoordinatorResponse = c.call_at(3, &req).await.ok()?;
+    (r.error_code == 0).then(|| (r.node_id, format!("{}:{}", r.host, r.port)))
+}
+
+/// A transaction request's error code at `addr` (-1 when it could not be asked).
+async fn txn_request<Req: Message, Resp: Message>(
+    addr: &str,
+    version: i16,
+    req: &Req,
+    code: impl Fn(&Resp) -> i16,
+) -> i16 {
+    let Ok(mut c) = Client::connect(addr, Duration::from_secs(2)).await else { return -1 };
+    match c.call_at::<Req, Resp>(version, req).await {
+        Ok(r) => code(&r),
+        Err(_) => -1,
+    }
+}
+
+fn end_txn_request(tid: &str, pid: i64, epoch: i16) -> EndTxnRequest {
+    EndTxnRequest {
+        transactional_id: tid.into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        committed: true,
+        ..Default::default()
+    }
+}
+
+/// Opens a transaction of `tid` over partitions 0..3 of `topic` and writes two records to
+/// each at its leader; returns the producer id and epoch.
+async fn open_transaction(c: &Cluster, via: usize, tid: &str, topic: &str, seq: i32) -> (i64, i16) {
+    let at = c.addr(via);
+    let (pid, epoch) = eventually(Duration::from_secs(60), "InitProducerId", || async {
+        let (_, addr) = txn_coordinator(&at, tid).await?;
+        let mut cl = Client::connect(&addr, Duration::from_secs(2)).await.ok()?;
+        let req = InitProducerIdRequest {
+            transactional_id: Some(tid.into()),
+            transaction_timeout_ms: 60_000,
+            producer_id: -1,
+            producer_epoch: -1,
+            ..Default::default()
+        };
+        let r: InitProducerIdResponse = cl.call_at(4, &req).await.ok()?;
+        (r.error_code == 0).then_some((r.producer_id, r.producer_epoch))
+    })
+    .await;
+    let add = AddPartitionsToTxnRequest {
+        v3_and_below_transactional_id: tid.into(),
+        v3_and_below_producer_id: pid,
+        v3_and_below_producer_epoch: epoch,
+        v3_and_below_topics: vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic {
+            name: topic.into(),
+            partitions: vec![0, 1, 2],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    eventually(Duration::from_secs(30), "AddPartitionsToTxn", || async {
+        let (_, addr) = txn_coordinator(&at, tid).await?;
+        let code = txn_request(&addr, 3, &add, |r: &AddPartitionsToTxnResponse| {
+            r.results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| t.results_by_partition.iter())
+                .map(|p| p.partition_error_code)
+                .find(|c| *c != 0)
+                .unwrap_or(0)
+        })
+        .await;
+        (code == 0).then_some(())
+    })
+    .await;
+    for p in 0..3 {
+        eventually(Duration::from_secs(30), "transactional produce", || async {
+            let leader = placement(&at, topic).await?.get(p as usize)?.0;
+            let mut b = strom_protocol::records::BatchBuilder::new(chrono::Utc::now().timestamp_millis())
+                .producer(pid, epoch, seq)
+                .transactional(true);
+            b.add(None, Some(b"a"));
+            b.add(None, Some(b"b"));
+            let req = ProduceRequest {
+                transactional_id: Some(tid.into()),
+                acks: -1,
+                timeout_ms: 10_000,
+                topic_data: vec![produce_request::TopicProduceData {
+                    name: topic.into(),
+                    partition_data: vec![produce_request::PartitionProduceData {
+                        index: p,
+                        records: Some(b.build().freeze()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let code = txn_request(&c.addr(leader as usize - 1), 9, &req, |r: &ProduceResponse| {
+                r.responses[0].partition_responses[0].error_code
+            })
+            .await;
+            (code == 0).then_some(())
+        })
+        .await;
+    }
+    (pid, epoch)
+}
+
+/// Waits until every partition 0..3 of `topic` has its last stable offset at its high
+/// watermark, at `end`, at its leader (asked through node `via`).
+async fn await_stable(c: &Cluster, via: usize, topic: &str, end: i64) {
+    for p in 0..3i32 {
+        eventually(Duration::from_secs(60), "the transaction's markers", || async {
+            let leader = placement(&c.addr(via), topic).await?.get(p as usize)?.0;
+            let mut cl = Client::connect(&c.addr(leader as usize - 1), Duration::from_secs(2)).await.ok()?;
+            let mut got = [0i64; 2];
+            for (i, isolation_level) in [0i8, 1].into_iter().enumerate() {
+                let req = ListOffsetsRequest {
+                    replica_id: -1,
+                    isolation_level,
+                    topics: vec![list_offsets_request::ListOffsetsTopic {
+                        name: topic.into(),
+                        partitions: vec![list_offsets_request::ListOffsetsPartition {
+                            partition_index: p,
+                            timestamp: -1,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                let r: ListOffsetsResponse = cl.call_at(5, &req).await.ok()?;
+                let part = &r.topics.first()?.partitions.first()?;
+                if part.error_code != 0 {
+                    return None;
+                }
+                got[i] = part.offset;
+            }
+            (got == [end, end]).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_outlive_their_coordinator() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::start(3);
+    assert_eq!(create_replicated(&c.addr(0), "txn", 3, 3).await, 0);
+    eventually(Duration::from_secs(30), "replicated partitions", || async {
+        placement(&c.addr(0), "txn").await.filter(|ps| ps.iter().all(|(l, isr)| *l > 0 && isr.len() == 3))
+    })
+    .await;
+
+    // 1. The coordinator dies with the transaction open; the producer ends it at the new one.
+    let (pid, epoch) = open_transaction(&c, 0, "tx", "txn", 0).await;
+    let (first, _) = txn_coordinator(&c.addr(0), "tx").await.expect("coordinator");
+    c.kill9(first as usize - 1);
+    let live = (0..3).find(|&i| i != first as usize - 1).expect("a live node");
+    let end = end_txn_request("tx", pid, epoch);
+    let second = eventually(Duration::from_secs(60), "EndTxn at a new coordinator", || async {
+        let (id, addr) = txn_coordinator(&c.addr(live), "tx").await?;
+        if id == first {
+            return None;
+        }
+        let code = txn_request(&addr, 3, &end, |r: &EndTxnResponse| r.error_code).await;
+        eprintln!("EndTxn at {id}: {code}");
+        (code == 0).then_some(id)
+    })
+    .await;
+    assert_ne!(second, first);
+    // Two records and a COMMIT marker in every partition, all stable.
+    await_stable(&c, live, "txn", 3).await;
+
+    // 2. The coordinator dies right after the commit point: its successor writes the markers.
+    c.spawn(first as usize - 1);
+    c.await_serving(first as usize - 1);
+    eventually(Duration::from_secs(60), "every replica back in sync", || async {
+        placement(&c.addr(live), "txn").await.filter(|ps| ps.iter().all(|(_, isr)| isr.len() == 3))
+    })
+    .await;
+    // InitProducerId bumped the epoch: sequences start again at 0.
+    let (pid, epoch) = open_transaction(&c, live, "tx", "txn", 0).await;
+    let (coord, addr) = txn_coordinator(&c.addr(live), "tx").await.expect("coordinator");
+    let end = end_txn_request("tx", pid, epoch);
+    assert_eq!(txn_request(&addr, 3, &end, |r: &EndTxnResponse| r.error_code).await, 0);
+    c.kill9(coord as usize - 1);
+    let live = (0..3).find(|&i| i != coord as usize - 1).expect("a live node");
+    await_stable(&c, live, "txn", 6).await;
+}

@@ -299,10 +299,20 @@ fn sync_group(member: &str, generation: i32, assignments: &[&str]) -> SyncGroupR
 }
 
 /// A member id, from the MEMBER_ID_REQUIRED answer to a JoinGroup without one.
+/// Retried while the coordinator is still loading its `__consumer_offsets` partitions
+/// after the broker started (COORDINATOR_LOAD_IN_PROGRESS, which clients retry).
 async fn member_id(c: &mut Client, metadata: &'static [u8]) -> String {
-    let r: JoinGroupResponse = c.call_at(5, &join_group("", metadata)).await.expect("join");
-    assert_eq!(r.error_code, MEMBER_ID_REQUIRED);
-    r.member_id
+    const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r: JoinGroupResponse = c.call_at(5, &join_group("", metadata)).await.expect("join");
+        if r.error_code == COORDINATOR_LOAD_IN_PROGRESS && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        assert_eq!(r.error_code, MEMBER_ID_REQUIRED);
+        return r.member_id;
+    }
 }
 
 /// Kafka's classic group coordinator, for a member parked in SyncGroup that sends JoinGroup

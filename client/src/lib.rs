@@ -15,7 +15,9 @@ use bytes::Bytes;
 use strom_protocol::frame::{response_header_version, RequestHeader};
 use strom_protocol::{ApiVersionsRequest, ApiVersionsResponse, Message, Reader, Writer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+pub mod security;
+pub use security::{Security, Stream};
 
 use strom_protocol::ErrorCode;
 
@@ -24,7 +26,8 @@ const MAX_RESPONSE: usize = 256 * 1024 * 1024;
 
 /// One connection to a broker with negotiated API versions.
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
+    security: Security,
     next: i32,
     client_id: String,
     /// The broker's (min, max) per API key.
@@ -65,15 +68,17 @@ pub fn check(code: i16, what: &str, message: Option<&str>) -> anyhow::Result<()>
 }
 
 impl Client {
-    /// Connects and negotiates versions with ApiVersions.
+    /// Connects over PLAINTEXT and negotiates versions with ApiVersions.
     pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Client> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| anyhow!("connecting to {addr}: timed out after {timeout:?}"))?
-            .with_context(|| format!("connecting to {addr}"))?;
-        let _ = stream.set_nodelay(true);
+        Client::connect_with(addr, timeout, &Security::plaintext()).await
+    }
+
+    /// Connects with `security` (TLS, SASL) and negotiates versions with ApiVersions.
+    pub async fn connect_with(addr: &str, timeout: Duration, security: &Security) -> anyhow::Result<Client> {
+        let stream = security.open(addr, timeout).await?;
         let mut c = Client {
             stream,
+            security: security.clone(),
             next: 0,
             client_id: "strom-cli".into(),
             versions: HashMap::new(),
@@ -91,14 +96,18 @@ impl Client {
             Ok(r) if r.error_code == 0 => r,
             _ => {
                 // The connection may be in an unknown state: reconnect for v0.
-                let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
-                c.stream = stream;
+                c.stream = c.security.open(addr, timeout).await?;
                 c.call_at(0, &req).await?
             }
         };
         check(resp.error_code, "ApiVersions", None)?;
         c.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
         Ok(c)
+    }
+
+    /// How this client connects (to reach other brokers the same way).
+    pub fn security(&self) -> &Security {
+        &self.security
     }
 
     /// The broker's advertised (min, max) per API key.

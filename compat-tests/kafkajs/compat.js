@@ -26,7 +26,8 @@ function ts() {
 function log(msg) {
   process.stdout.write(`[${ts()}] ${msg}\n`)
 }
-// Async cleanups (e.g. stopping an own broker) that run after the verdict is printed.
+// Async cleanups (e.g. stopping an own broker) that run after the verdict is printed;
+// each is called with the exit code (EXIT_PASS, EXIT_FAIL, EXIT_UNSUPPORTED).
 const cleanups = []
 function atExit(fn) {
   cleanups.push(fn)
@@ -39,7 +40,7 @@ function finish(code, line) {
   finishing = true
   process.stdout.write(line + '\n')
   const hard = setTimeout(() => process.exit(code), 20000)
-  Promise.allSettled(cleanups.map(f => Promise.resolve().then(f))).then(() => {
+  Promise.allSettled(cleanups.map(f => Promise.resolve().then(() => f(code)))).then(() => {
     clearTimeout(hard)
     process.stdout.write('', () => process.exit(code))
   })
@@ -318,7 +319,8 @@ function idempotentDataset(n = IDEMPOTENT_COUNT) {
 // ---------------------------------------------------------------------------
 // kafkajs
 
-function kafka(brokers = bootstrap(), clientId = 'strom-compat-kafkajs') {
+// `extra`: more client config (e.g. `sasl`), overriding the defaults below.
+function kafka(brokers = bootstrap(), clientId = 'strom-compat-kafkajs', extra = {}) {
   const level = (process.env.KAFKAJS_LOG_LEVEL || 'WARN').toUpperCase()
   return new Kafka({
     clientId,
@@ -327,6 +329,7 @@ function kafka(brokers = bootstrap(), clientId = 'strom-compat-kafkajs') {
     connectionTimeout: 5000,
     requestTimeout: 30000,
     retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 3000 },
+    ...extra,
   })
 }
 

@@ -388,6 +388,182 @@ def check_idempotent(data, consumed, watermarks, npart=IDEMPOTENT_PARTITIONS, re
     return [len(expected[q]) for q in range(npart)]
 
 
+# ---------------------------------------------------------------------------
+# transactions (the Python clients; kafkajs/transactions.js builds the same plan)
+
+TXN_PARTITIONS = 2
+# (name, records, committed?) in the order one transactional producer runs them.
+TXN_PLAN = (("A", 20, True), ("B", 15, False), ("C", 10, True))
+# Zombie fencing: records P1 sends before P2 fences it, and P2's committed records.
+TXN_ZOMBIE = 5
+TXN_SUCCESSOR = 5
+
+
+def txn_records(name, n):
+    """[(partition, key, value)]: record i of transaction `name` goes to partition
+    i % TXN_PARTITIONS with key b"key-<name>-<i>" and value b"<name>-<i>"."""
+    return [(i % TXN_PARTITIONS, b"key-%s-%d" % (name.encode(), i), b"%s-%d" % (name.encode(), i)) for i in range(n)]
+
+
+def txn_layout(plan=TXN_PLAN):
+    """The partitions as Kafka lays them out after `plan`: each transaction's records
+    of a partition take consecutive offsets, then its COMMIT/ABORT marker (a control
+    batch of one record) takes the next (every partition is in every transaction).
+    Returns ({partition: [(offset, key, value, committed)]}, {partition: [marker
+    offsets]}, {partition: end offset})."""
+    recs = {q: [] for q in range(TXN_PARTITIONS)}
+    markers = {q: [] for q in range(TXN_PARTITIONS)}
+    nxt = {q: 0 for q in range(TXN_PARTITIONS)}
+    for name, n, committed in plan:
+        for q, k, v in txn_records(name, n):
+            recs[q].append((nxt[q], k, v, committed))
+            nxt[q] += 1
+        for q in range(TXN_PARTITIONS):
+            markers[q].append(nxt[q])
+            nxt[q] += 1
+    return recs, markers, nxt
+
+
+def check_txn_read(consumed, committed_only, what, ends=None):
+    """`consumed`: {partition: [(offset, key, value)]} read from the beginning of the
+    main topic after TXN_PLAN. read_committed (`committed_only`): exactly the records
+    of the committed transactions, each once, at their offsets, in partition order;
+    read_uncommitted: every record of every transaction. Never a control record.
+    `ends`: {partition: end offset} as the client reports it, checked against the
+    layout. Returns the number of records."""
+    recs, markers, end = txn_layout()
+    aborted = {v for q in recs for _, _, v, c in recs[q] if not c}
+    for q, got in consumed.items():
+        if q not in recs:
+            fail("%s: records from unexpected partition %d" % (what, q))
+        for off, k, v in got:
+            if off in markers[q]:
+                fail("%s: control record delivered to the application: partition %d offset %d, key %s, value %s"
+                     % (what, q, off, short(k), short(v)))
+            if committed_only and v in aborted:
+                fail("%s: record %s of an aborted transaction delivered (partition %d offset %d)" % (what, short(v), q, off))
+    total = 0
+    for q in recs:
+        want = [(o, k, v) for o, k, v, c in recs[q] if c or not committed_only]
+        d = first_diff(want, list(consumed.get(q, [])), "%s partition %d record" % (what, q))
+        if d:
+            fail(d)
+        total += len(want)
+    if ends is not None:
+        for q in recs:
+            if ends.get(q) != end[q]:
+                fail("%s: partition %d end offset: expected %d (%d records + %d markers), got %s"
+                     % (what, q, end[q], len(recs[q]), len(markers[q]), ends.get(q)))
+    return total
+
+
+def txn_transform(consumed):
+    """Consume-transform-produce over the read_committed records of the main topic
+    (`consumed`: {partition: [(offset, key, value)]}): transaction D (committed)
+    processes transaction A's records, E (aborted) transaction C's. Returns
+    (d_out, d_offsets, e_out, e_offsets): out = [(partition, key, b"D:"/b"E:" + value)]
+    for the output topic (same partition), offsets = {partition: last processed + 1}
+    for the group."""
+    res = []
+    for tag, src in ((b"D:", b"A-"), (b"E:", b"C-")):
+        out, offsets = [], {}
+        for q in sorted(consumed):
+            for off, k, v in consumed[q]:
+                if v.startswith(src):
+                    out.append((q, k, tag + v))
+                    offsets[q] = off + 1
+        if sorted(offsets) != list(range(TXN_PARTITIONS)):
+            fail("consume-transform-produce: no %s records read from partitions %s"
+                 % (src.decode(), sorted(set(range(TXN_PARTITIONS)) - set(offsets))))
+        res += [out, offsets]
+    return tuple(res)
+
+
+def check_txn_out(consumed, d_out, what):
+    """The output topic read with read_committed holds exactly transaction D's records,
+    per partition in send order at offsets 0.. (none of the aborted E)."""
+    for q in range(TXN_PARTITIONS):
+        want = [(i, k, v) for i, (k, v) in enumerate((k, v) for p, k, v in d_out if p == q)]
+        d = first_diff(want, list(consumed.get(q, [])), "%s partition %d record" % (what, q))
+        if d:
+            fail(d)
+    extra = set(consumed) - set(range(TXN_PARTITIONS))
+    if extra:
+        fail("%s: records from unexpected partitions %s" % (what, sorted(extra)))
+
+
+def txn_fence_records(name, n, start=0):
+    """Records of the zombie-fencing step (one-partition topic): [(0, b"key-<name>-<i>", b"<name>-<i>")]."""
+    return [(0, b"key-%s-%d" % (name.encode(), i), b"%s-%d" % (name.encode(), i)) for i in range(start, start + n)]
+
+
+def check_txn_fence(consumed, what):
+    """The fencing topic read with read_committed: exactly P2's committed records in
+    order (offsets not checked: P1's aborted records and markers sit before them), none
+    of the fenced P1's."""
+    got = [(k, v) for _, k, v in consumed.get(0, [])]
+    zombie = [g for g in got if g[1].startswith(b"Z-")]
+    if zombie:
+        fail("%s: %d record(s) of the fenced producer P1 delivered, first %s" % (what, len(zombie), short(zombie[0][1])))
+    d = first_diff([(k, v) for _, k, v in txn_fence_records("P2", TXN_SUCCESSOR)], got, "%s record" % what)
+    if d:
+        fail(d)
+    extra = set(consumed) - {0}
+    if extra:
+        fail("%s: records from unexpected partitions %s" % (what, sorted(extra)))
+
+
+# ---------------------------------------------------------------------------
+# security (SASL/PLAIN, issue 16; kafkajs/security.js builds the same records)
+
+SECURITY_COUNT = 20
+SECURITY_PARTITIONS = 2
+SECURITY_INTRUDER = 5  # records each refused client tries to produce
+# The consumer group's commit: {partition: offset} with this metadata.
+SECURITY_COMMIT = {0: 6, 1: 4}
+SECURITY_COMMIT_METADATA = "sasl-alice"
+
+
+def security_records(npart=SECURITY_PARTITIONS):
+    """alice's records: [(partition, key, value)], record i to partition i % npart,
+    key b"sec-<ii>", value b"alice-<ii>"."""
+    return [(i % npart, b"sec-%02d" % i, b"alice-%02d" % i) for i in range(SECURITY_COUNT)]
+
+
+def intruder_records(who, npart=SECURITY_PARTITIONS):
+    """What a client that must not get in tries to produce: value b"<who>-<i>"."""
+    return [(i % npart, b"intruder-%d" % i, b"%s-%d" % (who.encode(), i)) for i in range(SECURITY_INTRUDER)]
+
+
+def check_security_log(consumed, what, npart=SECURITY_PARTITIONS):
+    """`consumed`: {partition: [(offset, key, value)]} read from the beginning: exactly
+    alice's records, per partition in produce order at offsets 0.. (nothing else, in
+    particular no record of a refused client)."""
+    intruders = [(q, o, v) for q, recs in consumed.items() for o, _, v in recs if not v.startswith(b"alice-")]
+    if intruders:
+        q, o, v = intruders[0]
+        fail("%s: %d record(s) not produced by alice, first at partition %d offset %d: %s"
+             % (what, len(intruders), q, o, short(v)))
+    extra = set(consumed) - set(range(npart))
+    if extra:
+        fail("%s: records from unexpected partitions %s" % (what, sorted(extra)))
+    for q in range(npart):
+        want = [(i, k, v) for i, (k, v) in enumerate((k, v) for p, k, v in security_records(npart) if p == q)]
+        d = first_diff(want, list(consumed.get(q, [])), "%s partition %d record" % (what, q))
+        if d:
+            fail(d)
+
+
+AUTH_FAILURE_MARKERS = ("SaslAuthenticationFailed", "SASL_AUTHENTICATION_FAILED", "Authentication failed",
+                        "authentication error", "Invalid username or password")
+
+
+def names_auth_failure(text):
+    """Whether an error text (exception chain, log lines) names a SASL authentication failure."""
+    low = text.lower()
+    return any(m.lower() in low for m in AUTH_FAILURE_MARKERS)
+
+
 def _recv_exactly(sock, n):
     buf = b""
     while len(buf) < n:

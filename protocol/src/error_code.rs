@@ -92,6 +92,22 @@ error_codes! {
     ProducerFenced = 90, false, "A newer producer with the same id has been initialised.";
     InvalidTxnState = 48, false, "The producer attempted a transactional operation in an invalid state.";
     TransactionCoordinatorFenced = 52, false, "A newer transaction coordinator has written to this partition.";
+    InvalidProducerIdMapping = 49, false, "The producer id does not match the transactional id's.";
+    InvalidTransactionTimeout = 50, false, "The transaction timeout is larger than transaction.max.timeout.ms.";
+    ConcurrentTransactions = 51, true, "Another transactional operation on this transactional id is in progress.";
+    UnsupportedSaslMechanism = 33, false, "The SASL mechanism is not enabled on this listener.";
+    IllegalSaslState = 34, false, "The SASL request is not expected in this state of the connection.";
+    SaslAuthenticationFailed = 58, false, "SASL authentication failed.";
+    TopicAuthorizationFailed = 29, false, "The principal may not perform this operation on the topic.";
+    GroupAuthorizationFailed = 30, false, "The principal may not perform this operation on the group.";
+    ClusterAuthorizationFailed = 31, false, "The principal may not perform this operation on the cluster.";
+    SecurityDisabled = 54, false, "Security features are disabled (no authorizer is configured).";
+    ResourceNotFound = 91, false, "The resource (e.g. a user's SCRAM credential) does not exist.";
+    DuplicateResource = 92, false, "The request names the same resource more than once.";
+    UnacceptableCredential = 93, false, "The requested credential does not meet the broker's criteria.";
+    InvalidRegularExpression = 130, false, "The regular expression is not valid.";
+    OperationNotAttempted = 55, false, "The operation was not attempted because another in the request failed.";
+    TransactionalIdNotFound = 105, false, "The transactional id is not known to the coordinator.";
 }
 
 #[cfg(test)]

@@ -87,6 +87,13 @@ pub fn decode_request_body(key: i16, version: i16, r: &mut Reader, reencode: boo
         GetTelemetrySubscriptionsRequest,
         PushTelemetryRequest,
         ListConfigResourcesRequest,
+        SaslHandshakeRequest,
+        SaslAuthenticateRequest,
+        DescribeUserScramCredentialsRequest,
+        AlterUserScramCredentialsRequest,
+        CreateAclsRequest,
+        DescribeAclsRequest,
+        DeleteAclsRequest,
     )
 }
 

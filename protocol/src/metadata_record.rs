@@ -81,6 +81,66 @@ pub enum Record {
     /// `partition_epoch`; it comes first in a change, before the `PartitionChange` that
     /// sets the replica set.
     PartitionReassignment { topic_id: Uuid, partition: i32, partition_epoch: i32, adding: Vec<i32>, removing: Vec<i32> },
+    /// A user's SCRAM credential for one mechanism (1 = SHA-256, 2 = SHA-512) was set
+    /// (ADR 0013): salted hashes, never the password.
+    UserScramCredential {
+        user: String,
+        mechanism: i8,
+        salt: Bytes,
+        stored_key: Bytes,
+        server_key: Bytes,
+        iterations: i32,
+    },
+    /// A user's SCRAM credential for one mechanism was deleted (ADR 0013).
+    RemoveUserScramCredential { user: String, mechanism: i8 },
+    /// An ACL binding was created (ADR 0014).
+    Acl(AclBinding),
+    /// An ACL binding was deleted (ADR 0014).
+    RemoveAcl(AclBinding),
+}
+
+/// An ACL binding as the metadata log keeps it (Kafka's codes for every enum).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AclBinding {
+    /// Resource type (2 topic, 3 group, 4 cluster, 5 transactional id, …).
+    pub resource_type: i8,
+    /// Resource name, `*`, or a prefix.
+    pub resource_name: String,
+    /// 3 literal, 4 prefixed.
+    pub pattern_type: i8,
+    /// `User:alice`, `User:*`.
+    pub principal: String,
+    /// Host or `*`.
+    pub host: String,
+    /// Operation code.
+    pub operation: i8,
+    /// 2 deny, 3 allow.
+    pub permission: i8,
+}
+
+impl AclBinding {
+    fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
+        w.i8(self.resource_type);
+        w.string(&self.resource_name, true)?;
+        w.i8(self.pattern_type);
+        w.string(&self.principal, true)?;
+        w.string(&self.host, true)?;
+        w.i8(self.operation);
+        w.i8(self.permission);
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<AclBinding, DecodeError> {
+        Ok(AclBinding {
+            resource_type: r.i8()?,
+            resource_name: r.string(true)?,
+            pattern_type: r.i8()?,
+            principal: r.string(true)?,
+            host: r.string(true)?,
+            operation: r.i8()?,
+            permission: r.i8()?,
+        })
+    }
 }
 
 /// Changes (and snapshot record lists) are bounded: a corrupt count is refused before
@@ -140,6 +200,10 @@ impl Record {
             Record::Membership { .. } => 11,
             Record::AlterPartition { .. } => 12,
             Record::PartitionReassignment { .. } => 13,
+            Record::UserScramCredential { .. } => 14,
+            Record::RemoveUserScramCredential { .. } => 15,
+            Record::Acl(_) => 16,
+            Record::RemoveAcl(_) => 17,
         }
     }
 
@@ -232,6 +296,19 @@ impl Record {
                 ids(&mut w, adding)?;
                 ids(&mut w, removing)?;
             }
+            Record::UserScramCredential { user, mechanism, salt, stored_key, server_key, iterations } => {
+                w.string(user, true)?;
+                w.i8(*mechanism);
+                w.bytes(salt, true)?;
+                w.bytes(stored_key, true)?;
+                w.bytes(server_key, true)?;
+                w.i32(*iterations);
+            }
+            Record::RemoveUserScramCredential { user, mechanism } => {
+                w.string(user, true)?;
+                w.i8(*mechanism);
+            }
+            Record::Acl(b) | Record::RemoveAcl(b) => b.encode(&mut w)?,
         }
         // Tagged fields: none yet.
         w.uvarint(0);
@@ -329,6 +406,17 @@ impl Record {
                 adding: read_ids(&mut r)?,
                 removing: read_ids(&mut r)?,
             },
+            14 => Record::UserScramCredential {
+                user: r.string(true)?,
+                mechanism: r.i8()?,
+                salt: r.bytes(true)?,
+                stored_key: r.bytes(true)?,
+                server_key: r.bytes(true)?,
+                iterations: r.i32()?,
+            },
+            15 => Record::RemoveUserScramCredential { user: r.string(true)?, mechanism: r.i8()? },
+            16 => Record::Acl(AclBinding::decode(&mut r)?),
+            17 => Record::RemoveAcl(AclBinding::decode(&mut r)?),
             _ => return Err(r.invalid("unknown metadata record type")),
         };
         // Tagged fields of later versions are skipped.
@@ -446,6 +534,33 @@ mod tests {
                 adding: vec![4],
                 removing: vec![1],
             },
+            Record::UserScramCredential {
+                user: "alice".into(),
+                mechanism: 2,
+                salt: Bytes::from_static(b"salt"),
+                stored_key: Bytes::from(vec![1; 64]),
+                server_key: Bytes::from(vec![2; 64]),
+                iterations: 4096,
+            },
+            Record::RemoveUserScramCredential { user: "alice".into(), mechanism: 1 },
+            Record::Acl(AclBinding {
+                resource_type: 2,
+                resource_name: "orders".into(),
+                pattern_type: 4,
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: 3,
+                permission: 3,
+            }),
+            Record::RemoveAcl(AclBinding {
+                resource_type: 4,
+                resource_name: "kafka-cluster".into(),
+                pattern_type: 3,
+                principal: "User:*".into(),
+                host: "10.0.0.1".into(),
+                operation: 7,
+                permission: 2,
+            }),
         ]
     }
 

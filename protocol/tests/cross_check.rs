@@ -507,6 +507,13 @@ apis! {
     describe_producers: DescribeProducersRequest => kp::DescribeProducersRequest, DescribeProducersResponse => kp::DescribeProducersResponse;
     describe_transactions: DescribeTransactionsRequest => kp::DescribeTransactionsRequest, DescribeTransactionsResponse => kp::DescribeTransactionsResponse;
     list_transactions: ListTransactionsRequest => kp::ListTransactionsRequest, ListTransactionsResponse => kp::ListTransactionsResponse;
+    sasl_handshake: SaslHandshakeRequest => kp::SaslHandshakeRequest, SaslHandshakeResponse => kp::SaslHandshakeResponse;
+    sasl_authenticate: SaslAuthenticateRequest => kp::SaslAuthenticateRequest, SaslAuthenticateResponse => kp::SaslAuthenticateResponse;
+    create_acls: CreateAclsRequest => kp::CreateAclsRequest, CreateAclsResponse => kp::CreateAclsResponse;
+    describe_acls: DescribeAclsRequest => kp::DescribeAclsRequest, DescribeAclsResponse => kp::DescribeAclsResponse;
+    delete_acls: DeleteAclsRequest => kp::DeleteAclsRequest, DeleteAclsResponse => kp::DeleteAclsResponse;
+    describe_user_scram_credentials: DescribeUserScramCredentialsRequest => kp::DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse => kp::DescribeUserScramCredentialsResponse;
+    alter_user_scram_credentials: AlterUserScramCredentialsRequest => kp::AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse => kp::AlterUserScramCredentialsResponse;
     find_coordinator: FindCoordinatorRequest => kp::FindCoordinatorRequest, FindCoordinatorResponse => kp::FindCoordinatorResponse;
     join_group: JoinGroupRequest => kp::JoinGroupRequest, JoinGroupResponse => kp::JoinGroupResponse;
     heartbeat: HeartbeatRequest => kp::HeartbeatRequest, HeartbeatResponse => kp::HeartbeatResponse;

@@ -11,7 +11,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom_protocol::fetch_response::{FetchableTopicResponse, PartitionData};
+use strom_protocol::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use strom_protocol::records::BatchHeader;
 use strom_protocol::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
@@ -109,6 +110,21 @@ fn collect(
                 match read {
                     Ok(data) => {
                         let data = if min_one { data } else { whole_batches_within(data, limit) };
+                        if req.isolation_level == 1 && follower.is_none() && !data.is_empty() {
+                            // Kafka lists the aborted transactions overlapping the fetched
+                            // range; the client skips their records.
+                            let upto = last_offset_in(&data).map_or(fp.fetch_offset, |o| o + 1);
+                            pd.aborted_transactions = Some(
+                                p.aborted_transactions(fp.fetch_offset, upto)
+                                    .into_iter()
+                                    .map(|(producer_id, first_offset)| AbortedTransaction {
+                                        producer_id,
+                                        first_offset,
+                                        ..Default::default()
+                                    })
+                                    .collect(),
+                            );
+                        }
                         budget = budget.saturating_sub(data.len());
                         total += data.len();
                         pd.records = Some(data);
@@ -129,6 +145,16 @@ fn collect(
         });
     }
     (FetchResponse { responses, ..Default::default() }, total, any_error)
+}
+
+/// The offset of the last record of the last whole batch in `data`.
+fn last_offset_in(data: &Bytes) -> Option<i64> {
+    let mut last = None;
+    for span in strom_protocol::records::split_batches(data) {
+        let Some(h) = span.ok().and_then(|r| data.get(r)).and_then(|b| BatchHeader::parse(b).ok()) else { break };
+        last = Some(h.last_offset());
+    }
+    last
 }
 
 /// The broker id of a follower's fetch (`None` for consumers).

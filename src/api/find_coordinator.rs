@@ -1,6 +1,7 @@
 //! FindCoordinator (key 10): a group's coordinator is the leader of its
-//! `__consumer_offsets` partition (this broker, on a single node). Transactions have no
-//! coordinator yet, so transactional lookups get COORDINATOR_NOT_AVAILABLE.
+//! `__consumer_offsets` partition (this broker, on a single node); a transactional id's
+//! is the leader of its `__transaction_state` partition (the topic is created by the
+//! first such lookup, as in Kafka).
 
 use strom_protocol::find_coordinator_response::Coordinator;
 use strom_protocol::{FindCoordinatorRequest, FindCoordinatorResponse};
@@ -13,14 +14,22 @@ use crate::node::Node;
 pub const API: ApiRange = ApiRange { key: 10, min: 0, max: 6, advertised_min: 0 };
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// Answers single (v0–3) and batched (v4+) lookups.
 pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let lookup = |key: &str| -> Coordinator {
         // While groups load, the coordinator is still this broker: the group APIs
         // themselves answer COORDINATOR_LOAD_IN_PROGRESS and clients retry them.
-        let (id, error, message) = if req.key_type != KEY_TYPE_GROUP {
-            (-1, ErrorCode::CoordinatorNotAvailable, Some("transactions are not supported yet".to_string()))
+        let (id, error, message) = if req.key_type == KEY_TYPE_TRANSACTION {
+            match node.txn_coordinator(key) {
+                Some(id) => (id, ErrorCode::None, None),
+                None => {
+                    (-1, ErrorCode::CoordinatorNotAvailable, Some("the transaction's partition has no leader".into()))
+                }
+            }
+        } else if req.key_type != KEY_TYPE_GROUP {
+            (-1, ErrorCode::InvalidRequest, Some(format!("unknown key type {}", req.key_type)))
         } else {
             match node.group_coordinator(key) {
                 Some(id) => (id, ErrorCode::None, None),

@@ -5,10 +5,9 @@
 //! reused. A producer that names its current id and epoch (v3+, KIP-360) gets the next
 //! epoch of the same id; one naming an older epoch is fenced: PRODUCER_FENCED from v4,
 //! INVALID_PRODUCER_EPOCH before (v4 added the code). Sequence checks happen per partition
-//! in storage (ADR 0003). Transactional ids need a transaction coordinator, which Strom
-//! does not have yet, so they are answered with COORDINATOR_NOT_AVAILABLE
-//! (FindCoordinator is not advertised either, so transactional clients fail before they
-//! get here).
+//! in storage (ADR 0003). A transactional id goes to the transaction coordinator
+//! (ADR 0012), which keeps one producer id per transactional id and bumps its epoch on
+//! every InitProducerId, fencing the previous incarnation.
 
 use strom_protocol::{InitProducerIdRequest, InitProducerIdResponse};
 
@@ -20,12 +19,20 @@ use crate::node::Node;
 pub const API: ApiRange = ApiRange { key: 22, min: 0, max: 5, advertised_min: 0 };
 
 /// Allocates an id, or bumps the epoch of the one the producer already holds (v3+).
-pub fn handle(node: &Node, version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
-    let err = |code: ErrorCode| InitProducerIdResponse { error_code: code.code(), ..Default::default() };
-    if req.transactional_id.as_deref().is_some_and(|t| !t.is_empty()) {
-        return err(ErrorCode::CoordinatorNotAvailable);
-    }
-    match node.meta.init_producer(req.producer_id, req.producer_epoch) {
+pub async fn handle(node: &Node, version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    let err = |code: ErrorCode| InitProducerIdResponse {
+        error_code: code.code(),
+        producer_id: -1,
+        producer_epoch: -1,
+        ..Default::default()
+    };
+    let result = match req.transactional_id.as_deref().filter(|t| !t.is_empty()) {
+        Some(tid) => {
+            node.txns.init_producer_id(tid, req.transaction_timeout_ms, req.producer_id, req.producer_epoch).await
+        }
+        None => node.meta.init_producer(req.producer_id, req.producer_epoch),
+    };
+    match result {
         Ok((producer_id, producer_epoch)) => {
             InitProducerIdResponse { producer_id, producer_epoch, ..Default::default() }
         }

@@ -16,7 +16,7 @@
 //! | CRC-32C over attributes..end; known codec bits | CORRUPT_MESSAGE |
 //! | zstd only from Produce v7 | UNSUPPORTED_COMPRESSION_TYPE |
 //! | not a control batch; `recordsCount == lastOffsetDelta + 1 > 0`; base sequence ≥ 0 with a producer id | INVALID_RECORD |
-//! | not transactional (no transaction coordinator yet, ADR 0012) | INVALID_TXN_STATE |
+//! | a transactional batch that opens a transaction here is in the producer's transaction at its coordinator (KIP-890 part 1, ADR 0012) | INVALID_TXN_STATE |
 //! | records decompress within the bound | CORRUPT_MESSAGE |
 //! | every record parses, the count matches, offset delta of record i is i | INVALID_RECORD (+ record errors, v8+) |
 //! | a key on every record of a compacted topic | INVALID_RECORD (+ record errors) |
@@ -163,13 +163,6 @@ pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> 
     if header.is_transactional() && header.producer_id < 0 {
         return Err(reject(ErrorCode::InvalidRecord, "transactional batch without a producer id"));
     }
-    // A transactional batch opens a transaction in the partition that only a marker from
-    // the transaction coordinator ends (ADR 0012); until the coordinator exists nothing
-    // could end it and the partition's last stable offset would stay behind it forever.
-    // Kafka answers an unverified transactional produce (KIP-890) the same way.
-    if header.is_transactional() {
-        return Err(reject(ErrorCode::InvalidTxnState, "transactions are not served yet: no transaction coordinator"));
-    }
 
     let payload = records_payload(&batch, policy.decompressed_limit()).map_err(corrupt)?;
     let max_record_ts = check_records(&header, payload.clone(), policy, now_ms)?;
@@ -271,13 +264,14 @@ fn append(
     version: i16,
     policy: &Policy,
     now_ms: i64,
+    guard: Option<(i64, u64)>,
 ) -> (PartitionProduceResponse, Option<i64>) {
     let mut sync = None;
     let mut resp = PartitionProduceResponse { index: p.index, base_offset: -1, ..Default::default() };
     let outcome = records
         .ok_or_else(|| reject(ErrorCode::InvalidRecord, "null records"))
         .and_then(|r| validate(r, version, policy, now_ms))
-        .and_then(|batch| p.append(&batch).map_err(|(code, message)| reject(code, message)));
+        .and_then(|batch| p.append_guarded(&batch, guard).map_err(|(code, message)| reject(code, message)));
     match outcome {
         Ok(info) => {
             resp.base_offset = info.base_offset;
@@ -320,6 +314,10 @@ pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<Pr
     let now_ms = strom_storage::now_ms();
     let mut syncs: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
     let mut commits: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
+    // KIP-890 part 1: a transactional batch that would open a transaction in a partition
+    // is appended only if the coordinator has the partition in the producer's ongoing
+    // transaction, so a late or zombie produce cannot leave a transaction no marker ends.
+    let (unverified, guards) = verify_transactional(node, version, &req, now_ms).await;
     let mut responses: Vec<TopicProduceResponse> = req
         .topic_data
         .iter()
@@ -354,7 +352,11 @@ pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<Pr
                     if req.acks == -1 && !p.enough_replicas() {
                         return err(ErrorCode::NotEnoughReplicas);
                     }
-                    let (resp, sync) = append(node, p, pd.records.as_ref(), version, policy, now_ms);
+                    if let Some((_, _, code)) = unverified.iter().find(|(t, i, _)| *t == ti && *i == pi) {
+                        return err(*code);
+                    }
+                    let guard = guards.iter().find(|(t, i, _)| *t == ti && *i == pi).map(|(_, _, g)| *g);
+                    let (resp, sync) = append(node, p, pd.records.as_ref(), version, policy, now_ms, guard);
                     if let Some(target) = sync {
                         syncs.push((ti, pi, p.clone(), target));
                     }
@@ -405,6 +407,76 @@ pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<Pr
         return None;
     }
     Some(ProduceResponse { responses, ..Default::default() })
+}
+
+/// A partition (topic index, partition index) that is not appended, with its error.
+type Refused = (usize, usize, ErrorCode);
+/// A verified partition and its guard: the producer id and its markers seen before the
+/// verification (see [`Partition::append_guarded`]).
+type Guard = (usize, usize, (i64, u64));
+
+/// A partition to verify: topic and partition indexes, name and number, markers seen.
+type ToVerify = (usize, usize, String, i32, u64);
+
+/// KIP-890 part 1: every transactional batch of `req` that would open a transaction in
+/// its partition is checked with the producer's coordinator (per producer id and epoch);
+/// returns the partitions refused and the guards of those verified. A transactional
+/// batch in a request without a transactional id cannot be verified: refused.
+async fn verify_transactional(
+    node: &Node,
+    version: i16,
+    req: &ProduceRequest,
+    now_ms: i64,
+) -> (Vec<Refused>, Vec<Guard>) {
+    let tid = req.transactional_id.as_deref().filter(|t| !t.is_empty());
+    let mut refused = Vec::new();
+    // (producer id, epoch) → the partitions to verify with their markers-seen counts.
+    let mut ask: std::collections::BTreeMap<(i64, i16), Vec<ToVerify>> = Default::default();
+    for (ti, td) in req.topic_data.iter().enumerate() {
+        let topic = if version >= 13 { node.meta.topic_by_id(&td.topic_id) } else { node.meta.topic(&td.name) };
+        let Some(topic) = topic else { continue };
+        for (pi, pd) in td.partition_data.iter().enumerate() {
+            let Some(h) = pd.records.as_ref().and_then(|r| BatchHeader::parse(r).ok()) else { continue };
+            if !h.is_transactional() || h.producer_id < 0 {
+                continue;
+            }
+            if tid.is_none() {
+                refused.push((ti, pi, ErrorCode::InvalidTxnState));
+                continue;
+            }
+            let Some(p) = usize::try_from(pd.index).ok().and_then(|i| topic.partitions.get(i)) else { continue };
+            let (open, markers) = p.with_log(|l| {
+                let state = l.producer_state();
+                let open = state
+                    .entry(h.producer_id, now_ms)
+                    .is_some_and(|e| e.epoch == h.producer_epoch && e.txn_first_offset.is_some());
+                (open, state.markers_seen(h.producer_id))
+            });
+            if !open {
+                ask.entry((h.producer_id, h.producer_epoch)).or_default().push((
+                    ti,
+                    pi,
+                    topic.name.to_string(),
+                    pd.index,
+                    markers,
+                ));
+            }
+        }
+    }
+    let mut guards = Vec::new();
+    let Some(tid) = tid else { return (refused, guards) };
+    for ((pid, epoch), parts) in ask {
+        let names: Vec<(String, i32)> = parts.iter().map(|(_, _, t, p, _)| (t.clone(), *p)).collect();
+        let codes = super::transactions::verify(node, tid, pid, epoch, &names).await;
+        for ((ti, pi, _, _, markers), code) in parts.into_iter().zip(codes) {
+            if code == ErrorCode::None {
+                guards.push((ti, pi, (pid, markers)));
+            } else {
+                refused.push((ti, pi, code));
+            }
+        }
+    }
+    (refused, guards)
 }
 
 #[cfg(test)]
@@ -471,16 +543,6 @@ mod tests {
         assert_eq!(h.max_timestamp, NOW - 2000);
         assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
         verify_crc(&out).unwrap();
-    }
-
-    #[test]
-    fn transactional_batches_are_refused_until_a_coordinator_can_end_them() {
-        let mut b = BatchBuilder::new(NOW).producer(5, 0, 0).transactional(true);
-        b.add(None, Some(b"v"));
-        assert_eq!(code(validate(&b.build().freeze(), 9, &policy(), NOW)), ErrorCode::InvalidTxnState);
-        let mut idempotent = BatchBuilder::new(NOW).producer(5, 0, 0);
-        idempotent.add(None, Some(b"v"));
-        assert_eq!(code(validate(&idempotent.build().freeze(), 9, &policy(), NOW)), ErrorCode::None);
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! `PLAINTEXT_HOST://localhost:9092` for clients on the host and `PLAINTEXT://broker:19092`
 //! for clients in the compose network both work. Controller listeners are not bound: a
 //! single-node Strom is its own controller and runs no KRaft quorum yet. Settings that
-//! would need one (other voters, controller-only or broker-only roles) or a security
-//! protocol Strom does not have (SSL, SASL_*) stop startup with an explanation instead of
-//! starting something other than what the operator asked for.
+//! would need one (other voters, controller-only or broker-only roles) stop startup with
+//! an explanation instead of starting something other than what the operator asked for.
+//! SASL_PLAINTEXT and SASL_SSL listeners carry their SASL settings (`sasl.rs`), SSL and
+//! SASL_SSL ones their TLS settings (`ssl.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +30,22 @@ pub struct Listener {
     pub advertised_host: String,
     /// Port told to clients (0 until bound when listening on port 0).
     pub advertised_port: u16,
+    /// SASL_PLAINTEXT and SASL_SSL listeners: how clients authenticate (`None`: no SASL).
+    pub sasl: Option<super::sasl::SaslListener>,
+    /// SSL and SASL_SSL listeners: the TLS settings (`None`: plaintext).
+    pub tls: Option<super::ssl::SslListener>,
+}
+
+impl Listener {
+    /// The listener's security protocol, as Kafka names it.
+    pub fn protocol(&self) -> &'static str {
+        match (self.sasl.is_some(), self.tls.is_some()) {
+            (false, false) => "PLAINTEXT",
+            (false, true) => "SSL",
+            (true, false) => "SASL_PLAINTEXT",
+            (true, true) => "SASL_SSL",
+        }
+    }
 }
 
 /// Kafka's default `listener.security.protocol.map`.
@@ -262,13 +279,14 @@ pub fn resolve(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignor
         let Some(proto) = protocols.get(&ep.name) else {
             bail!("listeners: {ep} has no security protocol in listener.security.protocol.map ({map_text})");
         };
-        if proto != "PLAINTEXT" {
-            bail!(
-                "listeners: {ep} uses security protocol {proto}, which Strom does not support yet (PLAINTEXT \
-                 only); refusing to serve plaintext where clients expect {proto}"
-            );
-        }
-        clients.push(ep);
+        let (sasl, tls) = match proto.as_str() {
+            "PLAINTEXT" => (None, None),
+            "SASL_PLAINTEXT" => (Some(super::sasl::resolve(get, &ep.name)?), None),
+            "SSL" => (None, Some(super::ssl::resolve(get, &ep.name, false)?)),
+            "SASL_SSL" => (Some(super::sasl::resolve(get, &ep.name)?), Some(super::ssl::resolve(get, &ep.name, true)?)),
+            other => bail!("listeners: {ep} uses security protocol {other}, which Kafka does not define"),
+        };
+        clients.push((ep, sasl, tls));
     }
     if clients.is_empty() && roles(get)?.0 {
         bail!("listeners: no client listener (every listener is a controller listener, or none is given)");
@@ -282,8 +300,8 @@ pub fn resolve(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignor
             }
             continue;
         }
-        if !clients.iter().any(|c| c.name == ep.name) {
-            let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
+        if !clients.iter().any(|(c, ..)| c.name == ep.name) {
+            let names: Vec<&str> = clients.iter().map(|(c, ..)| c.name.as_str()).collect();
             bail!("advertised.listeners: {ep} names no listener (client listeners: {})", names.join(", "));
         }
         if ep.host == "0.0.0.0" || ep.host == "::" {
@@ -294,7 +312,7 @@ pub fn resolve(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignor
 
     Ok(clients
         .into_iter()
-        .map(|ep| {
+        .map(|(ep, sasl, tls)| {
             let bind_host = if ep.host.is_empty() { "0.0.0.0" } else { ep.host.as_str() };
             let bind = if bind_host.contains(':') {
                 format!("[{bind_host}]:{}", ep.port)
@@ -310,7 +328,7 @@ pub fn resolve(get: &dyn Fn(&str) -> String, node_id: i32, notes: &mut Vec<Ignor
                 None if is_wildcard(&ep.host) => ("localhost".to_string(), ep.port),
                 None => (ep.host.clone(), ep.port),
             };
-            Listener { name: ep.name, bind, advertised_host, advertised_port }
+            Listener { name: ep.name, bind, advertised_host, advertised_port, sasl, tls }
         })
         .collect())
 }
@@ -328,7 +346,14 @@ mod tests {
     }
 
     fn l(name: &str, bind: &str, host: &str, port: u16) -> Listener {
-        Listener { name: name.into(), bind: bind.into(), advertised_host: host.into(), advertised_port: port }
+        Listener {
+            name: name.into(),
+            bind: bind.into(),
+            advertised_host: host.into(),
+            advertised_port: port,
+            sasl: None,
+            tls: None,
+        }
     }
 
     #[test]
@@ -364,17 +389,34 @@ mod tests {
     }
 
     #[test]
-    fn listener_names_need_a_security_protocol_and_only_plaintext_is_served() {
+    fn listener_names_need_a_security_protocol_and_tls_listeners_a_key() {
         let err = resolve_with(&[("listeners", "PLAINTEXT_HOST://:9092")]).unwrap_err();
         assert!(err.to_string().contains("no security protocol"), "{err}");
         let err = resolve_with(&[("listeners", "SSL://:9093")]).unwrap_err();
-        assert!(err.to_string().contains("SSL, which Strom does not support"), "{err}");
+        assert!(err.to_string().contains("has no key"), "{err}");
+        let (ls, _) =
+            resolve_with(&[("listeners", "SSL://:9093"), ("ssl.keystore.location", "/etc/strom/broker.pem")]).unwrap();
+        assert_eq!(ls[0].protocol(), "SSL");
+        // SASL_PLAINTEXT needs its mechanisms (and PLAIN its users).
         let err = resolve_with(&[
             ("listeners", "EXTERNAL://:9093"),
             ("listener.security.protocol.map", "EXTERNAL:SASL_PLAINTEXT"),
         ])
         .unwrap_err();
-        assert!(err.to_string().contains("SASL_PLAINTEXT"), "{err}");
+        assert!(err.to_string().contains("sasl.enabled.mechanisms"), "{err}");
+        let (ls, _) = resolve_with(&[
+            ("listeners", "EXTERNAL://:9093"),
+            ("listener.security.protocol.map", "EXTERNAL:SASL_PLAINTEXT"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            (
+                "listener.name.external.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"s\";",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(ls[0].sasl.as_ref().map(|s| s.plain_users.len()), Some(1));
+        let err = resolve_with(&[("listeners", "SASL_SSL://:9093"), ("sasl.enabled.mechanisms", "PLAIN")]).unwrap_err();
+        assert!(err.to_string().contains("plain.sasl.jaas.config"), "{err}");
         // A controller listener with TLS is not bound, so it stops nothing.
         let (ls, _) = resolve_with(&[
             ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),

@@ -102,6 +102,23 @@ struct Inner {
     applied_at: HashMap<(String, String, i32), i64>,
     /// The broker is shutting down: JoinGroup and SyncGroup no longer park.
     resigned: bool,
+    /// Offsets committed inside transactions (TxnOffsetCommit), per producer id and
+    /// `__consumer_offsets` partition, invisible until the transaction's COMMIT marker
+    /// lands in that partition (dropped on ABORT), as Kafka keeps them pending.
+    txn_pending: HashMap<(i64, i32), Vec<TxnOffset>>,
+}
+
+/// An offset committed in a transaction: (group, topic, partition, value).
+type TxnOffset = (String, String, i32, OffsetValue);
+
+/// A TxnOffsetCommit appended to `__consumer_offsets` and held pending; given back with
+/// [`Coordinator::fail_txn_commit`] if its append does not reach the in-sync replicas.
+#[derive(Debug)]
+pub struct PendingTxnCommit {
+    producer_id: i64,
+    partition: i32,
+    loads: u64,
+    values: Vec<TxnOffset>,
 }
 
 /// A commit appended to `__consumer_offsets` but not yet visible (see
@@ -224,6 +241,7 @@ impl Coordinator {
                 for g in &gone {
                     inner.groups.remove(g);
                 }
+                inner.txn_pending.retain(|(_, part), _| *part != p.index);
                 let parked: Vec<(String, String)> =
                     inner.waiters.keys().filter(|(g, _)| partition_for(g, n) == p.index).cloned().collect();
                 for key in parked {
@@ -686,6 +704,139 @@ impl Coordinator {
         }
     }
 
+    /// TxnOffsetCommit: appends the offsets to the group's `__consumer_offsets`
+    /// partition as a transactional batch of the producer (no sequence, as Kafka writes
+    /// it); they become visible with the transaction's COMMIT marker. A member id or
+    /// generation given is checked as OffsetCommit checks it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn txn_commit(
+        &self,
+        meta: &Metadata,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        entries: &[CommitEntry],
+    ) -> (Vec<ErrorCode>, Option<PendingTxnCommit>) {
+        let all = |code: ErrorCode| (vec![code; entries.len()], None);
+        if !self.is_loaded() {
+            return all(ErrorCode::CoordinatorLoadInProgress);
+        }
+        if !self.owns(group_id) {
+            return all(ErrorCode::NotCoordinator);
+        }
+        if group_id.is_empty() {
+            return all(ErrorCode::InvalidGroupId);
+        }
+        let now = self.now();
+        let inner = self.lock();
+        // Kafka validates the member only when the producer names one (KIP-447).
+        if generation >= 0 || !member_id.is_empty() {
+            let check = match inner.groups.get(group_id) {
+                None => ErrorCode::IllegalGeneration,
+                Some(AnyGroup::Classic(g)) => g.validate_commit(member_id, instance_id, generation),
+                Some(AnyGroup::Consumer(g)) => g.validate_commit(member_id, generation),
+            };
+            if check != ErrorCode::None {
+                return all(check);
+            }
+        }
+        let mut codes = Vec::with_capacity(entries.len());
+        let mut values = Vec::new();
+        let mut batch = BatchBuilder::new(now.wall).producer(producer_id, producer_epoch, -1).transactional(true);
+        for e in entries {
+            let known =
+                meta.topic(&e.topic).is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
+            let metadata = e.metadata.clone().unwrap_or_default();
+            let code = if !known {
+                ErrorCode::UnknownTopicOrPartition
+            } else if metadata.len() > self.config.offset_metadata_max_bytes {
+                ErrorCode::OffsetMetadataTooLarge
+            } else {
+                let v = OffsetValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata,
+                    commit_timestamp: now.wall,
+                };
+                let (k, val) = LogRecord::Offset {
+                    group: group_id.to_string(),
+                    topic: e.topic.clone(),
+                    partition: e.partition,
+                    value: Some(v.clone()),
+                }
+                .encode();
+                batch.add(Some(&k), val.as_deref());
+                values.push((group_id.to_string(), e.topic.clone(), e.partition, v));
+                ErrorCode::None
+            };
+            codes.push(code);
+        }
+        if values.is_empty() {
+            return (codes, None);
+        }
+        let Some(p) = offsets_partition(meta, group_id) else { return all(ErrorCode::CoordinatorNotAvailable) };
+        if let Err((code, msg)) = p.append(&batch.build()) {
+            tracing::warn!(group = group_id, producer_id, error = %msg, "transactional offset commit not appended");
+            let code = match code {
+                ErrorCode::KafkaStorageError | ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
+                c => c,
+            };
+            return (codes.into_iter().map(|c| if c == ErrorCode::None { code } else { c }).collect(), None);
+        }
+        // Held from the append on (as Kafka's prepareTxnOffsetCommit): a marker may land
+        // any time after the client's answer, and a replay finds the batch in the log.
+        let mut inner = inner;
+        inner.txn_pending.entry((producer_id, p.index)).or_default().extend(values.iter().cloned());
+        let pending = PendingTxnCommit { producer_id, partition: p.index, loads: inner.loads, values };
+        (codes, Some(pending))
+    }
+
+    /// A TxnOffsetCommit whose append was not replicated (the client is told it failed):
+    /// its offsets are no longer held, so a later COMMIT marker does not publish them.
+    pub fn fail_txn_commit(&self, pending: PendingTxnCommit) {
+        let mut inner = self.lock();
+        if inner.loads != pending.loads {
+            return;
+        }
+        if let Some(held) = inner.txn_pending.get_mut(&(pending.producer_id, pending.partition)) {
+            for v in &pending.values {
+                if let Some(i) = held.iter().rposition(|h| h == v) {
+                    held.remove(i);
+                }
+            }
+        }
+    }
+
+    /// A transaction marker landed in `__consumer_offsets` partition `partition`: the
+    /// producer's pending offsets there become visible (COMMIT) or go (ABORT).
+    pub fn complete_txn(&self, producer_id: i64, partition: i32, commit: bool) {
+        let now = self.now();
+        let mut inner = self.lock();
+        Self::complete_txn_locked(&mut inner, producer_id, partition, commit, now);
+    }
+
+    fn complete_txn_locked(inner: &mut Inner, producer_id: i64, partition: i32, commit: bool, now: Now) {
+        let Some(values) = inner.txn_pending.remove(&(producer_id, partition)) else { return };
+        if !commit {
+            return;
+        }
+        for (group, topic, p, v) in values {
+            let g = inner.groups.entry(group.clone()).or_insert_with(|| AnyGroup::Classic(Group::new(&group, now)));
+            g.offsets_mut().insert((topic.clone(), p), v);
+            // A later plain commit of the same partition may now apply over it.
+            inner.applied_at.remove(&(group, topic, p));
+        }
+    }
+
+    /// Producers with offsets pending in a transaction, per group (DescribeProducers and
+    /// `strom txn` show them).
+    pub fn pending_txn_offsets(&self) -> usize {
+        self.lock().txn_pending.values().map(Vec::len).sum()
+    }
+
     /// Committed offsets of `group_id` for the given partitions (all when `None`).
     pub fn fetch_offsets(
         &self,
@@ -953,6 +1104,14 @@ impl Coordinator {
                 let batch = data.slice(range);
                 let Ok(header) = strom_protocol::records::BatchHeader::parse(&batch) else { break };
                 offset = header.last_offset() + 1;
+                if header.is_control() {
+                    // A transaction marker: the producer's pending offsets here end.
+                    if let Ok(Some(m)) = strom_protocol::records::TxnMarker::parse(&batch) {
+                        let mut inner = self.lock();
+                        Self::complete_txn_locked(&mut inner, header.producer_id, p.index, m.commit, now);
+                    }
+                    continue;
+                }
                 let Ok(recs) = decode_records(&batch) else {
                     tracing::warn!(
                         partition = p.index,
@@ -964,6 +1123,14 @@ impl Coordinator {
                 for rec in recs {
                     let Some(key) = rec.key else { continue };
                     match LogRecord::decode(&key, rec.value.as_ref()) {
+                        Ok(Some(LogRecord::Offset { group, topic, partition, value: Some(v) }))
+                            if header.is_transactional() =>
+                        {
+                            records += 1;
+                            let mut inner = self.lock();
+                            let held = inner.txn_pending.entry((header.producer_id, p.index)).or_default();
+                            held.push((group, topic, partition, v));
+                        }
                         Ok(Some(r)) => {
                             records += 1;
                             self.replay(&r, now);

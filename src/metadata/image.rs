@@ -104,6 +104,27 @@ pub enum ApplyError {
     /// INELIGIBLE_REPLICA answers to AlterPartition).
     #[error("ISR change refused: {0}")]
     IsrChange(String),
+    /// A SCRAM credential record for no user, an unknown mechanism, or a deletion of a
+    /// credential that does not exist.
+    #[error("SCRAM credential change refused: {0}")]
+    ScramCredential(String),
+    /// The deletion of an ACL binding that does not exist.
+    #[error("ACL change refused: {0}")]
+    Acl(String),
+}
+
+/// A user's SCRAM credential for one mechanism, as the metadata log keeps it (ADR 0013).
+/// `Debug` shows the iterations only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramImage {
+    /// The salt.
+    pub salt: bytes::Bytes,
+    /// H(ClientKey).
+    pub stored_key: bytes::Bytes,
+    /// HMAC(SaltedPassword, "Server Key").
+    pub server_key: bytes::Bytes,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
 }
 
 /// Everything the metadata log describes.
@@ -123,6 +144,16 @@ pub struct Image {
     pub voters: Vec<i32>,
     /// Non-voting members.
     pub learners: Vec<i32>,
+    /// SCRAM credentials by (user, mechanism code) (ADR 0013).
+    pub scram: BTreeMap<(String, i8), ScramImage>,
+    /// ACL bindings (ADR 0014).
+    pub acls: std::collections::BTreeSet<strom_protocol::metadata_record::AclBinding>,
+}
+
+impl std::fmt::Debug for ScramImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramImage").field("iterations", &self.iterations).finish_non_exhaustive()
+    }
 }
 
 impl Image {
@@ -242,6 +273,33 @@ impl Image {
                 self.next_producer_id = *next_producer_id;
             }
             Record::NoOp => {}
+            Record::UserScramCredential { user, mechanism, salt, stored_key, server_key, iterations } => {
+                if user.is_empty() || !matches!(mechanism, 1 | 2) {
+                    return Err(ApplyError::ScramCredential(format!("user {user:?}, mechanism {mechanism}")));
+                }
+                self.scram.insert(
+                    (user.clone(), *mechanism),
+                    ScramImage {
+                        salt: salt.clone(),
+                        stored_key: stored_key.clone(),
+                        server_key: server_key.clone(),
+                        iterations: *iterations,
+                    },
+                );
+            }
+            Record::Acl(b) => {
+                self.acls.insert(b.clone());
+            }
+            Record::RemoveAcl(b) => {
+                if !self.acls.remove(b) {
+                    return Err(ApplyError::Acl(format!("no such binding {b:?}")));
+                }
+            }
+            Record::RemoveUserScramCredential { user, mechanism } => {
+                if self.scram.remove(&(user.clone(), *mechanism)).is_none() {
+                    return Err(ApplyError::ScramCredential(format!("no {mechanism} credential for {user:?}")));
+                }
+            }
             Record::Membership { voters, learners } => {
                 self.voters = voters.clone();
                 self.learners = learners.clone();
@@ -360,6 +418,19 @@ impl Image {
         }
         if self.next_producer_id > 0 {
             out.push(Record::ProducerIds { broker_id: -1, broker_epoch: -1, next_producer_id: self.next_producer_id });
+        }
+        for b in &self.acls {
+            out.push(Record::Acl(b.clone()));
+        }
+        for ((user, mechanism), c) in &self.scram {
+            out.push(Record::UserScramCredential {
+                user: user.clone(),
+                mechanism: *mechanism,
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            });
         }
         out
     }

@@ -82,3 +82,37 @@ pub fn log_dir(data: &[u8]) {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An aborted-transaction index file (ADR 0012) beside a small valid log: the log is
+/// opened (the index trimmed to whole, ordered entries inside the log) and the index
+/// queried over several ranges.
+pub fn txn_index(data: &[u8]) {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "strom-fuzz-txn-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let config = LogConfig { segment_bytes: 1 << 20, segment_index_bytes: 4096, ..LogConfig::default() };
+    if let Ok(mut log) = Log::open(&dir, config.clone()) {
+        for _ in 0..8 {
+            let mut b = strom_protocol::records::BatchBuilder::new(0);
+            b.add(None, Some(b"v"));
+            let _ = log.append(&b.build(), 0);
+        }
+        let _ = log.close();
+    }
+    if std::fs::write(dir.join(crate::txn_index::TXN_INDEX_FILE), data).is_ok() {
+        if let Ok(log) = Log::open(&dir, config) {
+            for (from, upto) in [(0, i64::MAX), (i64::MIN, 0), (3, 5), (i64::MAX, i64::MIN)] {
+                for a in log.aborted_transactions(from, upto) {
+                    assert!(a.first_offset <= a.last_offset && a.last_offset < log.log_end_offset());
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,6 +17,7 @@ mod mmap;
 pub mod producer_state;
 mod recovery;
 mod segment;
+pub mod txn_index;
 
 pub use epochs::CHECKPOINT_FORMAT_VERSION as LEADER_EPOCH_CHECKPOINT_FORMAT_VERSION;
 pub use error::Error;

@@ -13,8 +13,9 @@ use strom_protocol::records::{
 
 use crate::epochs::{LeaderEpochCache, CHECKPOINT_FILE as EPOCH_CHECKPOINT_FILE};
 use crate::error::io_err;
-use crate::producer_state::{ProducerStateManager, SequenceCheck};
+use crate::producer_state::{CompletedTxn, ProducerStateManager, SequenceCheck};
 use crate::segment::Segment;
+use crate::txn_index::{AbortedTxn, TxnIndex, TXN_INDEX_FILE};
 use crate::{Error, Result};
 
 /// Tunables of one log (Kafka names in parentheses).
@@ -111,6 +112,12 @@ pub struct Log {
     /// Which leader epoch wrote which offsets (`epochs.rs`); mirrored durably in
     /// `leader-epoch-checkpoint`, which is written before any batch that extends it.
     epochs: LeaderEpochCache,
+    /// Aborted transactions (ADR 0012), for `read_committed` fetches.
+    aborted: TxnIndex,
+    /// An abort could not be indexed after its marker was written: the log takes no more
+    /// writes (a later snapshot would make the loss permanent) until it is reopened,
+    /// when the replay indexes the marker again.
+    index_failed: bool,
 }
 
 /// FORMAT v1 of the log start offset checkpoint (ADR 0005): the file
@@ -174,6 +181,28 @@ fn parse_log_name(name: &str) -> Option<i64> {
 pub struct CompactionInput {
     dir: PathBuf,
     segments: Vec<(i64, i64, Bytes)>,
+    /// Aborted transactions: their records are removed, never a key's latest value.
+    aborted: Vec<AbortedTxn>,
+    /// First offset of the earliest open transaction: nothing from there on is cleaned
+    /// or counts as a key's latest value (the transaction may still abort), as Kafka
+    /// cleans only below the last stable offset.
+    first_unstable: Option<i64>,
+}
+
+impl CompactionInput {
+    /// Whether the batch `h` belongs to an aborted transaction.
+    fn is_aborted(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.aborted.iter().any(|a| {
+                a.producer_id == h.producer_id && a.first_offset <= h.base_offset && h.base_offset < a.last_offset
+            })
+    }
+
+    /// Whether the batch `h` lies at or after the first open transaction.
+    fn is_unstable(&self, h: &BatchHeader) -> bool {
+        self.first_unstable.is_some_and(|u| h.base_offset >= u)
+    }
 }
 
 /// A rewritten segment waiting to be swapped in.
@@ -207,7 +236,7 @@ pub fn compact_offline(
     for (_, _, data) in &input.segments {
         for batch in batches(data) {
             let header = BatchHeader::parse(&batch)?;
-            if header.is_control() {
+            if header.is_control() || input.is_aborted(&header) || input.is_unstable(&header) {
                 continue;
             }
             for r in records::decode_records_bounded(&batch, LIMIT)? {
@@ -226,14 +255,18 @@ pub fn compact_offline(
         let mut changed = false;
         for batch in batches(data) {
             let header = BatchHeader::parse(&batch)?;
-            if header.is_control() {
+            // Markers stay (Kafka drops them only once their transaction's data is gone;
+            // keeping them costs one record per transaction and partition).
+            if header.is_control() || input.is_unstable(&header) {
                 out.extend_from_slice(&batch);
                 continue;
             }
+            let aborted = input.is_aborted(&header);
             let recs = records::decode_records_bounded(&batch, LIMIT)?;
             before += recs.len() as u64;
             let kept: Vec<&records::Record> = recs
                 .iter()
+                .filter(|_| !aborted)
                 .filter(|r| match &r.key {
                     None => true,
                     Some(k) => {
@@ -304,7 +337,8 @@ fn read_offset_file(dir: &Path, name: &str) -> Option<i64> {
 fn is_own_temp_file(name: &str) -> bool {
     name.strip_suffix(".tmp").is_some_and(|stem| {
         stem.ends_with(".snapshot")
-            || [START_OFFSET_FILE, RECOVERY_POINT_FILE, CLEAN_SHUTDOWN_FILE, EPOCH_CHECKPOINT_FILE].contains(&stem)
+            || [START_OFFSET_FILE, RECOVERY_POINT_FILE, CLEAN_SHUTDOWN_FILE, EPOCH_CHECKPOINT_FILE, TXN_INDEX_FILE]
+                .contains(&stem)
     })
 }
 
@@ -316,7 +350,7 @@ fn write_offset_file(dir: &Path, name: &str, offset: i64) -> Result<()> {
 /// Replaces `dir/name` with `contents` so that a crash leaves either the old or the new
 /// file, never a torn one: temp file (`open` deletes leftovers), fsync, rename, directory
 /// fsync.
-fn write_file_durably(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_file_durably(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     fs::write(&tmp, contents).map_err(io_err("write", &tmp))?;
@@ -435,12 +469,15 @@ impl Log {
             clean_marker: clean.is_some(),
             opened_clean: clean.is_some(),
             epochs: LeaderEpochCache::default(),
+            aborted: TxnIndex::empty(dir),
+            index_failed: false,
         };
         if log.opened_clean {
             tracing::debug!(dir = %dir.display(), "clean shutdown: CRCs of the last segment not re-verified");
         }
         // A checkpoint beyond a recovered (shorter) log is clamped to its end.
         log.start_offset = log.start_offset.min(log.log_end_offset());
+        log.aborted = TxnIndex::open(dir, log.log_start_offset(), log.log_end_offset())?;
         log.recover_producer_state();
         log.load_epochs()?;
         Ok(log)
@@ -554,17 +591,30 @@ impl Log {
         let now = now_ms();
         // Taken out for the replay, which reads the log through `&self`.
         let mut producers = std::mem::replace(&mut self.producers, ProducerStateManager::new(0));
+        let mut ended = Vec::new();
         self.for_each_batch_header(from, "producer-state replay", |h, b| {
-            producers.update(h, txn_marker(h, b), now);
+            if let Some(done) = producers.update(h, txn_marker(h, b), now) {
+                ended.push((done, producers.first_unstable_offset()));
+            }
         });
         producers.remove_expired(now);
         self.producers = producers;
+        // Aborts whose index entry a crash lost (it is written after the marker).
+        for (done, unstable) in ended {
+            if let Err(e) = self.index_abort(done, unstable) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not re-index an aborted transaction");
+            }
+        }
     }
 
     /// Writes the producer state as of the log end offset to
     /// `{leo:020}.snapshot` (temp file, fsync, rename, dir fsync) and keeps
     /// only the newest snapshots.
     pub fn snapshot_producer_state(&mut self) -> Result<()> {
+        if self.index_failed {
+            // A snapshot past the marker whose abort is not indexed would lose it for good.
+            return Ok(());
+        }
         let offset = self.log_end_offset();
         self.producers.remove_expired(now_ms());
         let path = self.snapshot_path(offset);
@@ -583,6 +633,25 @@ impl Log {
             let _ = fs::remove_file(self.snapshot_path(*old));
         }
         Ok(())
+    }
+
+    /// Adds an aborted transaction to the index (a committed one needs no entry).
+    fn index_abort(&mut self, done: CompletedTxn, first_unstable: Option<i64>) -> Result<()> {
+        if done.commit {
+            return Ok(());
+        }
+        self.aborted.add(AbortedTxn {
+            producer_id: done.producer_id,
+            first_offset: done.first_offset,
+            last_offset: done.last_offset,
+            last_stable_offset: first_unstable.unwrap_or(done.last_offset + 1),
+        })
+    }
+
+    /// The aborted transactions that may hold records in `[from, upto)` (Fetch with
+    /// `read_committed` lists them so that clients drop those records).
+    pub fn aborted_transactions(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
+        self.aborted.collect(from, upto)
     }
 
     /// The idempotent-producer state.
@@ -636,6 +705,9 @@ impl Log {
             }
             deleted += 1;
         }
+        if deleted > 0 {
+            self.aborted.remove_before(self.log_start_offset())?;
+        }
         Ok(deleted)
     }
 
@@ -649,7 +721,12 @@ impl Log {
             let next = bases.get(i + 1).copied().unwrap_or_else(|| self.log_end_offset());
             segments.push((*base, next, seg.read(*base, usize::MAX)?));
         }
-        Ok(CompactionInput { dir: self.dir.clone(), segments })
+        Ok(CompactionInput {
+            dir: self.dir.clone(),
+            segments,
+            aborted: self.aborted.collect(0, i64::MAX),
+            first_unstable: self.producers.first_unstable_offset(),
+        })
     }
 
     /// Compaction, step 3 (under the caller's lock): swaps each cleaned file in, if its
@@ -711,6 +788,7 @@ impl Log {
                 }
             }
         }
+        self.aborted.remove_before(offset)?;
         Ok(offset)
     }
 
@@ -819,7 +897,7 @@ impl Log {
         }
         // The leader-epoch checkpoint goes with the data it describes: the reopened, empty
         // log rebuilds an empty cache.
-        for name in [CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE, EPOCH_CHECKPOINT_FILE] {
+        for name in [CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE, EPOCH_CHECKPOINT_FILE, TXN_INDEX_FILE] {
             let path = self.dir.join(name);
             if path.exists() {
                 fs::remove_file(&path).map_err(io_err("remove", &path))?;
@@ -945,6 +1023,14 @@ impl Log {
     /// batch), rolling first if needed, and updates the producer state and the
     /// leader-epoch cache. `header` is the batch's header as it will be on disk.
     fn write_batch(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> Result<AppendInfo> {
+        if self.index_failed {
+            let path = self.dir.join(TXN_INDEX_FILE);
+            return Err(Error::Io {
+                op: "append after a failed txn index write",
+                path,
+                source: std::io::Error::other("the aborted-transaction index could not be written"),
+            });
+        }
         let base_offset = header.base_offset;
         let last_offset = base_offset
             .checked_add(i64::from(header.last_offset_delta))
@@ -985,7 +1071,13 @@ impl Log {
         let rest = batch.get(PATCHED_HEAD..).ok_or(BatchError::Truncated { need: PATCHED_HEAD, have: batch.len() })?;
         let active = self.segments.values_mut().next_back().ok_or(Error::InvalidConfig("log has no segment"))?;
         active.append(&head, rest, header)?;
-        self.producers.update(header, txn_marker(header, batch), now_ms);
+        if let Some(done) = self.producers.update(header, txn_marker(header, batch), now_ms) {
+            let unstable = self.producers.first_unstable_offset();
+            if let Err(e) = self.index_abort(done, unstable) {
+                self.index_failed = true;
+                return Err(e);
+            }
+        }
         Ok(AppendInfo {
             base_offset,
             last_offset,

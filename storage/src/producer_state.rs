@@ -65,8 +65,9 @@ impl BatchMetadata {
     }
 }
 
-/// One producer's state in a partition.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// One producer's state in a partition. Equality ignores [`ProducerEntry::markers`],
+/// which is not persisted.
+#[derive(Debug, Clone, Default)]
 pub struct ProducerEntry {
     pub epoch: i16,
     /// Broker time (ms) of the producer's last append (drives expiration).
@@ -77,7 +78,20 @@ pub struct ProducerEntry {
     pub txn_first_offset: Option<i64>,
     /// Coordinator epoch of the last marker written for this producer (-1: none).
     pub coordinator_epoch: i32,
+    /// Markers appended for this producer since the state was loaded (in memory only): a
+    /// partition leader that verified a transactional batch with the coordinator appends
+    /// it only if no marker came in between (KIP-890's verification guard).
+    pub markers: u64,
 }
+
+impl PartialEq for ProducerEntry {
+    fn eq(&self, o: &Self) -> bool {
+        (self.epoch, self.last_timestamp, &self.batches, self.txn_first_offset, self.coordinator_epoch)
+            == (o.epoch, o.last_timestamp, &o.batches, o.txn_first_offset, o.coordinator_epoch)
+    }
+}
+
+impl Eq for ProducerEntry {}
 
 /// A transaction of one producer that a marker ended in this partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +185,17 @@ impl ProducerStateManager {
         self.producers.get(&producer_id).filter(|e| !self.expired(e, now_ms))
     }
 
+    /// Markers appended for `producer_id` since the state was loaded (see
+    /// [`ProducerEntry::markers`]).
+    pub fn markers_seen(&self, producer_id: i64) -> u64 {
+        self.producers.get(&producer_id).map_or(0, |e| e.markers)
+    }
+
+    /// Every producer with state here, by id (DescribeProducers).
+    pub fn producers(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> + '_ {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
     /// Number of producers with state (expired ones included until removed).
     pub fn len(&self) -> usize {
         self.producers.len()
@@ -217,6 +242,16 @@ impl ProducerStateManager {
         if producer_id < 0 || h.is_control() {
             return Ok(SequenceCheck::Append);
         }
+        // A coordinator's own transactional batches (TxnOffsetCommit's offsets in
+        // `__consumer_offsets`) carry no sequence, as Kafka writes them; clients' batches
+        // without one are refused before they get here.
+        if first < 0 && h.is_transactional() {
+            // No sequence to check, but a fenced producer's epoch is still refused.
+            return match self.entry(producer_id, now_ms) {
+                Some(e) if epoch < e.epoch => Err(SequenceError::StaleEpoch { producer_id, epoch, current: e.epoch }),
+                _ => Ok(SequenceCheck::Append),
+            };
+        }
         if first < 0 {
             return Err(SequenceError::InvalidSequence { producer_id, got: first });
         }
@@ -261,6 +296,7 @@ impl ProducerStateManager {
             let marker = marker?;
             let e = self.entry_for(h, seen_ms);
             e.coordinator_epoch = e.coordinator_epoch.max(marker.coordinator_epoch);
+            e.markers += 1;
             let first = e.txn_first_offset.take()?;
             self.ongoing.remove(&first);
             return Some(CompletedTxn {
@@ -270,13 +306,16 @@ impl ProducerStateManager {
                 commit: marker.commit,
             });
         }
-        if h.base_sequence < 0 {
+        if h.base_sequence < 0 && !h.is_transactional() {
             return None;
         }
         let e = self.entry_for(h, seen_ms);
         if h.is_transactional() && e.txn_first_offset.is_none() {
             e.txn_first_offset = Some(h.base_offset);
             self.ongoing.insert(h.base_offset, h.producer_id);
+        }
+        if h.base_sequence < 0 {
+            return None;
         }
         let e = self.producers.get_mut(&h.producer_id)?;
         e.batches.push_back(BatchMetadata {
@@ -300,6 +339,7 @@ impl ProducerStateManager {
             batches: VecDeque::new(),
             txn_first_offset: None,
             coordinator_epoch: -1,
+            markers: 0,
         });
         if e.epoch != h.producer_epoch {
             e.epoch = h.producer_epoch;
@@ -389,7 +429,10 @@ impl ProducerStateManager {
                     last_offset_delta: r.u32()? as i32,
                 });
             }
-            producers.insert(id, ProducerEntry { epoch, last_timestamp, batches, txn_first_offset, coordinator_epoch });
+            producers.insert(
+                id,
+                ProducerEntry { epoch, last_timestamp, batches, txn_first_offset, coordinator_epoch, markers: 0 },
+            );
         }
         if r.remaining() != 0 {
             return Err("trailing bytes");

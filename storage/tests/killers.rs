@@ -29,3 +29,8 @@ fn snapshot_killers_are_refused() {
 fn hostile_partition_directories_open_or_fail_without_panicking() {
     replay("log_dir", strom_storage::harness::log_dir);
 }
+
+#[test]
+fn txn_index_killers_are_trimmed_on_open() {
+    replay("txn_index", strom_storage::harness::txn_index);
+}

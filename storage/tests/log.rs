@@ -1329,3 +1329,75 @@ fn open_removes_only_its_own_temporary_files() {
     }
     assert!(dir.path().join(foreign).exists(), "another writer's file is left alone");
 }
+
+/// Every (key, value) in the log, in offset order, with the offsets of control batches.
+fn keyed_records(log: &Log) -> (Vec<(String, String)>, usize) {
+    let (mut out, mut markers) = (Vec::new(), 0);
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let data = log.read(next, 1 << 20).unwrap().data;
+        for range in split_batches(&data) {
+            let batch = data.slice(range.unwrap());
+            let h = BatchHeader::parse(&batch).unwrap();
+            next = h.last_offset() + 1;
+            if h.is_control() {
+                markers += 1;
+                continue;
+            }
+            for r in strom_protocol::records::decode_records(&batch).unwrap() {
+                let s = |b: Option<Bytes>| String::from_utf8(b.unwrap_or_default().to_vec()).unwrap();
+                out.push((s(r.key), s(r.value)));
+            }
+        }
+    }
+    (out, markers)
+}
+
+#[test]
+fn compaction_removes_aborted_records_and_never_cleans_an_open_transaction() {
+    use strom_protocol::records::TxnMarker;
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 1024, ..Default::default() };
+    let mut log = Log::open(dir.path(), config.clone()).unwrap();
+    let now = 1_000_000;
+    let put = |log: &mut Log, pid: i64, seq: i32, key: &str, value: &str| {
+        let mut b = if pid < 0 {
+            BatchBuilder::new(now)
+        } else {
+            BatchBuilder::new(now).producer(pid, 0, seq).transactional(true)
+        };
+        b.add(Some(key.as_bytes()), Some(value.as_bytes()));
+        log.append(&b.build(), 0).unwrap();
+    };
+    let end = |log: &mut Log, pid: i64, commit: bool| {
+        log.append(&TxnMarker { commit, coordinator_epoch: 0 }.batch(pid, 0, now), 0).unwrap();
+    };
+    put(&mut log, -1, 0, "a", "a1");
+    put(&mut log, -1, 0, "b", "b1");
+    // Producer 1 overwrites both in a transaction it aborts: a1 and b1 stay the values.
+    put(&mut log, 1, 0, "a", "a-aborted");
+    put(&mut log, 1, 1, "b", "b-aborted");
+    end(&mut log, 1, false);
+    // Producer 2 overwrites a in a committed transaction.
+    put(&mut log, 2, 0, "a", "a2");
+    end(&mut log, 2, true);
+    // Producer 3 overwrites b in a transaction still open.
+    put(&mut log, 3, 0, "b", "b-open");
+    // Enough later writes of other keys to seal every segment above.
+    for i in 0..40 {
+        put(&mut log, -1, 0, &format!("k{i}"), &"x".repeat(60));
+    }
+    log.compact(now, 0).unwrap();
+    let (records, markers) = keyed_records(&log);
+    let values: Vec<&str> = records.iter().filter(|(k, _)| k == "a" || k == "b").map(|(_, v)| v.as_str()).collect();
+    // b1 survives: the open transaction's b may still abort. a1 and the aborted records go.
+    assert_eq!(values, ["b1", "a2", "b-open"]);
+    assert_eq!(markers, 2, "markers are kept");
+    // The open transaction still holds the last stable offset, and the abort is still known.
+    assert_eq!(log.producer_state().first_unstable_offset(), Some(7));
+    assert_eq!(log.aborted_transactions(0, 100).len(), 1);
+    drop(log);
+    let log = Log::open(dir.path(), config).unwrap();
+    assert_eq!(log.producer_state().first_unstable_offset(), Some(7));
+    assert_eq!(keyed_records(&log).0.len(), records.len());
+}
