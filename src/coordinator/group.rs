@@ -94,9 +94,13 @@ enum Waiter {
 struct Inner {
     groups: HashMap<String, AnyGroup>,
     waiters: HashMap<(String, String), Waiter>,
-    /// Bumped whenever groups are loaded or handed over: a pending commit from before
-    /// is not applied (the reloaded state came from the log itself).
-    loads: u64,
+    /// Per `__consumer_offsets` partition, bumped whenever its groups are loaded or
+    /// handed over: a pending commit to it from before is not applied (the reloaded
+    /// state came from the log itself). Per partition, because a takeover of another
+    /// partition reloads nothing of this one: a global count dropped acknowledged
+    /// commits from memory when a failover moved an unrelated partition here (nemesis
+    /// `commits-back`).
+    loads: HashMap<i32, u64>,
     /// Per (group, topic, partition), the `__consumer_offsets` end offset of the commit
     /// whose value is in memory: replicated commits may finish waiting out of order.
     applied_at: HashMap<(String, String, i32), i64>,
@@ -108,6 +112,14 @@ struct Inner {
     txn_pending: HashMap<(i64, i32), Vec<TxnOffset>>,
 }
 
+impl Inner {
+    /// How many times the groups of `__consumer_offsets` partition `partition` were
+    /// loaded or handed over.
+    fn load_count(&self, partition: i32) -> u64 {
+        self.loads.get(&partition).copied().unwrap_or(0)
+    }
+}
+
 /// An offset committed in a transaction: (group, topic, partition, value).
 type TxnOffset = (String, String, i32, OffsetValue);
 
@@ -117,6 +129,7 @@ type TxnOffset = (String, String, i32, OffsetValue);
 pub struct PendingTxnCommit {
     producer_id: i64,
     partition: i32,
+    /// `Inner::loads` of `partition` when it was appended.
     loads: u64,
     values: Vec<TxnOffset>,
 }
@@ -126,9 +139,11 @@ pub struct PendingTxnCommit {
 #[derive(Debug)]
 pub struct PendingCommit {
     group: String,
+    /// The `__consumer_offsets` partition written.
+    partition: i32,
     /// The partition's end offset after the commit's batch.
     end: i64,
-    /// `Inner::loads` when it was appended.
+    /// `Inner::loads` of `partition` when it was appended.
     loads: u64,
     values: Vec<(String, i32, OffsetValue)>,
 }
@@ -225,7 +240,7 @@ impl Coordinator {
             let leads = meta.leads(&topic, p.index) && p.is_leader();
             let loaded = self.loaded_partitions().contains(&p.index);
             if leads != loaded {
-                self.lock().loads += 1;
+                *self.lock().loads.entry(p.index).or_default() += 1;
             }
             if leads && !loaded {
                 let now = self.now();
@@ -670,7 +685,9 @@ impl Coordinator {
                 _ => None,
             })
             .collect();
-        let pending = PendingCommit { group: group_id.to_string(), end, loads: inner.loads, values };
+        let partition = meta.topic(OFFSETS_TOPIC).map_or(0, |t| partition_for(group_id, t.partitions.len() as i32));
+        let loads = inner.load_count(partition);
+        let pending = PendingCommit { group: group_id.to_string(), partition, end, loads, values };
         if meta.quorum().is_none() {
             // One copy: written is committed.
             Self::apply_locked(&mut inner, pending);
@@ -686,7 +703,7 @@ impl Coordinator {
     /// partition if a later commit is already visible.
     pub fn apply_commit(&self, pending: PendingCommit) {
         let mut inner = self.lock();
-        if inner.loads == pending.loads {
+        if inner.load_count(pending.partition) == pending.loads {
             Self::apply_locked(&mut inner, pending);
         }
     }
@@ -790,7 +807,8 @@ impl Coordinator {
         // any time after the client's answer, and a replay finds the batch in the log.
         let mut inner = inner;
         inner.txn_pending.entry((producer_id, p.index)).or_default().extend(values.iter().cloned());
-        let pending = PendingTxnCommit { producer_id, partition: p.index, loads: inner.loads, values };
+        let loads = inner.load_count(p.index);
+        let pending = PendingTxnCommit { producer_id, partition: p.index, loads, values };
         (codes, Some(pending))
     }
 
@@ -798,7 +816,7 @@ impl Coordinator {
     /// its offsets are no longer held, so a later COMMIT marker does not publish them.
     pub fn fail_txn_commit(&self, pending: PendingTxnCommit) {
         let mut inner = self.lock();
-        if inner.loads != pending.loads {
+        if inner.load_count(pending.partition) != pending.loads {
             return;
         }
         if let Some(held) = inner.txn_pending.get_mut(&(pending.producer_id, pending.partition)) {
@@ -1335,4 +1353,51 @@ pub fn start(groups: &Arc<Coordinator>, meta: &Arc<Metadata>) {
 pub fn offsets_partition(meta: &Metadata, group: &str) -> Option<Arc<Partition>> {
     let topic = meta.topic(OFFSETS_TOPIC)?;
     topic.partitions.get(partition_for(group, topic.partitions.len() as i32) as usize).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coordinator() -> Coordinator {
+        let config =
+            crate::config::Config::from_sources(None, &Default::default(), &Default::default()).expect("defaults");
+        Coordinator::new(config.group)
+    }
+
+    fn pending(c: &Coordinator, partition: i32, offset: i64) -> PendingCommit {
+        let now = c.now();
+        let mut inner = c.lock();
+        inner.groups.entry("g".into()).or_insert_with(|| AnyGroup::Classic(Group::new("g", now)));
+        let loads = inner.load_count(partition);
+        let value = OffsetValue { offset, leader_epoch: -1, metadata: String::new(), commit_timestamp: now.wall };
+        PendingCommit { group: "g".into(), partition, end: offset, loads, values: vec![("t".into(), 0, value)] }
+    }
+
+    fn visible(c: &Coordinator) -> Option<i64> {
+        c.lock().groups.get("g").and_then(|g| g.offsets().get(&("t".to_string(), 0)).map(|v| v.offset))
+    }
+
+    /// The nemesis run that found it: a failover moved another `__consumer_offsets`
+    /// partition to the coordinator while a commit waited for its followers; the
+    /// acknowledged commit never became visible and OffsetFetch went back.
+    #[test]
+    fn a_commit_survives_the_takeover_of_another_offsets_partition() {
+        let c = coordinator();
+        let p = pending(&c, 3, 10);
+        *c.lock().loads.entry(5).or_default() += 1;
+        c.apply_commit(p);
+        assert_eq!(visible(&c), Some(10));
+    }
+
+    /// A reload of the commit's own partition replayed it from the log: the pending
+    /// value must not overwrite what the replay found.
+    #[test]
+    fn a_commit_is_not_applied_over_a_reload_of_its_partition() {
+        let c = coordinator();
+        let p = pending(&c, 3, 10);
+        *c.lock().loads.entry(3).or_default() += 1;
+        c.apply_commit(p);
+        assert_eq!(visible(&c), None);
+    }
 }
