@@ -13,6 +13,7 @@ pub mod acls;
 pub mod alter_configs;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
+pub mod authz;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
@@ -162,37 +163,44 @@ pub async fn dispatch(
         return Err(ConnError::Refused(format!("version {v} of API key {} is not served", h.api_key)));
     }
     use strom_protocol::*;
+    let az = &authz::Authz::new(node, ctx);
     match h.api_key {
-        ProduceRequest::API_KEY => match produce::handle(node, v, ProduceRequest::decode(r, v)?).await {
+        ProduceRequest::API_KEY => match produce::handle(node, az, v, ProduceRequest::decode(r, v)?).await {
             Some(resp) => respond(&resp, v),
             None => Ok(None),
         },
-        FetchRequest::API_KEY => respond(&fetch::handle(node, v, FetchRequest::decode(r, v)?).await, v),
-        ListOffsetsRequest::API_KEY => respond(&list_offsets::handle(node, v, ListOffsetsRequest::decode(r, v)?), v),
-        MetadataRequest::API_KEY => respond(&metadata::handle(node, ctx, v, MetadataRequest::decode(r, v)?), v),
-        CreateTopicsRequest::API_KEY => respond(&create_topics::handle(node, v, CreateTopicsRequest::decode(r, v)?), v),
-        DeleteTopicsRequest::API_KEY => respond(&delete_topics::handle(node, v, DeleteTopicsRequest::decode(r, v)?), v),
+        FetchRequest::API_KEY => respond(&fetch::handle(node, az, v, FetchRequest::decode(r, v)?).await, v),
+        ListOffsetsRequest::API_KEY => {
+            respond(&list_offsets::handle(node, az, v, ListOffsetsRequest::decode(r, v)?), v)
+        }
+        MetadataRequest::API_KEY => respond(&metadata::handle(node, ctx, az, v, MetadataRequest::decode(r, v)?), v),
+        CreateTopicsRequest::API_KEY => {
+            respond(&create_topics::handle(node, az, v, CreateTopicsRequest::decode(r, v)?), v)
+        }
+        DeleteTopicsRequest::API_KEY => {
+            respond(&delete_topics::handle(node, az, v, DeleteTopicsRequest::decode(r, v)?), v)
+        }
         InitProducerIdRequest::API_KEY => {
-            respond(&init_producer_id::handle(node, v, InitProducerIdRequest::decode(r, v)?).await, v)
+            respond(&init_producer_id::handle(node, az, v, InitProducerIdRequest::decode(r, v)?).await, v)
         }
         AddPartitionsToTxnRequest::API_KEY => {
-            respond(&transactions::add_partitions(node, v, AddPartitionsToTxnRequest::decode(r, v)?).await, v)
+            respond(&transactions::add_partitions(node, az, v, AddPartitionsToTxnRequest::decode(r, v)?).await, v)
         }
         AddOffsetsToTxnRequest::API_KEY => {
-            respond(&transactions::add_offsets(node, v, AddOffsetsToTxnRequest::decode(r, v)?).await, v)
+            respond(&transactions::add_offsets(node, az, v, AddOffsetsToTxnRequest::decode(r, v)?).await, v)
         }
-        EndTxnRequest::API_KEY => respond(&transactions::end_txn(node, v, EndTxnRequest::decode(r, v)?).await, v),
+        EndTxnRequest::API_KEY => respond(&transactions::end_txn(node, az, v, EndTxnRequest::decode(r, v)?).await, v),
         WriteTxnMarkersRequest::API_KEY => {
-            respond(&transactions::write_markers(node, v, WriteTxnMarkersRequest::decode(r, v)?).await, v)
+            respond(&transactions::write_markers(node, az, v, WriteTxnMarkersRequest::decode(r, v)?).await, v)
         }
-        CreateAclsRequest::API_KEY => respond(&acls::create(node, CreateAclsRequest::decode(r, v)?), v),
-        DescribeAclsRequest::API_KEY => respond(&acls::describe(node, DescribeAclsRequest::decode(r, v)?), v),
-        DeleteAclsRequest::API_KEY => respond(&acls::delete(node, DeleteAclsRequest::decode(r, v)?), v),
+        CreateAclsRequest::API_KEY => respond(&acls::create(node, az, CreateAclsRequest::decode(r, v)?), v),
+        DescribeAclsRequest::API_KEY => respond(&acls::describe(node, az, DescribeAclsRequest::decode(r, v)?), v),
+        DeleteAclsRequest::API_KEY => respond(&acls::delete(node, az, DeleteAclsRequest::decode(r, v)?), v),
         DescribeUserScramCredentialsRequest::API_KEY => {
-            respond(&scram::describe(node, ctx, DescribeUserScramCredentialsRequest::decode(r, v)?), v)
+            respond(&scram::describe(node, ctx, az, DescribeUserScramCredentialsRequest::decode(r, v)?), v)
         }
         AlterUserScramCredentialsRequest::API_KEY => {
-            respond(&scram::alter(node, ctx, AlterUserScramCredentialsRequest::decode(r, v)?), v)
+            respond(&scram::alter(node, ctx, az, AlterUserScramCredentialsRequest::decode(r, v)?), v)
         }
         SaslHandshakeRequest::API_KEY => {
             let _ = SaslHandshakeRequest::decode(r, v)?;
@@ -211,87 +219,101 @@ pub async fn dispatch(
             respond(&sasl::authenticate(), v)
         }
         DescribeTransactionsRequest::API_KEY => {
-            respond(&transactions::describe_transactions(node, v, DescribeTransactionsRequest::decode(r, v)?), v)
+            respond(&transactions::describe_transactions(node, az, v, DescribeTransactionsRequest::decode(r, v)?), v)
         }
         ListTransactionsRequest::API_KEY => {
-            respond(&transactions::list_transactions(node, v, ListTransactionsRequest::decode(r, v)?), v)
+            respond(&transactions::list_transactions(node, az, v, ListTransactionsRequest::decode(r, v)?), v)
         }
         DescribeProducersRequest::API_KEY => {
-            respond(&transactions::describe_producers(node, v, DescribeProducersRequest::decode(r, v)?), v)
+            respond(&transactions::describe_producers(node, az, v, DescribeProducersRequest::decode(r, v)?), v)
         }
         TxnOffsetCommitRequest::API_KEY => {
-            respond(&transactions::txn_offset_commit(node, v, TxnOffsetCommitRequest::decode(r, v)?).await, v)
+            respond(&transactions::txn_offset_commit(node, az, v, TxnOffsetCommitRequest::decode(r, v)?).await, v)
         }
         DescribeConfigsRequest::API_KEY => {
-            respond(&describe_configs::handle(node, v, DescribeConfigsRequest::decode(r, v)?), v)
+            respond(&describe_configs::handle(node, az, v, DescribeConfigsRequest::decode(r, v)?), v)
         }
         DescribeClusterRequest::API_KEY => {
-            respond(&describe_cluster::handle(node, ctx, v, DescribeClusterRequest::decode(r, v)?), v)
+            respond(&describe_cluster::handle(node, ctx, az, v, DescribeClusterRequest::decode(r, v)?), v)
         }
         FindCoordinatorRequest::API_KEY => {
-            respond(&find_coordinator::handle(node, ctx, v, FindCoordinatorRequest::decode(r, v)?), v)
+            respond(&find_coordinator::handle(node, ctx, az, v, FindCoordinatorRequest::decode(r, v)?), v)
         }
         JoinGroupRequest::API_KEY => {
-            respond(&join_group::handle(node, ctx, v, JoinGroupRequest::decode(r, v)?).await, v)
+            respond(&join_group::handle(node, ctx, az, v, JoinGroupRequest::decode(r, v)?).await, v)
         }
-        SyncGroupRequest::API_KEY => respond(&sync_group::handle(node, v, SyncGroupRequest::decode(r, v)?).await, v),
-        HeartbeatRequest::API_KEY => respond(&heartbeat::handle(node, v, HeartbeatRequest::decode(r, v)?), v),
-        LeaveGroupRequest::API_KEY => respond(&leave_group::handle(node, v, LeaveGroupRequest::decode(r, v)?), v),
+        SyncGroupRequest::API_KEY => {
+            respond(&sync_group::handle(node, az, v, SyncGroupRequest::decode(r, v)?).await, v)
+        }
+        HeartbeatRequest::API_KEY => respond(&heartbeat::handle(node, az, v, HeartbeatRequest::decode(r, v)?), v),
+        LeaveGroupRequest::API_KEY => respond(&leave_group::handle(node, az, v, LeaveGroupRequest::decode(r, v)?), v),
         OffsetCommitRequest::API_KEY => {
-            respond(&offset_commit::handle(node, v, OffsetCommitRequest::decode(r, v)?).await, v)
+            respond(&offset_commit::handle(node, az, v, OffsetCommitRequest::decode(r, v)?).await, v)
         }
-        OffsetFetchRequest::API_KEY => respond(&offset_fetch::handle(node, v, OffsetFetchRequest::decode(r, v)?), v),
+        OffsetFetchRequest::API_KEY => {
+            respond(&offset_fetch::handle(node, az, v, OffsetFetchRequest::decode(r, v)?), v)
+        }
         DescribeGroupsRequest::API_KEY => {
-            respond(&describe_groups::handle(node, v, DescribeGroupsRequest::decode(r, v)?), v)
+            respond(&describe_groups::handle(node, az, v, DescribeGroupsRequest::decode(r, v)?), v)
         }
-        ListGroupsRequest::API_KEY => respond(&list_groups::handle(node, v, ListGroupsRequest::decode(r, v)?), v),
-        DeleteGroupsRequest::API_KEY => respond(&delete_groups::handle(node, v, DeleteGroupsRequest::decode(r, v)?), v),
-        OffsetDeleteRequest::API_KEY => respond(&offset_delete::handle(node, v, OffsetDeleteRequest::decode(r, v)?), v),
-        ConsumerGroupHeartbeatRequest::API_KEY => {
-            respond(&consumer_group_heartbeat::handle(node, ctx, v, ConsumerGroupHeartbeatRequest::decode(r, v)?), v)
+        ListGroupsRequest::API_KEY => respond(&list_groups::handle(node, az, v, ListGroupsRequest::decode(r, v)?), v),
+        DeleteGroupsRequest::API_KEY => {
+            respond(&delete_groups::handle(node, az, v, DeleteGroupsRequest::decode(r, v)?), v)
         }
-        ConsumerGroupDescribeRequest::API_KEY => {
-            respond(&consumer_group_describe::handle(node, v, ConsumerGroupDescribeRequest::decode(r, v)?), v)
+        OffsetDeleteRequest::API_KEY => {
+            respond(&offset_delete::handle(node, az, v, OffsetDeleteRequest::decode(r, v)?), v)
         }
-        CreatePartitionsRequest::API_KEY => {
-            respond(&create_partitions::handle(node, v, CreatePartitionsRequest::decode(r, v)?), v)
-        }
-        AlterConfigsRequest::API_KEY => respond(&alter_configs::handle(node, v, AlterConfigsRequest::decode(r, v)?), v),
-        IncrementalAlterConfigsRequest::API_KEY => {
-            respond(&alter_configs::handle_incremental(node, v, IncrementalAlterConfigsRequest::decode(r, v)?), v)
-        }
-        ElectLeadersRequest::API_KEY => respond(&elect_leaders::handle(node, v, ElectLeadersRequest::decode(r, v)?), v),
-        AlterPartitionReassignmentsRequest::API_KEY => respond(
-            &partition_reassignments::handle_alter(node, v, AlterPartitionReassignmentsRequest::decode(r, v)?),
+        ConsumerGroupHeartbeatRequest::API_KEY => respond(
+            &consumer_group_heartbeat::handle(node, ctx, az, v, ConsumerGroupHeartbeatRequest::decode(r, v)?),
             v,
         ),
-        ListPartitionReassignmentsRequest::API_KEY => {
-            respond(&partition_reassignments::handle_list(node, v, ListPartitionReassignmentsRequest::decode(r, v)?), v)
+        ConsumerGroupDescribeRequest::API_KEY => {
+            respond(&consumer_group_describe::handle(node, az, v, ConsumerGroupDescribeRequest::decode(r, v)?), v)
         }
+        CreatePartitionsRequest::API_KEY => {
+            respond(&create_partitions::handle(node, az, v, CreatePartitionsRequest::decode(r, v)?), v)
+        }
+        AlterConfigsRequest::API_KEY => {
+            respond(&alter_configs::handle(node, az, v, AlterConfigsRequest::decode(r, v)?), v)
+        }
+        IncrementalAlterConfigsRequest::API_KEY => {
+            respond(&alter_configs::handle_incremental(node, az, v, IncrementalAlterConfigsRequest::decode(r, v)?), v)
+        }
+        ElectLeadersRequest::API_KEY => {
+            respond(&elect_leaders::handle(node, az, v, ElectLeadersRequest::decode(r, v)?), v)
+        }
+        AlterPartitionReassignmentsRequest::API_KEY => respond(
+            &partition_reassignments::handle_alter(node, v, az, AlterPartitionReassignmentsRequest::decode(r, v)?),
+            v,
+        ),
+        ListPartitionReassignmentsRequest::API_KEY => respond(
+            &partition_reassignments::handle_list(node, v, az, ListPartitionReassignmentsRequest::decode(r, v)?),
+            v,
+        ),
         DeleteRecordsRequest::API_KEY => {
-            respond(&delete_records::handle(node, v, DeleteRecordsRequest::decode(r, v)?), v)
+            respond(&delete_records::handle(node, az, v, DeleteRecordsRequest::decode(r, v)?), v)
         }
         OffsetForLeaderEpochRequest::API_KEY => {
-            respond(&offset_for_leader_epoch::handle(node, v, OffsetForLeaderEpochRequest::decode(r, v)?), v)
+            respond(&offset_for_leader_epoch::handle(node, az, v, OffsetForLeaderEpochRequest::decode(r, v)?), v)
         }
         DescribeLogDirsRequest::API_KEY => {
-            respond(&describe_log_dirs::handle(node, v, DescribeLogDirsRequest::decode(r, v)?), v)
+            respond(&describe_log_dirs::handle(node, az, v, DescribeLogDirsRequest::decode(r, v)?), v)
         }
         AlterReplicaLogDirsRequest::API_KEY => {
-            respond(&alter_replica_log_dirs::handle(node, v, AlterReplicaLogDirsRequest::decode(r, v)?), v)
+            respond(&alter_replica_log_dirs::handle(node, az, v, AlterReplicaLogDirsRequest::decode(r, v)?), v)
         }
         DescribeQuorumRequest::API_KEY => {
-            respond(&describe_quorum::handle(node, ctx, v, DescribeQuorumRequest::decode(r, v)?), v)
+            respond(&describe_quorum::handle(node, ctx, az, v, DescribeQuorumRequest::decode(r, v)?), v)
         }
         GetTelemetrySubscriptionsRequest::API_KEY => {
             respond(&telemetry::get_subscriptions(ctx, v, GetTelemetrySubscriptionsRequest::decode(r, v)?), v)
         }
         PushTelemetryRequest::API_KEY => respond(&telemetry::push(ctx, v, PushTelemetryRequest::decode(r, v)?), v),
         ListConfigResourcesRequest::API_KEY => {
-            respond(&list_config_resources::handle(node, v, ListConfigResourcesRequest::decode(r, v)?), v)
+            respond(&list_config_resources::handle(node, az, v, ListConfigResourcesRequest::decode(r, v)?), v)
         }
         DescribeTopicPartitionsRequest::API_KEY => {
-            respond(&describe_topic_partitions::handle(node, v, DescribeTopicPartitionsRequest::decode(r, v)?), v)
+            respond(&describe_topic_partitions::handle(node, az, v, DescribeTopicPartitionsRequest::decode(r, v)?), v)
         }
         other => Err(ConnError::Refused(format!("API key {other} has no dispatcher"))),
     }

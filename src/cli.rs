@@ -1,5 +1,5 @@
 //! The admin and console commands of `strom` (`topic`, `group`, `produce`, `consume`,
-//! `cluster`, `health`, `txn`). They speak only the Kafka protocol through [`strom_client`],
+//! `cluster`, `health`, `txn`, `user`, `acl`). They speak only the Kafka protocol through [`strom_client`],
 //! so they work against Strom or any Kafka broker.
 
 use std::collections::BTreeMap;
@@ -14,8 +14,10 @@ use strom_protocol::*;
 
 use strom_client::{check, partition_for_key, Client};
 
+mod acl;
 mod txn;
 mod user;
+pub use acl::{acl, AclCmd};
 pub use txn::{txn, TxnCmd};
 pub use user::{user, ScramCmd, UserCmd};
 

@@ -218,8 +218,20 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         "super.users",
         "",
         ConfigType::String,
-        "Principals allowed every operation, separated by semicolons (User:admin;User:ops). Until ACLs are \
-         enforced, only they may describe or alter SCRAM credentials.",
+        "Principals allowed every operation, separated by semicolons (User:admin;User:ops).",
+    ),
+    (
+        "authorizer.class.name",
+        "",
+        ConfigType::String,
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer enforces ACLs (ADR 0014); empty: no \
+         authorizer, every request is allowed and the ACL APIs answer SECURITY_DISABLED.",
+    ),
+    (
+        "allow.everyone.if.no.acl.found",
+        "false",
+        ConfigType::Boolean,
+        "With an authorizer: whether a resource no ACL names is open to everyone.",
     ),
     (
         "connections.max.reauth.ms",
@@ -362,6 +374,10 @@ pub fn is_broker_key(key: &str) -> bool {
         || ssl::SSL_KEYS.contains(&key)
 }
 
+/// The `authorizer.class.name` values accepted: Kafka's KRaft authorizer, which Strom's
+/// follows (ADR 0014). ZooKeeper's AclAuthorizer and custom classes are refused.
+pub const AUTHORIZERS: &[&str] = &["org.apache.kafka.metadata.authorizer.StandardAuthorizer"];
+
 /// The effective broker configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -385,6 +401,11 @@ pub struct Config {
     pub sasl_max_receive_size: usize,
     /// `super.users`: principals allowed everything (`User:admin`).
     pub super_users: std::collections::BTreeSet<String>,
+    /// `authorizer.class.name` names the StandardAuthorizer: requests are authorized
+    /// against the ACLs of the metadata image.
+    pub authorizer: bool,
+    /// `allow.everyone.if.no.acl.found`.
+    pub allow_everyone_if_no_acl_found: bool,
     /// `connection.failed.authentication.delay.ms`.
     pub failed_authentication_delay_ms: u64,
     pub num_partitions: i32,
@@ -508,10 +529,11 @@ impl Config {
             given.entry("node.id".into()).or_insert(v);
         }
         if let Some((v, from)) = given.get("authorizer.class.name") {
-            if !v.trim().is_empty() {
+            if !v.trim().is_empty() && !AUTHORIZERS.contains(&v.trim()) {
                 bail!(
-                    "authorizer.class.name={v} (from {from}): Strom has no authorizer (ACLs) yet; refusing to \
-                     start without the access control you configured"
+                    "authorizer.class.name={v} (from {from}): Strom's authorizer is Kafka's StandardAuthorizer \
+                     ({}); refusing to start without the access control you configured",
+                    AUTHORIZERS[0]
                 );
             }
         }
@@ -536,6 +558,13 @@ impl Config {
         fn num<T: std::str::FromStr>(k: &str, v: &str) -> anyhow::Result<T> {
             v.trim().parse::<T>().map_err(|_| anyhow::anyhow!("{k}: {v:?} is not a valid number"))
         }
+        fn boolean(k: &str, v: &str) -> anyhow::Result<bool> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => bail!("{k}: {v:?} is not true or false"),
+            }
+        }
         let node_id: i32 = num("node.id", &get("node.id"))?;
         let listeners = listener::resolve(&get, node_id, &mut ignored);
         for i in &ignored {
@@ -549,6 +578,15 @@ impl Config {
                 "listeners: the first listener is the inter-broker one and is a {} listener; brokers do not \
                  speak TLS or SASL to each other yet (issue 16): list a PLAINTEXT listener first",
                 first.protocol()
+            );
+        }
+        // Brokers reach each other without credentials (above), so with ACLs they would
+        // need rights every anonymous client then has too (CLUSTER_ACTION: follower
+        // fetches, markers). Refused until inter-broker authentication exists.
+        if quorum.is_some() && !get("authorizer.class.name").trim().is_empty() {
+            anyhow::bail!(
+                "authorizer.class.name: ACLs are enforced on a single node only; brokers of a cluster do not \
+                 authenticate to each other yet (issue 16), so they could not be told apart from clients"
             );
         }
         let rack = Some(get("broker.rack").trim().to_string()).filter(|s| !s.is_empty());
@@ -626,6 +664,11 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(str::to_string)
                 .collect(),
+            authorizer: !get("authorizer.class.name").trim().is_empty(),
+            allow_everyone_if_no_acl_found: boolean(
+                "allow.everyone.if.no.acl.found",
+                &get("allow.everyone.if.no.acl.found"),
+            )?,
             failed_authentication_delay_ms: num(
                 "connection.failed.authentication.delay.ms",
                 &get("connection.failed.authentication.delay.ms"),
@@ -745,6 +788,31 @@ mod tests {
         assert_eq!(c.values.get("offsets.topic.replication.factor").map(String::as_str), Some("1"));
     }
 
+    /// Kafka's StandardAuthorizer is accepted on a single node; any other class, and an
+    /// authorizer on a cluster whose brokers cannot authenticate to each other, refuse
+    /// to start.
+    #[test]
+    fn the_standard_authorizer_is_accepted_on_a_single_node_only() {
+        let standard = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+        let c = Config::from_sources(None, &BTreeMap::new(), &map(&[("authorizer.class.name", standard)])).unwrap();
+        assert!(c.authorizer && !c.allow_everyone_if_no_acl_found);
+        let c = Config::from_sources(None, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        assert!(!c.authorizer);
+        let open = map(&[("authorizer.class.name", standard), ("allow.everyone.if.no.acl.found", "TRUE")]);
+        assert!(Config::from_sources(None, &BTreeMap::new(), &open).unwrap().allow_everyone_if_no_acl_found);
+        let cluster = map(&[
+            ("authorizer.class.name", standard),
+            ("node.id", "1"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293"),
+            ("controller.listener.names", "CONTROLLER"),
+        ]);
+        let err = Config::from_sources(None, &BTreeMap::new(), &cluster).unwrap_err();
+        assert!(err.to_string().contains("single node only"), "{err}");
+        let custom = map(&[("authorizer.class.name", "com.example.MyAuthorizer")]);
+        assert!(Config::from_sources(None, &BTreeMap::new(), &custom).is_err());
+    }
+
     #[test]
     fn strom_variables_beat_kafka_variables_which_beat_the_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -779,7 +847,7 @@ mod tests {
             ]
         );
         for (k, v, why) in [
-            ("KAFKA_AUTHORIZER_CLASS_NAME", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "no authorizer"),
+            ("KAFKA_AUTHORIZER_CLASS_NAME", "kafka.security.authorizer.AclAuthorizer", "StandardAuthorizer"),
             ("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9092", "SASL_PLAINTEXT"),
             ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@a:9093,2@b:9093,3@c:9093", "controller listener"),
             ("KAFKA_PROCESS_ROLES", "controller", "needs controller.quorum.voters"),

@@ -49,6 +49,13 @@ enum Command {
         #[command(flatten)]
         common: cli::Common,
     },
+    /// ACLs: `strom acl add|list|remove` (as kafka-acls.sh).
+    Acl {
+        #[command(subcommand)]
+        cmd: cli::AclCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
     /// Write records read from stdin (one per line) to a topic.
     Produce {
         #[command(flatten)]
@@ -120,6 +127,7 @@ fn main() -> anyhow::Result<()> {
         Command::Group { cmd, common } => client_command(cli::group(cmd, &common)),
         Command::Txn { cmd, common } => client_command(cli::txn(cmd, &common)),
         Command::User { cmd, common } => client_command(cli::user(cmd, &common)),
+        Command::Acl { cmd, common } => client_command(cli::acl(cmd, &common)),
         Command::Produce { args, common } => client_command(cli::produce(args, &common)),
         Command::Consume { args, common } => client_command(cli::consume(args, &common)),
         Command::Cluster { cmd, common } => client_command(cli::cluster(cmd, &common)),

@@ -133,6 +133,10 @@ pub static SASL_AUTH_SUCCEEDED: AtomicU64 = AtomicU64::new(0);
 /// See [`SASL_AUTH_SUCCEEDED`].
 pub static SASL_AUTH_FAILED: AtomicU64 = AtomicU64::new(0);
 
+/// Requests (or parts of them: one topic, one group) the authorizer denied, per ACL
+/// resource type code (`security::acl::resource`; counted by `api/authz.rs`).
+pub static AUTHORIZATION_DENIED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
 /// Completed TLS handshakes on SSL and SASL_SSL listeners (counted by `net.rs`).
 pub static TLS_HANDSHAKES: AtomicU64 = AtomicU64::new(0);
 /// TLS handshakes that failed or timed out, and client certificates no mapping rule
@@ -159,6 +163,11 @@ struct FollowerLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
     api: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceTypeLabels {
+    resource_type: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -287,6 +296,16 @@ impl Metrics {
         let auth_failed: Counter = Counter::default();
         auth_failed.inc_by(SASL_AUTH_FAILED.load(Ordering::Relaxed));
         reg.register("strom_sasl_authentication_failures", "Failed SASL authentications", auth_failed);
+        let denied: Family<ResourceTypeLabels, Counter> = Family::default();
+        for (code, name) in [(2, "topic"), (3, "group"), (4, "cluster"), (5, "transactional_id"), (7, "user")] {
+            let n = AUTHORIZATION_DENIED[code].load(Ordering::Relaxed);
+            denied.get_or_create(&ResourceTypeLabels { resource_type: name.into() }).inc_by(n);
+        }
+        reg.register(
+            "strom_authorization_denials",
+            "Operations the authorizer denied (ACLs), per resource type",
+            denied,
+        );
         for (name, help, value) in [
             ("strom_tls_handshakes", "Completed TLS handshakes", &TLS_HANDSHAKES),
             ("strom_tls_handshake_failures", "Failed or timed-out TLS handshakes", &TLS_HANDSHAKE_FAILURES),

@@ -234,6 +234,21 @@ def sasl_plain_broker(users=None):
     return OwnBroker(listener="SASL_PLAINTEXT", overrides=sasl_plain_overrides(users))
 
 
+# ACLs (issue 16): SASL/PLAIN as above plus Kafka's StandardAuthorizer, `admin` the
+# super user, alice and bob ordinary users (scenario `security-acl`).
+
+ACL_USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
+
+
+def acl_broker():
+    """An OwnBroker with a SASL_PLAINTEXT listener (PLAIN, ACL_USERS) enforcing ACLs,
+    super.users=User:admin; not started."""
+    return OwnBroker(listener="SASL_PLAINTEXT", overrides=sasl_plain_overrides(ACL_USERS) + [
+        ("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+        ("super.users", "User:admin"),
+    ])
+
+
 # ---------------------------------------------------------------------------
 # TLS (issue 16): SSL and SASL_SSL listeners with the certificates of lib/certs.py,
 # generated per broker into <dir>/tls (kept with the dir when a cell fails).

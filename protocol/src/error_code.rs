@@ -101,6 +101,7 @@ error_codes! {
     TopicAuthorizationFailed = 29, false, "The principal may not perform this operation on the topic.";
     GroupAuthorizationFailed = 30, false, "The principal may not perform this operation on the group.";
     ClusterAuthorizationFailed = 31, false, "The principal may not perform this operation on the cluster.";
+    TransactionalIdAuthorizationFailed = 53, false, "The principal may not use this transactional id.";
     SecurityDisabled = 54, false, "Security features are disabled (no authorizer is configured).";
     ResourceNotFound = 91, false, "The resource (e.g. a user's SCRAM credential) does not exist.";
     DuplicateResource = 92, false, "The request names the same resource more than once.";

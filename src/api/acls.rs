@@ -1,21 +1,20 @@
 //! CreateAcls (key 30), DescribeAcls (key 29) and DeleteAcls (key 31), KIP-140/290: ACL
 //! bindings kept in the metadata log (ADR 0014), with Kafka's validation and filters.
 //!
-//! Requests are not authorized against the bindings yet (issue 16's remaining work), so
-//! Strom runs without an authorizer: `authorizer.class.name` is refused at start and,
-//! as Kafka without an authorizer does, these APIs answer SECURITY_DISABLED rather than
-//! store bindings nobody enforces.
+//! Without an authorizer (`authorizer.class.name` empty) these APIs answer
+//! SECURITY_DISABLED, as Kafka's do, rather than store bindings nobody enforces.
 
-use strom_protocol::metadata_record::{AclBinding, Record};
+use strom_protocol::metadata_record::Record;
 use strom_protocol::{
     create_acls_response, delete_acls_response, describe_acls_response, CreateAclsRequest, CreateAclsResponse,
     DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse,
 };
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::node::Node;
-use crate::security::acl::{self, Binding, Filter};
+use crate::security::acl::{self, op, Binding, Filter};
 
 /// DescribeAcls versions served.
 pub const DESCRIBE_API: ApiRange = ApiRange { key: 29, min: 1, max: 3, advertised_min: 1 };
@@ -24,53 +23,27 @@ pub const CREATE_API: ApiRange = ApiRange { key: 30, min: 1, max: 3, advertised_
 /// DeleteAcls versions served.
 pub const DELETE_API: ApiRange = ApiRange { key: 31, min: 1, max: 3, advertised_min: 1 };
 
-fn to_record(b: &Binding) -> AclBinding {
-    AclBinding {
-        resource_type: b.resource_type,
-        resource_name: b.resource_name.clone(),
-        pattern_type: b.pattern_type,
-        principal: b.principal.clone(),
-        host: b.host.clone(),
-        operation: b.operation,
-        permission: b.permission,
-    }
-}
-
 /// The bindings of the metadata image.
 pub fn bindings(node: &Node) -> Vec<Binding> {
-    node.meta
-        .image()
-        .acls
-        .iter()
-        .map(|b| Binding {
-            resource_type: b.resource_type,
-            resource_name: b.resource_name.clone(),
-            pattern_type: b.pattern_type,
-            principal: b.principal.clone(),
-            host: b.host.clone(),
-            operation: b.operation,
-            permission: b.permission,
-        })
-        .collect()
-}
-
-/// Whether bindings are enforced (an authorizer is configured). Not yet: see the module
-/// documentation.
-fn authorizer_enabled(_node: &Node) -> bool {
-    false
+    node.meta.image().acls.iter().cloned().collect()
 }
 
 const NO_AUTHORIZER: &str = "No Authorizer is configured on the broker";
+const NOT_AUTHORIZED: &str = "Not authorized: ACLs need ALTER (DESCRIBE to list them) on the cluster";
 
 /// Creates each valid binding (one metadata change); an invalid one gets INVALID_REQUEST.
-pub fn create(node: &Node, req: CreateAclsRequest) -> CreateAclsResponse {
-    if !authorizer_enabled(node) {
+pub fn create(node: &Node, az: &Authz<'_>, req: CreateAclsRequest) -> CreateAclsResponse {
+    // Kafka: ALTER on the cluster.
+    let denied = az.cluster_error(op::ALTER);
+    if !az.enabled() || denied != ErrorCode::None {
+        let (code, message) =
+            if az.enabled() { (denied, NOT_AUTHORIZED) } else { (ErrorCode::SecurityDisabled, NO_AUTHORIZER) };
         let results = req
             .creations
             .iter()
             .map(|_| create_acls_response::AclCreationResult {
-                error_code: ErrorCode::SecurityDisabled.code(),
-                error_message: Some(NO_AUTHORIZER.into()),
+                error_code: code.code(),
+                error_message: Some(message.into()),
                 ..Default::default()
             })
             .collect();
@@ -92,7 +65,7 @@ pub fn create(node: &Node, req: CreateAclsRequest) -> CreateAclsResponse {
         match acl::validate(&b) {
             Ok(()) => {
                 at.push(results.len());
-                records.push(Record::Acl(to_record(&b)));
+                records.push(Record::Acl(b));
                 results.push(create_acls_response::AclCreationResult::default());
             }
             Err(m) => results.push(create_acls_response::AclCreationResult {
@@ -124,11 +97,19 @@ fn filter(
 }
 
 /// The bindings matching the filter, grouped by resource pattern.
-pub fn describe(node: &Node, req: DescribeAclsRequest) -> DescribeAclsResponse {
-    if !authorizer_enabled(node) {
+pub fn describe(node: &Node, az: &Authz<'_>, req: DescribeAclsRequest) -> DescribeAclsResponse {
+    if !az.enabled() {
         return DescribeAclsResponse {
             error_code: ErrorCode::SecurityDisabled.code(),
             error_message: Some(NO_AUTHORIZER.into()),
+            ..Default::default()
+        };
+    }
+    // Kafka: DESCRIBE on the cluster.
+    if !az.cluster(op::DESCRIBE) {
+        return DescribeAclsResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            error_message: Some(NOT_AUTHORIZED.into()),
             ..Default::default()
         };
     }
@@ -174,14 +155,18 @@ pub fn describe(node: &Node, req: DescribeAclsRequest) -> DescribeAclsResponse {
 }
 
 /// Deletes every binding matching each filter (one metadata change), reporting them.
-pub fn delete(node: &Node, req: DeleteAclsRequest) -> DeleteAclsResponse {
-    if !authorizer_enabled(node) {
+pub fn delete(node: &Node, az: &Authz<'_>, req: DeleteAclsRequest) -> DeleteAclsResponse {
+    // Kafka: ALTER on the cluster.
+    let denied = az.cluster_error(op::ALTER);
+    if !az.enabled() || denied != ErrorCode::None {
+        let (code, message) =
+            if az.enabled() { (denied, NOT_AUTHORIZED) } else { (ErrorCode::SecurityDisabled, NO_AUTHORIZER) };
         let filter_results = req
             .filters
             .iter()
             .map(|_| delete_acls_response::DeleteAclsFilterResult {
-                error_code: ErrorCode::SecurityDisabled.code(),
-                error_message: Some(NO_AUTHORIZER.into()),
+                error_code: code.code(),
+                error_message: Some(message.into()),
                 ..Default::default()
             })
             .collect();
@@ -227,7 +212,7 @@ pub fn delete(node: &Node, req: DeleteAclsRequest) -> DeleteAclsResponse {
             .collect();
         filter_results.push(delete_acls_response::DeleteAclsFilterResult { matching_acls, ..Default::default() });
     }
-    let records = gone.iter().map(|b| Record::RemoveAcl(to_record(b))).collect();
+    let records = gone.iter().map(|b| Record::RemoveAcl(b.clone())).collect();
     if let Err((code, message)) = node.meta.alter_acls(records) {
         for r in filter_results.iter_mut().filter(|r| r.error_code == 0) {
             r.error_code = code.code();

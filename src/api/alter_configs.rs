@@ -12,10 +12,12 @@ use strom_protocol::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::config::topic as topic_config;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served (AlterConfigs).
 pub const API: ApiRange = ApiRange { key: 33, min: 0, max: 2, advertised_min: 0 };
@@ -48,12 +50,16 @@ fn split(outcome: Outcome) -> (i16, Option<String>) {
 }
 
 /// AlterConfigs: the given configs become the topic's complete set of overrides.
-pub fn handle(node: &Node, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let responses = req
         .resources
         .into_iter()
         .map(|r| {
-            let outcome = if r.resource_type != RESOURCE_TOPIC {
+            // Kafka: ALTER_CONFIGS on the topic, or on the cluster for a broker.
+            let denied = az.config_error(op::ALTER_CONFIGS, r.resource_type, &r.resource_name);
+            let outcome = if denied != ErrorCode::None {
+                Err((denied, "not authorized to alter its configs".to_string()))
+            } else if r.resource_type != RESOURCE_TOPIC {
                 not_a_topic(r.resource_type)
             } else {
                 r.configs
@@ -81,6 +87,7 @@ pub fn handle(node: &Node, _version: i16, req: AlterConfigsRequest) -> AlterConf
 /// IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on the current overrides.
 pub fn handle_incremental(
     node: &Node,
+    az: &Authz<'_>,
     _version: i16,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
@@ -88,7 +95,10 @@ pub fn handle_incremental(
         .resources
         .into_iter()
         .map(|r| {
-            let outcome = if r.resource_type != RESOURCE_TOPIC {
+            let denied = az.config_error(op::ALTER_CONFIGS, r.resource_type, &r.resource_name);
+            let outcome = if denied != ErrorCode::None {
+                Err((denied, "not authorized to alter its configs".to_string()))
+            } else if r.resource_type != RESOURCE_TOPIC {
                 not_a_topic(r.resource_type)
             } else {
                 match node.meta.topic(&r.resource_name) {

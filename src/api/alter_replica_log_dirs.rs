@@ -19,9 +19,11 @@ use strom_protocol::alter_replica_log_dirs_response::{
 };
 use strom_protocol::{AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served (Kafka 4 removed v0).
 pub const API: ApiRange = ApiRange { key: 34, min: 1, max: 2, advertised_min: 1 };
@@ -51,7 +53,14 @@ fn log_dir_names(node: &Node) -> Vec<String> {
 
 /// Answers each requested partition; a partition named twice takes the last path, as
 /// Kafka's `AlterReplicaLogDirsRequest.partitionDirs` map does.
-pub fn handle(node: &Node, _version: i16, req: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse {
+pub fn handle(
+    node: &Node,
+    az: &Authz<'_>,
+    _version: i16,
+    req: AlterReplicaLogDirsRequest,
+) -> AlterReplicaLogDirsResponse {
+    // Kafka: ALTER on the cluster, else every partition fails.
+    let denied = az.cluster_error(op::ALTER);
     // Keys borrow the request's names: a request naming a long topic with many
     // partitions must not cost a copy of the name per partition.
     let mut wanted: BTreeMap<(&str, i32), &str> = BTreeMap::new();
@@ -65,7 +74,9 @@ pub fn handle(node: &Node, _version: i16, req: AlterReplicaLogDirsRequest) -> Al
     let dirs = log_dir_names(node);
     let mut results: Vec<AlterReplicaLogDirTopicResult> = Vec::new();
     for ((topic, partition), path) in wanted {
-        let error = if future_dir_name_len(topic, partition) > MAX_DIR_NAME {
+        let error = if denied != ErrorCode::None {
+            denied.code()
+        } else if future_dir_name_len(topic, partition) > MAX_DIR_NAME {
             ErrorCode::InvalidTopicException.code()
         } else if !dirs.iter().any(|d| d == path) {
             LOG_DIR_NOT_FOUND

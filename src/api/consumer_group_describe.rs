@@ -3,12 +3,14 @@
 use strom_protocol::consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
 use strom_protocol::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 
+use super::authz::{Authz, GROUP_OPERATIONS};
 use super::ApiRange;
 use crate::coordinator::group::assignor;
 use crate::coordinator::group::consumer::TopicsView;
 use crate::coordinator::group::AnyGroup;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 69, min: 0, max: 1, advertised_min: 0 };
@@ -29,13 +31,27 @@ fn convert(a: &assignor::Assignment, topics: &TopicsView) -> Assignment {
 }
 
 /// Describes each group.
-pub fn handle(node: &Node, _version: i16, req: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
+pub fn handle(
+    node: &Node,
+    az: &Authz<'_>,
+    _version: i16,
+    req: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
     let topics = TopicsView::from_metadata(&node.meta);
     let groups = req
         .group_ids
         .into_iter()
         .map(|id| {
             let mut d = DescribedGroup { group_id: id.clone(), group_state: "Dead".into(), ..Default::default() };
+            // Kafka: DESCRIBE on each group.
+            if !az.group(op::DESCRIBE, &id) {
+                d.group_state = String::new();
+                d.error_code = ErrorCode::GroupAuthorizationFailed.code();
+                return d;
+            }
+            if az.enabled() && req.include_authorized_operations {
+                d.authorized_operations = az.operations(resource::GROUP, &id, GROUP_OPERATIONS);
+            }
             if !node.groups.is_loaded() {
                 d.error_code = ErrorCode::CoordinatorLoadInProgress.code();
                 return d;

@@ -5,9 +5,12 @@ use std::collections::BTreeSet;
 use strom_protocol::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use strom_protocol::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
+use super::authz::Authz;
 use super::{ApiRange, RequestContext};
 use crate::coordinator::group::consumer::HeartbeatRequest;
+use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served (v1: client-generated member ids, regex subscriptions).
 pub const API: ApiRange = ApiRange { key: 68, min: 0, max: 1, advertised_min: 0 };
@@ -16,9 +19,24 @@ pub const API: ApiRange = ApiRange { key: 68, min: 0, max: 1, advertised_min: 0 
 pub fn handle(
     node: &Node,
     ctx: &RequestContext,
+    az: &Authz<'_>,
     version: i16,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    // Kafka: READ on the group, and DESCRIBE on every topic subscribed to by name.
+    let refuse = |code: ErrorCode, msg: String| ConsumerGroupHeartbeatResponse {
+        error_code: code.code(),
+        error_message: Some(msg),
+        ..Default::default()
+    };
+    if !az.group(op::READ, &req.group_id) {
+        return refuse(ErrorCode::GroupAuthorizationFailed, format!("not authorized to read group {}", req.group_id));
+    }
+    let hidden: Vec<&String> =
+        req.subscribed_topic_names.iter().flatten().filter(|t| !az.topic(op::DESCRIBE, t)).collect();
+    if !hidden.is_empty() {
+        return refuse(ErrorCode::TopicAuthorizationFailed, format!("not authorized to describe topics {hidden:?}"));
+    }
     // v0 lets the coordinator pick the member id.
     let member_id = if req.member_id.is_empty() && version == 0 && req.member_epoch == 0 {
         crate::metadata::random_uuid().to_string()

@@ -5,21 +5,28 @@ use std::collections::BTreeMap;
 use strom_protocol::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use strom_protocol::{CreateTopicsRequest, CreateTopicsResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::config::topic::{self as topic_config, TOPIC_CONFIGS};
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 19, min: 2, max: 7, advertised_min: 2 };
 
 /// Creates each topic in turn; one topic's failure does not affect the others.
-pub fn handle(node: &Node, _version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let c = &node.meta.config;
     let mut results = Vec::with_capacity(req.topics.len());
+    // Kafka: CREATE on the cluster, or else on each topic.
+    let on_cluster = az.sees(op::CREATE, resource::CLUSTER, super::authz::CLUSTER);
     for t in req.topics {
         let mut result = CreatableTopicResult { name: t.name.clone(), ..Default::default() };
         let outcome = (|| {
+            if !on_cluster && !az.topic(op::CREATE, &t.name) {
+                return Err((ErrorCode::TopicAuthorizationFailed, "not authorized to create the topic".to_string()));
+            }
             let assignments = if t.assignments.is_empty() {
                 None
             } else {

@@ -3,19 +3,23 @@
 use strom_protocol::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use strom_protocol::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 21, min: 0, max: 2, advertised_min: 0 };
 
 /// Deletes records below each requested offset (-1: everything below the high watermark).
-pub fn handle(node: &Node, _version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            // Kafka: DELETE on the topic.
+            let denied = !az.topic(op::DELETE, &t.name);
             let partitions = t
                 .partitions
                 .iter()
@@ -25,6 +29,10 @@ pub fn handle(node: &Node, _version: i16, req: DeleteRecordsRequest) -> DeleteRe
                         low_watermark: -1,
                         ..Default::default()
                     };
+                    if denied {
+                        r.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                        return r;
+                    }
                     match node
                         .meta
                         .partition(&t.name, p.partition_index)

@@ -3,9 +3,11 @@
 use strom_protocol::describe_cluster_response::DescribeClusterBroker;
 use strom_protocol::{DescribeClusterRequest, DescribeClusterResponse};
 
+use super::authz::{Authz, CLUSTER_OPERATIONS};
 use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 60, min: 0, max: 2, advertised_min: 0 };
@@ -14,9 +16,19 @@ pub const API: ApiRange = ApiRange { key: 60, min: 0, max: 2, advertised_min: 0 
 pub fn handle(
     node: &Node,
     ctx: &RequestContext,
+    az: &Authz<'_>,
     _version: i16,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    // Kafka: DESCRIBE on the cluster.
+    if !az.cluster(op::DESCRIBE) {
+        return DescribeClusterResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            error_message: Some("not authorized to describe the cluster".into()),
+            endpoint_type: req.endpoint_type,
+            ..Default::default()
+        };
+    }
     if req.endpoint_type != 1 && req.endpoint_type != 2 {
         return DescribeClusterResponse {
             error_code: ErrorCode::UnsupportedVersion.code(),
@@ -26,6 +38,11 @@ pub fn handle(
         };
     }
     DescribeClusterResponse {
+        cluster_authorized_operations: if az.enabled() && req.include_cluster_authorized_operations {
+            az.operations(resource::CLUSTER, super::authz::CLUSTER, CLUSTER_OPERATIONS)
+        } else {
+            i32::MIN
+        },
         endpoint_type: req.endpoint_type,
         cluster_id: node.meta.cluster_id.clone(),
         // Brokers (type 1) name a broker that forwards to the controller, as Metadata does;

@@ -5,11 +5,13 @@ use strom_protocol::describe_configs_response::{
 };
 use strom_protocol::{DescribeConfigsRequest, DescribeConfigsResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::config::topic::{self as topic_config, SOURCE_DEFAULT, SOURCE_STATIC_BROKER, TOPIC_CONFIGS};
 use crate::config::BROKER_DEFAULTS;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 32, min: 1, max: 4, advertised_min: 1 };
@@ -75,12 +77,15 @@ fn broker_entries(node: &Node) -> Vec<Entry> {
 }
 
 /// Describes each requested resource.
-pub fn handle(node: &Node, _version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = req
         .resources
         .into_iter()
         .map(|res| {
+            // Kafka: DESCRIBE_CONFIGS on the topic, or on the cluster for a broker.
+            let denied = az.config_error(op::DESCRIBE_CONFIGS, res.resource_type, &res.resource_name);
             let entries = match res.resource_type {
+                _ if denied != ErrorCode::None => Err((denied, "not authorized to describe its configs".to_string())),
                 RESOURCE_TOPIC => topic_entries(node, &res.resource_name)
                     .map_err(|c| (c, format!("topic {} does not exist", res.resource_name))),
                 RESOURCE_BROKER

@@ -3,22 +3,33 @@
 use strom_protocol::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use strom_protocol::{DescribeGroupsRequest, DescribeGroupsResponse};
 
+use super::authz::{Authz, GROUP_OPERATIONS};
 use super::ApiRange;
 use crate::coordinator::group::AnyGroup;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 15, min: 0, max: 6, advertised_min: 0 };
 
 /// Describes each group. Unknown groups read as `Dead`; v6 adds GROUP_ID_NOT_FOUND.
-pub fn handle(node: &Node, version: i16, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, version: i16, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let loaded = node.groups.is_loaded();
     let groups = req
         .groups
         .into_iter()
         .map(|id| {
             let mut d = DescribedGroup { group_id: id.clone(), group_state: "Dead".into(), ..Default::default() };
+            // Kafka: DESCRIBE on each group.
+            if !az.group(op::DESCRIBE, &id) {
+                d.group_state = String::new();
+                d.error_code = ErrorCode::GroupAuthorizationFailed.code();
+                return d;
+            }
+            if az.enabled() && req.include_authorized_operations {
+                d.authorized_operations = az.operations(resource::GROUP, &id, GROUP_OPERATIONS);
+            }
             if !loaded {
                 d.error_code = ErrorCode::CoordinatorLoadInProgress.code();
                 return d;

@@ -5,14 +5,23 @@ use strom_protocol::describe_log_dirs_response::{
 };
 use strom_protocol::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 35, min: 1, max: 5, advertised_min: 1 };
 
 /// Describes the requested partitions (all when null).
-pub fn handle(node: &Node, _version: i16, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    // Kafka: DESCRIBE on the cluster; without it nothing is listed (and v3+ say why).
+    if !az.cluster(op::DESCRIBE) {
+        return DescribeLogDirsResponse {
+            error_code: crate::error::ErrorCode::ClusterAuthorizationFailed.code(),
+            ..Default::default()
+        };
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> =
         req.topics.map(|ts| ts.into_iter().map(|t| (t.topic, t.partitions)).collect());
     let topics = node

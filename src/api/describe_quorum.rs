@@ -23,9 +23,11 @@
 use strom_protocol::describe_quorum_response::{Listener, Node as QuorumNode, PartitionData, ReplicaState, TopicData};
 use strom_protocol::{DescribeQuorumRequest, DescribeQuorumResponse, Uuid};
 
+use super::authz::Authz;
 use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 55, min: 0, max: 2, advertised_min: 0 };
@@ -47,7 +49,21 @@ fn now_ms() -> i64 {
 }
 
 /// Describes the quorum, or refuses anything but `__cluster_metadata`-0.
-pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+pub fn handle(
+    node: &Node,
+    ctx: &RequestContext,
+    az: &Authz<'_>,
+    version: i16,
+    req: DescribeQuorumRequest,
+) -> DescribeQuorumResponse {
+    // Kafka: DESCRIBE on the cluster.
+    if !az.cluster(op::DESCRIBE) {
+        return DescribeQuorumResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            error_message: Some("not authorized to describe the cluster".into()),
+            ..Default::default()
+        };
+    }
     let names_the_metadata_partition = match req.topics.as_slice() {
         [t] => t.topic_name == METADATA_TOPIC && matches!(t.partitions.as_slice(), [p] if p.partition_index == 0),
         _ => false,

@@ -5,18 +5,32 @@ use strom_protocol::describe_topic_partitions_response::{
 };
 use strom_protocol::{DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, Uuid};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 75, min: 0, max: 0, advertised_min: 0 };
 
 /// Describes the named topics (all when none are named) in name order, at most
 /// `response_partition_limit` partitions per response, resuming from `cursor`.
-pub fn handle(node: &Node, _version: i16, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse {
+pub fn handle(
+    node: &Node,
+    az: &Authz<'_>,
+    _version: i16,
+    req: DescribeTopicPartitionsRequest,
+) -> DescribeTopicPartitionsResponse {
+    // Kafka: DESCRIBE on each topic; all topics means those the principal may describe,
+    // a named one it may not is TOPIC_AUTHORIZATION_FAILED whether or not it exists.
     let mut names: Vec<String> = if req.topics.is_empty() {
-        node.meta.topics().iter().map(|t| t.name.to_string()).collect()
+        node.meta
+            .topics()
+            .iter()
+            .filter(|t| az.sees(op::DESCRIBE, resource::TOPIC, &t.name))
+            .map(|t| t.name.to_string())
+            .collect()
     } else {
         req.topics.iter().map(|t| t.name.clone()).collect()
     };
@@ -28,6 +42,15 @@ pub fn handle(node: &Node, _version: i16, req: DescribeTopicPartitionsRequest) -
     let mut topics = Vec::new();
     let mut next_cursor = None;
     for name in names.into_iter().filter(|n| *n >= start_topic) {
+        if !req.topics.is_empty() && !az.topic(op::DESCRIBE, &name) {
+            topics.push(DescribeTopicPartitionsResponseTopic {
+                error_code: ErrorCode::TopicAuthorizationFailed.code(),
+                name: Some(name),
+                topic_id: Uuid::ZERO,
+                ..Default::default()
+            });
+            continue;
+        }
         let Some(t) = node.meta.topic(&name) else {
             topics.push(DescribeTopicPartitionsResponseTopic {
                 error_code: ErrorCode::UnknownTopicOrPartition.code(),

@@ -16,10 +16,12 @@ use strom_protocol::records::BatchHeader;
 use strom_protocol::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::metadata::Partition;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 1, min: 4, max: 18, advertised_min: 4 };
@@ -33,6 +35,7 @@ fn collect(
     version: i16,
     req: &FetchRequest,
     parts: &[Vec<Option<Arc<Partition>>>],
+    denied: &[bool],
 ) -> (FetchResponse, usize, bool) {
     let mut budget = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut total = 0usize;
@@ -40,13 +43,19 @@ fn collect(
     let now_ms = strom_storage::now_ms();
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
-    for (t, tparts) in req.topics.iter().zip(parts) {
+    for (ti, (t, tparts)) in req.topics.iter().zip(parts).enumerate() {
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for (fp, p) in t.partitions.iter().zip(tparts) {
             let mut pd =
                 PartitionData { partition_index: fp.partition, records: Some(Bytes::new()), ..Default::default() };
             if req.isolation_level == 1 {
                 pd.aborted_transactions = Some(Vec::new());
+            }
+            if denied.get(ti).copied().unwrap_or(false) {
+                pd.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                pd.high_watermark = -1;
+                partitions.push(pd);
+                continue;
             }
             let led = p.as_ref().filter(|p| p.is_leader() && node.meta.leads_partition(p));
             // A follower's fetch tells the leader what the follower holds (ADR 0010).
@@ -179,11 +188,18 @@ fn whole_batches_within(data: Bytes, limit: usize) -> Bytes {
 }
 
 /// Resolves the request's partitions once; topics deleted meanwhile keep their `Arc`s.
-fn resolve(node: &Node, version: i16, req: &FetchRequest) -> Vec<Vec<Option<Arc<Partition>>>> {
+fn resolve(node: &Node, version: i16, req: &FetchRequest, denied: &[bool]) -> Vec<Vec<Option<Arc<Partition>>>> {
     req.topics
         .iter()
-        .map(|t| {
-            let topic = if version >= 13 { node.meta.topic_by_id(&t.topic_id) } else { node.meta.topic(&t.topic) };
+        .zip(denied)
+        .map(|(t, denied)| {
+            let topic = if *denied {
+                None
+            } else if version >= 13 {
+                node.meta.topic_by_id(&t.topic_id)
+            } else {
+                node.meta.topic(&t.topic)
+            };
             t.partitions
                 .iter()
                 .map(|fp| {
@@ -197,9 +213,34 @@ fn resolve(node: &Node, version: i16, req: &FetchRequest) -> Vec<Vec<Option<Arc<
 }
 
 /// Answers a fetch, waiting up to `max_wait_ms` for `min_bytes` to arrive.
-pub async fn handle(node: &Node, version: i16, req: FetchRequest) -> FetchResponse {
+pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: FetchRequest) -> FetchResponse {
     let replica = replica_of(version, &req).is_some();
-    let resp = fetch(node, version, req).await;
+    // Kafka: a follower's fetch needs CLUSTER_ACTION on the cluster (else every
+    // partition is TOPIC_AUTHORIZATION_FAILED, so a client cannot pose as a follower);
+    // a consumer's needs READ on each topic. Unknown topic ids stay UNKNOWN_TOPIC_ID.
+    let follower_denied = replica && !az.cluster_action();
+    let denied: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| {
+            if follower_denied {
+                return true;
+            }
+            if replica || !az.enabled() {
+                return false;
+            }
+            let name = if version >= 13 {
+                match node.meta.topic_by_id(&t.topic_id) {
+                    Some(topic) => topic.name.to_string(),
+                    None => return false,
+                }
+            } else {
+                t.topic.clone()
+            };
+            !az.topic(op::READ, &name)
+        })
+        .collect();
+    let resp = fetch(node, version, req, &denied).await;
     if !replica {
         count_out(node, &resp);
     }
@@ -233,11 +274,11 @@ fn count_out(node: &Node, resp: &FetchResponse) {
     }
 }
 
-async fn fetch(node: &Node, version: i16, req: FetchRequest) -> FetchResponse {
+async fn fetch(node: &Node, version: i16, req: FetchRequest, denied: &[bool]) -> FetchResponse {
     if req.session_id != 0 {
         return FetchResponse { error_code: ErrorCode::FetchSessionIdNotFound.code(), ..Default::default() };
     }
-    let parts = resolve(node, version, &req);
+    let parts = resolve(node, version, &req, denied);
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
@@ -248,7 +289,7 @@ async fn fetch(node: &Node, version: i16, req: FetchRequest) -> FetchResponse {
         for w in &mut waits {
             w.as_mut().enable();
         }
-        let (resp, bytes, error) = collect(node, version, &req, &parts);
+        let (resp, bytes, error) = collect(node, version, &req, &parts, denied);
         if bytes >= min_bytes || error || Instant::now() >= deadline || waits.is_empty() {
             return resp;
         }
@@ -261,7 +302,7 @@ async fn fetch(node: &Node, version: i16, req: FetchRequest) -> FetchResponse {
         });
         let _parked = Parked::new(node);
         if tokio::time::timeout_at(deadline, any_append).await.is_err() {
-            return collect(node, version, &req, &parts).0;
+            return collect(node, version, &req, &parts, denied).0;
         }
     }
 }

@@ -6,9 +6,11 @@
 use strom_protocol::find_coordinator_response::Coordinator;
 use strom_protocol::{FindCoordinatorRequest, FindCoordinatorResponse};
 
+use super::authz::Authz;
 use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 10, min: 0, max: 6, advertised_min: 0 };
@@ -17,11 +19,25 @@ const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// Answers single (v0–3) and batched (v4+) lookups.
-pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub fn handle(
+    node: &Node,
+    ctx: &RequestContext,
+    az: &Authz<'_>,
+    version: i16,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
     let lookup = |key: &str| -> Coordinator {
+        // Kafka: DESCRIBE on the group or the transactional id.
+        let denied = match req.key_type {
+            KEY_TYPE_GROUP => az.group_error(op::DESCRIBE, key),
+            KEY_TYPE_TRANSACTION => az.txn_id_error(op::DESCRIBE, key),
+            _ => ErrorCode::None,
+        };
         // While groups load, the coordinator is still this broker: the group APIs
         // themselves answer COORDINATOR_LOAD_IN_PROGRESS and clients retry them.
-        let (id, error, message) = if req.key_type == KEY_TYPE_TRANSACTION {
+        let (id, error, message) = if denied != ErrorCode::None {
+            (-1, denied, Some("the principal may not describe this key".to_string()))
+        } else if req.key_type == KEY_TYPE_TRANSACTION {
             match node.txn_coordinator(key) {
                 Some(id) => (id, ErrorCode::None, None),
                 None => {

@@ -3,15 +3,34 @@
 use strom_protocol::join_group_response::JoinGroupResponseMember;
 use strom_protocol::{JoinGroupRequest, JoinGroupResponse};
 
+use super::authz::Authz;
 use super::{ApiRange, RequestContext};
 use crate::coordinator::group::classic::JoinRequest;
+use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 11, min: 0, max: 9, advertised_min: 0 };
 
 /// Joins (or rejoins) the member and waits for the generation it ends up in.
-pub async fn handle(node: &Node, ctx: &RequestContext, version: i16, req: JoinGroupRequest) -> JoinGroupResponse {
+pub async fn handle(
+    node: &Node,
+    ctx: &RequestContext,
+    az: &Authz<'_>,
+    version: i16,
+    req: JoinGroupRequest,
+) -> JoinGroupResponse {
+    // Kafka: READ on the group.
+    if !az.group(op::READ, &req.group_id) {
+        return JoinGroupResponse {
+            error_code: ErrorCode::GroupAuthorizationFailed.code(),
+            generation_id: -1,
+            member_id: req.member_id,
+            protocol_name: (version < 7).then(String::new),
+            ..Default::default()
+        };
+    }
     let join = JoinRequest {
         member_id: req.member_id,
         instance_id: req.group_instance_id,

@@ -3,15 +3,22 @@
 use strom_protocol::leave_group_response::MemberResponse;
 use strom_protocol::{LeaveGroupRequest, LeaveGroupResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 13, min: 0, max: 5, advertised_min: 0 };
 
 /// Removes the members and triggers a rebalance for the rest.
-pub fn handle(node: &Node, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+    // Kafka: READ on the group.
+    let denied = az.group_error(op::READ, &req.group_id);
+    if denied != ErrorCode::None {
+        return LeaveGroupResponse { error_code: denied.code(), ..Default::default() };
+    }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members.iter().map(|m| (m.member_id.clone(), m.group_instance_id.clone())).collect()
     } else {

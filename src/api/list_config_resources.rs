@@ -11,9 +11,11 @@
 use strom_protocol::list_config_resources_response::ConfigResource;
 use strom_protocol::{ListConfigResourcesRequest, ListConfigResourcesResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 74, min: 0, max: 1, advertised_min: 0 };
@@ -43,7 +45,19 @@ fn supported_types(version: i16) -> &'static [i8] {
 /// - CLIENT_METRICS: client-metrics subscriptions. Strom has none.
 /// - BROKER_LOGGER and BROKER: this node's id.
 /// - TOPIC: every topic, `__consumer_offsets` included, by name.
-pub fn handle(node: &Node, version: i16, req: ListConfigResourcesRequest) -> ListConfigResourcesResponse {
+pub fn handle(
+    node: &Node,
+    az: &Authz<'_>,
+    version: i16,
+    req: ListConfigResourcesRequest,
+) -> ListConfigResourcesResponse {
+    // Kafka: DESCRIBE_CONFIGS on the cluster.
+    if !az.cluster(op::DESCRIBE_CONFIGS) {
+        return ListConfigResourcesResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            ..Default::default()
+        };
+    }
     let supported = supported_types(version);
     // v0 has no type field: the list is empty and means "client metrics".
     let wanted: &[i8] = if req.resource_types.is_empty() { supported } else { &req.resource_types };

@@ -3,23 +3,31 @@
 use strom_protocol::list_groups_response::ListedGroup;
 use strom_protocol::{ListGroupsRequest, ListGroupsResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::coordinator::group::AnyGroup;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 16, min: 0, max: 5, advertised_min: 0 };
 
 /// Lists the groups matching the filters (case-insensitively, as Kafka).
-pub fn handle(node: &Node, _version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
     if !node.groups.is_loaded() {
         return ListGroupsResponse { error_code: ErrorCode::CoordinatorLoadInProgress.code(), ..Default::default() };
     }
     let matches =
         |filter: &[String], value: &str| filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value));
     let mut groups = Vec::new();
+    // Kafka: DESCRIBE on the cluster lists every group, else those the principal may
+    // describe.
+    let all = az.sees(op::DESCRIBE, resource::CLUSTER, super::authz::CLUSTER);
     node.groups.for_each_group(|id, g| {
+        if !all && !az.sees(op::DESCRIBE, resource::GROUP, id) {
+            return;
+        }
         let protocol_type = match g {
             AnyGroup::Classic(c) => c.protocol_type.clone().unwrap_or_default(),
             AnyGroup::Consumer(_) => "consumer".to_string(),

@@ -4,10 +4,12 @@ use strom_protocol::list_offsets_response::{ListOffsetsPartitionResponse, ListOf
 use strom_protocol::records::{decode_records_bounded, BatchHeader};
 use strom_protocol::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::metadata::Partition;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 2, min: 1, max: 11, advertised_min: 1 };
@@ -64,19 +66,24 @@ fn lookup_below(p: &Partition, timestamp: i64, latest: i64) -> Result<(i64, i64)
 }
 
 /// Answers each partition's lookup.
-pub fn handle(node: &Node, _version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let topic = node.meta.topic(&t.name);
+            let denied = !az.topic(op::DESCRIBE, &t.name);
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|lp| {
                     let mut r =
                         ListOffsetsPartitionResponse { partition_index: lp.partition_index, ..Default::default() };
+                    if denied {
+                        r.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                        return r;
+                    }
                     let p = topic
                         .as_ref()
                         .and_then(|t| usize::try_from(lp.partition_index).ok().and_then(|i| t.partitions.get(i)));

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use strom_protocol::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
 use strom_protocol::{MetadataRequest, MetadataResponse, Uuid};
 
+use super::authz::{Authz, CLUSTER, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
 use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::metadata::{valid_topic_name, Metadata, Topic};
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 3, min: 0, max: 13, advertised_min: 0 };
@@ -45,9 +47,27 @@ fn error_topic(name: Option<String>, id: Uuid, code: ErrorCode) -> MetadataRespo
     MetadataResponseTopic { error_code: code.code(), name, topic_id: id, ..Default::default() }
 }
 
-/// Answers a metadata request.
-pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: MetadataRequest) -> MetadataResponse {
+/// Answers a metadata request. With an authorizer (Kafka's rules): every topic means
+/// every topic the principal may DESCRIBE; a named topic it may not describe is
+/// TOPIC_AUTHORIZATION_FAILED whether or not it exists; auto-creation needs CREATE on
+/// the cluster or the topic.
+pub fn handle(
+    node: &Node,
+    ctx: &RequestContext,
+    az: &Authz<'_>,
+    version: i16,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let c = &node.meta.config;
+    let topic_ops = az.enabled() && req.include_topic_authorized_operations;
+    let describe = |node: &Node, t: &Topic| {
+        let mut d = describe(node, t);
+        if topic_ops {
+            d.topic_authorized_operations = az.operations(resource::TOPIC, &t.name, TOPIC_OPERATIONS);
+        }
+        d
+    };
+    let denied = |name: Option<String>, id: Uuid| error_topic(name, id, ErrorCode::TopicAuthorizationFailed);
     // v0: an empty list means every topic; v1+: null means every topic.
     let wanted = match req.topics {
         None => None,
@@ -55,16 +75,26 @@ pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: MetadataRequ
         Some(t) => Some(t),
     };
     let topics = match wanted {
-        None => node.meta.topics().iter().map(|t| describe(node, t)).collect(),
+        None => node
+            .meta
+            .topics()
+            .iter()
+            .filter(|t| az.sees(op::DESCRIBE, resource::TOPIC, &t.name))
+            .map(|t| describe(node, t))
+            .collect(),
         Some(list) => list
             .into_iter()
             .map(|req_topic| {
                 let Some(name) = req_topic.name else {
                     return match node.meta.topic_by_id(&req_topic.topic_id) {
+                        Some(t) if !az.topic(op::DESCRIBE, &t.name) => denied(None, req_topic.topic_id),
                         Some(t) => describe(node, &t),
                         None => error_topic(None, req_topic.topic_id, ErrorCode::UnknownTopicId),
                     };
                 };
+                if !az.topic(op::DESCRIBE, &name) {
+                    return denied(Some(name), Uuid::ZERO);
+                }
                 if let Some(t) = node.meta.topic(&name) {
                     return describe(node, &t);
                 }
@@ -73,6 +103,9 @@ pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: MetadataRequ
                 }
                 if !(c.auto_create_topics && req.allow_auto_topic_creation) {
                     return error_topic(Some(name), Uuid::ZERO, ErrorCode::UnknownTopicOrPartition);
+                }
+                if az.enabled() && !az.sees(op::CREATE, resource::CLUSTER, CLUSTER) && !az.topic(op::CREATE, &name) {
+                    return denied(Some(name), Uuid::ZERO);
                 }
                 match node.meta.create_topic(&name, c.num_partitions, BTreeMap::new(), false) {
                     Ok(t) => describe(node, &t),
@@ -104,6 +137,11 @@ pub fn handle(node: &Node, ctx: &RequestContext, version: i16, req: MetadataRequ
         cluster_id: Some(node.meta.cluster_id.clone()),
         controller_id: node.controller_for_clients(),
         topics,
+        cluster_authorized_operations: if az.enabled() && req.include_cluster_authorized_operations {
+            az.operations(resource::CLUSTER, CLUSTER, CLUSTER_OPERATIONS)
+        } else {
+            i32::MIN
+        },
         ..Default::default()
     }
 }

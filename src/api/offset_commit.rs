@@ -3,10 +3,12 @@
 use strom_protocol::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use strom_protocol::{OffsetCommitRequest, OffsetCommitResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::coordinator::group::{offsets_partition, CommitEntry};
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 8, min: 2, max: 10, advertised_min: 2 };
@@ -34,7 +36,7 @@ pub async fn wait_replicated(node: &Node, group: &str) -> Result<(), ErrorCode> 
 /// Validates the committer and stores the offsets; in a cluster the answer waits until
 /// the commit is on every in-sync replica of the group's `__consumer_offsets` partition
 /// (Kafka writes offsets with acks=all), so an acknowledged commit survives failover.
-pub async fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: OffsetCommitRequest) -> OffsetCommitResponse {
     // v10 names topics by id; resolve them, remembering which are unknown.
     let names: Vec<Option<String>> = req
         .topics
@@ -47,11 +49,24 @@ pub async fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> Offs
             }
         })
         .collect();
+    // Kafka: READ on the group (else every partition fails), then READ on each topic.
+    let group_denied = !az.group(op::READ, &req.group_id);
+    let refused: Vec<Option<ErrorCode>> = names
+        .iter()
+        .map(|name| match name {
+            _ if group_denied => Some(ErrorCode::GroupAuthorizationFailed),
+            None => Some(ErrorCode::UnknownTopicId),
+            Some(n) if !az.topic(op::READ, n) => Some(ErrorCode::TopicAuthorizationFailed),
+            Some(_) => None,
+        })
+        .collect();
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()
         .zip(&names)
-        .flat_map(|(t, name)| {
+        .zip(&refused)
+        .filter(|(_, refused)| refused.is_none_or(|c| c == ErrorCode::UnknownTopicId))
+        .flat_map(|((t, name), _)| {
             t.partitions.iter().map(move |p| CommitEntry {
                 topic: name.clone().unwrap_or_default(),
                 partition: p.partition_index,
@@ -61,15 +76,19 @@ pub async fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> Offs
             })
         })
         .collect();
-    let (mut codes, pending) = node.groups.commit(
-        &node.meta,
-        version,
-        &req.group_id,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-        req.generation_id_or_member_epoch,
-        &entries,
-    );
+    let (mut codes, pending) = if group_denied || entries.is_empty() && !req.topics.is_empty() {
+        (Vec::new(), None)
+    } else {
+        node.groups.commit(
+            &node.meta,
+            version,
+            &req.group_id,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id_or_member_epoch,
+            &entries,
+        )
+    };
     if codes.contains(&ErrorCode::None) {
         match wait_replicated(node, &req.group_id).await {
             Ok(()) => {
@@ -88,16 +107,22 @@ pub async fn handle(node: &Node, version: i16, req: OffsetCommitRequest) -> Offs
     let topics = req
         .topics
         .iter()
-        .zip(&names)
-        .map(|(t, name)| OffsetCommitResponseTopic {
+        .zip(&refused)
+        .map(|(t, refused)| OffsetCommitResponseTopic {
             name: t.name.clone(),
             topic_id: t.topic_id,
             partitions: t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = codes.next().unwrap_or(ErrorCode::UnknownServerError);
-                    let code = if name.is_none() { ErrorCode::UnknownTopicId } else { code };
+                    let code = match refused {
+                        Some(ErrorCode::UnknownTopicId) => {
+                            codes.next();
+                            ErrorCode::UnknownTopicId
+                        }
+                        Some(code) => *code,
+                        None => codes.next().unwrap_or(ErrorCode::UnknownServerError),
+                    };
                     OffsetCommitResponsePartition {
                         partition_index: p.partition_index,
                         error_code: code.code(),

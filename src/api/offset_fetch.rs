@@ -6,20 +6,52 @@ use strom_protocol::offset_fetch_response::{
 };
 use strom_protocol::{OffsetFetchRequest, OffsetFetchResponse, Uuid};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::coordinator::group::log::OffsetValue;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 9, min: 1, max: 10, advertised_min: 1 };
 
-type Fetched = Result<Vec<(String, i32, Option<OffsetValue>)>, ErrorCode>;
+/// The rows, and the topics asked for by name that the principal may not describe.
+type Fetched = Result<(Vec<(String, i32, Option<OffsetValue>)>, Vec<String>), ErrorCode>;
 /// One topic's partitions with their committed offsets, if any.
 type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
 
-fn fetch(node: &Node, group: &str, wanted: Option<Vec<(String, i32)>>) -> Fetched {
-    node.groups.fetch_offsets(group, wanted.as_deref())
+/// Kafka's checks: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED); asked for
+/// every topic, those the principal may not describe are left out; asked by name, they
+/// are answered TOPIC_AUTHORIZATION_FAILED without their offsets.
+fn fetch(node: &Node, az: &Authz<'_>, group: &str, wanted: Option<Vec<(String, i32)>>) -> Fetched {
+    if !az.group(op::DESCRIBE, group) {
+        return Err(ErrorCode::GroupAuthorizationFailed);
+    }
+    let all = wanted.is_none();
+    let mut rows = node.groups.fetch_offsets(group, wanted.as_deref())?;
+    let mut denied: Vec<String> = Vec::new();
+    if all {
+        rows.retain(|(t, ..)| az.sees(op::DESCRIBE, resource::TOPIC, t));
+    } else {
+        for (t, _, v) in &mut rows {
+            if denied.contains(t) || !az.topic(op::DESCRIBE, t) {
+                *v = None;
+                if !denied.contains(t) {
+                    denied.push(t.clone());
+                }
+            }
+        }
+    }
+    Ok((rows, denied))
+}
+
+fn topic_error(denied: &[String], name: &str) -> i16 {
+    if denied.iter().any(|d| d == name) {
+        ErrorCode::TopicAuthorizationFailed.code()
+    } else {
+        0
+    }
 }
 
 /// (offset, leader epoch, metadata) as OffsetFetch reports them; a partition without a
@@ -44,18 +76,17 @@ fn by_topic(rows: Vec<(String, i32, Option<OffsetValue>)>) -> Vec<TopicOffsets> 
 }
 
 /// Answers the lookup; unknown partitions read as offset -1, as in Kafka.
-pub fn handle(node: &Node, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+pub fn handle(node: &Node, az: &Authz<'_>, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
     if version < 8 {
         let wanted = req.topics.as_ref().map(|ts| {
             ts.iter().flat_map(|t| t.partition_indexes.iter().map(move |p| (t.name.clone(), *p))).collect::<Vec<_>>()
         });
-        return match fetch(node, &req.group_id, wanted) {
+        return match fetch(node, az, &req.group_id, wanted) {
             Err(code) => OffsetFetchResponse { error_code: code.code(), ..Default::default() },
-            Ok(rows) => OffsetFetchResponse {
+            Ok((rows, denied)) => OffsetFetchResponse {
                 topics: by_topic(rows)
                     .into_iter()
                     .map(|(name, ps)| OffsetFetchResponseTopic {
-                        name,
                         partitions: ps
                             .into_iter()
                             .map(|(p, v)| {
@@ -65,10 +96,12 @@ pub fn handle(node: &Node, version: i16, req: OffsetFetchRequest) -> OffsetFetch
                                     committed_offset,
                                     committed_leader_epoch,
                                     metadata,
+                                    error_code: topic_error(&denied, &name),
                                     ..Default::default()
                                 }
                             })
                             .collect(),
+                        name,
                         ..Default::default()
                     })
                     .collect(),
@@ -102,18 +135,17 @@ pub fn handle(node: &Node, version: i16, req: OffsetFetchRequest) -> OffsetFetch
                     })
                     .unwrap_or(ErrorCode::None)
             });
-            let result = if check != ErrorCode::None { Err(check) } else { fetch(node, &g.group_id, wanted) };
+            let result = if check != ErrorCode::None { Err(check) } else { fetch(node, az, &g.group_id, wanted) };
             match result {
                 Err(code) => {
                     OffsetFetchResponseGroup { group_id: g.group_id, error_code: code.code(), ..Default::default() }
                 }
-                Ok(rows) => OffsetFetchResponseGroup {
+                Ok((rows, denied)) => OffsetFetchResponseGroup {
                     group_id: g.group_id,
                     topics: by_topic(rows)
                         .into_iter()
                         .map(|(name, ps)| OffsetFetchResponseTopics {
                             topic_id: id_of(&name),
-                            name,
                             partitions: ps
                                 .into_iter()
                                 .map(|(p, v)| {
@@ -123,10 +155,12 @@ pub fn handle(node: &Node, version: i16, req: OffsetFetchRequest) -> OffsetFetch
                                         committed_offset,
                                         committed_leader_epoch,
                                         metadata,
+                                        error_code: topic_error(&denied, &name),
                                         ..Default::default()
                                     }
                                 })
                                 .collect(),
+                            name,
                             ..Default::default()
                         })
                         .collect(),

@@ -6,24 +6,39 @@
 use strom_protocol::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use strom_protocol::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 23, min: 2, max: 4, advertised_min: 2 };
 
 /// Answers the end offset of the largest epoch at or below each requested one.
-pub fn handle(node: &Node, _version: i16, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub fn handle(
+    node: &Node,
+    az: &Authz<'_>,
+    _version: i16,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    // Kafka: CLUSTER_ACTION on the cluster (followers), or else DESCRIBE on each topic
+    // (consumers checking for truncation, KIP-320).
+    let broker = az.sees(op::CLUSTER_ACTION, resource::CLUSTER, super::authz::CLUSTER);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let denied = !broker && !az.topic(op::DESCRIBE, &t.topic);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let mut r = EpochEndOffset { partition: p.partition, ..Default::default() };
+                    if denied {
+                        r.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                        return r;
+                    }
                     match node.meta.partition(&t.topic, p.partition) {
                         None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
                         Some(part) if !node.meta.leads_partition(&part) => {

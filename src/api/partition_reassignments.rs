@@ -12,8 +12,11 @@ use strom_protocol::{
     ListPartitionReassignmentsResponse,
 };
 
+use super::authz::Authz;
 use super::ApiRange;
+use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// AlterPartitionReassignments versions served (v1: KIP-860's AllowReplicationFactorChange).
 pub const ALTER_API: ApiRange = ApiRange { key: 45, min: 0, max: 1, advertised_min: 0 };
@@ -24,9 +27,18 @@ pub const LIST_API: ApiRange = ApiRange { key: 46, min: 0, max: 0, advertised_mi
 pub fn handle_alter(
     node: &Node,
     version: i16,
+    az: &Authz<'_>,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
     let allow_rf_change = version < 1 || req.allow_replication_factor_change;
+    // Kafka: ALTER on the cluster.
+    if !az.cluster(op::ALTER) {
+        return AlterPartitionReassignmentsResponse {
+            allow_replication_factor_change: allow_rf_change,
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            ..Default::default()
+        };
+    }
     let parts: Vec<(String, i32, Option<Vec<i32>>)> = req
         .topics
         .iter()
@@ -59,8 +71,16 @@ pub fn handle_alter(
 pub fn handle_list(
     node: &Node,
     _version: i16,
+    az: &Authz<'_>,
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    // Kafka: DESCRIBE on the cluster.
+    if !az.cluster(op::DESCRIBE) {
+        return ListPartitionReassignmentsResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            ..Default::default()
+        };
+    }
     let image = node.meta.image();
     let mut topics = Vec::new();
     let wanted: Vec<(String, Option<Vec<i32>>)> = match &req.topics {

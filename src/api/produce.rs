@@ -37,10 +37,12 @@ use strom_protocol::records::{
 };
 use strom_protocol::{ProduceRequest, ProduceResponse, Uuid};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::metadata::{Partition, Topic};
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 0, min: 3, max: 13, advertised_min: 0 };
@@ -309,8 +311,12 @@ fn append(
 }
 
 /// Appends every partition's batch; `None` when acks=0.
-pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks_ok = matches!(req.acks, -1..=1);
+    // Kafka: WRITE on the transactional id (all partitions fail without it), then WRITE
+    // on each topic, checked before the topic's existence.
+    let txn_denied =
+        req.transactional_id.as_deref().filter(|t| !t.is_empty()).is_some_and(|t| !az.txn_id(op::WRITE, t));
     let now_ms = strom_storage::now_ms();
     let mut syncs: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
     let mut commits: Vec<(usize, usize, std::sync::Arc<Partition>, i64)> = Vec::new();
@@ -327,6 +333,13 @@ pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<Pr
                 if version >= 13 { node.meta.topic_by_id(&td.topic_id) } else { node.meta.topic(&td.name) };
             let policy = topic.as_ref().map(|t| Policy::of(node, t));
             let missing = if version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
+            let denied = if txn_denied {
+                Some(ErrorCode::TransactionalIdAuthorizationFailed)
+            } else {
+                let name = topic.as_ref().map_or(td.name.as_str(), |t| &t.name);
+                let named = version < 13 || topic.is_some();
+                (named && !az.topic(op::WRITE, name)).then_some(ErrorCode::TopicAuthorizationFailed)
+            };
             let partition_responses = td
                 .partition_data
                 .iter()
@@ -340,6 +353,9 @@ pub async fn handle(node: &Node, version: i16, req: ProduceRequest) -> Option<Pr
                     };
                     if !acks_ok {
                         return err(ErrorCode::InvalidRequiredAcks);
+                    }
+                    if let Some(code) = denied {
+                        return err(code);
                     }
                     let (Some(t), Some(policy)) = (&topic, &policy) else { return err(missing) };
                     let Some(p) = usize::try_from(pd.index).ok().and_then(|i| t.partitions.get(i)) else {

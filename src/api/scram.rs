@@ -19,9 +19,11 @@ use strom_protocol::{
     AlterUserScramCredentialsResponse, DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 
+use super::authz::Authz;
 use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::node::Node;
+use crate::security::acl::op;
 use crate::security::scram::{Credential, Mechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 
 /// DescribeUserScramCredentials versions served.
@@ -29,7 +31,13 @@ pub const DESCRIBE_API: ApiRange = ApiRange { key: 50, min: 0, max: 0, advertise
 /// AlterUserScramCredentials versions served.
 pub const ALTER_API: ApiRange = ApiRange { key: 51, min: 0, max: 0, advertised_min: 0 };
 
-fn is_super_user(node: &Node, ctx: &RequestContext) -> bool {
+/// With an authorizer, Kafka's check: `operation` (DESCRIBE or ALTER) on the cluster.
+/// Without one, only super users: Kafka would let anyone, but credentials are too
+/// sensitive to hand to every client of a broker that has no ACLs.
+fn allowed(node: &Node, ctx: &RequestContext, az: &Authz<'_>, operation: i8) -> bool {
+    if az.enabled() {
+        return az.cluster(operation);
+    }
     let allowed = node.meta.config.super_users.contains(&*ctx.principal);
     if !allowed {
         tracing::info!(principal = %ctx.principal, peer = %ctx.peer, "SCRAM credential request denied: not a super user");
@@ -37,15 +45,18 @@ fn is_super_user(node: &Node, ctx: &RequestContext) -> bool {
     allowed
 }
 
-const NOT_SUPER: &str = "Only super.users may describe or alter SCRAM credentials (ACLs are not enforced yet)";
+const NOT_SUPER: &str =
+    "Not authorized: without an authorizer only super.users may describe or alter SCRAM credentials; with one, \
+     DESCRIBE or ALTER on the cluster";
 
 /// Describes every user's mechanisms (users null or empty) or the named users'.
 pub fn describe(
     node: &Node,
     ctx: &RequestContext,
+    az: &Authz<'_>,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
-    if !is_super_user(node, ctx) {
+    if !allowed(node, ctx, az, op::DESCRIBE) {
         return DescribeUserScramCredentialsResponse {
             error_code: ErrorCode::ClusterAuthorizationFailed.code(),
             error_message: Some(NOT_SUPER.into()),
@@ -106,9 +117,10 @@ pub fn describe(
 pub fn alter(
     node: &Node,
     ctx: &RequestContext,
+    az: &Authz<'_>,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
-    if !is_super_user(node, ctx) {
+    if !allowed(node, ctx, az, op::ALTER) {
         let users: BTreeSet<String> =
             req.deletions.iter().map(|d| d.name.clone()).chain(req.upsertions.iter().map(|u| u.name.clone())).collect();
         let results = users

@@ -2,8 +2,10 @@
 
 use strom_protocol::{SyncGroupRequest, SyncGroupResponse};
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::node::Node;
+use crate::security::acl::op;
 
 /// Versions served.
 pub const API: ApiRange = ApiRange { key: 14, min: 0, max: 5, advertised_min: 0 };
@@ -12,7 +14,14 @@ pub const API: ApiRange = ApiRange { key: 14, min: 0, max: 5, advertised_min: 0 
 /// answer also waits until the group's state record is on every in-sync replica of its
 /// `__consumer_offsets` partition, as Kafka's does: an assignment a member acted on
 /// survives a failover of the coordinator.
-pub async fn handle(node: &Node, _version: i16, req: SyncGroupRequest) -> SyncGroupResponse {
+pub async fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: SyncGroupRequest) -> SyncGroupResponse {
+    // Kafka: READ on the group.
+    if !az.group(op::READ, &req.group_id) {
+        return SyncGroupResponse {
+            error_code: crate::error::ErrorCode::GroupAuthorizationFailed.code(),
+            ..Default::default()
+        };
+    }
     let assignments = req.assignments.into_iter().map(|a| (a.member_id, a.assignment)).collect();
     let r = node
         .groups

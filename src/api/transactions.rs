@@ -18,11 +18,13 @@ use strom_protocol::{
     WriteTxnMarkersResponse,
 };
 
+use super::authz::Authz;
 use super::ApiRange;
 use crate::coordinator::group::CommitEntry;
 use crate::error::ErrorCode;
 use crate::metadata::OFFSETS_TOPIC;
 use crate::node::Node;
+use crate::security::acl::{op, resource};
 
 /// AddPartitionsToTxn versions served (v4+ carry batches of transactions, brokers' verify-only checks).
 pub const ADD_PARTITIONS_API: ApiRange = ApiRange { key: 24, min: 0, max: 5, advertised_min: 0 };
@@ -60,7 +62,12 @@ fn known_partitions(node: &Node, topics: &[(String, Vec<i32>)]) -> (Vec<(String,
 
 /// AddPartitionsToTxn: v0–3 from producers (one transaction), v4+ from brokers
 /// (several, possibly `verify_only`).
-pub async fn add_partitions(node: &Node, version: i16, req: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse {
+pub async fn add_partitions(
+    node: &Node,
+    az: &Authz<'_>,
+    version: i16,
+    req: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
     let results = |topics: &[(String, Vec<i32>)], code: &dyn Fn(&str, i32) -> ErrorCode| {
         topics
             .iter()
@@ -108,6 +115,27 @@ pub async fn add_partitions(node: &Node, version: i16, req: AddPartitionsToTxnRe
     };
     if version < 4 {
         let topics = topics_of(&req.v3_and_below_topics);
+        // Kafka: WRITE on the transactional id (else every partition fails), then WRITE
+        // on each topic (the others are not attempted).
+        let denied = az.txn_id_error(op::WRITE, &req.v3_and_below_transactional_id);
+        if denied != ErrorCode::None {
+            return AddPartitionsToTxnResponse {
+                results_by_topic_v3_and_below: results(&topics, &|_, _| denied),
+                ..Default::default()
+            };
+        }
+        let unwritable: Vec<&str> =
+            topics.iter().map(|(t, _)| t.as_str()).filter(|t| !az.topic(op::WRITE, t)).collect();
+        if !unwritable.is_empty() {
+            let r = results(&topics, &|t, _| {
+                if unwritable.contains(&t) {
+                    ErrorCode::TopicAuthorizationFailed
+                } else {
+                    ErrorCode::OperationNotAttempted
+                }
+            });
+            return AddPartitionsToTxnResponse { results_by_topic_v3_and_below: r, ..Default::default() };
+        }
         let r = run(
             req.v3_and_below_transactional_id.clone(),
             req.v3_and_below_producer_id,
@@ -117,6 +145,13 @@ pub async fn add_partitions(node: &Node, version: i16, req: AddPartitionsToTxnRe
         )
         .await;
         return AddPartitionsToTxnResponse { results_by_topic_v3_and_below: r, ..Default::default() };
+    }
+    // v4+ comes from brokers only (KIP-890): CLUSTER_ACTION on the cluster.
+    if !az.cluster_action() {
+        return AddPartitionsToTxnResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            ..Default::default()
+        };
     }
     let mut out = Vec::with_capacity(req.transactions.len());
     for t in &req.transactions {
@@ -133,7 +168,20 @@ pub async fn add_partitions(node: &Node, version: i16, req: AddPartitionsToTxnRe
 
 /// AddOffsetsToTxn: puts the group's `__consumer_offsets` partition in the transaction,
 /// so its TxnOffsetCommit gets a marker there.
-pub async fn add_offsets(node: &Node, version: i16, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+pub async fn add_offsets(
+    node: &Node,
+    az: &Authz<'_>,
+    version: i16,
+    req: AddOffsetsToTxnRequest,
+) -> AddOffsetsToTxnResponse {
+    // Kafka: WRITE on the transactional id, then READ on the group.
+    let denied = match az.txn_id_error(op::WRITE, &req.transactional_id) {
+        ErrorCode::None => az.group_error(op::READ, &req.group_id),
+        denied => denied,
+    };
+    if denied != ErrorCode::None {
+        return AddOffsetsToTxnResponse { error_code: denied.code(), ..Default::default() };
+    }
     let code = match crate::coordinator::group::offsets_partition(&node.meta, &req.group_id) {
         None => ErrorCode::CoordinatorNotAvailable,
         Some(p) => {
@@ -147,7 +195,12 @@ pub async fn add_offsets(node: &Node, version: i16, req: AddOffsetsToTxnRequest)
 }
 
 /// EndTxn: commit or abort the ongoing transaction.
-pub async fn end_txn(node: &Node, version: i16, req: EndTxnRequest) -> EndTxnResponse {
+pub async fn end_txn(node: &Node, az: &Authz<'_>, version: i16, req: EndTxnRequest) -> EndTxnResponse {
+    // Kafka: WRITE on the transactional id.
+    let denied = az.txn_id_error(op::WRITE, &req.transactional_id);
+    if denied != ErrorCode::None {
+        return EndTxnResponse { error_code: denied.code(), producer_id: -1, producer_epoch: -1, ..Default::default() };
+    }
     let r = node
         .txns
         .end_txn(&req.transactional_id, req.producer_id, req.producer_epoch, req.committed, fenced(version, 2))
@@ -162,13 +215,28 @@ pub async fn end_txn(node: &Node, version: i16, req: EndTxnRequest) -> EndTxnRes
 
 /// WriteTxnMarkers: a transaction coordinator on another broker has this broker write
 /// markers to partitions it leads.
-pub async fn write_markers(node: &Node, _version: i16, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+pub async fn write_markers(
+    node: &Node,
+    az: &Authz<'_>,
+    _version: i16,
+    req: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    // Kafka: CLUSTER_ACTION on the cluster (brokers only), else every partition fails.
+    let denied = !az.cluster_action();
     let mut markers = Vec::with_capacity(req.markers.len());
     for m in &req.markers {
         let mut topics = Vec::with_capacity(m.topics.len());
         for t in &m.topics {
             let mut partitions = Vec::with_capacity(t.partition_indexes.len());
             for &p in &t.partition_indexes {
+                if denied {
+                    partitions.push(WritableTxnMarkerPartitionResult {
+                        partition_index: p,
+                        error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+                        ..Default::default()
+                    });
+                    continue;
+                }
                 let code = crate::coordinator::txn::write_marker(
                     &node.meta,
                     &node.groups,
@@ -195,11 +263,28 @@ pub async fn write_markers(node: &Node, _version: i16, req: WriteTxnMarkersReque
 
 /// TxnOffsetCommit: offsets committed inside the producer's transaction, visible with
 /// its COMMIT marker.
-pub async fn txn_offset_commit(node: &Node, version: i16, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+pub async fn txn_offset_commit(
+    node: &Node,
+    az: &Authz<'_>,
+    version: i16,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    // Kafka: WRITE on the transactional id and READ on the group (else every partition
+    // fails), then READ on each topic (the others are committed).
+    let denied = match az.txn_id_error(op::WRITE, &req.transactional_id) {
+        ErrorCode::None => az.group_error(op::READ, &req.group_id),
+        denied => denied,
+    };
+    if denied != ErrorCode::None {
+        return txn_offset_commit_error(&req, denied, &[]);
+    }
+    let readable: Vec<bool> = req.topics.iter().map(|t| az.topic(op::READ, &t.name)).collect();
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&readable)
+        .filter(|(_, ok)| **ok)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(move |p| CommitEntry {
                 topic: t.name.clone(),
                 partition: p.partition_index,
@@ -225,7 +310,7 @@ pub async fn txn_offset_commit(node: &Node, version: i16, req: TxnOffsetCommitRe
                 ErrorCode::NotEnoughReplicas => ErrorCode::CoordinatorNotAvailable,
                 c => c,
             };
-            return txn_offset_commit_error(&req, code);
+            return txn_offset_commit_error(&req, code, &readable);
         }
     }
     let (mut codes, pending) = node.groups.txn_commit(
@@ -252,14 +337,19 @@ pub async fn txn_offset_commit(node: &Node, version: i16, req: TxnOffsetCommitRe
     let topics = req
         .topics
         .iter()
-        .map(|t| TxnOffsetCommitResponseTopic {
+        .zip(readable)
+        .map(|(t, readable)| TxnOffsetCommitResponseTopic {
             name: t.name.clone(),
             partitions: t
                 .partitions
                 .iter()
                 .map(|p| TxnOffsetCommitResponsePartition {
                     partition_index: p.partition_index,
-                    error_code: codes.next().unwrap_or(ErrorCode::UnknownServerError).code(),
+                    error_code: if readable {
+                        codes.next().unwrap_or(ErrorCode::UnknownServerError).code()
+                    } else {
+                        ErrorCode::TopicAuthorizationFailed.code()
+                    },
                     ..Default::default()
                 })
                 .collect(),
@@ -269,19 +359,30 @@ pub async fn txn_offset_commit(node: &Node, version: i16, req: TxnOffsetCommitRe
     TxnOffsetCommitResponse { topics, ..Default::default() }
 }
 
-/// TxnOffsetCommit answered with `code` for every partition.
-fn txn_offset_commit_error(req: &TxnOffsetCommitRequest, code: ErrorCode) -> TxnOffsetCommitResponse {
+/// TxnOffsetCommit answered with `code` for every partition, but TOPIC_AUTHORIZATION_FAILED
+/// for those of topics `readable` says the principal may not read (Kafka reports them
+/// whatever else fails).
+fn txn_offset_commit_error(
+    req: &TxnOffsetCommitRequest,
+    code: ErrorCode,
+    readable: &[bool],
+) -> TxnOffsetCommitResponse {
     let topics = req
         .topics
         .iter()
-        .map(|t| TxnOffsetCommitResponseTopic {
+        .enumerate()
+        .map(|(i, t)| TxnOffsetCommitResponseTopic {
             name: t.name.clone(),
             partitions: t
                 .partitions
                 .iter()
                 .map(|p| TxnOffsetCommitResponsePartition {
                     partition_index: p.partition_index,
-                    error_code: code.code(),
+                    error_code: if readable.get(i) == Some(&false) {
+                        ErrorCode::TopicAuthorizationFailed.code()
+                    } else {
+                        code.code()
+                    },
                     ..Default::default()
                 })
                 .collect(),
@@ -395,6 +496,7 @@ fn by_topic(parts: &std::collections::BTreeSet<(String, i32)>) -> Vec<(String, V
 /// DescribeTransactions: the state of transactional ids this broker coordinates.
 pub fn describe_transactions(
     node: &Node,
+    az: &Authz<'_>,
     _version: i16,
     req: strom_protocol::DescribeTransactionsRequest,
 ) -> strom_protocol::DescribeTransactionsResponse {
@@ -409,6 +511,12 @@ pub fn describe_transactions(
                 producer_epoch: -1,
                 ..Default::default()
             };
+            // Kafka: DESCRIBE on the transactional id; topics it may not describe are
+            // left out of the transaction's partitions.
+            if !az.txn_id(op::DESCRIBE, id) {
+                s.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+                return s;
+            }
             match node.txns.describe(id) {
                 Ok(Some(v)) => {
                     s.transaction_state = v.status.name().to_string();
@@ -418,6 +526,7 @@ pub fn describe_transactions(
                     s.producer_epoch = v.producer_epoch;
                     s.topics = by_topic(&v.partitions)
                         .into_iter()
+                        .filter(|(topic, _)| az.sees(op::DESCRIBE, resource::TOPIC, topic))
                         .map(|(topic, partitions)| TopicData { topic, partitions, ..Default::default() })
                         .collect();
                 }
@@ -435,6 +544,7 @@ pub fn describe_transactions(
 /// expression as Kafka's RE2/J takes it).
 pub fn list_transactions(
     node: &Node,
+    az: &Authz<'_>,
     _version: i16,
     req: strom_protocol::ListTransactionsRequest,
 ) -> strom_protocol::ListTransactionsResponse {
@@ -472,6 +582,8 @@ pub fn list_transactions(
                 || (t.value.start_ms >= 0 && now.saturating_sub(t.value.start_ms) >= req.duration_filter)
         })
         .filter(|t| pattern.as_ref().is_none_or(|r| r.is_match(&t.transactional_id)))
+        // Kafka lists the ids the principal may describe.
+        .filter(|t| az.sees(op::DESCRIBE, resource::TRANSACTIONAL_ID, &t.transactional_id))
         .map(|t| TransactionState {
             transactional_id: t.transactional_id,
             producer_id: t.value.producer_id,
@@ -490,6 +602,7 @@ pub fn list_transactions(
 /// `kafka-transactions.sh find-hanging` and `abort` work from).
 pub fn describe_producers(
     node: &Node,
+    az: &Authz<'_>,
     _version: i16,
     req: strom_protocol::DescribeProducersRequest,
 ) -> strom_protocol::DescribeProducersResponse {
@@ -505,6 +618,11 @@ pub fn describe_producers(
                 .iter()
                 .map(|&i| {
                     let mut r = PartitionResponse { partition_index: i, ..Default::default() };
+                    // Kafka: READ on the topic.
+                    if !az.topic(op::READ, &t.name) {
+                        r.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                        return r;
+                    }
                     match node.meta.partition(&t.name, i) {
                         None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
                         Some(p) if !(p.is_leader() && node.meta.leads_partition(&p)) => {

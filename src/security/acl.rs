@@ -82,24 +82,8 @@ pub mod permission {
     pub const ALLOW: i8 = 3;
 }
 
-/// One ACL binding.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Binding {
-    /// `resource::*` (not ANY).
-    pub resource_type: i8,
-    /// The resource name, `*`, or a prefix.
-    pub resource_name: String,
-    /// LITERAL or PREFIXED.
-    pub pattern_type: i8,
-    /// `User:alice` or `User:*`.
-    pub principal: String,
-    /// A host address or `*`.
-    pub host: String,
-    /// `op::*` (not ANY).
-    pub operation: i8,
-    /// ALLOW or DENY.
-    pub permission: i8,
-}
+/// One ACL binding: the metadata log's record is the binding itself (ADR 0014).
+pub type Binding = strom_protocol::metadata_record::AclBinding;
 
 /// A filter over bindings (DescribeAcls, DeleteAcls): ANY and null match everything;
 /// MATCH patterns match every binding that applies to the named resource.
@@ -206,41 +190,75 @@ fn implies(granted: i8, wanted: i8) -> bool {
         || (wanted == op::DESCRIBE_CONFIGS && granted == op::ALTER_CONFIGS)
 }
 
-/// Decides requests from a set of bindings.
-#[derive(Debug, Clone, Default)]
-pub struct Authorizer {
+/// Decides requests from a set of bindings (borrowed from the metadata image, which
+/// changes only as a whole).
+#[derive(Debug, Clone, Copy)]
+pub struct Authorizer<'a> {
     /// The bindings.
-    pub bindings: BTreeSet<Binding>,
+    pub bindings: &'a BTreeSet<Binding>,
     /// `super.users`: principals allowed everything.
-    pub super_users: BTreeSet<String>,
+    pub super_users: &'a BTreeSet<String>,
     /// `allow.everyone.if.no.acl.found`.
     pub allow_if_no_acl: bool,
 }
 
-impl Authorizer {
+impl Authorizer<'_> {
     /// Whether `principal` connecting from `host` may perform `operation` on the resource.
     pub fn authorize(&self, principal: &str, host: &str, resource_type: i8, name: &str, operation: i8) -> bool {
         if self.super_users.contains(principal) {
             return true;
         }
-        let on_resource: Vec<&Binding> =
-            self.bindings.iter().filter(|b| pattern_applies(b, resource_type, name)).collect();
-        if on_resource.is_empty() {
+        let mut any_on_resource = false;
+        let mut allowed = false;
+        let wildcard_principal = principal.split_once(':').map(|(kind, _)| format!("{kind}:*"));
+        for b in self.bindings.iter().filter(|b| pattern_applies(b, resource_type, name)) {
+            any_on_resource = true;
+            let applies = (b.principal == principal || Some(&b.principal) == wildcard_principal.as_ref())
+                && (b.host == "*" || b.host == host);
+            if !applies {
+                continue;
+            }
+            if b.permission == permission::DENY && (b.operation == op::ALL || b.operation == operation) {
+                return false;
+            }
+            allowed |= b.permission == permission::ALLOW && implies(b.operation, operation);
+        }
+        if !any_on_resource {
             return self.allow_if_no_acl;
+        }
+        allowed
+    }
+
+    /// Whether `principal` may perform `operation` on some resource of the type (Kafka's
+    /// `authorizeByResourceType`, KIP-679: an idempotent producer needs WRITE on some
+    /// topic): an ALLOW applying to it that no DENY of the whole type (the literal `*`
+    /// or the empty prefix) cancels. With no binding on the type at all,
+    /// `allow.everyone.if.no.acl.found` decides.
+    pub fn authorize_any(&self, principal: &str, host: &str, resource_type: i8, operation: i8) -> bool {
+        if self.super_users.contains(principal) {
+            return true;
         }
         let wildcard_principal = principal.split_once(':').map(|(kind, _)| format!("{kind}:*"));
         let applies = |b: &&&Binding| {
-            (b.principal == principal || Some(&b.principal) == wildcard_principal.as_ref())
+            b.resource_type == resource_type
+                && (b.principal == principal || Some(&b.principal) == wildcard_principal.as_ref())
                 && (b.host == "*" || b.host == host)
         };
-        let denied = on_resource
-            .iter()
-            .filter(applies)
-            .any(|b| b.permission == permission::DENY && (b.operation == op::ALL || b.operation == operation));
-        if denied {
-            return false;
+        let of_type: Vec<&Binding> = self.bindings.iter().filter(|b| b.resource_type == resource_type).collect();
+        if of_type.is_empty() {
+            return self.allow_if_no_acl;
         }
-        on_resource.iter().filter(applies).any(|b| b.permission == permission::ALLOW && implies(b.operation, operation))
+        let denied_everywhere = of_type.iter().filter(applies).any(|b| {
+            b.permission == permission::DENY
+                && (b.operation == op::ALL || b.operation == operation)
+                && ((b.pattern_type == pattern::LITERAL && b.resource_name == "*")
+                    || (b.pattern_type == pattern::PREFIXED && b.resource_name.is_empty()))
+        });
+        !denied_everywhere
+            && of_type
+                .iter()
+                .filter(applies)
+                .any(|b| b.permission == permission::ALLOW && implies(b.operation, operation))
     }
 }
 
@@ -264,13 +282,15 @@ mod tests {
     fn deny_wins_implied_operations_allow_and_no_acl_follows_the_setting() {
         use permission::{ALLOW, DENY};
         use resource::{GROUP, TOPIC};
-        let mut a = Authorizer::default();
-        a.bindings.insert(bind(TOPIC, "orders", pattern::LITERAL, "User:alice", "*", op::READ, ALLOW));
-        a.bindings.insert(bind(TOPIC, "pay-", pattern::PREFIXED, "User:*", "*", op::WRITE, ALLOW));
-        a.bindings.insert(bind(TOPIC, "pay-secret", pattern::LITERAL, "User:bob", "*", op::ALL, DENY));
-        a.bindings.insert(bind(TOPIC, "*", pattern::LITERAL, "User:carol", "10.0.0.1", op::DESCRIBE, ALLOW));
-        a.bindings.insert(bind(GROUP, "g", pattern::LITERAL, "User:alice", "*", op::ALL, ALLOW));
-        a.super_users.insert("User:admin".into());
+        let bindings = BTreeSet::from([
+            bind(TOPIC, "orders", pattern::LITERAL, "User:alice", "*", op::READ, ALLOW),
+            bind(TOPIC, "pay-", pattern::PREFIXED, "User:*", "*", op::WRITE, ALLOW),
+            bind(TOPIC, "pay-secret", pattern::LITERAL, "User:bob", "*", op::ALL, DENY),
+            bind(TOPIC, "*", pattern::LITERAL, "User:carol", "10.0.0.1", op::DESCRIBE, ALLOW),
+            bind(GROUP, "g", pattern::LITERAL, "User:alice", "*", op::ALL, ALLOW),
+        ]);
+        let super_users = BTreeSet::from(["User:admin".to_string()]);
+        let mut a = Authorizer { bindings: &bindings, super_users: &super_users, allow_if_no_acl: false };
 
         assert!(a.authorize("User:alice", "1.2.3.4", TOPIC, "orders", op::READ));
         assert!(a.authorize("User:alice", "1.2.3.4", TOPIC, "orders", op::DESCRIBE), "READ implies DESCRIBE");
