@@ -221,6 +221,14 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         "Principals allowed every operation, separated by semicolons (User:admin;User:ops).",
     ),
     (
+        "sasl.mechanism.inter.broker.protocol",
+        "GSSAPI",
+        ConfigType::String,
+        "The SASL mechanism brokers log in to each other with when their (first) listener is a SASL one: \
+         PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with username and password in that listener's \
+         listener.name.<l>.<mechanism>.sasl.jaas.config (Kafka's default GSSAPI is refused).",
+    ),
+    (
         "authorizer.class.name",
         "",
         ConfigType::String,
@@ -374,6 +382,64 @@ pub fn is_broker_key(key: &str) -> bool {
         || ssl::SSL_KEYS.contains(&key)
 }
 
+/// The client side of the inter-broker listener `l`: Kafka's client settings assembled
+/// from the listener's own (`listener.name.<l>.ssl.*` or `ssl.*`: the truststore checks
+/// the other brokers, the keystore is this broker's certificate for mTLS) and, for SASL,
+/// `sasl.mechanism.inter.broker.protocol` with the username and password of the
+/// listener's JAAS line for that mechanism, as Kafka brokers log in to each other.
+fn inter_broker_security(values: &BTreeMap<String, String>, l: &Listener) -> anyhow::Result<strom_client::Security> {
+    let get = |k: &str| values.get(k).cloned().unwrap_or_default();
+    let lower = l.name.to_ascii_lowercase();
+    let setting = |key: &str| {
+        let v = get(&format!("listener.name.{lower}.{key}"));
+        if v.is_empty() {
+            get(key)
+        } else {
+            v
+        }
+    };
+    let mut props = BTreeMap::from([("security.protocol".to_string(), l.protocol().to_string())]);
+    if l.tls.is_some() {
+        for key in [
+            "ssl.truststore.type",
+            "ssl.truststore.location",
+            "ssl.truststore.certificates",
+            "ssl.keystore.type",
+            "ssl.keystore.location",
+            "ssl.keystore.key",
+            "ssl.keystore.certificate.chain",
+        ] {
+            let v = setting(key);
+            if !v.is_empty() {
+                props.insert(key.to_string(), v);
+            }
+        }
+        // Given (even empty, which checks the chain only) or Kafka's default, https.
+        let key = "ssl.endpoint.identification.algorithm";
+        let given = [format!("listener.name.{lower}.{key}"), key.to_string()];
+        if let Some(v) = given.iter().find_map(|k| values.get(k)) {
+            props.insert(key.to_string(), v.clone());
+        }
+    }
+    if l.sasl.is_some() {
+        let mechanism = get("sasl.mechanism.inter.broker.protocol").trim().to_ascii_uppercase();
+        if mechanism == "GSSAPI" {
+            bail!(
+                "the first listener, {} ({}), is the inter-broker one: set sasl.mechanism.inter.broker.protocol \
+                 (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and the brokers' username and password in \
+                 listener.name.{lower}.<mechanism>.sasl.jaas.config",
+                l.name,
+                l.protocol()
+            );
+        }
+        let jaas = setting(&format!("{}.sasl.jaas.config", mechanism.to_ascii_lowercase()));
+        props.insert("sasl.mechanism".into(), mechanism);
+        props.insert("sasl.jaas.config".into(), jaas);
+    }
+    strom_client::Security::from_map(&props)
+        .with_context(|| format!("the inter-broker connections over the first listener, {}", l.name))
+}
+
 /// The `authorizer.class.name` values accepted: Kafka's KRaft authorizer, which Strom's
 /// follows (ADR 0014). ZooKeeper's AclAuthorizer and custom classes are refused.
 pub const AUTHORIZERS: &[&str] = &["org.apache.kafka.metadata.authorizer.StandardAuthorizer"];
@@ -401,6 +467,9 @@ pub struct Config {
     pub sasl_max_receive_size: usize,
     /// `super.users`: principals allowed everything (`User:admin`).
     pub super_users: std::collections::BTreeSet<String>,
+    /// How this broker connects to the others (replica fetches, transaction markers,
+    /// verification): the first listener's protocol with the broker's credentials.
+    pub inter_broker: strom_client::Security,
     /// `authorizer.class.name` names the StandardAuthorizer: requests are authorized
     /// against the ACLs of the metadata image.
     pub authorizer: bool,
@@ -572,21 +641,23 @@ impl Config {
         }
         let listeners = listeners?;
         let quorum = listener::quorum(&get)?;
-        // Brokers reach each other on the first listener, without credentials so far.
-        if let Some(first) = listeners.first().filter(|l| quorum.is_some() && l.protocol() != "PLAINTEXT") {
+        // Brokers reach each other on the first listener, with its security protocol and
+        // the broker's own credentials for it (Kafka's inter-broker listener).
+        let inter_broker = match listeners.first() {
+            Some(first) if quorum.is_some() => inter_broker_security(&values, first)?,
+            _ => strom_client::Security::plaintext(),
+        };
+        // With ACLs, brokers need CLUSTER_ACTION (follower fetches, markers): they must be
+        // told apart from clients, which an unauthenticated inter-broker listener cannot.
+        let authenticated = listeners.first().is_some_and(|l| {
+            l.sasl.is_some() || l.tls.as_ref().is_some_and(|t| t.client_auth == ssl::ClientAuth::Required)
+        });
+        if quorum.is_some() && !get("authorizer.class.name").trim().is_empty() && !authenticated {
             anyhow::bail!(
-                "listeners: the first listener is the inter-broker one and is a {} listener; brokers do not \
-                 speak TLS or SASL to each other yet (issue 16): list a PLAINTEXT listener first",
-                first.protocol()
-            );
-        }
-        // Brokers reach each other without credentials (above), so with ACLs they would
-        // need rights every anonymous client then has too (CLUSTER_ACTION: follower
-        // fetches, markers). Refused until inter-broker authentication exists.
-        if quorum.is_some() && !get("authorizer.class.name").trim().is_empty() {
-            anyhow::bail!(
-                "authorizer.class.name: ACLs are enforced on a single node only; brokers of a cluster do not \
-                 authenticate to each other yet (issue 16), so they could not be told apart from clients"
+                "authorizer.class.name: in a cluster, brokers must authenticate to each other for ACLs to \
+                 tell them apart from clients: make the first (inter-broker) listener SASL_PLAINTEXT or \
+                 SASL_SSL, or SSL with ssl.client.auth=required, and give the brokers' principal in \
+                 super.users"
             );
         }
         let rack = Some(get("broker.rack").trim().to_string()).filter(|s| !s.is_empty());
@@ -664,6 +735,7 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(str::to_string)
                 .collect(),
+            inter_broker,
             authorizer: !get("authorizer.class.name").trim().is_empty(),
             allow_everyone_if_no_acl_found: boolean(
                 "allow.everyone.if.no.acl.found",
@@ -788,11 +860,11 @@ mod tests {
         assert_eq!(c.values.get("offsets.topic.replication.factor").map(String::as_str), Some("1"));
     }
 
-    /// Kafka's StandardAuthorizer is accepted on a single node; any other class, and an
-    /// authorizer on a cluster whose brokers cannot authenticate to each other, refuse
-    /// to start.
+    /// Kafka's StandardAuthorizer is accepted; any other class, and an authorizer on a
+    /// cluster whose brokers cannot authenticate to each other, refuse to start. A SASL
+    /// inter-broker listener needs the brokers' mechanism and credentials.
     #[test]
-    fn the_standard_authorizer_is_accepted_on_a_single_node_only() {
+    fn the_standard_authorizer_needs_brokers_that_authenticate_in_a_cluster() {
         let standard = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
         let c = Config::from_sources(None, &BTreeMap::new(), &map(&[("authorizer.class.name", standard)])).unwrap();
         assert!(c.authorizer && !c.allow_everyone_if_no_acl_found);
@@ -808,7 +880,25 @@ mod tests {
             ("controller.listener.names", "CONTROLLER"),
         ]);
         let err = Config::from_sources(None, &BTreeMap::new(), &cluster).unwrap_err();
-        assert!(err.to_string().contains("single node only"), "{err}");
+        assert!(err.to_string().contains("brokers must authenticate"), "{err}");
+        let mut sasl = cluster.clone();
+        sasl.extend(map(&[
+            ("listeners", "SASL_PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            (
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"b\" password=\"p\" \
+                 user_b=\"p\";",
+            ),
+        ]));
+        let err = Config::from_sources(None, &BTreeMap::new(), &sasl).unwrap_err();
+        assert!(err.to_string().contains("sasl.mechanism.inter.broker.protocol"), "{err:#}");
+        sasl.insert("sasl.mechanism.inter.broker.protocol".into(), "PLAIN".into());
+        let c = Config::from_sources(None, &BTreeMap::new(), &sasl).unwrap();
+        assert!(c.authorizer);
+        assert_eq!(c.inter_broker.protocol(), "SASL_PLAINTEXT");
+        assert_eq!(c.inter_broker.sasl.as_ref().map(|s| s.username.as_str()), Some("b"));
         let custom = map(&[("authorizer.class.name", "com.example.MyAuthorizer")]);
         assert!(Config::from_sources(None, &BTreeMap::new(), &custom).is_err());
     }

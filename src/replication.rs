@@ -126,7 +126,7 @@ async fn fetch_from(meta: Weak<Metadata>, leader: i32) {
                 tokio::time::sleep(RETRY_PAUSE).await;
                 continue;
             };
-            match Client::connect(&addr, Duration::from_secs(5)).await {
+            match Client::connect_with(&addr, Duration::from_secs(5), &m.config.inter_broker).await {
                 Ok(c) => client = Some(c),
                 Err(e) => {
                     tracing::debug!(%addr, error = %format!("{e:#}"), "cannot reach the leader");

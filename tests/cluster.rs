@@ -46,6 +46,8 @@ struct Cluster {
     voters: String,
     /// `--override`s every node gets besides the common ones.
     extra: Vec<String>,
+    /// The client (and inter-broker) listener's security protocol.
+    scheme: String,
 }
 
 impl Drop for Cluster {
@@ -104,7 +106,17 @@ impl Cluster {
                 log: Arc::default(),
             })
             .collect();
-        let mut c = Cluster { _tmp: tmp, nodes, voters, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let mut c = Cluster {
+            _tmp: tmp,
+            nodes,
+            voters,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            scheme: "PLAINTEXT".into(),
+        };
+        if let Some(scheme) = extra.iter().find_map(|e| e.strip_prefix("test.scheme=")) {
+            c.scheme = scheme.to_string();
+            c.extra.retain(|e| !e.starts_with("test.scheme="));
+        }
         // All at once: the first ones wait for a quorum, as Kafka brokers wait for theirs.
         for i in 0..n {
             c.spawn(i);
@@ -135,11 +147,12 @@ impl Cluster {
     fn spawn(&mut self, i: usize) {
         let voters = self.voters.clone();
         let extra = self.extra.clone();
+        let scheme = self.scheme.clone();
         let node = &mut self.nodes[i];
         node.log.lock().expect("log").clear();
         let mut listeners = Vec::new();
         if node.roles.contains("broker") {
-            listeners.push(format!("PLAINTEXT://127.0.0.1:{}", node.port));
+            listeners.push(format!("{scheme}://127.0.0.1:{}", node.port));
         }
         if node.roles.contains("controller") {
             listeners.push(format!("CONTROLLER://127.0.0.1:{}", node.ctrl_port));
@@ -1294,4 +1307,132 @@ async fn transactions_outlive_their_coordinator() {
     c.kill9(coord as usize - 1);
     let live = (0..3).find(|&i| i != coord as usize - 1).expect("a live node");
     await_stable(&c, live, "txn", 6).await;
+}
+
+const BROKER_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" \
+                           password=\"broker-secret\" user_broker=\"broker-secret\" user_alice=\"alice-secret\";";
+
+/// A connection logged in with SASL/PLAIN.
+async fn login(addr: &str, user: &str, password: &str) -> anyhow::Result<Client> {
+    let security = strom_client::Security::from_properties(&format!(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username={user}\nsasl.password={password}\n"
+    ))?;
+    Client::connect_with(addr, Duration::from_secs(5), &security).await
+}
+
+/// Brokers whose only listener is SASL_PLAINTEXT log in to each other as `User:broker`
+/// (`sasl.mechanism.inter.broker.protocol`, the username and password of the listener's
+/// JAAS line) with ACLs enforced: a partition with three replicas and
+/// min.insync.replicas=3 takes acks=all writes only if both followers fetch from its
+/// leader over authenticated connections. A client without CLUSTER_ACTION cannot fetch
+/// as a follower (TOPIC_AUTHORIZATION_FAILED, no record), nor read as a consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_authenticate_each_other_and_clients_cannot_pose_as_followers() {
+    let jaas = format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={BROKER_JAAS}");
+    let c = Cluster::start_configured(
+        &["broker,controller"; 3],
+        &[
+            "test.scheme=SASL_PLAINTEXT",
+            "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.inter.broker.protocol=PLAIN",
+            &jaas,
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:broker",
+        ],
+    );
+    let addr = c.addr(0);
+    let code = eventually(Duration::from_secs(30), "CreateTopics as User:broker", || async {
+        let mut admin = login(&addr, "broker", "broker-secret").await.ok()?;
+        let req = CreateTopicsRequest {
+            topics: vec![create_topics_request::CreatableTopic {
+                name: "secured".into(),
+                num_partitions: 1,
+                replication_factor: 3,
+                configs: vec![create_topics_request::CreatableTopicConfig {
+                    name: "min.insync.replicas".into(),
+                    value: Some("3".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            timeout_ms: 5000,
+            ..Default::default()
+        };
+        let (r, _): (CreateTopicsResponse, _) = admin.call(7, &req).await.ok()?;
+        let code = r.topics.first()?.error_code;
+        (code != 15 && code != 7).then_some(code)
+    })
+    .await;
+    assert_eq!(code, 0);
+
+    // acks=all with min.insync.replicas=3: acknowledged only once both followers have
+    // fetched the batch, which they do only over the authenticated listener.
+    let (leader, base) = eventually(Duration::from_secs(30), "an acks=all produce to three in-sync replicas", || {
+        let addrs: Vec<String> = (0..3).map(|i| c.addr(i)).collect();
+        async move {
+            let mut b = strom_protocol::records::BatchBuilder::new(chrono::Utc::now().timestamp_millis());
+            b.add(None, Some(b"secret"));
+            let req = ProduceRequest {
+                acks: -1,
+                timeout_ms: 10_000,
+                topic_data: vec![produce_request::TopicProduceData {
+                    name: "secured".into(),
+                    partition_data: vec![produce_request::PartitionProduceData {
+                        index: 0,
+                        records: Some(b.build().freeze()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            for (i, a) in addrs.iter().enumerate() {
+                let Ok(mut admin) = login(a, "broker", "broker-secret").await else { continue };
+                let Ok((r, _)) = admin.call::<_, ProduceResponse>(9, &req).await else { continue };
+                let p = r.responses.first()?.partition_responses.first()?;
+                if p.error_code == 0 {
+                    return Some((i, p.base_offset));
+                }
+            }
+            None
+        }
+    })
+    .await;
+    assert_eq!(base, 0);
+
+    // alice may log in but holds no ACL: a follower's fetch (replica id 2) and a
+    // consumer's are both refused and carry no record.
+    let mut alice = login(&c.addr(leader), "alice", "alice-secret").await.expect("alice logs in");
+    for replica_id in [2, -1] {
+        let req = FetchRequest {
+            replica_id,
+            max_wait_ms: 0,
+            min_bytes: 0,
+            topics: vec![fetch_request::FetchTopic {
+                topic: "secured".into(),
+                partitions: vec![fetch_request::FetchPartition {
+                    partition: 0,
+                    fetch_offset: 0,
+                    partition_max_bytes: 1 << 20,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let r: FetchResponse = alice.call_at(12, &req).await.expect("fetch");
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, 29, "replica id {replica_id}: TOPIC_AUTHORIZATION_FAILED");
+        assert!(p.records.as_ref().is_none_or(|b| b.is_empty()), "replica id {replica_id}: records handed out");
+    }
+    // The brokers really fetched as User:broker: no follower was refused.
+    for n in &c.nodes {
+        let log = n.log.lock().expect("log");
+        assert!(
+            !log.iter().any(|l| l.contains("strom::authorizer") && l.contains("User:broker")),
+            "node {}: a broker was denied",
+            n.id
+        );
+    }
 }

@@ -145,7 +145,14 @@ impl Security {
                 Some((k.trim().to_string(), v.trim().to_string()))
             })
             .collect();
-        let get = |k: &str| prop(&props, k);
+        Security::from_map(&props)
+    }
+
+    /// From Kafka client settings already split into keys and values (inline PEM values
+    /// may hold newlines); what [`Security::from_properties`] reads.
+    pub fn from_map(props: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Security> {
+        let props: &Props = props;
+        let get = |k: &str| prop(props, k);
         let protocol = get("security.protocol").to_ascii_uppercase();
         let (tls, sasl) = match protocol.as_str() {
             "" | "PLAINTEXT" => (false, false),
@@ -158,8 +165,8 @@ impl Security {
         // explicitly empty value checks only that the certificate chains to the truststore.
         let check_name = !props.contains_key("ssl.endpoint.identification.algorithm")
             || get("ssl.endpoint.identification.algorithm").eq_ignore_ascii_case("https");
-        let tls = if tls { Some(Arc::new(tls_config(&props, check_name)?)) } else { None };
-        let sasl = if sasl { Some(sasl_config(&props)?) } else { None };
+        let tls = if tls { Some(Arc::new(tls_config(props, check_name)?)) } else { None };
+        let sasl = if sasl { Some(sasl_config(props)?) } else { None };
         Ok(Security { tls, sasl })
     }
 

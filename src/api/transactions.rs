@@ -435,7 +435,9 @@ async fn remote_verify(
 ) -> anyhow::Result<Vec<ErrorCode>> {
     use strom_protocol::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
     let addr = node.meta.broker_address(coordinator).ok_or_else(|| anyhow::anyhow!("broker {coordinator} unknown"))?;
-    let mut client = strom_client::Client::connect(&addr, std::time::Duration::from_secs(5)).await?;
+    let mut client =
+        strom_client::Client::connect_with(&addr, std::time::Duration::from_secs(5), &node.meta.config.inter_broker)
+            .await?;
     let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
     for (t, p) in parts {
         match topics.last_mut() {

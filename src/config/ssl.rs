@@ -118,6 +118,7 @@ pub const SSL_KEYS: &[&str] = &[
     "ssl.client.auth",
     "ssl.principal.mapping.rules",
     "ssl.enabled.protocols",
+    "ssl.endpoint.identification.algorithm",
 ];
 
 /// Kafka TLS settings accepted without effect, and why (logged once at start).
@@ -127,7 +128,6 @@ pub const SSL_NO_EFFECT: &[(&str, &str)] = &[
     ("ssl.key.password", "Strom reads unencrypted PEM keys (an encrypted key is refused at start)"),
     ("ssl.protocol", "rustls negotiates TLS 1.3 or 1.2; ssl.enabled.protocols narrows that"),
     ("ssl.cipher.suites", "rustls's default suites apply (all AEAD with forward secrecy)"),
-    ("ssl.endpoint.identification.algorithm", "brokers do not connect to each other over TLS yet"),
 ];
 
 /// The key without its `listener.name.<l>.` prefix, if it has one.

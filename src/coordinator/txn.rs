@@ -897,7 +897,8 @@ async fn remote_markers(
     parts: &[(String, i32)],
 ) -> anyhow::Result<Vec<ErrorCode>> {
     let addr = meta.broker_address(leader).ok_or_else(|| anyhow::anyhow!("broker {leader} unknown"))?;
-    let mut client = strom_client::Client::connect(&addr, Duration::from_secs(5)).await?;
+    let mut client =
+        strom_client::Client::connect_with(&addr, Duration::from_secs(5), &meta.config.inter_broker).await?;
     let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
     for (t, p) in parts {
         match topics.last_mut() {
