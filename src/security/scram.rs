@@ -306,7 +306,7 @@ impl ServerFirst {
             return Err(Refusal::WrongProof);
         }
         let client_key: Vec<u8> = proof.iter().zip(&client_signature).map(|(a, b)| a ^ b).collect();
-        if !super::ct_eq(&m.hash(&client_key), &cred.stored_key) {
+        if !super::plain::ct_eq(&m.hash(&client_key), &cred.stored_key) {
             return Err(Refusal::WrongProof);
         }
         let server_signature = m.hmac(&cred.server_key, auth_message.as_bytes());
