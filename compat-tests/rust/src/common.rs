@@ -514,6 +514,10 @@ struct OwnState {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// The listener's security protocol (PLAINTEXT unless `start_with` says otherwise).
+    scheme: String,
+    /// `--override key=value` settings (a secured listener's).
+    overrides: Vec<(String, String)>,
 }
 
 static OWN: Mutex<Option<OwnState>> = Mutex::new(None);
@@ -524,6 +528,11 @@ pub struct OwnBroker {
 
 impl OwnBroker {
     pub fn start() -> OwnBroker {
+        OwnBroker::start_with("PLAINTEXT", &[])
+    }
+
+    /// A broker whose one listener speaks `scheme` (`SASL_SSL`, ...), with `overrides`.
+    pub fn start_with(scheme: &str, overrides: &[(&str, &str)]) -> OwnBroker {
         let binary = std::env::var("STROM_BIN")
             .ok()
             .filter(|s| !s.is_empty())
@@ -531,7 +540,14 @@ impl OwnBroker {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).or_fail("free port").port();
         let dir = std::env::temp_dir().join(format!("strom-own-rust-{}-{}", std::process::id(), now_ms()));
         std::fs::create_dir_all(&dir).or_fail("own broker temp dir");
-        let mut st = OwnState { binary, port, dir, child: None };
+        let mut st = OwnState {
+            binary,
+            port,
+            dir,
+            child: None,
+            scheme: scheme.to_string(),
+            overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
         st.spawn();
         *OWN.lock().unwrap() = Some(st);
         OwnBroker { port }
@@ -559,9 +575,10 @@ impl OwnState {
             .open(self.dir.join("strom.log"))
             .or_fail("own broker log");
         let child = Command::new(&self.binary)
-            .args(["serve", "--listeners", &format!("PLAINTEXT://127.0.0.1:{}", self.port), "--log-dirs"])
+            .args(["serve", "--listeners", &format!("{}://127.0.0.1:{}", self.scheme, self.port), "--log-dirs"])
             .arg(self.dir.join("data"))
             .args(["--override", "strom.http.listener=127.0.0.1:0"])
+            .args(self.overrides.iter().flat_map(|(k, v)| ["--override".to_string(), format!("{k}={v}")]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().or_fail("own broker log"))
             .stderr(log)

@@ -135,17 +135,20 @@ fn opts() -> AdminOptions {
 
 /// A consumer that only assign()s: dummy group.id (required by librdkafka), never commits.
 pub fn plain_consumer() -> BaseConsumer<Ctx> {
-    create(
-        "consumer",
-        &[
-            ("group.id", "strom-compat-unused"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", "true"),
-            ("auto.offset.reset", "earliest"),
-        ],
-        Ctx::default(),
-    )
+    plain_consumer_as(&[])
+}
+
+/// [`plain_consumer`] with more settings (a secured listener's).
+fn plain_consumer_as(extra: &[(&str, &str)]) -> BaseConsumer<Ctx> {
+    let mut cfg = vec![
+        ("group.id", "strom-compat-unused"),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("enable.partition.eof", "true"),
+        ("auto.offset.reset", "earliest"),
+    ];
+    cfg.extend_from_slice(extra);
+    create("consumer", &cfg, Ctx::default())
 }
 
 /// Produces every record, returns the delivery reports (partition, offset) in produce
@@ -232,7 +235,19 @@ pub fn consume_all(
     expected_total: usize,
     timeout: f64,
 ) -> (ByPartition, Watermarks) {
-    let c = plain_consumer();
+    consume_all_as(topic, partitions, start, expected_total, timeout, &[])
+}
+
+/// [`consume_all`] with more consumer settings (a secured listener's).
+fn consume_all_as(
+    topic: &str,
+    partitions: &[i32],
+    start: Offset,
+    expected_total: usize,
+    timeout: f64,
+    extra: &[(&str, &str)],
+) -> (ByPartition, Watermarks) {
+    let c = plain_consumer_as(extra);
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         tpl.add_partition_offset(topic, p, start).or_fail("building the assignment");
@@ -340,6 +355,7 @@ pub async fn run(scenario: &str) {
         "seek-timestamp" => seek_timestamp().await,
         "idempotent" => idempotent().await,
         "transactions" => transactions().await,
+        "security-sasl-ssl" => security_sasl_ssl().await,
         "metadata" => metadata().await,
         "admin" => admin_scenario().await,
         "admin-ops" => admin_ops().await,
@@ -1015,6 +1031,124 @@ fn take(c: &BaseConsumer<Ctx>, n: usize, timeout: f64) -> Vec<Got> {
         }
     }
     got
+}
+
+/// SASL/PLAIN over TLS (issue 16), as `security-sasl-ssl` of the script clients: a broker
+/// of our own with one SASL_SSL listener (certificates from lib/certs.py, users alice and
+/// bob in the listener's JAAS line); alice creates a topic, produces 20 records (record i
+/// to partition i % 2), a group member reads them and commits, the commit is read back;
+/// a producer with a wrong password is refused (no record of its appended); the topic
+/// holds exactly alice's records.
+async fn security_sasl_ssl() {
+    let lib = std::env::var("PYTHONPATH")
+        .ok()
+        .and_then(|p| p.split(':').next().map(str::to_string))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| fail("PYTHONPATH does not name compat-tests/lib (run through compat-tests/run)"));
+    let tls = std::env::temp_dir().join(format!("strom-rust-tls-{}-{}", std::process::id(), now_ms()));
+    let out = std::process::Command::new("python3")
+        .arg(format!("{lib}/certs.py"))
+        .arg(&tls)
+        .output()
+        .or_fail("running lib/certs.py");
+    if !out.status.success() {
+        fail(format!("lib/certs.py: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let path = |f: &str| tls.join(f).display().to_string();
+    let (ca, keystore) = (path("ca.pem"), path("broker.pem"));
+    let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\" \
+                user_bob=\"bob-secret\";";
+    let own = OwnBroker::start_with(
+        "SASL_SSL",
+        &[
+            ("listener.security.protocol.map", "SASL_SSL:SASL_SSL"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", &keystore),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.sasl_ssl.plain.sasl.jaas.config", jaas),
+        ],
+    );
+    std::env::set_var("STROM_BOOTSTRAP", own.bootstrap());
+    log(format!("own broker (SASL_SSL, PLAIN) on {}", own.bootstrap()));
+    let login = |user: &'static str, password: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("security.protocol", "SASL_SSL".to_string()),
+            ("sasl.mechanisms", "PLAIN".to_string()),
+            ("sasl.username", user.to_string()),
+            ("sasl.password", password.to_string()),
+            ("ssl.ca.location", ca.clone()),
+        ]
+    };
+    let alice = login("alice", "alice-secret");
+    let topic = topic("");
+    let group = crate::common::topic("-group");
+
+    let a: AdminClient<Ctx> = create("admin client", &as_refs(&alice), Ctx::default());
+    create_topic(&a, &topic, 2, &[]).await;
+    let p = producer(&as_refs(&alice));
+    for i in 0..20 {
+        let (key, value) = (format!("k{i}"), format!("alice-{i}"));
+        let rec = FutureRecord::to(&topic).partition(i % 2).key(&key).payload(&value);
+        p.send(rec, Duration::from_secs(30)).await.map_err(|(e, _)| e).or_fail("alice's produce");
+    }
+    log("alice produced 20 records over SASL_SSL");
+
+    let c = member(&group, "alice", Tracker::new("alice", &Default::default()), &as_refs(&alice));
+    c.subscribe(&[&topic]).or_fail("subscribe");
+    let got = take(&c, 20, 60.0);
+    if got.len() != 20 {
+        fail(format!("alice's group member read {} of 20 records", got.len()));
+    }
+    c.commit_consumer_state(CommitMode::Sync).or_fail("commit");
+    let mut q = TopicPartitionList::new();
+    q.add_partition(&topic, 0);
+    q.add_partition(&topic, 1);
+    let committed = c.committed_offsets(q, Duration::from_secs(10)).or_fail("committed_offsets");
+    let offsets: Vec<Option<Offset>> =
+        (0..2).map(|p| committed.find_partition(&topic, p).map(|e| e.offset())).collect();
+    if offsets != [Some(Offset::Offset(10)), Some(Offset::Offset(10))] {
+        fail(format!("alice's committed offsets {offsets:?}, expected 10 on each partition"));
+    }
+    drop(c);
+
+    // A wrong password: the login is refused, nothing is appended.
+    let wrong = login("alice", "not-alice-secret");
+    let mut cfg = as_refs(&wrong);
+    cfg.push(("message.timeout.ms", "5000"));
+    let intruder = producer(&cfg);
+    let rec = FutureRecord::to(&topic).partition(0).key("x").payload("intruder");
+    if intruder.send(rec, Duration::from_secs(10)).await.is_ok() {
+        fail("a producer with a wrong password had a record delivered");
+    }
+    drop(intruder);
+
+    let (read, _) = consume_all_as(&topic, &[0, 1], Offset::Beginning, 20, 60.0, &as_refs(&alice));
+    let mut values: Vec<String> = read
+        .values()
+        .flatten()
+        .map(|m| String::from_utf8_lossy(m.value.as_deref().unwrap_or_default()).into())
+        .collect();
+    values.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("alice-{i}")).collect();
+    want.sort();
+    if values != want {
+        fail(format!(
+            "the topic holds {} records, expected alice's 20: {:?}",
+            values.len(),
+            &values[..values.len().min(3)]
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&tls);
+    passed(
+        "SASL_SSL (PLAIN, server certificate checked against the test CA): CreateTopics, 20 records produced, \
+            group read and commit {0: 10, 1: 10} read back; a wrong password delivered nothing; the topic holds \
+            exactly alice's 20 records",
+    )
+}
+
+/// Settings with owned values as the `(&str, &str)` pairs [`create`] takes.
+fn as_refs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 async fn group_resume() {
