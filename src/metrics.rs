@@ -132,6 +132,9 @@ pub static STORAGE_ERRORS: AtomicU64 = AtomicU64::new(0);
 pub static SASL_AUTH_SUCCEEDED: AtomicU64 = AtomicU64::new(0);
 /// See [`SASL_AUTH_SUCCEEDED`].
 pub static SASL_AUTH_FAILED: AtomicU64 = AtomicU64::new(0);
+/// Successful re-authentications of live connections (KIP-368), also counted in
+/// [`SASL_AUTH_SUCCEEDED`].
+pub static SASL_REAUTHENTICATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Requests (or parts of them: one topic, one group) the authorizer denied, per ACL
 /// resource type code (`security::acl::resource`; counted by `api/authz.rs`).
@@ -296,6 +299,13 @@ impl Metrics {
         let auth_failed: Counter = Counter::default();
         auth_failed.inc_by(SASL_AUTH_FAILED.load(Ordering::Relaxed));
         reg.register("strom_sasl_authentication_failures", "Failed SASL authentications", auth_failed);
+        let reauth: Counter = Counter::default();
+        reauth.inc_by(SASL_REAUTHENTICATIONS.load(Ordering::Relaxed));
+        reg.register(
+            "strom_sasl_reauthentications",
+            "Connections that re-authenticated before their session ended (KIP-368)",
+            reauth,
+        );
         let denied: Family<ResourceTypeLabels, Counter> = Family::default();
         for (code, name) in [(2, "topic"), (3, "group"), (4, "cluster"), (5, "transactional_id"), (7, "user")] {
             let n = AUTHORIZATION_DENIED[code].load(Ordering::Relaxed);

@@ -166,14 +166,20 @@ impl SaslSession {
         match outcome {
             Ok((user, last)) => {
                 let principal = format!("User:{user}");
-                if let Some((before, _)) = self.reauthenticating.take().filter(|(b, _)| *b != principal) {
+                let reauthenticated = self.reauthenticating.take();
+                if let Some((before, _)) = reauthenticated.as_ref().filter(|(b, _)| *b != principal) {
                     crate::metrics::SASL_AUTH_FAILED.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(%peer, %before, after = %principal, "re-authentication as another principal refused");
                     self.failed = true;
                     return Err(());
                 }
                 crate::metrics::SASL_AUTH_SUCCEEDED.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, user = %user, "authenticated");
+                if reauthenticated.is_some() {
+                    crate::metrics::SASL_REAUTHENTICATIONS.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, user = %user, "re-authenticated");
+                } else {
+                    tracing::debug!(%peer, user = %user, "authenticated");
+                }
                 self.principal = Some(principal);
                 let lifetime = self.session_lifetime_ms();
                 self.expires = (lifetime > 0)

@@ -402,11 +402,14 @@ async fn sessions_end_after_connections_max_reauth_ms_unless_the_client_reauthen
     assert_eq!(a.error_code, 0);
     assert!(a.session_lifetime_ms > 0 && a.session_lifetime_ms <= 400, "{}", a.session_lifetime_ms);
     // Re-authenticating as the same user renews it, again and again, past the first expiry.
+    let reauths = || strom::metrics::SASL_REAUTHENTICATIONS.load(std::sync::atomic::Ordering::Relaxed);
+    let before = reauths();
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(login(&mut c, ALICE_PLAIN).await.error_code, 0);
         assert!(metadata_ok(&mut c).await, "served after re-authentication");
     }
+    assert!(reauths() >= before + 3, "re-authentications counted for operators");
     // Re-authenticating as someone else is refused and closes the connection.
     assert_eq!(login(&mut c, b"\0bob\0b").await.error_code, SASL_AUTHENTICATION_FAILED);
     assert!(closed(&mut c).await);

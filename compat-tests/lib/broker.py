@@ -107,6 +107,29 @@ class OwnBroker:
         except OSError as e:
             return ["(cannot read strom.log: %s)" % e]
 
+    def metric(self, name, timeout=10.0):
+        """The value of counter or gauge `name` (no labels) in the broker's /metrics, read
+        from the HTTP endpoint the broker logged it serves (`strom is serving … http=`)."""
+        import re
+        import urllib.request
+        deadline = time.monotonic() + timeout
+        addr = None
+        while addr is None:
+            for line in self.log_tail(2000):
+                m = re.search(r"strom is serving .*http=(\S+)", line)
+                if m:
+                    addr = m.group(1)
+            if addr is None:
+                if time.monotonic() > deadline:
+                    compat.fail("own broker did not log its HTTP address")
+                time.sleep(0.1)
+        text = urllib.request.urlopen("http://%s/metrics" % addr, timeout=10).read().decode()
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] in (name, name + "_total"):
+                return float(parts[1])
+        compat.fail("metric %s not in the broker's /metrics" % name)
+
     def log_mark(self):
         """The broker log's current size: pass it to log_since()."""
         try:
