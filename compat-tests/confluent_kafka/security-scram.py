@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""confluent-kafka (librdkafka): SASL/SCRAM-SHA-512 and SCRAM-SHA-256 on a SASL_PLAINTEXT
-listener (issue 16); the steps are in ck_security.py, shared with the other security
+"""confluent-kafka (librdkafka): SASL/SCRAM-SHA-512 and SCRAM-SHA-256 on a SASL_SSL
+listener (issue 16: "SASL_SSL SCRAM-SHA-512"; the other clients run the scenario on
+SASL_PLAINTEXT); the steps are in ck_security.py, shared with the other security
 scenarios.
 
-The scenario starts its own broker (lib/broker.py `scram_broker()`: one SASL_PLAINTEXT
-listener, `sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512`, PLAIN for the
+The scenario starts its own broker (lib/broker.py `scram_broker(tls=True)`: one SASL_SSL
+listener with the certificates of lib/certs.py, `sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512`, PLAIN for the
 user `admin` only). The credentials live in the broker's metadata: `strom user scram set`
 (as admin, `--command-config`) gives alice a SCRAM-SHA-512 and bob a SCRAM-SHA-256
 credential before any client runs, and `strom user scram list` must show exactly them.
-Clients use `security.protocol=SASL_PLAINTEXT`, `sasl.mechanisms=SCRAM-SHA-512` (or -256),
-`sasl.username`/`sasl.password`.
+Clients use `security.protocol=SASL_SSL`, `ssl.ca.location` (the test CA),
+`sasl.mechanisms=SCRAM-SHA-512` (or -256), `sasl.username`/`sasl.password`.
 
 1. alice (SCRAM-SHA-512): CreateTopics (2 partitions), 20 records (record i to partition
    i % 2), read back with assign(); a group member (subscribe) reads them, commits
@@ -33,15 +34,15 @@ import compat
 from broker import SCRAM_USERS, create_scram_users, delete_scram_user, scram_broker
 from compat import fail, log, passed
 
-own = scram_broker().close_at_verdict().start()
-log("own broker (SASL_PLAINTEXT, PLAIN for admin, SCRAM-SHA-256/512) on %s, data in %s" % (own.bootstrap, own.dir))
+own = scram_broker(tls=True).close_at_verdict().start()
+log("own broker (SASL_SSL, PLAIN for admin, SCRAM-SHA-256/512) on %s, data in %s" % (own.bootstrap, own.dir))
 TOPIC = compat.topic()
 GROUP = compat.topic("-group")
 
 
 def scram(user, password, mechanism):
-    return {"bootstrap.servers": own.bootstrap, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": mechanism,
-            "sasl.username": user, "sasl.password": password}
+    return {"bootstrap.servers": own.bootstrap, "security.protocol": "SASL_SSL", "ssl.ca.location": own.certs.ca_pem,
+            "sasl.mechanisms": mechanism, "sasl.username": user, "sasl.password": password}
 
 
 def as_user(user):

@@ -344,22 +344,30 @@ SCRAM_USERS = {"alice": ("SCRAM-SHA-512", "alice-secret"), "bob": ("SCRAM-SHA-25
 SCRAM_ADMIN = ("admin", "admin-secret")
 
 
-def scram_overrides():
-    """Kafka's broker settings for one SASL_PLAINTEXT listener with PLAIN (admin only) and
-    both SCRAM mechanisms."""
+def scram_overrides(listener="SASL_PLAINTEXT"):
+    """Kafka's broker settings for one SASL_PLAINTEXT (or SASL_SSL) listener with PLAIN
+    (admin only) and both SCRAM mechanisms."""
     return [
-        ("listener.security.protocol.map", "SASL_PLAINTEXT:SASL_PLAINTEXT"),
+        ("listener.security.protocol.map", "%s:%s" % (listener, listener)),
         ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"),
-        ("listener.name.sasl_plaintext.plain.sasl.jaas.config", plain_jaas_config(dict([SCRAM_ADMIN]))),
-        # Only super users may set credentials (until ACLs are enforced).
+        ("listener.name.%s.plain.sasl.jaas.config" % listener.lower(), plain_jaas_config(dict([SCRAM_ADMIN]))),
+        # Without an authorizer only super users may set credentials.
         ("super.users", "User:%s" % SCRAM_ADMIN[0]),
     ]
 
 
-def scram_broker():
+def scram_broker(tls=False):
     """An OwnBroker with one SASL_PLAINTEXT listener (PLAIN for SCRAM_ADMIN, SCRAM-SHA-256,
-    SCRAM-SHA-512); not started. Start it, then create_scram_users(own)."""
-    return OwnBroker(listener="SASL_PLAINTEXT", overrides=scram_overrides())
+    SCRAM-SHA-512), or with `tls` a SASL_SSL one (certificates in own.certs); not started.
+    Start it, then create_scram_users(own)."""
+    if not tls:
+        return OwnBroker(listener="SASL_PLAINTEXT", overrides=scram_overrides())
+    own = _with_certs(OwnBroker(listener="SASL_SSL"))
+    own.overrides = scram_overrides("SASL_SSL") + [
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.location", own.certs.broker_pem),
+    ]
+    return own
 
 
 def scram_cli(own, *args):
@@ -368,9 +376,11 @@ def scram_cli(own, *args):
     props = os.path.join(own.dir, "admin.properties")
     if not os.path.exists(props):
         with open(props, "w") as f:
-            f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+            f.write("security.protocol=%s\nsasl.mechanism=PLAIN\n"
                     "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
-                    'username="%s" password="%s";\n' % SCRAM_ADMIN)
+                    'username="%s" password="%s";\n' % ((own.listener,) + SCRAM_ADMIN))
+            if own.listener == "SASL_SSL":
+                f.write("ssl.truststore.location=%s\n" % own.certs.ca_pem)
     argv = [own.binary, "user", "scram"] + list(args) + ["-b", own.bootstrap, "--command-config", props, "-o", "json"]
     try:
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
