@@ -221,6 +221,13 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         "Principals allowed every operation, separated by semicolons (User:admin;User:ops).",
     ),
     (
+        "inter.broker.listener.name",
+        "",
+        ConfigType::String,
+        "The client listener brokers connect to each other on (replica fetches, transaction markers); \
+         empty: the first in listeners.",
+    ),
+    (
         "sasl.mechanism.inter.broker.protocol",
         "GSSAPI",
         ConfigType::String,
@@ -293,7 +300,6 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
 pub const NO_EFFECT: &[(&str, &str, bool)] = &[
     ("share.coordinator.state.topic.replication.factor", "no share groups (KIP-932) yet; single node", false),
     ("share.coordinator.state.topic.min.isr", "no share groups (KIP-932) yet; single node", false),
-    ("inter.broker.listener.name", "single node: no inter-broker traffic", false),
     ("security.inter.broker.protocol", "single node: no inter-broker traffic", false),
     ("num.network.threads", "one runtime thread per CPU serves every connection", false),
     ("num.io.threads", "one runtime thread per CPU serves every request", false),
@@ -425,7 +431,7 @@ fn inter_broker_security(values: &BTreeMap<String, String>, l: &Listener) -> any
         let mechanism = get("sasl.mechanism.inter.broker.protocol").trim().to_ascii_uppercase();
         if mechanism == "GSSAPI" {
             bail!(
-                "the first listener, {} ({}), is the inter-broker one: set sasl.mechanism.inter.broker.protocol \
+                "listener {} ({}) is the inter-broker one: set sasl.mechanism.inter.broker.protocol \
                  (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and the brokers' username and password in \
                  listener.name.{lower}.<mechanism>.sasl.jaas.config",
                 l.name,
@@ -437,7 +443,7 @@ fn inter_broker_security(values: &BTreeMap<String, String>, l: &Listener) -> any
         props.insert("sasl.jaas.config".into(), jaas);
     }
     strom_client::Security::from_map(&props)
-        .with_context(|| format!("the inter-broker connections over the first listener, {}", l.name))
+        .with_context(|| format!("the inter-broker connections over listener {}", l.name))
 }
 
 /// The `authorizer.class.name` values accepted: Kafka's KRaft authorizer, which Strom's
@@ -468,8 +474,11 @@ pub struct Config {
     /// `super.users`: principals allowed everything (`User:admin`).
     pub super_users: std::collections::BTreeSet<String>,
     /// How this broker connects to the others (replica fetches, transaction markers,
-    /// verification): the first listener's protocol with the broker's credentials.
+    /// verification): the inter-broker listener's protocol with the broker's credentials.
     pub inter_broker: strom_client::Security,
+    /// The index in `listeners` of the inter-broker listener (`inter.broker.listener.name`,
+    /// else 0): other brokers are reached at their endpoint of that name.
+    pub inter_broker_listener: usize,
     /// `authorizer.class.name` names the StandardAuthorizer: requests are authorized
     /// against the ACLs of the metadata image.
     pub authorizer: bool,
@@ -641,21 +650,30 @@ impl Config {
         }
         let listeners = listeners?;
         let quorum = listener::quorum(&get)?;
-        // Brokers reach each other on the first listener, with its security protocol and
-        // the broker's own credentials for it (Kafka's inter-broker listener).
-        let inter_broker = match listeners.first() {
-            Some(first) if quorum.is_some() => inter_broker_security(&values, first)?,
+        // Brokers reach each other on the inter-broker listener (`inter.broker.listener.name`,
+        // else the first), with its security protocol and the broker's own credentials.
+        let inter_broker_listener = match get("inter.broker.listener.name").trim() {
+            "" => 0,
+            name => listeners.iter().position(|l| l.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "inter.broker.listener.name={name} names no client listener in listeners (the controller \
+                     listener cannot be it)"
+                )
+            })?,
+        };
+        let inter_broker = match listeners.get(inter_broker_listener) {
+            Some(l) if quorum.is_some() => inter_broker_security(&values, l)?,
             _ => strom_client::Security::plaintext(),
         };
         // With ACLs, brokers need CLUSTER_ACTION (follower fetches, markers): they must be
         // told apart from clients, which an unauthenticated inter-broker listener cannot.
-        let authenticated = listeners.first().is_some_and(|l| {
+        let authenticated = listeners.get(inter_broker_listener).is_some_and(|l| {
             l.sasl.is_some() || l.tls.as_ref().is_some_and(|t| t.client_auth == ssl::ClientAuth::Required)
         });
         if quorum.is_some() && !get("authorizer.class.name").trim().is_empty() && !authenticated {
             anyhow::bail!(
                 "authorizer.class.name: in a cluster, brokers must authenticate to each other for ACLs to \
-                 tell them apart from clients: make the first (inter-broker) listener SASL_PLAINTEXT or \
+                 tell them apart from clients: make the inter-broker listener SASL_PLAINTEXT or \
                  SASL_SSL, or SSL with ssl.client.auth=required, and give the brokers' principal in \
                  super.users"
             );
@@ -736,6 +754,7 @@ impl Config {
                 .map(str::to_string)
                 .collect(),
             inter_broker,
+            inter_broker_listener,
             authorizer: !get("authorizer.class.name").trim().is_empty(),
             allow_everyone_if_no_acl_found: boolean(
                 "allow.everyone.if.no.acl.found",
@@ -841,6 +860,7 @@ mod tests {
         assert_eq!(binds, [("PLAINTEXT_HOST", "0.0.0.0:9092"), ("PLAINTEXT", "0.0.0.0:19092")]);
         assert_eq!(c.advertised(0), ("localhost", 9092));
         assert_eq!(c.advertised(1), ("broker", 19092));
+        assert_eq!(c.inter_broker_listener, 1, "KAFKA_INTER_BROKER_LISTENER_NAME=PLAINTEXT, the second");
         // Everything not acted on is reported, none of it as a warning.
         let mut said: Vec<&str> = c.ignored.iter().map(|i| i.setting.split([' ', '=']).next().unwrap()).collect();
         said.sort();
@@ -848,7 +868,6 @@ mod tests {
             said,
             [
                 "controller.quorum.voters",
-                "inter.broker.listener.name",
                 "listener",
                 "share.coordinator.state.topic.min.isr",
                 "share.coordinator.state.topic.replication.factor",
@@ -899,6 +918,18 @@ mod tests {
         assert!(c.authorizer);
         assert_eq!(c.inter_broker.protocol(), "SASL_PLAINTEXT");
         assert_eq!(c.inter_broker.sasl.as_ref().map(|s| s.username.as_str()), Some("b"));
+        // inter.broker.listener.name picks another listener; one that does not exist is refused.
+        let mut named = sasl.clone();
+        named.extend(map(&[
+            ("listeners", "EXTERNAL://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "EXTERNAL:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
+            ("inter.broker.listener.name", "sasl_plaintext"),
+        ]));
+        let c = Config::from_sources(None, &BTreeMap::new(), &named).unwrap();
+        assert_eq!((c.inter_broker_listener, c.inter_broker.protocol()), (1, "SASL_PLAINTEXT"));
+        named.insert("inter.broker.listener.name".into(), "CONTROLLER".into());
+        let err = Config::from_sources(None, &BTreeMap::new(), &named).unwrap_err();
+        assert!(err.to_string().contains("names no client listener"), "{err}");
         let custom = map(&[("authorizer.class.name", "com.example.MyAuthorizer")]);
         assert!(Config::from_sources(None, &BTreeMap::new(), &custom).is_err());
     }

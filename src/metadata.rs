@@ -1181,7 +1181,9 @@ impl Metadata {
     /// The address of `broker` on this broker's first listener (the inter-broker one):
     /// where followers fetch and coordinators send markers and verifications.
     pub fn broker_address(&self, broker: i32) -> Option<String> {
-        let name = self.config.listeners.first().map(|l| l.name.clone()).unwrap_or_default();
+        let listeners = &self.config.listeners;
+        let inter = listeners.get(self.config.inter_broker_listener).or(listeners.first());
+        let name = inter.map(|l| l.name.clone()).unwrap_or_default();
         let image = self.image();
         let b = image.brokers.get(&broker)?;
         let ep = b.endpoints.iter().find(|e| e.name == name).or(b.endpoints.first())?;
