@@ -10,7 +10,7 @@
 #           compat-tests/run --strom-bin target/debug/strom
 #   load    load tests (loopback, bounded): 5,000 idle connections, 500 slowloris,
 #           10,000 oversized/negative frames, a client that stops reading (~30 s)
-#   fuzz    every cargo-fuzz target for STROM_FUZZ_SECONDS (default 20) each
+#   fuzz    every cargo-fuzz target for STROM_FUZZ_SECONDS (default 10) each
 #           (./scripts/fuzz.sh; installs cargo-fuzz from crates.io if missing)
 #   cluster real clients (confluent-kafka, kafka-python, kafkajs, kcat) against
 #           `strom dev-cluster 3` through compat-tests/run --bootstrap, and the
@@ -85,8 +85,8 @@ run_load() {
 }
 
 run_fuzz() {
-    step "fuzz: ${STROM_FUZZ_SECONDS:-20} s per target"
-    "$ROOT/scripts/fuzz.sh" "${STROM_FUZZ_SECONDS:-20}"
+    step "fuzz: ${STROM_FUZZ_SECONDS:-10} s per target"
+    "$ROOT/scripts/fuzz.sh" "${STROM_FUZZ_SECONDS:-10}"
 }
 
 run_compat() {
