@@ -332,20 +332,7 @@ async fn call(api: Api, c: &mut Client) -> i16 {
             p.error_code
         }
         ListOffsets => {
-            let req = ListOffsetsRequest {
-                replica_id: -1,
-                topics: vec![list_offsets_request::ListOffsetsTopic {
-                    name: T.into(),
-                    partitions: vec![list_offsets_request::ListOffsetsPartition {
-                        partition_index: 0,
-                        timestamp: -1,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
-            let r: ListOffsetsResponse = c.call_at(7, &req).await.expect("ListOffsets");
+            let r: ListOffsetsResponse = c.call_at(7, &list_offsets_latest()).await.expect("ListOffsets");
             r.topics[0].partitions[0].error_code
         }
         Metadata | MetadataAutoCreate => {
@@ -915,9 +902,9 @@ async fn call(api: Api, c: &mut Client) -> i16 {
     }
 }
 
-/// The end offset of `orders`-0, read by the super user.
-async fn log_end(admin: &mut Client) -> i64 {
-    let req = ListOffsetsRequest {
+/// ListOffsets (latest) of `orders`-0.
+fn list_offsets_latest() -> ListOffsetsRequest {
+    ListOffsetsRequest {
         replica_id: -1,
         topics: vec![list_offsets_request::ListOffsetsTopic {
             name: T.into(),
@@ -929,17 +916,20 @@ async fn log_end(admin: &mut Client) -> i64 {
             ..Default::default()
         }],
         ..Default::default()
-    };
-    let r: ListOffsetsResponse = admin.call_at(7, &req).await.expect("ListOffsets");
+    }
+}
+
+/// The end offset of `orders`-0, read by the super user.
+async fn log_end(admin: &mut Client) -> i64 {
+    let r: ListOffsetsResponse = admin.call_at(7, &list_offsets_latest()).await.expect("ListOffsets");
     r.topics[0].partitions[0].offset
 }
 
-/// Brings back what an allowed request may have taken away: the topic `doomed`, and
-/// a committed offset of group `g` (so it exists for the group listings).
-async fn restore(admin: &mut Client) {
+/// Creates a topic of one partition as the super user; its error code.
+async fn create(admin: &mut Client, name: &str) -> i16 {
     let req = CreateTopicsRequest {
         topics: vec![create_topics_request::CreatableTopic {
-            name: "doomed".into(),
+            name: name.into(),
             num_partitions: 1,
             replication_factor: 1,
             ..Default::default()
@@ -947,7 +937,14 @@ async fn restore(admin: &mut Client) {
         ..Default::default()
     };
     let r: CreateTopicsResponse = admin.call_at(5, &req).await.expect("CreateTopics");
-    assert!(matches!(r.topics[0].error_code, 0 | 36), "{:?}", r.topics[0].error_message);
+    r.topics[0].error_code
+}
+
+/// Brings back what an allowed request may have taken away: the topic `doomed`, and
+/// a committed offset of group `g` (so it exists for the group listings).
+async fn restore(admin: &mut Client) {
+    let code = create(admin, "doomed").await;
+    assert!(matches!(code, 0 | 36), "CreateTopics doomed: {code}");
     assert_eq!(call(Api::OffsetCommit, admin).await, 0);
 }
 
@@ -967,17 +964,7 @@ async fn every_api_checks_the_operation_kafka_checks() {
 
     // The resources the requests name: a topic with a record, a group with a commit,
     // a transactional id the coordinator knows.
-    let req = CreateTopicsRequest {
-        topics: vec![create_topics_request::CreatableTopic {
-            name: T.into(),
-            num_partitions: 1,
-            replication_factor: 1,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let r: CreateTopicsResponse = admin.call_at(5, &req).await.expect("CreateTopics");
-    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(create(&mut admin, T).await, 0);
     assert_eq!(call(Api::Produce, &mut admin).await, 0);
     // The first transactional FindCoordinator creates __transaction_state; the
     // coordinator answers COORDINATOR_NOT_AVAILABLE / LOAD_IN_PROGRESS until it is led
@@ -1079,17 +1066,7 @@ async fn strom_acl_adds_lists_and_removes_bindings() {
     let b = broker(dir.path()).await;
     let mut admin = login(&b.addr, "admin", "admin-secret").await;
     let mut alice = login(&b.addr, "alice", "alice-secret").await;
-    let req = CreateTopicsRequest {
-        topics: vec![create_topics_request::CreatableTopic {
-            name: T.into(),
-            num_partitions: 1,
-            replication_factor: 1,
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let r: CreateTopicsResponse = admin.call_at(5, &req).await.expect("CreateTopics");
-    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(create(&mut admin, T).await, 0);
     assert_eq!(call(Api::ListOffsets, &mut alice).await, TOPIC_DENIED);
 
     let add =

@@ -120,41 +120,39 @@ impl<'a> Authz<'a> {
         self.allows(operation, resource::TRANSACTIONAL_ID, id)
     }
 
-    /// Topic `name`'s error for `operation`: NONE or TOPIC_AUTHORIZATION_FAILED.
+    /// NONE if the principal may perform `operation` on the resource, else Kafka's
+    /// error for the resource type (TOPIC_, GROUP_, CLUSTER_ or
+    /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+    pub fn error(&self, operation: i8, resource_type: i8, name: &str) -> ErrorCode {
+        if self.allows(operation, resource_type, name) {
+            return ErrorCode::None;
+        }
+        match resource_type {
+            resource::TOPIC => ErrorCode::TopicAuthorizationFailed,
+            resource::GROUP => ErrorCode::GroupAuthorizationFailed,
+            resource::TRANSACTIONAL_ID => ErrorCode::TransactionalIdAuthorizationFailed,
+            _ => ErrorCode::ClusterAuthorizationFailed,
+        }
+    }
+
+    /// [`Authz::error`] for topic `name`.
     pub fn topic_error(&self, operation: i8, name: &str) -> ErrorCode {
-        if self.topic(operation, name) {
-            ErrorCode::None
-        } else {
-            ErrorCode::TopicAuthorizationFailed
-        }
+        self.error(operation, resource::TOPIC, name)
     }
 
-    /// Group `name`'s error for `operation`: NONE or GROUP_AUTHORIZATION_FAILED.
+    /// [`Authz::error`] for group `name`.
     pub fn group_error(&self, operation: i8, name: &str) -> ErrorCode {
-        if self.group(operation, name) {
-            ErrorCode::None
-        } else {
-            ErrorCode::GroupAuthorizationFailed
-        }
+        self.error(operation, resource::GROUP, name)
     }
 
-    /// The cluster's error for `operation`: NONE or CLUSTER_AUTHORIZATION_FAILED.
+    /// [`Authz::error`] for the cluster.
     pub fn cluster_error(&self, operation: i8) -> ErrorCode {
-        if self.cluster(operation) {
-            ErrorCode::None
-        } else {
-            ErrorCode::ClusterAuthorizationFailed
-        }
+        self.error(operation, resource::CLUSTER, CLUSTER)
     }
 
-    /// Transactional id `id`'s error for `operation`: NONE or
-    /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+    /// [`Authz::error`] for transactional id `id`.
     pub fn txn_id_error(&self, operation: i8, id: &str) -> ErrorCode {
-        if self.txn_id(operation, id) {
-            ErrorCode::None
-        } else {
-            ErrorCode::TransactionalIdAuthorizationFailed
-        }
+        self.error(operation, resource::TRANSACTIONAL_ID, id)
     }
 
     /// A config resource's error for `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS),
