@@ -9,7 +9,8 @@
 #   compat  cargo build --bin strom; compat-tests/install.sh;
 #           compat-tests/run --strom-bin target/debug/strom
 #   load    load tests (loopback, bounded): 5,000 idle connections, 500 slowloris,
-#           10,000 oversized/negative frames, a client that stops reading (~30 s)
+#           10,000 oversized/negative frames, a client that stops reading (~30 s;
+#           release build alone, debug build within `all`)
 #   fuzz    every cargo-fuzz target for STROM_FUZZ_SECONDS (default 10) each
 #           (./scripts/fuzz.sh; installs cargo-fuzz from crates.io if missing)
 #   cluster real clients (confluent-kafka, kafka-python, kafkajs, kcat) against
@@ -42,7 +43,7 @@ SUITE="${1:-all}"
 case "$SUITE" in
     all | lint | unit | compat | cluster | nemesis | load | fuzz | container) ;;
     -h | --help)
-        sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -80,8 +81,16 @@ run_unit() {
 }
 
 run_load() {
-    step "load tests (cargo test --release --test load -- --ignored)"
-    cargo test --release --test load -- --ignored --nocapture --test-threads=1
+    # Alone (`./scripts/test.sh load`) in release, for the figures it prints; within `all`
+    # in the debug build the unit step already compiled (the release build cost ~5 of the
+    # 50 CI minutes; the tests assert behaviour, not speed).
+    if [ "${1:-release}" = "release" ]; then
+        step "load tests (cargo test --release --test load -- --ignored)"
+        cargo test --release --test load -- --ignored --nocapture --test-threads=1
+    else
+        step "load tests, debug build (cargo test --test load -- --ignored)"
+        cargo test --test load -- --ignored --nocapture --test-threads=1
+    fi
 }
 
 run_fuzz() {
@@ -157,7 +166,7 @@ case "$SUITE" in
     all)
         run_lint
         run_unit
-        run_load
+        run_load debug
         run_fuzz
         run_compat
         run_cluster
