@@ -290,14 +290,11 @@ async fn a_produce_outside_the_transaction_is_refused() {
     b.stop().await;
 }
 
-/// One transaction of producer `pid` on "t" partition 0 (2 records) with group "g"'s
-/// offset `offset` in it, ended with `commit`; the EndTxn error.
-async fn txn_with_offset(c: &mut Client, pid: i64, epoch: i16, seq: i32, offset: i64, commit: bool) -> i16 {
-    assert_eq!(add_partition(c, "eos", pid, epoch, "t", 0).await, NONE);
-    assert_eq!(produce_txn(c, "eos", pid, epoch, seq, "t", 2).await, NONE);
+/// AddOffsetsToTxn of group "g" (retried while the coordinator answers retriably).
+async fn add_offsets(c: &mut Client, tid: &str, pid: i64, epoch: i16) -> i16 {
     let (code, ()) = retry(async || {
         let req = AddOffsetsToTxnRequest {
-            transactional_id: "eos".into(),
+            transactional_id: tid.into(),
             producer_id: pid,
             producer_epoch: epoch,
             group_id: "g".into(),
@@ -307,7 +304,15 @@ async fn txn_with_offset(c: &mut Client, pid: i64, epoch: i16, seq: i32, offset:
         (r.error_code, ())
     })
     .await;
-    assert_eq!(code, NONE);
+    code
+}
+
+/// One transaction of producer `pid` on "t" partition 0 (2 records) with group "g"'s
+/// offset `offset` in it, ended with `commit`; the EndTxn error.
+async fn txn_with_offset(c: &mut Client, pid: i64, epoch: i16, seq: i32, offset: i64, commit: bool) -> i16 {
+    assert_eq!(add_partition(c, "eos", pid, epoch, "t", 0).await, NONE);
+    assert_eq!(produce_txn(c, "eos", pid, epoch, seq, "t", 2).await, NONE);
+    assert_eq!(add_offsets(c, "eos", pid, epoch).await, NONE);
     let req = TxnOffsetCommitRequest {
         transactional_id: "eos".into(),
         group_id: "g".into(),
@@ -514,19 +519,7 @@ async fn offsets_and_records_of_a_fenced_or_unverified_producer_are_refused() {
     // Without AddOffsetsToTxn the group's partition is not in the transaction.
     let r: TxnOffsetCommitResponse = c.call_at(3, &commit_offset(epoch)).await.expect("txn offset commit");
     assert_eq!(r.topics[0].partitions[0].error_code, INVALID_TXN_STATE);
-    let (code, ()) = retry(async || {
-        let req = AddOffsetsToTxnRequest {
-            transactional_id: "z".into(),
-            producer_id: pid,
-            producer_epoch: epoch,
-            group_id: "g".into(),
-            ..Default::default()
-        };
-        let r: AddOffsetsToTxnResponse = c.call_at(3, &req).await.expect("add offsets");
-        (r.error_code, ())
-    })
-    .await;
-    assert_eq!(code, NONE);
+    assert_eq!(add_offsets(&mut c, "z", pid, epoch).await, NONE);
     // A successor fences the producer: its offsets are refused, not held for the
     // successor's COMMIT to publish.
     // (It had a transaction open: the fencing abort bumped the epoch, then the retried

@@ -645,32 +645,16 @@ impl Coordinator {
         if check != ErrorCode::None {
             return all(check);
         }
-        let mut codes = Vec::with_capacity(entries.len());
-        let mut records = Vec::new();
-        for e in entries {
-            let known =
-                meta.topic(&e.topic).is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
-            let metadata = e.metadata.clone().unwrap_or_default();
-            let code = if !known {
-                ErrorCode::UnknownTopicOrPartition
-            } else if metadata.len() > self.config.offset_metadata_max_bytes {
-                ErrorCode::OffsetMetadataTooLarge
-            } else {
-                records.push(LogRecord::Offset {
-                    group: group_id.to_string(),
-                    topic: e.topic.clone(),
-                    partition: e.partition,
-                    value: Some(OffsetValue {
-                        offset: e.offset,
-                        leader_epoch: e.leader_epoch,
-                        metadata,
-                        commit_timestamp: now.wall,
-                    }),
-                });
-                ErrorCode::None
-            };
-            codes.push(code);
-        }
+        let (codes, values) = self.offset_values(meta, entries, now);
+        let records: Vec<LogRecord> = values
+            .iter()
+            .map(|(topic, partition, v)| LogRecord::Offset {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+                value: Some(v.clone()),
+            })
+            .collect();
         let end = match Self::append(meta, group_id, &records, now) {
             Ok(end) => end,
             Err(code) => {
@@ -678,13 +662,6 @@ impl Coordinator {
             }
         };
         inner.groups.entry(group_id.to_string()).or_insert_with(|| AnyGroup::Classic(Group::new(group_id, now)));
-        let values = records
-            .into_iter()
-            .filter_map(|r| match r {
-                LogRecord::Offset { topic, partition, value: Some(v), .. } => Some((topic, partition, v)),
-                _ => None,
-            })
-            .collect();
         let partition = meta.topic(OFFSETS_TOPIC).map_or(0, |t| partition_for(group_id, t.partitions.len() as i32));
         let loads = inner.load_count(partition);
         let pending = PendingCommit { group: group_id.to_string(), partition, end, loads, values };
@@ -694,6 +671,40 @@ impl Coordinator {
             return (codes, None);
         }
         (codes, Some(pending))
+    }
+
+    /// The offsets of a commit (OffsetCommit or TxnOffsetCommit) that may be stored, and
+    /// one code per entry: UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE, or NONE
+    /// for those returned.
+    fn offset_values(
+        &self,
+        meta: &Metadata,
+        entries: &[CommitEntry],
+        now: Now,
+    ) -> (Vec<ErrorCode>, Vec<(String, i32, OffsetValue)>) {
+        let mut codes = Vec::with_capacity(entries.len());
+        let mut values = Vec::new();
+        for e in entries {
+            let known =
+                meta.topic(&e.topic).is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
+            let metadata = e.metadata.clone().unwrap_or_default();
+            let code = if !known {
+                ErrorCode::UnknownTopicOrPartition
+            } else if metadata.len() > self.config.offset_metadata_max_bytes {
+                ErrorCode::OffsetMetadataTooLarge
+            } else {
+                let v = OffsetValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata,
+                    commit_timestamp: now.wall,
+                };
+                values.push((e.topic.clone(), e.partition, v));
+                ErrorCode::None
+            };
+            codes.push(code);
+        }
+        (codes, values)
     }
 
     /// Makes a commit visible to OffsetFetch once it is on every in-sync replica (Kafka
@@ -760,36 +771,19 @@ impl Coordinator {
                 return all(check);
             }
         }
-        let mut codes = Vec::with_capacity(entries.len());
-        let mut values = Vec::new();
+        let (codes, offsets) = self.offset_values(meta, entries, now);
         let mut batch = BatchBuilder::new(now.wall).producer(producer_id, producer_epoch, -1).transactional(true);
-        for e in entries {
-            let known =
-                meta.topic(&e.topic).is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
-            let metadata = e.metadata.clone().unwrap_or_default();
-            let code = if !known {
-                ErrorCode::UnknownTopicOrPartition
-            } else if metadata.len() > self.config.offset_metadata_max_bytes {
-                ErrorCode::OffsetMetadataTooLarge
-            } else {
-                let v = OffsetValue {
-                    offset: e.offset,
-                    leader_epoch: e.leader_epoch,
-                    metadata,
-                    commit_timestamp: now.wall,
-                };
-                let (k, val) = LogRecord::Offset {
-                    group: group_id.to_string(),
-                    topic: e.topic.clone(),
-                    partition: e.partition,
-                    value: Some(v.clone()),
-                }
-                .encode();
-                batch.add(Some(&k), val.as_deref());
-                values.push((group_id.to_string(), e.topic.clone(), e.partition, v));
-                ErrorCode::None
-            };
-            codes.push(code);
+        let mut values = Vec::with_capacity(offsets.len());
+        for (topic, partition, v) in offsets {
+            let (k, val) = LogRecord::Offset {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition,
+                value: Some(v.clone()),
+            }
+            .encode();
+            batch.add(Some(&k), val.as_deref());
+            values.push((group_id.to_string(), topic, partition, v));
         }
         if values.is_empty() {
             return (codes, None);
