@@ -173,7 +173,13 @@ async fn await_lso(c: &mut Client, topic: &str, target: i64) -> (i64, i64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let o = offsets(c, topic).await;
-        if o.1 >= target || tokio::time::Instant::now() > deadline {
+        // The two offsets are read one after the other: a marker landing in between
+        // gives an end offset from before it with an LSO from after it. Once the LSO is
+        // there, read both again.
+        if o.1 >= target {
+            return offsets(c, topic).await;
+        }
+        if tokio::time::Instant::now() > deadline {
             return o;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -188,12 +188,13 @@ fn whole_batches_within(data: Bytes, limit: usize) -> Bytes {
 }
 
 /// Resolves the request's partitions once; topics deleted meanwhile keep their `Arc`s.
+/// `denied[i]`: topic `i` is not authorized (an empty slice: none is denied).
 fn resolve(node: &Node, version: i16, req: &FetchRequest, denied: &[bool]) -> Vec<Vec<Option<Arc<Partition>>>> {
     req.topics
         .iter()
-        .zip(denied)
-        .map(|(t, denied)| {
-            let topic = if *denied {
+        .enumerate()
+        .map(|(i, t)| {
+            let topic = if denied.get(i).copied().unwrap_or(false) {
                 None
             } else if version >= 13 {
                 node.meta.topic_by_id(&t.topic_id)
@@ -218,28 +219,30 @@ pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: FetchRequest
     // Kafka: a follower's fetch needs CLUSTER_ACTION on the cluster (else every
     // partition is TOPIC_AUTHORIZATION_FAILED, so a client cannot pose as a follower);
     // a consumer's needs READ on each topic. Unknown topic ids stay UNKNOWN_TOPIC_ID.
+    // Without an authorizer nothing is denied and nothing is computed (an empty list).
     let follower_denied = replica && !az.cluster_action();
-    let denied: Vec<bool> = req
-        .topics
-        .iter()
-        .map(|t| {
-            if follower_denied {
-                return true;
-            }
-            if replica || !az.enabled() {
-                return false;
-            }
-            let name = if version >= 13 {
-                match node.meta.topic_by_id(&t.topic_id) {
-                    Some(topic) => topic.name.to_string(),
-                    None => return false,
+    let checked = follower_denied || (!replica && az.enabled());
+    let denied: Vec<bool> = if !checked {
+        Vec::new()
+    } else {
+        req.topics
+            .iter()
+            .map(|t| {
+                if follower_denied {
+                    return true;
                 }
-            } else {
-                t.topic.clone()
-            };
-            !az.topic(op::READ, &name)
-        })
-        .collect();
+                let name = if version >= 13 {
+                    match node.meta.topic_by_id(&t.topic_id) {
+                        Some(topic) => topic.name.to_string(),
+                        None => return false,
+                    }
+                } else {
+                    t.topic.clone()
+                };
+                !az.topic(op::READ, &name)
+            })
+            .collect()
+    };
     let resp = fetch(node, version, req, &denied).await;
     if !replica {
         count_out(node, &resp);
