@@ -112,6 +112,7 @@ fn validation(c: &mut Criterion) {
         after_ms: i64::MAX,
         flush_messages: i64::MAX,
         compacted: false,
+        schema: None,
     };
     let mut g = c.benchmark_group("validate_batch_16x1KiB");
     g.throughput(Throughput::Bytes(16 * 1024));

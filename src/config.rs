@@ -116,6 +116,25 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         "HTTP admin endpoint (/metrics, /livez, /readyz) as host:port; empty disables it.",
     ),
     (
+        "strom.schema.registry.listener",
+        "127.0.0.1:8081",
+        ConfigType::String,
+        "Schema registry REST listener (Confluent's API) as host:port; empty disables it. Left at its default, a \
+         port already in use only disables the registry (with a warning); set explicitly, it stops the start.",
+    ),
+    (
+        "strom.schema.registry.max.body.bytes",
+        "16777216",
+        ConfigType::Int,
+        "Largest schema registry request body (HTTP 413 beyond it).",
+    ),
+    (
+        "strom.schema.registry.max.connections",
+        "1000",
+        ConfigType::Int,
+        "Schema registry connections served at once; more are answered 503.",
+    ),
+    (
         "connections.max.idle.ms",
         "600000",
         ConfigType::Long,
@@ -468,6 +487,14 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// The HTTP admin listener (`strom.http.listener`), `None` when disabled.
     pub http_listen: Option<String>,
+    /// The schema registry listener (`strom.schema.registry.listener`), `None` when
+    /// disabled, and whether it was set explicitly (a default that cannot bind only warns).
+    pub registry_listen: Option<(String, bool)>,
+    /// The schema registry listener's limits.
+    pub registry_limits: crate::registry::rest::Limits,
+    /// Where other brokers reach this broker's schema registry (filled in once its
+    /// listener is bound; registered with the quorum so writes can be forwarded here).
+    pub registry_advertised: Option<(String, u16)>,
     pub data_dir: PathBuf,
     /// `sasl.server.max.receive.size`: the frame cap before a connection authenticated.
     pub sasl_max_receive_size: usize,
@@ -689,6 +716,18 @@ impl Config {
             quorum,
             rack,
             http_listen: Some(get("strom.http.listener").trim().to_string()).filter(|s| !s.is_empty()),
+            registry_listen: Some(get("strom.schema.registry.listener").trim().to_string())
+                .filter(|s| !s.is_empty())
+                .map(|s| (s, explicit.contains_key("strom.schema.registry.listener"))),
+            registry_limits: crate::registry::rest::Limits {
+                max_body: num("strom.schema.registry.max.body.bytes", &get("strom.schema.registry.max.body.bytes"))?,
+                max_connections: num(
+                    "strom.schema.registry.max.connections",
+                    &get("strom.schema.registry.max.connections"),
+                )?,
+                ..Default::default()
+            },
+            registry_advertised: None,
             data_dir,
             num_partitions: num("num.partitions", &get("num.partitions"))?,
             default_replication_factor: num("default.replication.factor", &get("default.replication.factor"))?,

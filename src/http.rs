@@ -81,6 +81,15 @@ pub fn scrape(node: &Node) -> Scrape {
         markers: load(&st.markers),
         load_ms: load(&st.load_ms),
     };
+    let reg = &node.registry;
+    let (schemas, subjects) = reg.sizes();
+    s.registry = crate::metrics::RegistrySample {
+        ok: load(&reg.stats.requests_ok),
+        client_errors: load(&reg.stats.requests_client_error),
+        server_errors: load(&reg.stats.requests_server_error),
+        schemas: schemas as i64,
+        subjects: subjects as i64,
+    };
     let mut rows = Vec::new();
     node.groups.for_each_group(|name, g| {
         for ((topic, partition), v) in g.offsets() {

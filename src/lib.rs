@@ -14,6 +14,7 @@ pub mod metrics; // counters and the exposition format
 pub mod net; // listener, connections, framing, limits
 pub mod node; // the state handlers see: metadata + coordinator + metrics
 pub mod partition; // one partition: log, high watermark, fsync bookkeeping
+pub mod registry; // schema registry over _schemas, its REST API, produce-side validation (issue 18)
 pub mod replication; // follower fetchers and ISR proposals (ADR 0010)
 pub mod security; // SASL authentication on SASL listeners (issue 16)
 pub mod tls; // TLS on SSL and SASL_SSL listeners (issue 16)
@@ -35,6 +36,7 @@ pub struct Broker {
     /// The TLS configuration of each listener (`None`: plaintext), same order.
     tls: Vec<Option<Arc<tls::TlsListener>>>,
     http: Option<TcpListener>,
+    registry: Option<TcpListener>,
 }
 
 impl Broker {
@@ -71,13 +73,41 @@ impl Broker {
                 })?),
                 None => None,
             };
+        let registry = match &config.registry_listen {
+            Some((addr, explicit)) => match TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) if !explicit => {
+                    tracing::warn!(
+                        %addr,
+                        error = %e,
+                        "schema registry disabled: its default listener cannot bind (set strom.schema.registry.listener)"
+                    );
+                    None
+                }
+                Err(e) => {
+                    anyhow::bail!("binding the schema registry listener {addr} (strom.schema.registry.listener): {e}")
+                }
+            },
+            None => None,
+        };
+        if let Some(l) = &registry {
+            let addr = l.local_addr()?;
+            // A wildcard bind is advertised under the inter-broker listener's host.
+            let host = if addr.ip().is_unspecified() {
+                let inter = config.listeners.get(config.inter_broker_listener).or(config.listeners.first());
+                inter.map_or_else(|| "localhost".to_string(), |l| l.advertised_host.clone())
+            } else {
+                addr.ip().to_string()
+            };
+            config.registry_advertised = Some((host, addr.port()));
+        }
         let node = Arc::new(if config.quorum.is_some() {
             node::Node::open_cluster(config).await?
         } else {
             node::Node::open(config)?
         });
         node.start();
-        Ok(Broker { node, listeners, tls, http })
+        Ok(Broker { node, listeners, tls, http, registry })
     }
 
     /// The address the first listener actually bound (useful with port 0).
@@ -98,12 +128,20 @@ impl Broker {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The schema registry's address, when enabled.
+    pub fn registry_addr(&self) -> Option<std::net::SocketAddr> {
+        self.registry.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then closes every log cleanly.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
         let http = self.http.map(|l| tokio::spawn(http::serve_http(l, self.node.clone())));
+        let limits = self.node.meta.config.registry_limits;
+        let registry =
+            self.registry.map(|l| tokio::spawn(registry::rest::serve(l, self.node.registry.clone(), limits)));
         let listeners = self.listeners.into_iter().zip(self.tls).collect();
         let result = net::run(listeners, self.node, shutdown).await;
-        if let Some(h) = http {
+        for h in [http, registry].into_iter().flatten() {
             h.abort();
         }
         result

@@ -324,7 +324,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ");
         let addr = broker.local_addr().map_or_else(|_| "none (controller only)".to_string(), |a| a.to_string());
-        tracing::info!(addr = %addr, http = %http, data_dir = %c.data_dir.display(), cluster_id = %broker.node.meta.cluster_id, listeners = %listeners, "strom is serving");
+        let registry = broker.registry_addr().map_or_else(|| "off".to_string(), |a| a.to_string());
+        tracing::info!(addr = %addr, http = %http, schema_registry = %registry, data_dir = %c.data_dir.display(), cluster_id = %broker.node.meta.cluster_id, listeners = %listeners, "strom is serving");
         broker.run(shutdown).await?;
         Ok(())
     })

@@ -900,6 +900,14 @@ impl Metadata {
                 port: l.advertised_port,
                 security_protocol: 0,
             })
+            .chain(self.config.registry_advertised.iter().map(|(host, port)| {
+                strom_protocol::metadata_record::Endpoint {
+                    name: crate::registry::REGISTRY_ENDPOINT.to_string(),
+                    host: host.clone(),
+                    port: *port,
+                    security_protocol: 0,
+                }
+            }))
             .collect::<Vec<_>>();
         let mut attempt = 0u32;
         loop {
@@ -1220,6 +1228,30 @@ impl Metadata {
             Err((ErrorCode::TopicAlreadyExists, _)) => self.topic(TXN_TOPIC),
             Err((code, m)) => {
                 tracing::warn!(?code, error = %m, "cannot create {TXN_TOPIC}");
+                None
+            }
+        }
+    }
+
+    /// The schema registry's `_schemas` topic, created on first use: one partition,
+    /// compacted, replicated like the coordinators' topics (Confluent's
+    /// `kafkastore.topic.replication.factor` is 3).
+    pub fn schemas_topic(&self) -> Option<Arc<Topic>> {
+        let name = crate::registry::SCHEMAS_TOPIC;
+        if let Some(t) = self.topic(name) {
+            return Some(t);
+        }
+        let brokers = self.live_brokers(&self.image()).len().max(1) as i64;
+        let rf = 3i64.clamp(1, brokers) as i16;
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("min.insync.replicas".to_string(), i64::from(rf).min(2).to_string()),
+        ]);
+        match self.create_topic_placed(name, 1, Some(rf), None, configs, false) {
+            Ok(t) => Some(t),
+            Err((ErrorCode::TopicAlreadyExists, _)) => self.topic(name),
+            Err((code, m)) => {
+                tracing::warn!(?code, error = %m, "cannot create {name}");
                 None
             }
         }

@@ -83,6 +83,20 @@ pub struct Scrape {
     pub quorum: Option<QuorumSample>,
     /// The transaction coordinator on this node.
     pub transactions: TxnSample,
+    /// The schema registry on this node.
+    pub registry: RegistrySample,
+}
+
+/// The schema registry's state and counters (issue 18).
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySample {
+    /// REST requests answered 2xx, 4xx and 5xx.
+    pub ok: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    /// Schemas (distinct ids) and subjects known.
+    pub schemas: i64,
+    pub subjects: i64,
 }
 
 /// The transaction coordinator's state and counters (issue 15).
@@ -174,6 +188,11 @@ struct ResourceTypeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TopicLabels {
     topic: String,
 }
@@ -208,6 +227,8 @@ pub struct Metrics {
     records_in: Family<TopicLabels, Counter>,
     bytes_out: Family<TopicLabels, Counter>,
     records_out: Family<TopicLabels, Counter>,
+    schema_rejected: Family<TopicLabels, Counter>,
+    dead_lettered: Family<TopicLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -220,6 +241,8 @@ impl Default for Metrics {
             records_in: Family::default(),
             bytes_out: Family::default(),
             records_out: Family::default(),
+            schema_rejected: Family::default(),
+            dead_lettered: Family::default(),
         }
     }
 }
@@ -260,6 +283,16 @@ impl Metrics {
         self.bytes_in.get_or_create(&labels).inc_by(bytes);
     }
 
+    /// Counts a batch refused by schema validation (INVALID_RECORD).
+    pub fn schema_rejected(&self, topic: &str) {
+        self.schema_rejected.get_or_create(&TopicLabels { topic: topic.to_string() }).inc();
+    }
+
+    /// Counts records of `topic` routed to its dead-letter topic.
+    pub fn dead_lettered(&self, topic: &str, records: u64) {
+        self.dead_lettered.get_or_create(&TopicLabels { topic: topic.to_string() }).inc_by(records);
+    }
+
     /// Records batches sent to a consumer.
     pub fn fetched(&self, topic: &str, records: u64, bytes: u64) {
         if records == 0 && bytes == 0 {
@@ -280,6 +313,29 @@ impl Metrics {
         reg.register("strom_topic_records_in", "Records appended, per topic", self.records_in.clone());
         reg.register("strom_topic_bytes_out", "Record batch bytes sent to fetchers, per topic", self.bytes_out.clone());
         reg.register("strom_topic_records_out", "Records sent to fetchers, per topic", self.records_out.clone());
+        reg.register(
+            "strom_schema_validation_failures",
+            "Produce batches refused because a record failed schema validation, per topic",
+            self.schema_rejected.clone(),
+        );
+        reg.register(
+            "strom_dead_letter_records",
+            "Records routed to a dead-letter topic by schema validation, per source topic",
+            self.dead_lettered.clone(),
+        );
+        let r = &scrape.registry;
+        let registry_requests: Family<OutcomeLabels, Counter> = Family::default();
+        for (outcome, n) in [("ok", r.ok), ("client_error", r.client_errors), ("server_error", r.server_errors)] {
+            registry_requests.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc_by(n);
+        }
+        reg.register("strom_schema_registry_requests", "Schema registry REST requests, by outcome", registry_requests);
+        let g = |v: i64| {
+            let g: Gauge = Gauge::default();
+            g.set(v);
+            g
+        };
+        reg.register("strom_schema_registry_schemas", "Schemas (distinct ids) in the registry", g(r.schemas));
+        reg.register("strom_schema_registry_subjects", "Subjects in the registry", g(r.subjects));
         let storage_errors: Counter = Counter::default();
         storage_errors.inc_by(STORAGE_ERRORS.load(Ordering::Relaxed));
         reg.register("strom_storage_errors", "Storage I/O failures (KAFKA_STORAGE_ERROR)", storage_errors);

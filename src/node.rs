@@ -19,6 +19,8 @@ pub struct Node {
     pub groups: Arc<Coordinator>,
     /// The transaction coordinator.
     pub txns: Arc<TxnCoordinator>,
+    /// The schema registry (served on its own listener, consulted by produce).
+    pub registry: Arc<crate::registry::Registry>,
     /// Request-path metrics (scrape-time gauges are read from `meta` and `groups`).
     pub metrics: Metrics,
     /// How many fetches are parked waiting for data (a gauge tests and metrics watch).
@@ -37,7 +39,7 @@ impl Node {
         let groups = Arc::new(Coordinator::new(config.group));
         let txns = Arc::new(TxnCoordinator::new(TxnSettings::from_config(&config.values), groups.clone()));
         let meta = Arc::new(Metadata::open(config)?);
-        Ok(Node { meta, groups, txns, metrics: Metrics::default(), parked_fetches: tokio::sync::watch::Sender::new(0) })
+        Ok(Node::assemble(meta, groups, txns))
     }
 
     /// Opens the data directory of a node of a multi-node cluster (joins the metadata
@@ -46,7 +48,20 @@ impl Node {
         let groups = Arc::new(Coordinator::new(config.group));
         let txns = Arc::new(TxnCoordinator::new(TxnSettings::from_config(&config.values), groups.clone()));
         let meta = Arc::new(Metadata::open_cluster(config).await?);
-        Ok(Node { meta, groups, txns, metrics: Metrics::default(), parked_fetches: tokio::sync::watch::Sender::new(0) })
+        Ok(Node::assemble(meta, groups, txns))
+    }
+
+    fn assemble(meta: Arc<Metadata>, groups: Arc<Coordinator>, txns: Arc<TxnCoordinator>) -> Node {
+        let registry = Arc::new(crate::registry::Registry::new());
+        registry.attach(&meta);
+        Node {
+            meta,
+            groups,
+            txns,
+            registry,
+            metrics: Metrics::default(),
+            parked_fetches: tokio::sync::watch::Sender::new(0),
+        }
     }
 
     /// Starts the background work: loading `__consumer_offsets` and the group timers,

@@ -470,6 +470,11 @@ impl Partition {
         self.appended.notify_waiters();
     }
 
+    /// Whether this broker holds a copy of the partition (leader, follower or only copy).
+    pub fn is_replica(&self) -> bool {
+        !matches!(self.lock().role, Role::Outside)
+    }
+
     /// Whether this broker is the partition's leader (or its only copy).
     pub fn is_leader(&self) -> bool {
         matches!(self.lock().role, Role::Solo | Role::Leader(_))

@@ -462,3 +462,14 @@ def unsecured_jwt(sub, lifetime=3600, scope=OAUTH_SCOPE, alg="none"):
     if scope is not None:
         claims["scope"] = [scope]
     return "%s.%s." % (b64({"alg": alg}), b64(claims))
+
+
+# Schema registry (issue 18): the broker's Confluent-compatible REST listener on a free
+# port (scenario `schema-registry`).
+
+def registry_broker():
+    """An OwnBroker serving the schema registry; its URL is `.registry_url`. Not started."""
+    port = free_port()
+    b = OwnBroker(overrides=[("strom.schema.registry.listener", "127.0.0.1:%d" % port)])
+    b.registry_url = "http://127.0.0.1:%d" % port
+    return b

@@ -588,6 +588,8 @@ pub struct BatchBuilder {
     count: i32,
     last_offset_delta: i32,
     max_timestamp_delta: Option<i64>,
+    /// A lastOffsetDelta beyond the last record pushed (see [`Self::last_offset_delta`]).
+    fixed_last_offset_delta: Option<i32>,
 }
 
 impl BatchBuilder {
@@ -603,7 +605,16 @@ impl BatchBuilder {
             count: 0,
             last_offset_delta: 0,
             max_timestamp_delta: None,
+            fixed_last_offset_delta: None,
         }
+    }
+
+    /// Fixes the batch's lastOffsetDelta (so its offset range, and an idempotent
+    /// producer's sequence range, stay those of the batch it was cut from when records
+    /// were left out, as compaction leaves them out).
+    pub fn last_offset_delta(mut self, delta: i32) -> BatchBuilder {
+        self.fixed_last_offset_delta = Some(delta);
+        self
     }
 
     /// Sets the idempotent-producer fields.
@@ -694,7 +705,7 @@ impl BatchBuilder {
         out.put_i8(MAGIC_V2);
         out.put_u32(0); // CRC, filled in below
         out.put_i16(attributes);
-        out.put_i32(self.last_offset_delta);
+        out.put_i32(self.fixed_last_offset_delta.unwrap_or(self.last_offset_delta).max(self.last_offset_delta));
         out.put_i64(self.base_timestamp);
         out.put_i64(self.base_timestamp.saturating_add(self.max_timestamp_delta.unwrap_or(0)));
         out.put_i64(self.producer_id);

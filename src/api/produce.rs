@@ -32,8 +32,8 @@
 use bytes::{Bytes, BytesMut};
 use strom_protocol::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use strom_protocol::records::{
-    rebuild_batch, records_payload, set_max_timestamp, split_batches, verify_crc, BatchError, BatchHeader, Compression,
-    RecordIter, TimestampType, MAGIC_OFFSET, MAGIC_V2,
+    rebuild_batch, records_payload, set_max_timestamp, split_batches, verify_crc, BatchBuilder, BatchError,
+    BatchHeader, Compression, Record, RecordIter, TimestampType, MAGIC_OFFSET, MAGIC_V2,
 };
 use strom_protocol::{ProduceRequest, ProduceResponse, Uuid};
 
@@ -42,6 +42,8 @@ use super::ApiRange;
 use crate::error::ErrorCode;
 use crate::metadata::{Partition, Topic};
 use crate::node::Node;
+use crate::registry::wire::{Invalid, SideCheck, Strategy};
+use crate::registry::Registry;
 use crate::security::acl::op;
 
 /// Versions served.
@@ -69,6 +71,53 @@ pub struct Policy {
     pub flush_messages: i64,
     /// `cleanup.policy` includes `compact`: every record must have a key.
     pub compacted: bool,
+    /// Schema validation (`confluent.{key,value}.schema.validation`), when the topic asks.
+    pub schema: Option<SchemaPolicy>,
+}
+
+/// A topic's schema validation settings (ADR 0015).
+#[derive(Debug, Clone)]
+pub struct SchemaPolicy {
+    pub topic: String,
+    pub key: Option<SideCheck>,
+    pub value: Option<SideCheck>,
+    /// `strom.dlq.topic`: invalid records go there instead of failing the batch.
+    pub dlq: Option<String>,
+    pub registry: std::sync::Arc<Registry>,
+}
+
+impl SchemaPolicy {
+    /// The topic's settings; `None` when neither side is validated. Only topic-level
+    /// overrides can turn validation on, so topics without them pay two map lookups.
+    fn of(node: &Node, topic: &Topic) -> Option<SchemaPolicy> {
+        let on = |k: &str| topic.configs.get(k).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let (key_on, value_on) = (on("confluent.key.schema.validation"), on("confluent.value.schema.validation"));
+        if !key_on && !value_on {
+            return None;
+        }
+        let side = |enabled: bool, strategy: &str, payload: &str| {
+            enabled.then(|| SideCheck {
+                strategy: topic.configs.get(strategy).and_then(|c| Strategy::parse(c)).unwrap_or(Strategy::Topic),
+                payload: on(payload),
+            })
+        };
+        Some(SchemaPolicy {
+            topic: topic.name.to_string(),
+            key: side(key_on, "confluent.key.subject.name.strategy", "strom.key.schema.validation.payload"),
+            value: side(value_on, "confluent.value.subject.name.strategy", "strom.value.schema.validation.payload"),
+            dlq: topic.configs.get("strom.dlq.topic").map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+            registry: node.registry.clone(),
+        })
+    }
+}
+
+/// A record routed to the dead-letter topic instead of the log, and why.
+#[derive(Debug, Clone)]
+pub struct Dead {
+    pub record: Record,
+    pub why: Invalid,
+    /// The batch's base timestamp (the record's timestamp is relative to it).
+    pub base_timestamp: i64,
 }
 
 impl Policy {
@@ -91,6 +140,7 @@ impl Policy {
             after_ms: get("message.timestamp.after.max.ms").parse().unwrap_or(i64::MAX),
             flush_messages: get("flush.messages").parse().unwrap_or(i64::MAX),
             compacted: get("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+            schema: SchemaPolicy::of(node, topic),
         }
     }
 
@@ -119,6 +169,18 @@ fn corrupt(e: BatchError) -> Rejection {
 /// Validates one partition's records and returns the batch to append: the producer's
 /// bytes, or a rewrite when the topic asks for LogAppendTime or another codec.
 pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> Result<Bytes, Rejection> {
+    validate_routed(records, version, policy, now_ms).map(|(batch, _)| batch)
+}
+
+/// [`validate`], for a topic with a dead-letter topic: also returns the records that
+/// failed schema validation, which the returned batch leaves out (it keeps the original
+/// offset and sequence range, with gaps where they were, as compaction leaves them).
+pub fn validate_routed(
+    records: &Bytes,
+    version: i16,
+    policy: &Policy,
+    now_ms: i64,
+) -> Result<(Bytes, Vec<Dead>), Rejection> {
     if records.is_empty() {
         return Err(reject(ErrorCode::InvalidRecord, "no record batch"));
     }
@@ -167,7 +229,7 @@ pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> 
     }
 
     let payload = records_payload(&batch, policy.decompressed_limit()).map_err(corrupt)?;
-    let max_record_ts = check_records(&header, payload.clone(), policy, now_ms)?;
+    let (max_record_ts, dead) = check_records(&header, payload.clone(), policy, now_ms)?;
     // Kafka sets a batch's maxTimestamp itself (LogValidator): LogAppendTime, or the
     // largest record timestamp. Some producers send -1 or the last record's time there;
     // kept as sent, it would break ListOffsets by time and time-based retention.
@@ -182,15 +244,34 @@ pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> 
     // The producer's bytes are appended as they arrived (a slice of the request buffer);
     // only a rewrite needs a buffer of its own.
     let mut out = match policy.codec {
+        _ if !dead.is_empty() => without(&header, &payload, &dead, policy.codec.unwrap_or(codec))?,
         Some(target) if target != codec => rebuild_batch(&header, &payload, target)
             .map_err(|e| reject(ErrorCode::UnknownServerError, e.to_string()))?,
         _ if stamp.is_some() => BytesMut::from(&batch[..]),
-        _ => return Ok(batch),
+        _ => return Ok((batch, dead)),
     };
     if let Some((kind, ts)) = stamp {
         set_max_timestamp(&mut out, kind, ts).map_err(corrupt)?;
     }
-    Ok(out.freeze())
+    Ok((out.freeze(), dead))
+}
+
+/// The batch without the `dead` records: same header (producer, sequence, attributes,
+/// base timestamp, lastOffsetDelta), the surviving records with their own deltas.
+fn without(header: &BatchHeader, payload: &Bytes, dead: &[Dead], codec: Compression) -> Result<BytesMut, Rejection> {
+    let mut b = BatchBuilder::new(header.base_timestamp)
+        .producer(header.producer_id, header.producer_epoch, header.base_sequence)
+        .transactional(header.is_transactional())
+        .compression(codec)
+        .last_offset_delta(header.last_offset_delta);
+    let iter = RecordIter::new(payload.clone(), header.records_count).map_err(corrupt)?;
+    for r in iter {
+        let r = r.map_err(corrupt)?;
+        if !dead.iter().any(|d| d.record.offset_delta == r.offset_delta) {
+            b.push(&r);
+        }
+    }
+    Ok(b.build())
 }
 
 /// Record-level rules: each record parses, the count is right, offset deltas run
@@ -200,9 +281,17 @@ pub fn validate(records: &Bytes, version: i16, policy: &Policy, now_ms: i64) -> 
 /// As Kafka's `LogValidator.validateRecord`, each record gets at most one error, the key
 /// check first; any timestamp error makes the batch INVALID_TIMESTAMP, other record
 /// errors INVALID_RECORD, and every failing record is listed (up to a bound).
-fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: i64) -> Result<Option<i64>, Rejection> {
+fn check_records(
+    header: &BatchHeader,
+    payload: Bytes,
+    policy: &Policy,
+    now_ms: i64,
+) -> Result<(Option<i64>, Vec<Dead>), Rejection> {
     let iter =
         RecordIter::new(payload, header.records_count).map_err(|e| reject(ErrorCode::InvalidRecord, e.to_string()))?;
+    // Schema validation reads the registry once per batch.
+    let image = policy.schema.as_ref().map(|s| (s, s.registry.read()));
+    let mut dead = Vec::new();
     let mut record_errors = Vec::new();
     let (mut failed, mut bad_timestamps) = (0usize, 0usize);
     let mut max_ts = None::<i64>;
@@ -230,6 +319,18 @@ fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: 
         } else if !policy.log_append_time && (ts < earliest || ts > latest) {
             bad_timestamps += 1;
             Some(format!("timestamp {ts} is outside [{earliest}, {latest}]"))
+        } else if let Some((sp, img)) = &image {
+            let key = sp.key.map_or(Ok(()), |c| img.check(&sp.topic, true, c, record.key.as_deref()));
+            match key
+                .and_then(|()| sp.value.map_or(Ok(()), |c| img.check(&sp.topic, false, c, record.value.as_deref())))
+            {
+                Ok(()) => None,
+                Err(why) if sp.dlq.is_some() => {
+                    dead.push(Dead { record, why, base_timestamp: header.base_timestamp });
+                    None
+                }
+                Err(why) => Some(why.reason),
+            }
         } else {
             None
         };
@@ -254,8 +355,11 @@ fn check_records(header: &BatchHeader, payload: Bytes, policy: &Policy, now_ms: 
             record_errors,
         });
     }
-    Ok(max_ts)
+    Ok((max_ts, dead))
 }
+
+/// A partition and the offset (exclusive) that must be committed before acks=all answers.
+type Committed = (std::sync::Arc<Partition>, i64);
 
 /// Appends one partition's batch; also returns the offset (exclusive) that must be durable
 /// before the response may go out, when `flush.messages` asks for an fsync.
@@ -267,13 +371,21 @@ fn append(
     policy: &Policy,
     now_ms: i64,
     guard: Option<(i64, u64)>,
-) -> (PartitionProduceResponse, Option<i64>) {
+) -> (PartitionProduceResponse, Option<i64>, Option<Committed>) {
     let mut sync = None;
+    let mut dlq_commit = None;
     let mut resp = PartitionProduceResponse { index: p.index, base_offset: -1, ..Default::default() };
     let outcome = records
         .ok_or_else(|| reject(ErrorCode::InvalidRecord, "null records"))
-        .and_then(|r| validate(r, version, policy, now_ms))
-        .and_then(|batch| p.append_guarded(&batch, guard).map_err(|(code, message)| reject(code, message)));
+        .and_then(|r| validate_routed(r, version, policy, now_ms))
+        .and_then(|(batch, dead)| {
+            if let Some(sp) = policy.schema.as_ref().filter(|_| !dead.is_empty()) {
+                // The dead letters are written first: once the producer hears success,
+                // every record of its batch is in one topic or the other.
+                dlq_commit = Some(route_dead(node, p, sp, &dead)?);
+            }
+            p.append_guarded(&batch, guard).map_err(|(code, message)| reject(code, message))
+        });
     match outcome {
         Ok(info) => {
             resp.base_offset = info.base_offset;
@@ -293,6 +405,9 @@ fn append(
         }
         Err(r) => {
             tracing::debug!(partition = ?p, error = %r.message, "produce rejected");
+            if r.code == ErrorCode::InvalidRecord && policy.schema.is_some() {
+                node.metrics.schema_rejected(&p.topic);
+            }
             resp.error_code = r.code.code();
             resp.error_message = Some(r.message);
             resp.record_errors = r
@@ -307,7 +422,52 @@ fn append(
         }
     }
     resp.log_start_offset = p.log_start_offset();
-    (resp, sync)
+    let ok = resp.error_code == 0;
+    (resp, sync, dlq_commit.filter(|_| ok))
+}
+
+/// Appends the records that failed schema validation to the topic's dead-letter topic,
+/// with headers saying why; returns the DLQ partition and the offset to wait for under
+/// acks=all. The DLQ partition is the source partition's index modulo the DLQ's count
+/// (another led here if that one is not: the broker can only append where it leads).
+fn route_dead(node: &Node, p: &Partition, sp: &SchemaPolicy, dead: &[Dead]) -> Result<Committed, Rejection> {
+    let name = sp.dlq.as_deref().unwrap_or_default();
+    let refuse = |why: String| {
+        let errors = dead.iter().map(|d| (d.record.offset_delta, d.why.reason.clone())).collect();
+        Rejection { code: ErrorCode::InvalidRecord, message: why, record_errors: errors }
+    };
+    let topic = node.meta.topic(name).ok_or_else(|| refuse(format!("dead-letter topic {name} does not exist")))?;
+    let n = topic.partitions.len().max(1);
+    let first = usize::try_from(p.index).unwrap_or(0) % n;
+    let target = (0..n)
+        .map(|i| (first + i) % n)
+        .filter_map(|i| topic.partitions.get(i))
+        .find(|dp| node.meta.leads(&topic, dp.index))
+        .ok_or_else(|| refuse(format!("no partition of dead-letter topic {name} is led by this broker")))?;
+    let base = dead.first().map_or(0, |d| d.base_timestamp.saturating_add(d.record.timestamp_delta));
+    let mut batch = BatchBuilder::new(base);
+    for (i, d) in dead.iter().enumerate() {
+        let mut headers = d.record.headers.clone();
+        let h = |k: &str, v: String| (k.to_string(), Some(Bytes::from(v)));
+        headers.push(h("strom.dlq.error", d.why.reason.clone()));
+        headers.push(h("strom.dlq.topic", p.topic.to_string()));
+        headers.push(h("strom.dlq.partition", p.index.to_string()));
+        if let Some(id) = d.why.schema_id {
+            headers.push(h("strom.dlq.schema.id", id.to_string()));
+        }
+        batch.push(&Record {
+            offset_delta: i32::try_from(i).unwrap_or(i32::MAX),
+            timestamp_delta: d.base_timestamp.saturating_add(d.record.timestamp_delta).saturating_sub(base),
+            key: d.record.key.clone(),
+            value: d.record.value.clone(),
+            headers,
+        });
+    }
+    let info = target.append(&batch.build()).map_err(|(_, m)| refuse(format!("dead-letter topic {name}: {m}")))?;
+    node.metrics.dead_lettered(&p.topic, dead.len() as u64);
+    node.metrics.produced(&target.topic, dead.len() as u64, info.bytes as u64);
+    tracing::debug!(topic = %p.topic, dlq = name, records = dead.len(), "records routed to the dead-letter topic");
+    Ok((target.clone(), info.last_offset + 1))
 }
 
 /// Appends every partition's batch; `None` when acks=0.
@@ -372,9 +532,13 @@ pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: ProduceReque
                         return err(*code);
                     }
                     let guard = guards.iter().find(|(t, i, _)| *t == ti && *i == pi).map(|(_, _, g)| *g);
-                    let (resp, sync) = append(node, p, pd.records.as_ref(), version, policy, now_ms, guard);
+                    let (resp, sync, dlq) = append(node, p, pd.records.as_ref(), version, policy, now_ms, guard);
                     if let Some(target) = sync {
                         syncs.push((ti, pi, p.clone(), target));
+                    }
+                    if let Some((dp, target)) = dlq.filter(|_| req.acks == -1) {
+                        // The dead letters are part of the acknowledgement too.
+                        commits.push((ti, pi, dp, target));
                     }
                     if req.acks == -1 && resp.error_code == 0 {
                         // Everything up to the log end as of now (this batch, or the original
@@ -511,6 +675,7 @@ mod tests {
             after_ms: 3_600_000,
             flush_messages: i64::MAX,
             compacted: false,
+            schema: None,
         }
     }
 

@@ -68,6 +68,8 @@ const fn key(
 }
 
 const MAX_LONG: &str = "9223372036854775807";
+/// Confluent's default subject name strategy.
+const TOPIC_NAME_STRATEGY: &str = "io.confluent.kafka.serializers.subject.TopicNameStrategy";
 
 /// Every topic config Kafka 4.x defines (`LogConfig`), with Kafka's defaults and broker
 /// synonyms. `honoured: false` ones are accepted, stored and described, not acted on
@@ -78,6 +80,11 @@ pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
     key("compression.lz4.level", &[syn("compression.lz4.level", "9")], "9", ConfigType::Int, false),
     key("compression.type", &[syn("compression.type", "producer")], "producer", ConfigType::String, true),
     key("compression.zstd.level", &[syn("compression.zstd.level", "3")], "3", ConfigType::Int, false),
+    // Confluent Server's broker-side schema validation (issue 18, ADR 0015).
+    key("confluent.key.schema.validation", &[], "false", ConfigType::Boolean, true),
+    key("confluent.key.subject.name.strategy", &[], TOPIC_NAME_STRATEGY, ConfigType::String, true),
+    key("confluent.value.schema.validation", &[], "false", ConfigType::Boolean, true),
+    key("confluent.value.subject.name.strategy", &[], TOPIC_NAME_STRATEGY, ConfigType::String, true),
     key(
         "delete.retention.ms",
         &[syn("log.cleaner.delete.retention.ms", "86400000")],
@@ -169,6 +176,10 @@ pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
         ConfigType::Long,
         true,
     ),
+    // Strom's additions to schema validation: decode payloads too; dead-letter routing.
+    key("strom.dlq.topic", &[], "", ConfigType::String, true),
+    key("strom.key.schema.validation.payload", &[], "false", ConfigType::Boolean, true),
+    key("strom.value.schema.validation.payload", &[], "false", ConfigType::Boolean, true),
     key(
         "unclean.leader.election.enable",
         &[syn("unclean.leader.election.enable", "false")],
@@ -275,6 +286,11 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), String> {
         if name.starts_with("message.timestamp.") && name.ends_with(".max.ms") && value.parse::<i64>().unwrap_or(-1) < 0
         {
             return Err(format!("{name} must be at least 0"));
+        }
+        if name.ends_with(".subject.name.strategy") && crate::registry::wire::Strategy::parse(value).is_none() {
+            return Err(format!(
+                "{name}: {value:?} is not TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy"
+            ));
         }
         if name == "segment.bytes" && value.parse::<i64>().unwrap_or(0) < 14 {
             return Err("segment.bytes must be at least 14".into());

@@ -1,0 +1,162 @@
+//! Broker-side schema validation (Confluent Server's `confluent.{key,value}.schema.validation`):
+//! a record's key or value must carry Confluent's wire format — magic byte 0, a 4-byte
+//! schema id registered under the subject the naming strategy derives — and, with
+//! `strom.{key,value}.schema.validation.payload`, a payload that decodes with that schema.
+
+use super::{Image, Parsed};
+
+/// Confluent's subject name strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// `<topic>-key` / `<topic>-value` (the default).
+    Topic,
+    /// The record's fully-qualified name.
+    Record,
+    /// `<topic>-<record name>`.
+    TopicRecord,
+}
+
+impl Strategy {
+    /// Parses the strategy class name (Confluent's `io.confluent.kafka.serializers.subject.*`;
+    /// the short names are accepted too). `None` for anything else.
+    pub fn parse(class: &str) -> Option<Strategy> {
+        match class.trim().rsplit('.').next().unwrap_or("") {
+            "" | "TopicNameStrategy" => Some(Strategy::Topic),
+            "RecordNameStrategy" => Some(Strategy::Record),
+            "TopicRecordNameStrategy" => Some(Strategy::TopicRecord),
+            _ => None,
+        }
+    }
+}
+
+/// What to check of one side (key or value) of a topic's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SideCheck {
+    pub strategy: Strategy,
+    /// Also decode the payload with the schema.
+    pub payload: bool,
+}
+
+/// Why a record failed, and the schema id it carried (for dead-letter headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub reason: String,
+    pub schema_id: Option<i32>,
+}
+
+fn invalid(reason: impl Into<String>, schema_id: Option<i32>) -> Invalid {
+    Invalid { reason: reason.into(), schema_id }
+}
+
+/// Reads Confluent's Protobuf message-index array (zigzag varints: a count, then the
+/// indexes; a count of 0 means `[0]`), returning it and the bytes it used.
+pub fn message_indexes(data: &[u8]) -> Option<(Vec<i32>, usize)> {
+    let mut pos = 0usize;
+    let count = zigzag(data, &mut pos)?;
+    if count == 0 {
+        return Some((vec![0], pos));
+    }
+    if !(1..=100_000).contains(&count) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for _ in 0..count {
+        out.push(zigzag(data, &mut pos)?);
+    }
+    Some((out, pos))
+}
+
+/// One zigzag varint (at most 5 bytes, an i32) at `*pos`.
+fn zigzag(data: &[u8], pos: &mut usize) -> Option<i32> {
+    let mut v: u64 = 0;
+    for shift in (0..35).step_by(7) {
+        let b = *data.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            let n = (v >> 1) as i64 ^ -((v & 1) as i64);
+            return i32::try_from(n).ok();
+        }
+    }
+    None
+}
+
+impl Image {
+    /// Checks one key or value of a record produced to `topic`.
+    pub fn check(&self, topic: &str, is_key: bool, side: SideCheck, data: Option<&[u8]>) -> Result<(), Invalid> {
+        // Tombstones and null keys carry no schema (Confluent lets them through).
+        let Some(data) = data else { return Ok(()) };
+        let what = if is_key { "key" } else { "value" };
+        match data.first() {
+            None => return Err(invalid(format!("empty {what} has no schema id"), None)),
+            Some(0) => {}
+            Some(m) => {
+                return Err(invalid(
+                    format!("Invalid record due to missing magic byte (found {m:#04x}) in the {what}"),
+                    None,
+                ))
+            }
+        }
+        let Some(id) = data.get(1..5).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(i32::from_be_bytes) else {
+            return Err(invalid(format!("{what} too short for a schema id"), None));
+        };
+        let Some(stored) = self.schema(id) else {
+            return Err(invalid(format!("unknown schema id {id} in the {what}"), Some(id)));
+        };
+        let rest = data.get(5..).unwrap_or_default();
+        let record_name = || -> Result<String, Invalid> {
+            let name = match stored.parsed.as_deref() {
+                Some(Parsed::Avro(s)) => s.record_name(),
+                Some(Parsed::Json(s)) => s.record_name(),
+                Some(Parsed::Protobuf(s)) => message_indexes(rest).and_then(|(ix, _)| s.message_name(&ix)),
+                None => None,
+            };
+            name.ok_or_else(|| invalid(format!("schema {id} names no record for the record-name strategy"), Some(id)))
+        };
+        let subject = match side.strategy {
+            Strategy::Topic => format!("{topic}-{what}"),
+            Strategy::Record => record_name()?,
+            Strategy::TopicRecord => format!("{topic}-{}", record_name()?),
+        };
+        if !self.id_in_subject(&subject, id) {
+            return Err(invalid(format!("schema id {id} is not registered under subject {subject}"), Some(id)));
+        }
+        if side.payload {
+            let outcome = match stored.parsed.as_deref() {
+                Some(Parsed::Avro(s)) => s.validate(rest),
+                Some(Parsed::Json(s)) => s.validate(rest),
+                Some(Parsed::Protobuf(s)) => s.validate(rest).map(|_| ()),
+                None => Err(format!("schema {id} cannot be used here")),
+            };
+            outcome.map_err(|e| invalid(format!("{what} does not match schema {id}: {e}"), Some(id)))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_indexes_read_confluents_encoding() {
+        assert_eq!(message_indexes(&[0x00, 0xaa]), Some((vec![0], 1)));
+        assert_eq!(message_indexes(&[0x02, 0x02]), Some((vec![1], 2)));
+        assert_eq!(message_indexes(&[0x04, 0x00, 0x04]), Some((vec![0, 2], 3)));
+        assert_eq!(message_indexes(&[0x02]), None, "truncated");
+        assert_eq!(message_indexes(&[0x01]), None, "negative count");
+        assert_eq!(message_indexes(&[0xff, 0xff, 0xff, 0xff, 0x0f]), None, "absurd count");
+        assert_eq!(message_indexes(&[]), None);
+    }
+
+    #[test]
+    fn strategies_parse_from_class_names() {
+        assert_eq!(Strategy::parse("io.confluent.kafka.serializers.subject.TopicNameStrategy"), Some(Strategy::Topic));
+        assert_eq!(
+            Strategy::parse("io.confluent.kafka.serializers.subject.RecordNameStrategy"),
+            Some(Strategy::Record)
+        );
+        assert_eq!(Strategy::parse("TopicRecordNameStrategy"), Some(Strategy::TopicRecord));
+        assert_eq!(Strategy::parse("com.example.Mine"), None);
+    }
+}
