@@ -608,6 +608,23 @@ impl Partition {
         }
     }
 
+    /// Waits until the high watermark reaches `offset` in any role (a follower's moves
+    /// with its fetches); `false` at `deadline`. Readers of a replica use it to see a
+    /// write the leader has committed.
+    pub async fn await_high_watermark(&self, offset: i64, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let notified = self.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.high_watermark() >= offset {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// `acks=all`: waits until everything below `offset` is committed. Answers
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR falls below `min.insync.replicas`
     /// meanwhile, NOT_LEADER_OR_FOLLOWER if leadership moves, REQUEST_TIMED_OUT at

@@ -675,6 +675,24 @@ impl Registry {
         Ok(Some(format!("{}:{}", ep.host, ep.port)))
     }
 
+    /// Whether this broker's copy of `_schemas` may trail what the leader has committed
+    /// (it follows the partition; the leader's own copy never trails).
+    pub fn may_lag(&self) -> bool {
+        self.partition().is_some_and(|(meta, p)| meta.quorum().is_some() && !p.is_leader())
+    }
+
+    /// Catches up with everything the `_schemas` leader has applied as of now (asked over
+    /// its REST listener), bounded; a no-op on the leader or a single node.
+    pub async fn refresh(&self) {
+        let target = match self.forward_target(true) {
+            Ok(Some(leader)) => leader,
+            _ => return self.catch_up(),
+        };
+        if let Some(offset) = rest::applied_at(&target).await {
+            self.await_applied(offset).await;
+        }
+    }
+
     /// The `_schemas` offset applied so far (answered to forwarding brokers, which wait
     /// for their own copy to reach it: a client reads its write on the broker it used).
     pub fn applied(&self) -> i64 {
@@ -682,12 +700,22 @@ impl Registry {
     }
 
     /// Waits (bounded) until this broker's copy of `_schemas` has `offset` committed and
-    /// applied.
+    /// applied. The topic may not have reached this broker's metadata yet (the write
+    /// that created it was just forwarded), so its appearance is polled for first.
     pub async fn await_applied(&self, offset: i64) {
-        let Some((_, p)) = self.partition() else { return };
         let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
-        if p.wait_committed(offset, deadline).await.is_ok() {
-            self.catch_up();
+        loop {
+            match self.partition() {
+                Some((_, p)) if p.is_replica() => {
+                    if p.await_high_watermark(offset, deadline).await {
+                        self.catch_up();
+                    }
+                    return;
+                }
+                Some(_) => return, // no copy here: reads are forwarded to the leader
+                None if tokio::time::Instant::now() >= deadline => return,
+                None => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
         }
     }
 

@@ -11,6 +11,8 @@
 //! To see why a test failed: `CLUSTER_TEST_LOGS=/some/dir` writes each node's log there
 //! when a test panics; `CLUSTER_TEST_LOG_LEVEL` sets the nodes' `STROM_LOG` (default info).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -1434,5 +1436,135 @@ async fn brokers_authenticate_each_other_and_clients_cannot_pose_as_followers() 
             "node {}: a broker was denied",
             n.id
         );
+    }
+}
+
+/// The schema registry address node `i` logged ("strom is serving … schema_registry=…").
+fn registry_addr(c: &Cluster, i: usize) -> String {
+    let log = c.nodes[i].log.lock().expect("log");
+    let line = log.iter().rev().find(|l| l.contains("strom is serving")).expect("serving line");
+    let addr = line.split("schema_registry=").nth(1).and_then(|r| r.split_whitespace().next()).expect("registry addr");
+    addr.to_string()
+}
+
+fn avro_record(name: &str, fields: &[&str]) -> String {
+    let fields: Vec<String> =
+        fields.iter().map(|f| format!(r#"{{"name":"{f}","type":"string","default":""}}"#)).collect();
+    let schema = format!(r#"{{"type":"record","name":"{name}","fields":[{}]}}"#, fields.join(","));
+    serde_json::json!({ "schema": schema }).to_string()
+}
+
+/// Issue 18: every broker serves the registry; writes on any broker are decided by the
+/// leader of `_schemas` (forwarded), reads see them at once on the broker written to,
+/// and after the leader is killed the survivors keep every subject and never reuse an id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_registry_is_one_registry_across_brokers_and_survives_its_leader() {
+    let mut c = Cluster::start_configured(
+        &["broker,controller"; 3],
+        &["strom.schema.registry.listener=127.0.0.1:0", "default.replication.factor=3"],
+    );
+    let regs: Vec<String> = (0..3).map(|i| registry_addr(&c, i)).collect();
+    eventually(Duration::from_secs(20), "three brokers registered", || async {
+        metadata(&c.addr(0)).await.filter(|m| m.brokers.len() == 3).map(|_| ())
+    })
+    .await;
+    // One subject registered through each broker; ids are allocated in one place.
+    let mut ids = Vec::new();
+    for (i, reg) in regs.iter().enumerate() {
+        let body = avro_record(&format!("R{i}"), &["a"]);
+        let (status, v) = common::http_json(reg, "POST", &format!("/subjects/s{i}/versions"), Some(&body)).await;
+        assert_eq!(status, 200, "register through broker {}: {v}", i + 1);
+        ids.push(v["id"].as_i64().expect("id"));
+        // Read-your-write on the broker written to, even when it forwarded the write.
+        let (status, v) = common::http_json(reg, "GET", &format!("/subjects/s{i}/versions/latest"), None).await;
+        assert_eq!((status, v["id"].as_i64()), (200, ids.last().copied()), "read back through broker {}", i + 1);
+    }
+    assert_eq!(ids, vec![1, 2, 3], "one allocator");
+    // A compatible evolution and a refused one, through a broker that forwards.
+    let (status, v) =
+        common::http_json(&regs[1], "POST", "/subjects/s0/versions", Some(&avro_record("R0", &["a", "b"]))).await;
+    assert_eq!((status, v["id"].as_i64()), (200, Some(4)), "{v}");
+    let bad = serde_json::json!({ "schema": r#"{"type":"record","name":"R0","fields":[{"name":"a","type":"int"}]}"# });
+    let (status, v) = common::http_json(&regs[2], "POST", "/subjects/s0/versions", Some(&bad.to_string())).await;
+    assert_eq!((status, v["error_code"].as_i64()), (409, Some(409)), "{v}");
+    for reg in &regs {
+        let reg = reg.clone();
+        eventually(Duration::from_secs(10), "every broker sees every subject", || {
+            let reg = reg.clone();
+            async move {
+                let (_, v) = common::http_json(&reg, "GET", "/subjects", None).await;
+                (v == serde_json::json!(["s0", "s1", "s2"])).then_some(())
+            }
+        })
+        .await;
+    }
+    // Validation on every partition leader right after a registration: leaders that
+    // follow _schemas catch up before they judge a record (none is refused for an id the
+    // registry had already acknowledged).
+    let mut admin = client(&c.addr(0)).await;
+    let req = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: "validated".into(),
+            num_partitions: 3,
+            replication_factor: 3,
+            configs: vec![create_topics_request::CreatableTopicConfig {
+                name: "confluent.value.schema.validation".into(),
+                value: Some("true".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    let (r, _): (CreateTopicsResponse, _) = admin.call(7, &req).await.expect("CreateTopics");
+    assert_eq!(r.topics.first().map(|t| t.error_code), Some(0));
+    let leaders = eventually(Duration::from_secs(10), "validated has leaders everywhere", || async {
+        placement(&c.addr(0), "validated").await.filter(|p| p.len() == 3 && p.iter().all(|(l, _)| *l > 0))
+    })
+    .await;
+    for (round, via) in regs.iter().enumerate() {
+        let body = avro_record("V", &["a", "b", "c"][..=round]);
+        let (status, v) = common::http_json(via, "POST", "/subjects/validated-value/versions", Some(&body)).await;
+        assert_eq!(status, 200, "{v}");
+        let id = u32::try_from(v["id"].as_i64().expect("id")).expect("id");
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&id.to_be_bytes());
+        framed.push(0); // the Avro record: one empty string
+        let framed = String::from_utf8(framed).expect("ASCII");
+        for (partition, (leader, _)) in leaders.iter().enumerate() {
+            let addr = c.addr((*leader - 1) as usize);
+            let (code, _) = produce_raw(&addr, "validated", partition as i32, -1, std::slice::from_ref(&framed)).await;
+            assert_eq!(code, 0, "id {id} on partition {partition} (leader {leader})");
+            let (code, _) = produce_raw(&addr, "validated", partition as i32, -1, &["unframed".to_string()]).await;
+            assert_eq!(code, 87, "an unframed record on partition {partition}: INVALID_RECORD");
+        }
+    }
+    // Kill the leader of _schemas.
+    let leader = eventually(Duration::from_secs(10), "a _schemas leader", || async {
+        placement(&c.addr(0), "_schemas").await.and_then(|p| p.first().map(|(l, _)| *l)).filter(|&l| l > 0)
+    })
+    .await;
+    let dead = (leader - 1) as usize;
+    c.kill9(dead);
+    let survivor = regs[(dead + 1) % 3].clone();
+    let other = regs[(dead + 2) % 3].clone();
+    // A new schema registers once a survivor leads, with the next id: none reused.
+    let id = eventually(Duration::from_secs(30), "a registration after the failover", || {
+        let survivor = survivor.clone();
+        async move {
+            let (status, v) =
+                common::http_json(&survivor, "POST", "/subjects/after/versions", Some(&avro_record("After", &["x"])))
+                    .await;
+            (status == 200).then(|| v["id"].as_i64()).flatten()
+        }
+    })
+    .await;
+    assert_eq!(id, 8, "the id after the last one given out before the failover");
+    for reg in [&survivor, &other] {
+        let (_, v) = common::http_json(reg, "GET", "/subjects/s0/versions", None).await;
+        assert_eq!(v, serde_json::json!([1, 2]), "s0 on a survivor");
+        let (_, v) = common::http_json(reg, "GET", "/schemas/ids/3", None).await;
+        assert!(v["schema"].as_str().is_some_and(|s| s.contains("R2")), "id 3 on a survivor: {v}");
     }
 }

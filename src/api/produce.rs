@@ -358,6 +358,18 @@ fn check_records(
     Ok((max_ts, dead))
 }
 
+/// What every partition of one request shares.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    version: i16,
+    now_ms: i64,
+    /// Set schema failures aside for a second look (see `handle`) instead of answering.
+    defer: bool,
+}
+
+/// A partition set aside by `defer`: (topic index, partition index, partition, policy, guard).
+type Deferred = (usize, usize, std::sync::Arc<Partition>, Policy, Option<(i64, u64)>);
+
 /// A partition and the offset (exclusive) that must be committed before acks=all answers.
 type Committed = (std::sync::Arc<Partition>, i64);
 
@@ -367,25 +379,34 @@ fn append(
     node: &Node,
     p: &Partition,
     records: Option<&Bytes>,
-    version: i16,
+    call: Call,
     policy: &Policy,
-    now_ms: i64,
     guard: Option<(i64, u64)>,
-) -> (PartitionProduceResponse, Option<i64>, Option<Committed>) {
+) -> Option<(PartitionProduceResponse, Option<i64>, Option<Committed>)> {
+    let Call { version, now_ms, defer } = call;
     let mut sync = None;
     let mut dlq_commit = None;
     let mut resp = PartitionProduceResponse { index: p.index, base_offset: -1, ..Default::default() };
-    let outcome = records
+    let validated = records
         .ok_or_else(|| reject(ErrorCode::InvalidRecord, "null records"))
-        .and_then(|r| validate_routed(r, version, policy, now_ms))
-        .and_then(|(batch, dead)| {
-            if let Some(sp) = policy.schema.as_ref().filter(|_| !dead.is_empty()) {
-                // The dead letters are written first: once the producer hears success,
-                // every record of its batch is in one topic or the other.
-                dlq_commit = Some(route_dead(node, p, sp, &dead)?);
-            }
-            p.append_guarded(&batch, guard).map_err(|(code, message)| reject(code, message))
-        });
+        .and_then(|r| validate_routed(r, version, policy, now_ms));
+    if defer && policy.schema.is_some() {
+        // This broker's copy of the registry may trail its leader: a record failing
+        // validation is looked at again once it has caught up (see `handle`).
+        match &validated {
+            Err(r) if r.code == ErrorCode::InvalidRecord => return None,
+            Ok((_, dead)) if !dead.is_empty() => return None,
+            _ => {}
+        }
+    }
+    let outcome = validated.and_then(|(batch, dead)| {
+        if let Some(sp) = policy.schema.as_ref().filter(|_| !dead.is_empty()) {
+            // The dead letters are written first: once the producer hears success,
+            // every record of its batch is in one topic or the other.
+            dlq_commit = Some(route_dead(node, p, sp, &dead)?);
+        }
+        p.append_guarded(&batch, guard).map_err(|(code, message)| reject(code, message))
+    });
     match outcome {
         Ok(info) => {
             resp.base_offset = info.base_offset;
@@ -423,7 +444,7 @@ fn append(
     }
     resp.log_start_offset = p.log_start_offset();
     let ok = resp.error_code == 0;
-    (resp, sync, dlq_commit.filter(|_| ok))
+    Some((resp, sync, dlq_commit.filter(|_| ok)))
 }
 
 /// Appends the records that failed schema validation to the topic's dead-letter topic,
@@ -484,6 +505,11 @@ pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: ProduceReque
     // is appended only if the coordinator has the partition in the producer's ongoing
     // transaction, so a late or zombie produce cannot leave a transaction no marker ends.
     let (unverified, guards) = verify_transactional(node, version, &req, now_ms).await;
+    // Records of validated topics that fail against a registry copy that may be behind
+    // its leader are set aside and checked again after catching up.
+    let defer = node.registry.may_lag();
+    let mut deferred: Vec<Deferred> = Vec::new();
+    let call = Call { version, now_ms, defer };
     let mut responses: Vec<TopicProduceResponse> = req
         .topic_data
         .iter()
@@ -532,20 +558,14 @@ pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: ProduceReque
                         return err(*code);
                     }
                     let guard = guards.iter().find(|(t, i, _)| *t == ti && *i == pi).map(|(_, _, g)| *g);
-                    let (resp, sync, dlq) = append(node, p, pd.records.as_ref(), version, policy, now_ms, guard);
-                    if let Some(target) = sync {
-                        syncs.push((ti, pi, p.clone(), target));
+                    let records = pd.records.as_ref();
+                    match append(node, p, records, call, policy, guard) {
+                        Some(done) => settle(done, ti, pi, p, &mut syncs, &mut commits),
+                        None => {
+                            deferred.push((ti, pi, p.clone(), policy.clone(), guard));
+                            err(ErrorCode::UnknownServerError) // replaced below
+                        }
                     }
-                    if let Some((dp, target)) = dlq.filter(|_| req.acks == -1) {
-                        // The dead letters are part of the acknowledgement too.
-                        commits.push((ti, pi, dp, target));
-                    }
-                    if req.acks == -1 && resp.error_code == 0 {
-                        // Everything up to the log end as of now (this batch, or the original
-                        // of a retried duplicate) must be committed before the answer.
-                        commits.push((ti, pi, p.clone(), p.log_end_offset()));
-                    }
-                    resp
                 })
                 .collect();
             TopicProduceResponse {
@@ -556,6 +576,19 @@ pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: ProduceReque
             }
         })
         .collect();
+    if !deferred.is_empty() {
+        node.registry.refresh().await;
+        for (ti, pi, p, policy, guard) in deferred {
+            let Some(pd) = req.topic_data.get(ti).and_then(|t| t.partition_data.get(pi)) else { continue };
+            let done = append(node, &p, pd.records.as_ref(), Call { defer: false, ..call }, &policy, guard);
+            if let Some(done) = done {
+                let resp = settle(done, ti, pi, &p, &mut syncs, &mut commits);
+                if let Some(r) = responses.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {
+                    *r = resp;
+                }
+            }
+        }
+    }
     // Group commit: every partition that must be durable before the acknowledgement
     // waits for an fsync, shared with whatever else was appended meanwhile.
     for (ti, pi, p, target) in syncs {
@@ -571,7 +604,7 @@ pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: ProduceReque
     // this returns at once.
     let timeout = std::time::Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).min(300_000));
     let deadline = tokio::time::Instant::now() + timeout;
-    for (ti, pi, p, target) in commits {
+    for (ti, pi, p, target) in commits.into_iter().filter(|_| req.acks == -1) {
         if let Err(code) = p.wait_committed(target, deadline).await {
             if let Some(r) = responses.get_mut(ti).and_then(|t| t.partition_responses.get_mut(pi)) {
                 if r.error_code == 0 {
@@ -587,6 +620,30 @@ pub async fn handle(node: &Node, az: &Authz<'_>, version: i16, req: ProduceReque
         return None;
     }
     Some(ProduceResponse { responses, ..Default::default() })
+}
+
+/// Files an appended partition's fsync and acks=all waits; its response.
+fn settle(
+    (resp, sync, dlq): (PartitionProduceResponse, Option<i64>, Option<Committed>),
+    ti: usize,
+    pi: usize,
+    p: &std::sync::Arc<Partition>,
+    syncs: &mut Vec<(usize, usize, std::sync::Arc<Partition>, i64)>,
+    commits: &mut Vec<(usize, usize, std::sync::Arc<Partition>, i64)>,
+) -> PartitionProduceResponse {
+    if let Some(target) = sync {
+        syncs.push((ti, pi, p.clone(), target));
+    }
+    if let Some((dp, target)) = dlq {
+        // The dead letters are part of the acknowledgement too (acks=all waits for them).
+        commits.push((ti, pi, dp, target));
+    }
+    if resp.error_code == 0 {
+        // Everything up to the log end as of now (this batch, or the original of a
+        // retried duplicate) must be committed before an acks=all answer.
+        commits.push((ti, pi, p.clone(), p.log_end_offset()));
+    }
+    resp
 }
 
 /// A partition (topic index, partition index) that is not appended, with its error.

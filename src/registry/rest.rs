@@ -239,6 +239,12 @@ async fn forward(leader: &str, req: &Request) -> (u16, Vec<u8>, Option<i64>) {
     }
 }
 
+/// The `_schemas` offset the registry at `leader` has applied (a forwarded `GET /`).
+pub async fn applied_at(leader: &str) -> Option<i64> {
+    let req = Request { method: "GET".into(), target: "/".into(), body: Vec::new(), close: true, forwarded: false };
+    forward(leader, &req).await.2
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }

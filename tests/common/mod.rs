@@ -111,3 +111,33 @@ pub fn percentile(v: &mut [Duration], p: f64) -> Duration {
     }
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
+
+/// One HTTP/1.1 request (`Connection: close`) with an optional JSON body; the status and
+/// the body parsed as JSON (`Value::Null` when it is not JSON). For the schema registry.
+pub async fn http_json(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let (status, raw) = http_raw(addr, method, path, body.unwrap_or("").as_bytes()).await;
+    (status, serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null))
+}
+
+/// [`http_json`] with raw body bytes; the status (0 if the connection closed without
+/// one) and the raw response body.
+pub async fn http_raw(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let Ok(mut s) = TcpStream::connect(addr).await else { return (0, Vec::new()) };
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut out = Vec::new();
+    let sent = async {
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body).await
+    }
+    .await;
+    // The server may answer (and close) before the whole body is sent: read anyway.
+    let _ = sent;
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out)).await;
+    let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") else { return (0, out) };
+    let status = String::from_utf8_lossy(&out[..end]).split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    (status.unwrap_or(0), out[end + 4..].to_vec())
+}
