@@ -400,7 +400,7 @@ fn append(
         }
     }
     let outcome = validated.and_then(|(batch, dead)| {
-        if let Some(sp) = policy.schema.as_ref().filter(|_| !dead.is_empty()) {
+        if let Some(sp) = policy.schema.as_ref().filter(|_| !dead.is_empty() && !is_duplicate(p, &batch, now_ms)) {
             // The dead letters are written first: once the producer hears success,
             // every record of its batch is in one topic or the other.
             dlq_commit = Some(route_dead(node, p, sp, &dead)?);
@@ -445,6 +445,15 @@ fn append(
     resp.log_start_offset = p.log_start_offset();
     let ok = resp.error_code == 0;
     Some((resp, sync, dlq_commit.filter(|_| ok)))
+}
+
+/// Whether an idempotent batch is a retry of one already appended (its dead letters
+/// were routed then; the append answers with the original offsets).
+fn is_duplicate(p: &Partition, batch: &[u8], now_ms: i64) -> bool {
+    use strom_storage::producer_state::SequenceCheck;
+    let Ok(h) = BatchHeader::parse(batch) else { return false };
+    h.producer_id >= 0
+        && p.with_log(|log| matches!(log.producer_state().check(&h, now_ms), Ok(SequenceCheck::Duplicate(_))))
 }
 
 /// Appends the records that failed schema validation to the topic's dead-letter topic,

@@ -152,6 +152,9 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>, limits: Limits)
         }
         buf.extend_from_slice(&chunk[..n]);
     };
+    if head_end > MAX_HEAD {
+        return Ok(Read::Refuse(Error::new(431, 431, "request header fields too large")));
+    }
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let mut first = lines.next().unwrap_or("").split_whitespace();

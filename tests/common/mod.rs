@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 pub struct Running {
     pub addr: String,
+    /// The schema registry's address, when its listener is enabled.
+    pub registry: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -39,11 +41,12 @@ pub async fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
     let config = Config::from_sources(None, &BTreeMap::new(), &overrides).expect("config");
     let broker = strom::Broker::bind(config).await.expect("bind");
     let addr = broker.local_addr().expect("addr").to_string();
+    let registry = broker.registry_addr().map(|a| a.to_string());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(broker.run(async move {
         let _ = rx.await;
     }));
-    Running { addr, stop: Some(tx), task: Some(task) }
+    Running { addr, registry, stop: Some(tx), task: Some(task) }
 }
 
 /// This process's resident set size in KiB (`VmRSS` of /proc/self/status).
