@@ -15,9 +15,11 @@ use strom_protocol::*;
 use strom_client::{check, partition_for_key, Client};
 
 mod acl;
+mod schema;
 mod txn;
 mod user;
 pub use acl::{acl, AclCmd};
+pub use schema::{schema, SchemaCmd};
 pub use txn::{txn, TxnCmd};
 pub use user::{user, ScramCmd, UserCmd};
 

@@ -49,6 +49,16 @@ enum Command {
         #[command(flatten)]
         common: cli::Common,
     },
+    /// The schema registry: `strom schema list|get|register|check|delete|compatibility`.
+    Schema {
+        #[command(subcommand)]
+        cmd: cli::SchemaCmd,
+        /// The schema registry's URL.
+        #[arg(long, env = "STROM_SCHEMA_REGISTRY", default_value = "http://localhost:8081", global = true)]
+        registry: String,
+        #[command(flatten)]
+        common: cli::Common,
+    },
     /// ACLs: `strom acl add|list|remove` (as kafka-acls.sh).
     Acl {
         #[command(subcommand)]
@@ -127,6 +137,7 @@ fn main() -> anyhow::Result<()> {
         Command::Group { cmd, common } => client_command(cli::group(cmd, &common)),
         Command::Txn { cmd, common } => client_command(cli::txn(cmd, &common)),
         Command::User { cmd, common } => client_command(cli::user(cmd, &common)),
+        Command::Schema { cmd, registry, common } => client_command(cli::schema(cmd, &registry, common.output)),
         Command::Acl { cmd, common } => client_command(cli::acl(cmd, &common)),
         Command::Produce { args, common } => client_command(cli::produce(args, &common)),
         Command::Consume { args, common } => client_command(cli::consume(args, &common)),

@@ -546,3 +546,51 @@ async fn validation_refuses_bad_records_and_dead_letters_keep_an_idempotent_batc
     assert!(h("strom.dlq.error").is_some_and(|e| e.contains("magic byte")), "{headers:?}");
     b.stop().await;
 }
+
+/// Runs `strom schema ARGS -o json` against the registry at `reg`: (success, stdout).
+fn strom_schema(reg: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strom"))
+        .arg("schema")
+        .args(args)
+        .args(["--registry", &format!("http://{reg}"), "-o", "json"])
+        .output()
+        .expect("run strom");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strom_schema_registers_checks_lists_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, reg) = start(dir.path()).await;
+    let files = tempfile::tempdir().unwrap();
+    let v1 = files.path().join("v1.avsc");
+    let v2 = files.path().join("v2.avsc");
+    let bad = files.path().join("bad.avsc");
+    std::fs::write(&v1, r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#).unwrap();
+    std::fs::write(
+        &v2,
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int","default":0}]}"#,
+    )
+    .unwrap();
+    std::fs::write(&bad, r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#).unwrap();
+    let rows = |s: &str| -> Vec<Value> { serde_json::from_str(s).expect("json rows") };
+    let (ok, out) = strom_schema(&reg, &["register", "orders/v", v1.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert_eq!(rows(&out), vec![json!({"subject": "orders/v", "version": 1, "id": 1})]);
+    let (ok, out) = strom_schema(&reg, &["check", "orders/v", v2.to_str().unwrap()]);
+    assert!(ok && rows(&out)[0]["compatible"] == "true", "{out}");
+    let (ok, out) = strom_schema(&reg, &["check", "orders/v", bad.to_str().unwrap()]);
+    assert!(!ok && rows(&out)[0]["compatible"] == "false", "{out}");
+    strom_schema(&reg, &["register", "orders/v", v2.to_str().unwrap()]);
+    let (_, out) = strom_schema(&reg, &["list"]);
+    assert_eq!(rows(&out), vec![json!({"subject": "orders/v", "version": 2, "id": 2, "type": "AVRO"})]);
+    let (_, out) = strom_schema(&reg, &["get", "orders/v", "--version", "1"]);
+    assert!(rows(&out)[0]["schema"].as_str().is_some_and(|s| s.contains(r#""name":"a""#)), "{out}");
+    let (ok, out) = strom_schema(&reg, &["compatibility", "orders/v", "--set", "full"]);
+    assert!(ok && rows(&out)[0]["compatibility"] == "FULL", "{out}");
+    let (ok, out) = strom_schema(&reg, &["delete", "orders/v"]);
+    assert!(ok && rows(&out)[0]["deleted_versions"] == "1,2", "{out}");
+    let (_, out) = strom_schema(&reg, &["list"]);
+    assert_eq!(rows(&out), Vec::<Value>::new());
+    b.stop().await;
+}

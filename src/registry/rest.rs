@@ -206,40 +206,56 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>, limits: Limits)
 /// write is decided by the one broker that appends to `_schemas`, so ids and versions
 /// are allocated in one place.
 async fn forward(leader: &str, req: &Request) -> (u16, Vec<u8>, Option<i64>) {
-    let attempt = async {
-        let mut s = TcpStream::connect(leader).await?;
-        let head = format!(
-            "{} {} HTTP/1.1\r\nHost: {leader}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\n{FORWARDED}: 1\r\nConnection: close\r\n\r\n",
-            req.method,
-            req.target,
-            req.body.len()
-        );
-        s.write_all(head.as_bytes()).await?;
-        s.write_all(&req.body).await?;
-        let mut out = Vec::new();
-        (&mut s).take(64 << 20).read_to_end(&mut out).await?;
-        Ok::<_, std::io::Error>(out)
-    };
-    let bad = |m: String| {
-        let e = Error::new(500, 50003, format!("Error while forwarding the request to the leader {leader}: {m}"));
-        (e.status, error_body(&e), None)
-    };
-    let raw = match tokio::time::timeout(FORWARD_TIMEOUT, attempt).await {
-        Ok(Ok(raw)) => raw,
-        Ok(Err(e)) => return bad(e.to_string()),
-        Err(_) => return bad("timed out".into()),
-    };
-    let Some(end) = find(&raw, b"\r\n\r\n") else { return bad("no response head".into()) };
-    let head = String::from_utf8_lossy(raw.get(..end).unwrap_or_default());
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok());
-    let applied = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(APPLIED).then(|| v.trim().parse::<i64>().ok()).flatten()
-    });
-    match status {
-        Some(status) => (status, raw.get(end + 4..).unwrap_or_default().to_vec(), applied),
-        None => bad("malformed status line".into()),
+    let sent = request(leader, &req.method, &req.target, &req.body, &[(FORWARDED, "1")]);
+    match tokio::time::timeout(FORWARD_TIMEOUT, sent).await {
+        Ok(Ok((status, head, body))) => {
+            let applied = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim().eq_ignore_ascii_case(APPLIED).then(|| v.trim().parse::<i64>().ok()).flatten()
+            });
+            (status, body, applied)
+        }
+        Ok(Err(e)) => forward_failed(leader, e.to_string()),
+        Err(_) => forward_failed(leader, "timed out".into()),
     }
+}
+
+fn forward_failed(leader: &str, m: String) -> (u16, Vec<u8>, Option<i64>) {
+    let e = Error::new(500, 50003, format!("Error while forwarding the request to the leader {leader}: {m}"));
+    (e.status, error_body(&e), None)
+}
+
+/// One HTTP/1.1 request to a registry at `addr` (host:port) with `Connection: close`:
+/// (status, response head, body). For forwarding and for `strom schema`.
+pub async fn request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    let mut out = Vec::new();
+    (&mut s).take(64 << 20).read_to_end(&mut out).await?;
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let end = find(&out, b"\r\n\r\n").ok_or_else(|| bad("no response head"))?;
+    let head = String::from_utf8_lossy(out.get(..end).unwrap_or_default()).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| bad("malformed status line"))?;
+    Ok((status, head, out.get(end + 4..).unwrap_or_default().to_vec()))
 }
 
 /// The `_schemas` offset the registry at `leader` has applied (a forwarded `GET /`).
