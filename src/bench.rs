@@ -135,6 +135,16 @@ pub struct BenchArgs {
     /// baseline: what TLS (or SASL) costs, in one run.
     #[arg(long, value_name = "HOST:PORT")]
     pub baseline_bootstrap: Option<String>,
+    /// First measure the same load on this topic (created like `--topic` if missing),
+    /// then on `--topic`, and report the throughput as a fraction of the baseline: what
+    /// a topic setting (schema validation, say) costs, in one run.
+    #[arg(long, value_name = "TOPIC", conflicts_with = "baseline_bootstrap")]
+    pub baseline_topic: Option<String>,
+    /// Frame every record value in Confluent's wire format with this schema id: magic
+    /// byte 0, the id, then the payload as one Avro `bytes` datum (valid for the schema
+    /// `"bytes"`), for schema-validated topics. Records then carry no send time.
+    #[arg(long, value_name = "ID")]
+    pub schema_id: Option<u32>,
 }
 
 /// How a phase's producers identify themselves.
@@ -198,9 +208,69 @@ fn wall_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The partitions of `a.topic`, creating it (`a.partitions`, `a.replication_factor`) if
+/// it does not exist; whether it was created.
+async fn topic_partitions(admin: &mut Client, a: &BenchArgs) -> anyhow::Result<(Vec<i32>, bool)> {
+    let existing = topic_infos(admin, Some(std::slice::from_ref(&a.topic))).await;
+    if let Ok(infos) = &existing {
+        if let Some(info) = infos.first().filter(|i| !i.partitions.is_empty()) {
+            return Ok((info.partitions.iter().map(|p| p.0).collect(), false));
+        }
+    }
+    let req = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: a.topic.clone(),
+            num_partitions: a.partitions,
+            replication_factor: a.replication_factor,
+            ..Default::default()
+        }],
+        timeout_ms: 30_000,
+        ..Default::default()
+    };
+    let (resp, _): (CreateTopicsResponse, _) = admin.call(7, &req).await?;
+    for t in &resp.topics {
+        check(t.error_code, &format!("creating {}", t.name), t.error_message.as_deref())?;
+    }
+    Ok(((0..a.partitions).collect(), true))
+}
+
 fn histogram() -> Histogram<u64> {
     // Microseconds, 1 µs .. 1 h, 3 significant digits: constant, valid bounds.
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// `value` as `0x00 | id | Avro bytes datum` of the same total length (the datum's
+/// zigzag length prefix takes the first bytes after the 5-byte header).
+fn framed(id: u32, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&id.to_be_bytes());
+    let room = value.len().saturating_sub(5);
+    // The longest datum that fits: n bytes after a varint of zigzag(n).
+    let mut n = room;
+    while n > 0 && n + varint_len((n as u64) << 1) > room {
+        n -= 1;
+    }
+    let mut z = (n as u64) << 1;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(value.get(..n).unwrap_or_default());
+    out
+}
+
+fn varint_len(mut z: u64) -> usize {
+    let mut n = 1;
+    while z >= 0x80 {
+        z >>= 7;
+        n += 1;
+    }
+    n
 }
 
 /// Builds the batches one producer sends: the same random uppercase payload every time
@@ -211,6 +281,8 @@ struct BatchMaker {
     record_size: usize,
     nonce: u64,
     payload: Vec<u8>,
+    /// `--schema-id`: values framed in Confluent's wire format.
+    schema_id: Option<u32>,
     /// Uncompressed batches are built once and patched: the stamp's position in it.
     template: Option<(BytesMut, usize)>,
 }
@@ -233,6 +305,7 @@ impl BatchMaker {
             record_size: a.record_size,
             nonce,
             payload,
+            schema_id: a.schema_id,
             template: None,
         };
         if m.codec == Compression::None {
@@ -251,7 +324,9 @@ impl BatchMaker {
     fn build(&self, stamp: u64) -> BytesMut {
         let mut b = BatchBuilder::new(wall_ms()).compression(self.codec);
         for (i, value) in self.payload.chunks(self.record_size.max(1)).enumerate() {
-            if i == 0 && value.len() >= STAMP_LEN {
+            if let Some(id) = self.schema_id {
+                b.add(None, Some(&framed(id, value)));
+            } else if i == 0 && value.len() >= STAMP_LEN {
                 let mut first = value.to_vec();
                 first[..8].copy_from_slice(&self.nonce.to_be_bytes());
                 first[8..16].copy_from_slice(&stamp.to_be_bytes());
@@ -1070,31 +1145,7 @@ pub async fn bench(mut a: BenchArgs) -> anyhow::Result<()> {
     let mut admin = Client::connect_with(&a.bootstrap_server, Duration::from_secs(30), &a.security).await?;
     let produce_version = admin.version::<ProduceRequest>(12)?;
     let fetch_version = admin.version::<FetchRequest>(12)?;
-    let mut created = false;
-    let existing = topic_infos(&mut admin, Some(std::slice::from_ref(&a.topic))).await;
-    let partitions: Vec<i32> = match existing {
-        Ok(infos) if infos.first().is_some_and(|i| !i.partitions.is_empty()) => {
-            infos[0].partitions.iter().map(|p| p.0).collect()
-        }
-        _ => {
-            let req = CreateTopicsRequest {
-                topics: vec![create_topics_request::CreatableTopic {
-                    name: a.topic.clone(),
-                    num_partitions: a.partitions,
-                    replication_factor: a.replication_factor,
-                    ..Default::default()
-                }],
-                timeout_ms: 30_000,
-                ..Default::default()
-            };
-            let (resp, _): (CreateTopicsResponse, _) = admin.call(7, &req).await?;
-            for t in &resp.topics {
-                check(t.error_code, &format!("creating {}", t.name), t.error_message.as_deref())?;
-            }
-            created = true;
-            (0..a.partitions).collect()
-        }
-    };
+    let (partitions, created) = topic_partitions(&mut admin, &a).await?;
     let threads = a.threads.unwrap_or(a.producers + a.consumers);
     let nonce = getrandom::u64().unwrap_or(0x5EED_0F57_A000);
     let leaders = partition_leaders(&mut admin, &a.topic, &partitions).await?;
@@ -1171,6 +1222,22 @@ pub async fn bench(mut a: BenchArgs) -> anyhow::Result<()> {
             nonce,
         });
         let (p, _, errors, failure, _) = phase(base_plan, base, Target::Broker, mode, "baseline").await?;
+        if let Some(f) = failure {
+            bail!("baseline phase: {f}");
+        }
+        if errors > 0 {
+            bail!("baseline phase: {errors} errors");
+        }
+        baseline = p;
+    }
+    if let Some(base) = a.baseline_topic.clone().filter(|_| a.producers > 0) {
+        let mut args = a.clone();
+        args.topic = base.clone();
+        let partitions = topic_partitions(&mut admin, &args).await?.0;
+        let leaders = partition_leaders(&mut admin, &base, &partitions).await?;
+        let base_plan = Arc::new(Plan { args, produce_version, fetch_version, partitions, leaders, nonce });
+        let (p, _, errors, failure, _) =
+            phase(base_plan, a.bootstrap_server.clone(), Target::Broker, mode, "baseline").await?;
         if let Some(f) = failure {
             bail!("baseline phase: {f}");
         }
@@ -1266,13 +1333,17 @@ pub async fn bench(mut a: BenchArgs) -> anyhow::Result<()> {
         if let Some(r) = ratio {
             println!("produce throughput = {:.1}% of the raw sink", r * 100.0);
         }
-        if let Some(r) = baseline_ratio {
-            println!(
+        match (baseline_ratio, &a.baseline_topic) {
+            (Some(r), Some(base)) => {
+                println!("produce throughput on {} = {:.1}% of the baseline (topic {base})", a.topic, r * 100.0)
+            }
+            (Some(r), None) => println!(
                 "produce throughput over {} = {:.1}% of the baseline ({} without --command-config)",
                 a.security.protocol(),
                 r * 100.0,
                 a.baseline_bootstrap.as_deref().unwrap_or("")
-            );
+            ),
+            _ => {}
         }
         if let Some(c) = &consume {
             println!("{}", c.line("consume", "end-to-end"));

@@ -242,6 +242,8 @@ kept = consume(dlq_topic, N // 2)
 names = [AvroDeserializer(sr)(m.value(), dctx)["name"] for m in kept]
 if names != ["d%d" % i for i in range(0, N, 2)]:
     fail("records kept: %s" % names)
+if [m.offset() for m in kept] != list(range(0, N, 2)):
+    fail("the kept records' offsets: %s (the dead records' offsets stay gaps)" % [m.offset() for m in kept])
 dead = consume(dead_topic, N // 2)
 for m in dead:
     h = dict(m.headers() or [])

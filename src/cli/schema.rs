@@ -61,6 +61,17 @@ pub enum SchemaCmd {
         #[arg(long)]
         permanent: bool,
     },
+    /// Measures lookups per second against the registry: `GET /schemas/ids/{id}` (what
+    /// deserializers ask) then `POST /subjects/{subject}` (what serializers ask), each for
+    /// --duration seconds over --connections keep-alive connections.
+    Bench {
+        /// A subject with at least one version (its latest is looked up).
+        subject: String,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
     /// Shows, or with --set changes, the compatibility level (global without SUBJECT).
     Compatibility {
         subject: Option<String>,
@@ -96,6 +107,59 @@ async fn call(addr: &str, method: &str, target: &str, body: Option<Value>) -> an
         bail!("HTTP {status}: {} (error_code {})", v["message"].as_str().unwrap_or("?"), v["error_code"]);
     }
     Ok(v)
+}
+
+/// Sends the same request on one keep-alive connection until `until`; how many were
+/// answered 200 (any other answer ends the run with an error).
+async fn keep_alive_loop(
+    addr: &str,
+    method: &str,
+    target: &str,
+    body: &str,
+    until: std::time::Instant,
+) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (mut n, mut buf) = (0u64, Vec::with_capacity(8192));
+    let mut chunk = [0u8; 8192];
+    while std::time::Instant::now() < until {
+        s.write_all(req.as_bytes()).await?;
+        // One response: the head, then Content-Length bytes.
+        let (head_end, length) = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                if !head.starts_with("http/1.1 200") {
+                    bail!("{method} {target}: {}", head.lines().next().unwrap_or(""));
+                }
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
+                    .unwrap_or(0);
+                break (i + 4, len);
+            }
+            let r = s.read(&mut chunk).await?;
+            if r == 0 {
+                bail!("the registry closed the connection");
+            }
+            buf.extend_from_slice(&chunk[..r]);
+        };
+        while buf.len() < head_end + length {
+            let r = s.read(&mut chunk).await?;
+            if r == 0 {
+                bail!("the registry closed the connection");
+            }
+            buf.extend_from_slice(&chunk[..r]);
+        }
+        buf.drain(..head_end + length);
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn schema_request(file: &PathBuf, schema_type: &str, references: &[String]) -> anyhow::Result<Value> {
@@ -179,6 +243,39 @@ pub async fn schema(cmd: SchemaCmd, url: &str, output: Output) -> anyhow::Result
             };
             let mut t = Table::new(&["SUBJECT", "DELETED_VERSIONS", "PERMANENT"]);
             t.row(vec![subject, versions.join(","), permanent.to_string()]);
+            t.print(output)
+        }
+        SchemaCmd::Bench { subject, duration, connections } => {
+            let latest = call(a, "GET", &format!("/subjects/{}/versions/latest", seg(&subject)), None).await?;
+            let id = latest["id"].as_i64().ok_or_else(|| anyhow!("{subject} has no id"))?;
+            let mut lookup = json!({ "schema": latest["schema"] });
+            if let Some(t) = latest.get("schemaType") {
+                lookup["schemaType"] = t.clone();
+            }
+            if let Some(r) = latest.get("references") {
+                lookup["references"] = r.clone();
+            }
+            let phases = [
+                ("GET /schemas/ids/{id}", "GET", format!("/schemas/ids/{id}"), String::new()),
+                ("POST /subjects/{subject}", "POST", format!("/subjects/{}", seg(&subject)), lookup.to_string()),
+            ];
+            let mut t = Table::new(&["REQUEST", "CONNECTIONS", "REQUESTS", "PER_SECOND"]);
+            for (what, method, target, body) in phases {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(duration);
+                let tasks: Vec<_> = (0..connections.max(1))
+                    .map(|_| {
+                        let (addr, method, target, body) = (addr.clone(), method, target.clone(), body.clone());
+                        tokio::spawn(async move { keep_alive_loop(&addr, method, &target, &body, until).await })
+                    })
+                    .collect();
+                let started = std::time::Instant::now();
+                let mut n = 0u64;
+                for task in tasks {
+                    n += task.await.map_err(|e| anyhow!("{e}"))??;
+                }
+                let rate = n as f64 / started.elapsed().as_secs_f64();
+                t.row(vec![what.to_string(), connections.to_string(), n.to_string(), format!("{rate:.0}")]);
+            }
             t.print(output)
         }
         SchemaCmd::Compatibility { subject, set } => {

@@ -7,7 +7,7 @@ use apache_avro::Schema;
 /// The most a single Avro string, bytes or block may claim. Set once, process-wide (the
 /// crate keeps it in a global): a payload is at most a record, and a record at most a
 /// request, so nothing valid needs more, and a forged length cannot make us allocate more.
-const MAX_ALLOCATION: usize = 100 << 20;
+const MAX_ALLOCATION: usize = 32 << 20;
 
 /// A parsed Avro schema.
 #[derive(Debug, Clone)]

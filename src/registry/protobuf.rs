@@ -520,7 +520,7 @@ fn read_zigzag(buf: &mut &[u8]) -> Result<i32, String> {
 }
 
 /// Splits `data` into the message-index path and the message bytes.
-fn read_message_indexes(data: &[u8]) -> Result<(Vec<i32>, &[u8]), String> {
+pub fn read_message_indexes(data: &[u8]) -> Result<(Vec<i32>, &[u8]), String> {
     let mut buf = data;
     let count = i64::from(read_zigzag(&mut buf)?);
     if count == 0 {

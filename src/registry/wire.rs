@@ -48,39 +48,6 @@ fn invalid(reason: impl Into<String>, schema_id: Option<i32>) -> Invalid {
     Invalid { reason: reason.into(), schema_id }
 }
 
-/// Reads Confluent's Protobuf message-index array (zigzag varints: a count, then the
-/// indexes; a count of 0 means `[0]`), returning it and the bytes it used.
-pub fn message_indexes(data: &[u8]) -> Option<(Vec<i32>, usize)> {
-    let mut pos = 0usize;
-    let count = zigzag(data, &mut pos)?;
-    if count == 0 {
-        return Some((vec![0], pos));
-    }
-    if !(1..=100_000).contains(&count) {
-        return None;
-    }
-    let mut out = Vec::new();
-    for _ in 0..count {
-        out.push(zigzag(data, &mut pos)?);
-    }
-    Some((out, pos))
-}
-
-/// One zigzag varint (at most 5 bytes, an i32) at `*pos`.
-fn zigzag(data: &[u8], pos: &mut usize) -> Option<i32> {
-    let mut v: u64 = 0;
-    for shift in (0..35).step_by(7) {
-        let b = *data.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            let n = (v >> 1) as i64 ^ -((v & 1) as i64);
-            return i32::try_from(n).ok();
-        }
-    }
-    None
-}
-
 impl Image {
     /// Checks one key or value of a record produced to `topic`.
     pub fn check(&self, topic: &str, is_key: bool, side: SideCheck, data: Option<&[u8]>) -> Result<(), Invalid> {
@@ -108,7 +75,9 @@ impl Image {
             let name = match stored.parsed.as_deref() {
                 Some(Parsed::Avro(s)) => s.record_name(),
                 Some(Parsed::Json(s)) => s.record_name(),
-                Some(Parsed::Protobuf(s)) => message_indexes(rest).and_then(|(ix, _)| s.message_name(&ix)),
+                Some(Parsed::Protobuf(s)) => {
+                    super::protobuf::read_message_indexes(rest).ok().and_then(|(ix, _)| s.message_name(&ix))
+                }
                 None => None,
             };
             name.ok_or_else(|| invalid(format!("schema {id} names no record for the record-name strategy"), Some(id)))
@@ -137,17 +106,6 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn message_indexes_read_confluents_encoding() {
-        assert_eq!(message_indexes(&[0x00, 0xaa]), Some((vec![0], 1)));
-        assert_eq!(message_indexes(&[0x02, 0x02]), Some((vec![1], 2)));
-        assert_eq!(message_indexes(&[0x04, 0x00, 0x04]), Some((vec![0, 2], 3)));
-        assert_eq!(message_indexes(&[0x02]), None, "truncated");
-        assert_eq!(message_indexes(&[0x01]), None, "negative count");
-        assert_eq!(message_indexes(&[0xff, 0xff, 0xff, 0xff, 0x0f]), None, "absurd count");
-        assert_eq!(message_indexes(&[]), None);
-    }
 
     #[test]
     fn strategies_parse_from_class_names() {
