@@ -78,7 +78,7 @@ impl Broker {
                 Ok(l) => Some(l),
                 Err(e) if !explicit => {
                     tracing::warn!(
-                        %addr,
+                        registry_listener = %addr,
                         error = %e,
                         "schema registry disabled: its default listener cannot bind (set strom.schema.registry.listener)"
                     );

@@ -34,6 +34,7 @@ fn spawn(dir: &Path) -> Strom {
 fn spawn_with(dir: &Path, extra: &[&str]) -> Strom {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
         .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--override", "strom.http.listener=127.0.0.1:0"])
+        .args(["--override", "strom.schema.registry.listener="])
         .arg("--log-dirs")
         .arg(dir)
         .args(extra)
@@ -177,12 +178,25 @@ async fn sigterm_does_not_wait_for_a_parked_join_group() {
     send_request(&mut member, 5, &join(&id)).await;
     // Parked once the group shows PreparingRebalance (the join parks under the same lock).
     let mut admin = tokio::net::TcpStream::connect(&strom.addr).await.expect("connect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         send_request(&mut admin, 4, &DescribeGroupsRequest { groups: vec!["parked".into()], ..Default::default() })
             .await;
         let d: DescribeGroupsResponse = read_response(&mut admin, 4).await;
         if d.groups[0].group_state == "PreparingRebalance" {
             break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let answer = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                read_response::<JoinGroupResponse>(&mut member, 5),
+            )
+            .await;
+            panic!(
+                "the join never parked: group state {:?}, the join's answer {answer:?}, broker log {:?}",
+                d.groups[0].group_state,
+                strom.log.try_iter().collect::<Vec<_>>()
+            );
         }
     }
 
@@ -364,6 +378,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged()
     let spawn_small = |data: &Path| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
             .args(["serve", "--listeners", "PLAINTEXT://127.0.0.1:0", "--override", "strom.http.listener=127.0.0.1:0"])
+            .args(["--override", "strom.schema.registry.listener="])
             .arg("--log-dirs")
             .arg(data)
             .args(["--override", "offsets.topic.num.partitions=1", "--override", "log.segment.bytes=1048576"])

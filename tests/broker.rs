@@ -41,6 +41,7 @@ async fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
         ("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string()),
         ("log.dirs".to_string(), dir.display().to_string()),
         ("strom.http.listener".to_string(), "127.0.0.1:0".to_string()),
+        ("strom.schema.registry.listener".to_string(), String::new()),
     ]);
     overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_sources(None, &BTreeMap::new(), &overrides).expect("config");

@@ -169,6 +169,7 @@ impl Cluster {
             .args(["--override", "controller.listener.names=CONTROLLER"])
             .args(["--override", &format!("controller.quorum.voters={voters}")])
             .args(["--override", "strom.http.listener="])
+            .args(["--override", "strom.schema.registry.listener="])
             .args(["--override", &format!("broker.session.timeout.ms={SESSION_MS}")])
             .args(["--override", "broker.heartbeat.interval.ms=300"])
             .args(["--override", "offsets.topic.num.partitions=12"])

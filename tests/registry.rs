@@ -544,6 +544,15 @@ async fn validation_refuses_bad_records_and_dead_letters_keep_an_idempotent_batc
     assert_eq!(h("strom.dlq.topic").as_deref(), Some("routed"));
     assert_eq!(h("strom.dlq.partition").as_deref(), Some("0"));
     assert!(h("strom.dlq.error").is_some_and(|e| e.contains("magic byte")), "{headers:?}");
+    // What an operator sees.
+    let (_, text) = common::http_raw(b.http.as_deref().expect("http"), "GET", "/metrics", b"").await;
+    let text = String::from_utf8_lossy(&text);
+    let metric =
+        |line: &str| text.lines().find(|l| l.starts_with(line)).map(|l| l.rsplit(' ').next().unwrap_or("").to_string());
+    assert_eq!(metric(r#"strom_schema_validation_failures_total{topic="checked"}"#).as_deref(), Some("5"), "{text}");
+    assert_eq!(metric(r#"strom_dead_letter_records_total{topic="routed"}"#).as_deref(), Some("2"));
+    assert_eq!(metric("strom_schema_registry_schemas ").as_deref(), Some("2"));
+    assert!(metric(r#"strom_schema_registry_requests_total{outcome="ok"}"#).is_some_and(|n| n != "0"));
     b.stop().await;
 }
 

@@ -60,7 +60,9 @@ class OwnBroker:
         cmd = [self.binary, "serve", "--listeners", "%s://127.0.0.1:%d" % (self.listener, self.port),
                "--log-dirs", os.path.join(self.dir, "data"),
                # Never the default 9644: other brokers (the runner's, a user's) may hold it.
-               "--override", "strom.http.listener=127.0.0.1:0"]
+               "--override", "strom.http.listener=127.0.0.1:0",
+               # Nor the registry's 8081 (registry_broker() passes a free port).
+               "--override", "strom.schema.registry.listener="]
         for key, value in self.overrides:
             cmd += ["--override", "%s=%s" % (key, value)]
         return cmd + self.extra

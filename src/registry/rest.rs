@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tracing::Instrument;
 
 use super::{Error, Flags, Registry, SchemaRequest};
 
@@ -112,19 +113,9 @@ async fn connection(stream: &mut TcpStream, registry: &Registry, limits: Limits)
             }
             Read::Request(req) => {
                 let head = req.method == "HEAD";
-                let write = req.method != "GET" && req.method != "HEAD";
-                let target = if req.forwarded { Ok(None) } else { registry.forward_target(write) };
-                let (status, body) = match target {
-                    Ok(Some(leader)) => {
-                        let (status, body, applied) = forward(&leader, &req).await;
-                        if let Some(offset) = applied {
-                            registry.await_applied(offset).await;
-                        }
-                        (status, body)
-                    }
-                    Ok(None) => route(registry, &req).await,
-                    Err(e) => (e.status, error_body(&e)),
-                };
+                // One span per request (forwarding and the catch-up wait included).
+                let span = tracing::info_span!("registry_request", method = %req.method, target = %req.target);
+                let (status, body) = answer(registry, &req).instrument(span).await;
                 registry.count(status);
                 let applied = req.forwarded.then(|| registry.applied());
                 respond(stream, &body, status, req.close, head, applied).await?;
@@ -133,6 +124,23 @@ async fn connection(stream: &mut TcpStream, registry: &Registry, limits: Limits)
                 }
             }
         }
+    }
+}
+
+/// Answers one request here, or through the `_schemas` leader's registry.
+async fn answer(registry: &Registry, req: &Request) -> (u16, Vec<u8>) {
+    let write = req.method != "GET" && req.method != "HEAD";
+    let target = if req.forwarded { Ok(None) } else { registry.forward_target(write) };
+    match target {
+        Ok(Some(leader)) => {
+            let (status, body, applied) = forward(&leader, req).await;
+            if let Some(offset) = applied {
+                registry.await_applied(offset).await;
+            }
+            (status, body)
+        }
+        Ok(None) => route(registry, req).await,
+        Err(e) => (e.status, error_body(&e)),
     }
 }
 

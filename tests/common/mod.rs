@@ -15,6 +15,8 @@ pub struct Running {
     pub addr: String,
     /// The schema registry's address, when its listener is enabled.
     pub registry: Option<String>,
+    /// The HTTP admin endpoint's address (`/metrics`).
+    pub http: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -36,17 +38,20 @@ pub async fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
         ("log.dirs".to_string(), dir.display().to_string()),
         // Never the default 9644: another broker on this machine may hold it.
         ("strom.http.listener".to_string(), "127.0.0.1:0".to_string()),
+        // Nor the registry's default 8081 (tests that use it pass a port).
+        ("strom.schema.registry.listener".to_string(), String::new()),
     ]);
     overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_sources(None, &BTreeMap::new(), &overrides).expect("config");
     let broker = strom::Broker::bind(config).await.expect("bind");
     let addr = broker.local_addr().expect("addr").to_string();
     let registry = broker.registry_addr().map(|a| a.to_string());
+    let http = broker.http_addr().map(|a| a.to_string());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(broker.run(async move {
         let _ = rx.await;
     }));
-    Running { addr, registry, stop: Some(tx), task: Some(task) }
+    Running { addr, registry, http, stop: Some(tx), task: Some(task) }
 }
 
 /// This process's resident set size in KiB (`VmRSS` of /proc/self/status).
