@@ -1460,6 +1460,7 @@ fn avro_record(name: &str, fields: &[&str]) -> String {
 /// and after the leader is killed the survivors keep every subject and never reuse an id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_registry_is_one_registry_across_brokers_and_survives_its_leader() {
+    let _serial = SERIAL.lock().await;
     let mut c = Cluster::start_configured(
         &["broker,controller"; 3],
         &["strom.schema.registry.listener=127.0.0.1:0", "default.replication.factor=3"],
