@@ -41,7 +41,7 @@ echo '"bytes"' > "$DIR/bytes.avsc"
 for s in ids-value payload-value; do
     "$BIN" schema --registry "$R" register "$s" "$DIR/bytes.avsc" -o json > "$DIR/id.json"
 done
-ID=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$DIR/id.json")
+ID=$(sed -n 's/.*"id": *\([0-9]*\).*/\1/p' "$DIR/id.json")
 
 echo "==> strom schema bench: ${SECS} s per request kind, 4 keep-alive connections"
 "$BIN" schema --registry "$R" bench ids-value --duration "$SECS" --connections 4
