@@ -7,13 +7,16 @@
 #   (confluent.value.schema.validation) and full payload validation
 #   (strom.value.schema.validation.payload), records framed with --schema-id.
 #
-#   ./scripts/registry_figures.sh [BENCH_SECONDS] [STROM_BIN]   (default: 10, target/release/strom)
+#   ./scripts/registry_figures.sh [BENCH_SECONDS] [STROM_BIN]   (default: 2, target/release/strom)
+#
+# Phases are short on purpose: longer ones fill the page cache and writeback throttles the
+# later phase, so the ratio would measure order rather than validation.
 #
 # Starts its own broker on 127.0.0.1:19492 (registry :19481) in a temp directory and
 # stops it after.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-SECS="${1:-10}"
+SECS="${1:-2}"
 BIN="${2:-target/release/strom}"
 [ -x "$BIN" ] || cargo build --release --bin strom
 DIR="$(mktemp -d)"
