@@ -1225,12 +1225,25 @@ impl Metadata {
         ]);
         match self.create_topic_placed(TXN_TOPIC, partitions, Some(rf), None, configs, false) {
             Ok(t) => Some(t),
-            Err((ErrorCode::TopicAlreadyExists, _)) => self.topic(TXN_TOPIC),
+            Err((ErrorCode::TopicAlreadyExists, _)) => self.opened(TXN_TOPIC),
             Err((code, m)) => {
                 tracing::warn!(?code, error = %m, "cannot create {TXN_TOPIC}");
                 None
             }
         }
+    }
+
+    /// A topic another node has just created: the image may hold it before this node
+    /// has opened its logs (a request forwarded here by the creator arrives first), so
+    /// open them now rather than answer that it cannot be created.
+    fn opened(&self, name: &str) -> Option<Arc<Topic>> {
+        if let Some(t) = self.topic(name) {
+            return Some(t);
+        }
+        if let Err(e) = self.follow(&self.image()) {
+            tracing::warn!(topic = name, error = %format!("{e:#}"), "cannot open a topic created elsewhere");
+        }
+        self.topic(name)
     }
 
     /// The schema registry's `_schemas` topic, created on first use: one partition,
@@ -1249,7 +1262,7 @@ impl Metadata {
         ]);
         match self.create_topic_placed(name, 1, Some(rf), None, configs, false) {
             Ok(t) => Some(t),
-            Err((ErrorCode::TopicAlreadyExists, _)) => self.topic(name),
+            Err((ErrorCode::TopicAlreadyExists, _)) => self.opened(name),
             Err((code, m)) => {
                 tracing::warn!(?code, error = %m, "cannot create {name}");
                 None
