@@ -531,13 +531,16 @@ impl Partition {
                 .log
                 .append_replicated_batches(data, strom_storage::now_ms())
                 .map_err(|e| storage_error_code(&e))?;
-            self.high_watermark.fetch_max(leader_hw.min(leo), Ordering::AcqRel);
-            Ok(batches)
+            let hw = leader_hw.min(leo);
+            let moved = self.high_watermark.fetch_max(hw, Ordering::AcqRel) < hw;
+            Ok((batches, moved))
         });
-        if matches!(out, Ok(n) if n > 0) {
+        // Waiters for the high watermark (a registry answering read-your-write, consumers
+        // reading committed data) wake when it moves, also when a fetch brought no records.
+        if matches!(out, Ok((n, moved)) if n > 0 || moved) {
             self.appended.notify_waiters();
         }
-        out
+        out.map(|(n, _)| n)
     }
 
     /// A follower cuts its log back to `offset` (after OffsetForLeaderEpoch), or, with
