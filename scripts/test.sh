@@ -11,8 +11,9 @@
 #   load    load tests (loopback, bounded): 5,000 idle connections, 500 slowloris,
 #           10,000 oversized/negative frames, a client that stops reading (~30 s;
 #           release build alone, debug build within `all`)
-#   fuzz    every cargo-fuzz target for STROM_FUZZ_SECONDS (default 10) each
-#           (./scripts/fuzz.sh; installs cargo-fuzz from crates.io if missing)
+#   fuzz    every cargo-fuzz target for STROM_FUZZ_SECONDS (default 10) each, built
+#           without ASan unless STROM_FUZZ_SANITIZER=address (./scripts/fuzz.sh, whose
+#           campaigns default to ASan; installs cargo-fuzz from crates.io if missing)
 #   cluster real clients (confluent-kafka, kafka-python, kafkajs, kcat) against
 #           `strom dev-cluster 3` through compat-tests/run --bootstrap, and the
 #           metadata propagation figure (scripts/cluster_test.py, ~1 min), then the
@@ -95,7 +96,7 @@ run_load() {
 
 run_fuzz() {
     step "fuzz: ${STROM_FUZZ_SECONDS:-10} s per target"
-    "$ROOT/scripts/fuzz.sh" "${STROM_FUZZ_SECONDS:-10}"
+    STROM_FUZZ_SANITIZER="${STROM_FUZZ_SANITIZER:-none}" "$ROOT/scripts/fuzz.sh" "${STROM_FUZZ_SECONDS:-10}"
 }
 
 run_compat() {
