@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use strom_protocol::records::BatchHeader;
 use strom_storage::{AppendInfo, Log, SequenceError};
 use tokio::sync::Notify;
 
@@ -302,6 +303,34 @@ impl Partition {
     /// Whole batches from `offset` up to the log end (a follower's fetch), zero-copy.
     pub fn read_to_end(&self, offset: i64, max_bytes: usize) -> Result<Bytes, ErrorCode> {
         self.with_log(|log| log.read(offset, max_bytes)).map(|r| r.data).map_err(|e| storage_error_code(&e))
+    }
+
+    /// Walks the log's batches from `from` (raised to the log start) that begin below
+    /// `below`, calling `f` with each batch's header and bytes; returns the offset after
+    /// the last batch walked. How the internal topics' readers (the group and transaction
+    /// coordinators' loaders, the schema registry) replay their state. It stops at the
+    /// first unreadable or unparsable data rather than skip it, and never loops without
+    /// progress, whatever the log holds.
+    pub fn scan_batches(&self, from: i64, below: i64, mut f: impl FnMut(&BatchHeader, &Bytes)) -> i64 {
+        let mut offset = from.max(self.log_start_offset());
+        while offset < below {
+            let Ok(data) = self.read_to_end(offset, 1 << 20) else { break };
+            let before = offset;
+            for range in strom_protocol::records::split_batches(&data) {
+                let Ok(range) = range else { break };
+                let batch = data.slice(range);
+                let Ok(header) = BatchHeader::parse(&batch) else { break };
+                if header.base_offset >= below {
+                    return offset;
+                }
+                offset = header.last_offset().saturating_add(1);
+                f(&header, &batch);
+            }
+            if offset <= before {
+                break;
+            }
+        }
+        offset
     }
 
     /// The largest timestamp in the log and the base offset of the batch holding it.
@@ -711,6 +740,30 @@ mod tests {
         p.with_log(|log| log.append(&marker, 0)).unwrap(); // 5 (on a single node, committed at once)
         assert_eq!(p.last_stable_offset(), 6, "no open transaction: the high watermark");
         assert_eq!(base_offsets(&p.read_committed(0, 1 << 20).unwrap()), vec![0, 2, 3, 5]);
+    }
+
+    #[test]
+    fn scan_batches_walks_whole_batches_below_a_bound_and_always_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), strom_storage::LogConfig::default()).unwrap();
+        for n in [2, 1, 3] {
+            let mut b = BatchBuilder::new(1_000);
+            for _ in 0..n {
+                b.add(None, Some(b"v"));
+            }
+            log.append(&b.build(), 0).unwrap(); // 0-1, 2, 3-5
+        }
+        let p = Partition::new("t".into(), 0, log);
+        let walk = |from, below| {
+            let mut seen = Vec::new();
+            let end = p.scan_batches(from, below, |h, batch| seen.push((h.base_offset, h.last_offset(), batch.len())));
+            (seen.iter().map(|&(b, l, _)| (b, l)).collect::<Vec<_>>(), end)
+        };
+        assert_eq!(walk(0, 6), (vec![(0, 1), (2, 2), (3, 5)], 6));
+        assert_eq!(walk(0, 3), (vec![(0, 1), (2, 2)], 3), "a batch starting at the bound is not walked");
+        assert_eq!(walk(1, 3), (vec![(0, 1), (2, 2)], 3), "the batch holding `from` is walked whole");
+        assert_eq!(walk(6, 100), (vec![], 6), "past the log end: nothing, and no endless loop");
+        assert_eq!(walk(-5, 1), (vec![(0, 1)], 2), "below the log start: from the log start");
     }
 
     #[tokio::test]

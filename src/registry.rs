@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use strom_protocol::records::{decode_records_bounded, split_batches, BatchBuilder, BatchHeader};
+use strom_protocol::records::{decode_records_bounded, BatchBuilder};
 
 use self::store::{Entry, SchemaValue};
 use crate::error::ErrorCode;
@@ -555,48 +555,31 @@ impl Registry {
             *img = Image::default();
         }
         let started = std::time::Instant::now();
-        let mut offset = img.next_offset.max(p.log_start_offset());
         let mut applied = 0u64;
-        while offset < hw {
-            let Ok(data) = p.read_to_end(offset, 1 << 20) else { break };
-            if data.is_empty() {
-                break;
+        let from = img.next_offset;
+        let offset = p.scan_batches(from, hw, |header, batch| {
+            if header.is_control() {
+                return;
             }
-            let before = offset;
-            for range in split_batches(&data) {
-                let Ok(range) = range else { break };
-                let batch = data.slice(range);
-                let Ok(header) = BatchHeader::parse(&batch) else { break };
-                if header.base_offset >= hw {
+            let Ok(recs) = decode_records_bounded(batch, 64 << 20) else {
+                tracing::warn!(offset = header.base_offset, "skipping an undecodable batch in {SCHEMAS_TOPIC}");
+                return;
+            };
+            for rec in recs {
+                if header.base_offset + i64::from(rec.offset_delta) >= hw {
                     break;
                 }
-                offset = header.last_offset() + 1;
-                if header.is_control() {
-                    continue;
-                }
-                let Ok(recs) = decode_records_bounded(&batch, 64 << 20) else {
-                    tracing::warn!(offset = header.base_offset, "skipping an undecodable batch in {SCHEMAS_TOPIC}");
-                    continue;
-                };
-                for rec in recs {
-                    if header.base_offset + i64::from(rec.offset_delta) >= hw {
-                        break;
+                let Some(key) = rec.key else { continue };
+                match store::decode(&key, rec.value.as_deref()) {
+                    Ok(Some(e)) => {
+                        img.apply(e);
+                        applied += 1;
                     }
-                    let Some(key) = rec.key else { continue };
-                    match store::decode(&key, rec.value.as_deref()) {
-                        Ok(Some(e)) => {
-                            img.apply(e);
-                            applied += 1;
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "skipping an undecodable {SCHEMAS_TOPIC} record"),
-                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "skipping an undecodable {SCHEMAS_TOPIC} record"),
                 }
             }
-            if offset == before {
-                break;
-            }
-        }
+        });
         img.next_offset = offset.min(hw).max(img.next_offset);
         self.stats.records_applied.fetch_add(applied, Ordering::Relaxed);
         if applied > 100 {

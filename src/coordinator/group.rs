@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom_protocol::records::{decode_records, split_batches, BatchBuilder};
+use strom_protocol::records::{decode_records, BatchBuilder};
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
@@ -1105,54 +1105,43 @@ impl Coordinator {
     /// truncates them). Returns the records replayed.
     fn replay_partition(&self, p: &Partition, now: Now) -> usize {
         let mut records = 0usize;
-        let mut offset = p.log_start_offset();
-        while offset < p.log_end_offset() {
-            let Ok(data) = p.read_to_end(offset, 1 << 20) else { break };
-            if data.is_empty() {
-                break;
+        p.scan_batches(p.log_start_offset(), p.log_end_offset(), |header, batch| {
+            if header.is_control() {
+                // A transaction marker: the producer's pending offsets here end.
+                if let Ok(Some(m)) = strom_protocol::records::TxnMarker::parse(batch) {
+                    let mut inner = self.lock();
+                    Self::complete_txn_locked(&mut inner, header.producer_id, p.index, m.commit, now);
+                }
+                return;
             }
-            for range in split_batches(&data) {
-                let Ok(range) = range else { break };
-                let batch = data.slice(range);
-                let Ok(header) = strom_protocol::records::BatchHeader::parse(&batch) else { break };
-                offset = header.last_offset() + 1;
-                if header.is_control() {
-                    // A transaction marker: the producer's pending offsets here end.
-                    if let Ok(Some(m)) = strom_protocol::records::TxnMarker::parse(&batch) {
+            let Ok(recs) = decode_records(batch) else {
+                tracing::warn!(
+                    partition = p.index,
+                    offset = header.base_offset,
+                    "skipping undecodable batch in {OFFSETS_TOPIC}"
+                );
+                return;
+            };
+            for rec in recs {
+                let Some(key) = rec.key else { continue };
+                match LogRecord::decode(&key, rec.value.as_ref()) {
+                    Ok(Some(LogRecord::Offset { group, topic, partition, value: Some(v) }))
+                        if header.is_transactional() =>
+                    {
+                        records += 1;
                         let mut inner = self.lock();
-                        Self::complete_txn_locked(&mut inner, header.producer_id, p.index, m.commit, now);
+                        let held = inner.txn_pending.entry((header.producer_id, p.index)).or_default();
+                        held.push((group, topic, partition, v));
                     }
-                    continue;
-                }
-                let Ok(recs) = decode_records(&batch) else {
-                    tracing::warn!(
-                        partition = p.index,
-                        offset = header.base_offset,
-                        "skipping undecodable batch in {OFFSETS_TOPIC}"
-                    );
-                    continue;
-                };
-                for rec in recs {
-                    let Some(key) = rec.key else { continue };
-                    match LogRecord::decode(&key, rec.value.as_ref()) {
-                        Ok(Some(LogRecord::Offset { group, topic, partition, value: Some(v) }))
-                            if header.is_transactional() =>
-                        {
-                            records += 1;
-                            let mut inner = self.lock();
-                            let held = inner.txn_pending.entry((header.producer_id, p.index)).or_default();
-                            held.push((group, topic, partition, v));
-                        }
-                        Ok(Some(r)) => {
-                            records += 1;
-                            self.replay(&r, now);
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "skipping undecodable record in {OFFSETS_TOPIC}"),
+                    Ok(Some(r)) => {
+                        records += 1;
+                        self.replay(&r, now);
                     }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "skipping undecodable record in {OFFSETS_TOPIC}"),
                 }
             }
-        }
+        });
         records
     }
 

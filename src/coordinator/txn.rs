@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
-use strom_protocol::records::{decode_records, split_batches, BatchBuilder, BatchHeader, TxnMarker};
+use strom_protocol::records::{decode_records, BatchBuilder, TxnMarker};
 use strom_protocol::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
 use strom_protocol::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
@@ -704,44 +704,29 @@ impl TxnCoordinator {
     /// The latest state of every id in one `__transaction_state` partition.
     fn replay(&self, p: &Partition) -> HashMap<String, TxnValue> {
         let mut out = HashMap::new();
-        let mut offset = p.log_start_offset();
-        while offset < p.log_end_offset() {
-            let Ok(data) = p.read_to_end(offset, 1 << 20) else { break };
-            if data.is_empty() {
-                break;
-            }
-            let before = offset;
-            for range in split_batches(&data) {
-                let Ok(range) = range else { break };
-                let batch = data.slice(range);
-                let Ok(header) = BatchHeader::parse(&batch) else { break };
-                offset = header.last_offset() + 1;
-                let Ok(recs) = decode_records(&batch) else {
-                    tracing::warn!(
-                        partition = p.index,
-                        offset = header.base_offset,
-                        "skipping undecodable batch in {TXN_TOPIC}"
-                    );
-                    continue;
-                };
-                for rec in recs {
-                    let Some(key) = rec.key else { continue };
-                    match log::decode(&key, rec.value.as_ref()) {
-                        Ok(Some((id, Some(v)))) => {
-                            out.insert(id, v);
-                        }
-                        Ok(Some((id, None))) => {
-                            out.remove(&id);
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "skipping undecodable record in {TXN_TOPIC}"),
+        p.scan_batches(p.log_start_offset(), p.log_end_offset(), |header, batch| {
+            let Ok(recs) = decode_records(batch) else {
+                tracing::warn!(
+                    partition = p.index,
+                    offset = header.base_offset,
+                    "skipping undecodable batch in {TXN_TOPIC}"
+                );
+                return;
+            };
+            for rec in recs {
+                let Some(key) = rec.key else { continue };
+                match log::decode(&key, rec.value.as_ref()) {
+                    Ok(Some((id, Some(v)))) => {
+                        out.insert(id, v);
                     }
+                    Ok(Some((id, None))) => {
+                        out.remove(&id);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "skipping undecodable record in {TXN_TOPIC}"),
                 }
             }
-            if offset == before {
-                break;
-            }
-        }
+        });
         out
     }
 }
