@@ -109,6 +109,11 @@ error_codes! {
     InvalidRegularExpression = 130, false, "The regular expression is not valid.";
     OperationNotAttempted = 55, false, "The operation was not attempted because another in the request failed.";
     TransactionalIdNotFound = 105, false, "The transactional id is not known to the coordinator.";
+    InvalidRecordState = 121, false, "The record is not in a state this acknowledgement can change (share groups).";
+    ShareSessionNotFound = 122, true, "The share session was not found.";
+    InvalidShareSessionEpoch = 123, true, "The share session epoch is not the expected one.";
+    FencedStateEpoch = 124, false, "The share-group state epoch is older than the stored one.";
+    ShareSessionLimitReached = 133, true, "The broker holds as many share sessions as it may.";
 }
 
 #[cfg(test)]

@@ -295,6 +295,7 @@ const ONE_SIDED: &[(&str, &str)] = &[
     ("ListOffsetsResponse.topics.partitions.old_style_offsets", "v0 only; both describe v1+"),
     ("OffsetCommitRequest.topics.partitions.commit_timestamp", "v1 only; both describe v2+"),
     ("DescribeLogDirsResponse.results.is_cordoned", "v5 only (Kafka 4.3); kafka-protocol tracks 4.1"),
+    ("ShareFetchRequest.topics.partitions.partition_max_bytes", "v0 only (4.0 early access); both describe v1"),
 ];
 
 /// Differences between our value `a` and kafka-protocol's `b`, as `path: detail` lines.
@@ -542,4 +543,8 @@ apis! {
     get_telemetry_subscriptions: GetTelemetrySubscriptionsRequest => kp::GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse => kp::GetTelemetrySubscriptionsResponse;
     push_telemetry: PushTelemetryRequest => kp::PushTelemetryRequest, PushTelemetryResponse => kp::PushTelemetryResponse;
     list_config_resources: ListConfigResourcesRequest => kp::ListConfigResourcesRequest, ListConfigResourcesResponse => kp::ListConfigResourcesResponse;
+    share_group_heartbeat: ShareGroupHeartbeatRequest => kp::ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse => kp::ShareGroupHeartbeatResponse;
+    share_group_describe: ShareGroupDescribeRequest => kp::ShareGroupDescribeRequest, ShareGroupDescribeResponse => kp::ShareGroupDescribeResponse;
+    share_fetch: ShareFetchRequest => kp::ShareFetchRequest, ShareFetchResponse => kp::ShareFetchResponse;
+    share_acknowledge: ShareAcknowledgeRequest => kp::ShareAcknowledgeRequest, ShareAcknowledgeResponse => kp::ShareAcknowledgeResponse;
 }
