@@ -17,6 +17,7 @@ pub mod partition; // one partition: log, high watermark, fsync bookkeeping
 pub mod registry; // schema registry over _schemas, its REST API, produce-side validation (issue 18)
 pub mod replication; // follower fetchers and ISR proposals (ADR 0010)
 pub mod security; // SASL authentication on SASL listeners (issue 16)
+pub mod share; // share groups (KIP-932, issue 19): the share-partition state machine so far
 pub mod tls; // TLS on SSL and SASL_SSL listeners (issue 16)
 
 // Client-side tools built on strom-client.
