@@ -37,6 +37,7 @@ RUN cargo build --release --locked --bin strom \
         'listeners=PLAINTEXT://0.0.0.0:9092' \
         'log.dirs=/var/lib/strom' \
         'strom.http.listener=0.0.0.0:9644' \
+        'strom.schema.registry.listener=0.0.0.0:8081' \
         > /rootfs/etc/strom/server.properties \
  && /rootfs/usr/local/bin/strom --version
 
@@ -49,8 +50,9 @@ ENV STROM_CONFIG=/etc/strom/server.properties
 USER 65532:65532
 WORKDIR /var/lib/strom
 VOLUME /var/lib/strom
-# 9092: Kafka clients. 9644: HTTP /metrics, /livez, /readyz.
-EXPOSE 9092 9644
+# 9092: Kafka clients. 9644: HTTP /metrics, /livez, /readyz. 8081: the schema registry
+# (Confluent's REST API, issue 18).
+EXPOSE 9092 9644 8081
 # strom health: ApiVersions + Metadata against STROM_BOOTSTRAP (default localhost:9092);
 # set STROM_BOOTSTRAP in the container when the client listener is elsewhere.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \

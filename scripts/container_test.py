@@ -53,6 +53,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -192,6 +193,12 @@ def build_image():
     # egress proxy's CA, for one); a build image pulled by a user brings its own.
     cas = Path("/etc/ssl/certs/ca-certificates.crt")
     ca_mount = ["-v", f"{cas}:{cas}:ro"] if cas.exists() else []
+    # cargo judges freshness by mtime: a checkout older than the cached build (an earlier
+    # run on a newer commit, e.g. CI's clone) would not be rebuilt and the image would hold
+    # the previous binary. The workspace's own crates are always rebuilt; dependencies
+    # stay cached.
+    for fp in (CACHE / "target" / "release" / ".fingerprint").glob("strom-*"):
+        shutil.rmtree(fp, ignore_errors=True)
     started = time.monotonic()
     podman(
         "build",
@@ -216,7 +223,7 @@ def build_image():
     cfg = info["Config"]
     check(cfg.get("User") == "65532:65532", f"user {cfg.get('User')!r}")
     check("/var/lib/strom" in (cfg.get("Volumes") or {}), f"volumes {cfg.get('Volumes')}")
-    check({"9092/tcp", "9644/tcp"} <= set(cfg.get("ExposedPorts") or {}), f"ports {cfg.get('ExposedPorts')}")
+    check({"9092/tcp", "9644/tcp", "8081/tcp"} <= set(cfg.get("ExposedPorts") or {}), f"ports {cfg.get('ExposedPorts')}")
     check(cfg.get("StopSignal") == "SIGTERM", f"stop signal {cfg.get('StopSignal')}")
     hc = info.get("Healthcheck") or cfg.get("Healthcheck") or {}
     check("health" in " ".join(hc.get("Test") or []), f"healthcheck {hc}")
@@ -245,7 +252,7 @@ def cleanup():
 class Container:
     """One container: Kafka port and HTTP port mapped from free host ports."""
 
-    def __init__(self, name, env=(), ports=(9092, 9644), volume=None):
+    def __init__(self, name, env=(), ports=(9092, 9644, 8081), volume=None):
         self.name = f"{PREFIX}-{name}"
         self.host_ports = {p: free_port() for p in ports}
         self.env = list(env)
@@ -391,6 +398,40 @@ def confluent_resume(bootstrap, topic, group, n_before, n_more):
           f"resumed group read {len(values)} records: {values[:5]}")
 
 
+def registry(port, method, path, body=None):
+    """One request to a schema registry's REST API: (status, parsed JSON body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+    except OSError as e:
+        return None, str(e)
+
+
+def registry_roundtrip(write_port, read_port, subject):
+    """Registers an Avro schema through one registry and reads it back, by id and as the
+    subject's latest version, through another (or the same): the id it was given."""
+    schema = json.dumps({"type": "record", "name": "Reading", "fields": [{"name": "v", "type": "long"}]})
+    status, body = registry(write_port, "POST", f"/subjects/{subject}/versions", {"schema": schema})
+    check(status == 200 and isinstance(body, dict) and isinstance(body.get("id"), int),
+          f"POST /subjects/{subject}/versions: {status} {body}")
+    sid = body["id"]
+
+    def read_back():
+        st, b = registry(read_port, "GET", f"/subjects/{subject}/versions/latest")
+        ok = st == 200 and isinstance(b, dict) and b.get("id") == sid and json.loads(b.get("schema", "null")) == json.loads(schema)
+        return (st, b) if ok else None
+
+    eventually(f"schema {sid} of {subject} read back", read_back, timeout=30)
+    status, body = registry(read_port, "GET", f"/schemas/ids/{sid}")
+    check(status == 200 and isinstance(body, dict) and "Reading" in body.get("schema", ""), f"GET /schemas/ids/{sid}: {status} {body}")
+    return sid
+
+
 def clean_markers(volume):
     mount = Path(podman("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip())
     parts = [d for d in mount.iterdir() if d.is_dir() and re.fullmatch(r".+-\d+", d.name)]
@@ -413,6 +454,8 @@ def image_defaults():
     kcat_roundtrip(a.bootstrap, "kc", 1000)
     say("confluent-kafka: produce 3,000 keyed records, a group consumes and commits")
     confluent_produce_and_commit(a.bootstrap, "ck", "g1", 3000)
+    sid = registry_roundtrip(a.host_ports[8081], a.host_ports[8081], "readings-value")
+    say(f"schema registry on the published port 8081: an Avro schema registered (id {sid}) and read back")
     ok, out = a.healthy()
     check(ok, f"podman healthcheck run: {out}")
     say(f"podman healthcheck run: {out or 'healthy'}")
@@ -615,6 +658,7 @@ def compose_cluster():
     names = sorted(envs)
     ports = {(svc, p): free_port() for svc in names for p in (9092, 19092, 9093)}
     https = {svc: free_port() for svc in names}
+    registries = {svc: free_port() for svc in names}
 
     def local(svc, text):
         # `strom-N:port` and `:port` become 127.0.0.1 and that service's free port.
@@ -626,6 +670,7 @@ def compose_cluster():
     for svc in names:
         env = {k: local(svc, v) for k, v in envs[svc].items()}
         env["STROM_STROM_HTTP_LISTENER"] = f"127.0.0.1:{https[svc]}"
+        env["STROM_STROM_SCHEMA_REGISTRY_LISTENER"] = f"127.0.0.1:{registries[svc]}"
         volume = f"{VOLUME}-{svc}"
         podman("volume", "rm", "-f", volume, check_rc=False)
         nodes.append(HostContainer(svc, [f"{k}={v}" for k, v in env.items()], https[svc], volume))
@@ -645,6 +690,9 @@ def compose_cluster():
         return mine if len(mine) == 3 else None
 
     leaders = eventually("topic cluster with 3 led partitions", led)
+    # One registry across the containers: written through node 1, read through node 3.
+    sid = registry_roundtrip(registries[names[0]], registries[names[2]], "cluster-value")
+    say(f"schema registry: registered through {names[0]} (id {sid}), read back through {names[2]}")
     kcat("-P", "-b", boot[1], "-t", "cluster", "-K:", input="".join(f"k{i}:r{i}\n" for i in range(30)))
     got = kcat("-C", "-b", boot[2], "-t", "cluster", "-o", "beginning", "-e", "-q").stdout.split()
     check(len(got) == 31, f"consumed {len(got)} of 31 records from the cluster")
