@@ -148,3 +148,21 @@ impl Broker {
         result
     }
 }
+
+/// Helpers shared by unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// A tiny deterministic generator (xorshift64), so the randomized tests need no crates
+    /// and a failing seed replays. The seed must not be 0.
+    pub(crate) struct Rng(pub(crate) u64);
+
+    impl Rng {
+        /// The next value below `n` (`n` > 0).
+        pub(crate) fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+}

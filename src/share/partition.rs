@@ -701,6 +701,7 @@ impl SharePartition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Rng;
     use std::collections::BTreeSet;
     use RecordState::{Acknowledged as Acked, Archived, Available};
 
@@ -982,18 +983,6 @@ mod tests {
         for (start_offset, batches, err) in cases {
             let snap = Snapshot { start_offset, batches };
             assert_eq!(SharePartition::from_snapshot(Limits::default(), &snap), Err(err));
-        }
-    }
-
-    /// Tiny deterministic PRNG (xorshift64), so the random test needs no crates and replays.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
         }
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::test_support::Rng;
 
 fn leader(isr: &[i32], min_isr: usize) -> LeaderState {
     LeaderState::new(1, 0, 0, vec![1, 2, 3], isr.to_vec(), 0, 10, min_isr, 0)
@@ -107,18 +108,6 @@ fn truncation_walks_back_epoch_by_epoch() {
     // Now our latest is 0 (0..5); the leader's epoch 0 ends at 4.
     assert_eq!(truncation_step(0, Some((0, 4)), own_end_of, 5, 0), (4, true));
     assert_eq!(truncation_step(0, None, own_end_of, 5, 2), (2, true));
-}
-
-/// A tiny deterministic generator, so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// Leader epochs of the records of one replica's log, by offset.
