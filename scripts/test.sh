@@ -60,6 +60,7 @@ on_exit() {
     local rc=$?
     if [ "$rc" -ne 0 ]; then
         printf '\n==> FAILED at step: %s (exit %d) after %s\n' "$STEP" "$rc" "$(elapsed)"
+        df -h "$ROOT" 2>/dev/null | sed 's/^/    /' || true
     fi
 }
 trap on_exit EXIT
@@ -176,4 +177,5 @@ case "$SUITE" in
 esac
 
 STEP="(done)"
-printf '\n==> suite "%s" OK in %s\n' "$SUITE" "$(elapsed)"
+printf '\n==> suite "%s" OK in %s (target/: %s)\n' "$SUITE" "$(elapsed)" \
+    "$(du -sh "$ROOT/target" 2>/dev/null | cut -f1)"
