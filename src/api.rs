@@ -46,6 +46,10 @@ pub mod partition_reassignments;
 pub mod produce;
 pub mod sasl;
 pub mod scram;
+pub mod share_acknowledge;
+pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod telemetry;
 pub mod transactions;
@@ -135,6 +139,10 @@ pub const APIS: &[ApiRange] = &[
     telemetry::PUSH_API,
     list_config_resources::API,
     describe_topic_partitions::API,
+    share_group_heartbeat::API,
+    share_group_describe::API,
+    share_fetch::API,
+    share_acknowledge::API,
 ];
 
 fn respond<M: Message>(body: &M, version: i16) -> Result<Option<Writer>, ConnError> {
@@ -267,6 +275,18 @@ pub async fn dispatch(
             &consumer_group_heartbeat::handle(node, ctx, az, v, ConsumerGroupHeartbeatRequest::decode(r, v)?),
             v,
         ),
+        ShareGroupHeartbeatRequest::API_KEY => {
+            respond(&share_group_heartbeat::handle(node, ctx, az, v, ShareGroupHeartbeatRequest::decode(r, v)?), v)
+        }
+        ShareGroupDescribeRequest::API_KEY => {
+            respond(&share_group_describe::handle(node, az, v, ShareGroupDescribeRequest::decode(r, v)?), v)
+        }
+        ShareFetchRequest::API_KEY => {
+            respond(&share_fetch::handle(node, ctx, az, v, ShareFetchRequest::decode(r, v)?).await, v)
+        }
+        ShareAcknowledgeRequest::API_KEY => {
+            respond(&share_acknowledge::handle(node, ctx, az, v, ShareAcknowledgeRequest::decode(r, v)?), v)
+        }
         ConsumerGroupDescribeRequest::API_KEY => {
             respond(&consumer_group_describe::handle(node, az, v, ConsumerGroupDescribeRequest::decode(r, v)?), v)
         }

@@ -199,6 +199,43 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         "Heartbeat interval of KIP-848 consumer-group members.",
     ),
     (
+        "group.share.session.timeout.ms",
+        "45000",
+        ConfigType::Int,
+        "Session timeout of share-group members (KIP-932).",
+    ),
+    (
+        "group.share.heartbeat.interval.ms",
+        "5000",
+        ConfigType::Int,
+        "Heartbeat interval of share-group members.",
+    ),
+    ("group.share.max.size", "200", ConfigType::Int, "Most members a share group may have."),
+    (
+        "group.share.record.lock.duration.ms",
+        "30000",
+        ConfigType::Int,
+        "How long a share consumer holds the records it acquired before they are delivered again.",
+    ),
+    (
+        "group.share.delivery.count.limit",
+        "5",
+        ConfigType::Int,
+        "Deliveries of a record to share consumers after which it is archived.",
+    ),
+    (
+        "group.share.partition.max.record.locks",
+        "2000",
+        ConfigType::Int,
+        "Most records in flight (acquired or awaiting redelivery) per share-partition.",
+    ),
+    (
+        "group.share.max.share.sessions",
+        "2000",
+        ConfigType::Int,
+        "Most share sessions (one per share consumer and broker) this broker keeps.",
+    ),
+    (
         "group.consumer.migration.policy",
         "bidirectional",
         ConfigType::String,
@@ -777,6 +814,30 @@ impl Config {
                     "group.consumer.heartbeat.interval.ms",
                     &get("group.consumer.heartbeat.interval.ms"),
                 )?,
+                share: group::ShareConfig {
+                    session_timeout_ms: num("group.share.session.timeout.ms", &get("group.share.session.timeout.ms"))?,
+                    heartbeat_interval_ms: num(
+                        "group.share.heartbeat.interval.ms",
+                        &get("group.share.heartbeat.interval.ms"),
+                    )?,
+                    max_size: num("group.share.max.size", &get("group.share.max.size"))?,
+                    record_lock_duration_ms: num(
+                        "group.share.record.lock.duration.ms",
+                        &get("group.share.record.lock.duration.ms"),
+                    )?,
+                    delivery_count_limit: num(
+                        "group.share.delivery.count.limit",
+                        &get("group.share.delivery.count.limit"),
+                    )?,
+                    partition_max_record_locks: num(
+                        "group.share.partition.max.record.locks",
+                        &get("group.share.partition.max.record.locks"),
+                    )?,
+                    max_share_sessions: num(
+                        "group.share.max.share.sessions",
+                        &get("group.share.max.share.sessions"),
+                    )?,
+                },
                 migration_policy: group::MigrationPolicy::parse(&get("group.consumer.migration.policy"))
                     .ok_or_else(|| {
                         anyhow::anyhow!(

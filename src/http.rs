@@ -90,6 +90,16 @@ pub fn scrape(node: &Node) -> Scrape {
         schemas: schemas as i64,
         subjects: subjects as i64,
     };
+    let (t, partitions, sessions) = node.shares.totals();
+    s.share = crate::metrics::ShareSample {
+        acquired: t.acquired,
+        accepted: t.accepted,
+        released: t.released,
+        archived: t.archived,
+        lock_timeouts: t.lock_timeouts,
+        partitions: partitions as i64,
+        sessions: sessions as i64,
+    };
     let mut rows = Vec::new();
     node.groups.for_each_group(|name, g| {
         for ((topic, partition), v) in g.offsets() {

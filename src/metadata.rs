@@ -30,7 +30,7 @@ pub mod quorum;
 use image::Image;
 use quorum::{Applied, Quorum};
 
-use strom_protocol::metadata_record::{Record, RESOURCE_TOPIC};
+use strom_protocol::metadata_record::{Record, RESOURCE_GROUP, RESOURCE_TOPIC};
 
 /// The pre-metadata-log file (format version 1), upgraded on first start (ADR 0009).
 const META_FILE: &str = "strom-meta.json";
@@ -1130,6 +1130,48 @@ impl Metadata {
             return Ok(());
         }
         self.commit(records, ErrorCode::UnknownTopicOrPartition)?;
+        Ok(())
+    }
+
+    /// A group's config overrides (resource type GROUP), empty if it has none. Groups need
+    /// not exist to have configs: Kafka lets an operator configure a group before its
+    /// first member joins (that is how `share.auto.offset.reset` is usually set).
+    pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
+        self.image().configs.get(&(RESOURCE_GROUP, group.to_string())).cloned().unwrap_or_default()
+    }
+
+    /// Replaces a group's config overrides (the given set is the new set), through the
+    /// metadata log like topic configs, so every broker sees them.
+    pub fn set_group_configs(
+        &self,
+        group: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        if group.is_empty() {
+            return Err((ErrorCode::InvalidRequest, "a group config needs a group id".to_string()));
+        }
+        crate::config::group::validate_group_configs(&configs).map_err(|m| (ErrorCode::InvalidConfig, m))?;
+        let _w = self.write_lock();
+        if validate_only {
+            return Ok(());
+        }
+        let old = self.group_configs(group);
+        let set = configs.iter().filter(|(k, v)| old.get(*k) != Some(*v)).map(|(k, v)| (k, Some(v)));
+        let removed = old.keys().filter(|k| !configs.contains_key(*k)).map(|k| (k, None));
+        let records: Vec<Record> = set
+            .chain(removed)
+            .map(|(k, v)| Record::Config {
+                resource_type: RESOURCE_GROUP,
+                resource_name: group.to_string(),
+                name: k.clone(),
+                value: v.cloned(),
+            })
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.commit(records, ErrorCode::InvalidRequest)?;
         Ok(())
     }
 

@@ -85,6 +85,23 @@ pub struct Scrape {
     pub transactions: TxnSample,
     /// The schema registry on this node.
     pub registry: RegistrySample,
+    /// Share groups' records on this broker (KIP-932).
+    pub share: ShareSample,
+}
+
+/// Share-partition totals on this broker (KIP-932, issue 19).
+#[derive(Debug, Clone, Default)]
+pub struct ShareSample {
+    /// Records acquired by ShareFetch, accepted, released, archived (rejected or at the
+    /// delivery limit), and released because their lock ran out.
+    pub acquired: u64,
+    pub accepted: u64,
+    pub released: u64,
+    pub archived: u64,
+    pub lock_timeouts: u64,
+    /// Share-partitions and share sessions held.
+    pub partitions: i64,
+    pub sessions: i64,
 }
 
 /// The schema registry's state and counters (issue 18).
@@ -336,6 +353,24 @@ impl Metrics {
         };
         reg.register("strom_schema_registry_schemas", "Schemas (distinct ids) in the registry", g(r.schemas));
         reg.register("strom_schema_registry_subjects", "Subjects in the registry", g(r.subjects));
+        let sh = &scrape.share;
+        let share_records: Family<OutcomeLabels, Counter> = Family::default();
+        for (outcome, n) in [
+            ("acquired", sh.acquired),
+            ("accepted", sh.accepted),
+            ("released", sh.released),
+            ("archived", sh.archived),
+            ("lock_timeout", sh.lock_timeouts),
+        ] {
+            share_records.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc_by(n);
+        }
+        reg.register(
+            "strom_share_records",
+            "Share-group records on this broker, by what happened to them",
+            share_records,
+        );
+        reg.register("strom_share_partitions", "Share-partitions held by this broker", g(sh.partitions));
+        reg.register("strom_share_sessions", "Share sessions open on this broker", g(sh.sessions));
         let storage_errors: Counter = Counter::default();
         storage_errors.inc_by(STORAGE_ERRORS.load(Ordering::Relaxed));
         reg.register("strom_storage_errors", "Storage I/O failures (KAFKA_STORAGE_ERROR)", storage_errors);

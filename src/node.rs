@@ -23,6 +23,8 @@ pub struct Node {
     pub registry: Arc<crate::registry::Registry>,
     /// Request-path metrics (scrape-time gauges are read from `meta` and `groups`).
     pub metrics: Metrics,
+    /// Share-partitions and share sessions (KIP-932).
+    pub shares: Arc<crate::share::broker::ShareState>,
     /// How many fetches are parked waiting for data (a gauge tests and metrics watch).
     pub parked_fetches: tokio::sync::watch::Sender<usize>,
 }
@@ -54,11 +56,14 @@ impl Node {
     fn assemble(meta: Arc<Metadata>, groups: Arc<Coordinator>, txns: Arc<TxnCoordinator>) -> Node {
         let registry = Arc::new(crate::registry::Registry::new());
         registry.attach(&meta);
+        let shares = Arc::new(crate::share::broker::ShareState::new(groups.config.share));
+        groups.attach_shares(&shares);
         Node {
             meta,
             groups,
             txns,
             registry,
+            shares,
             metrics: Metrics::default(),
             parked_fetches: tokio::sync::watch::Sender::new(0),
         }
@@ -69,6 +74,7 @@ impl Node {
     pub fn start(&self) {
         group::start(&self.groups, &self.meta);
         txn::start(&self.txns, &self.meta);
+        tokio::spawn(crate::share::broker::run_expiry(Arc::downgrade(&self.shares)));
         self.meta.start_cluster_tasks();
         crate::replication::start(&self.meta);
         tokio::spawn(metadata::run_retention(Arc::downgrade(&self.meta)));

@@ -7,5 +7,6 @@
 //! coordinator and the ShareFetch/ShareAcknowledge handlers, and the durable state in
 //! `__share_group_state`, come next.
 
+pub mod broker;
 pub mod group;
 pub mod partition;

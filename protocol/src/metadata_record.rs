@@ -12,6 +12,8 @@ use bytes::Bytes;
 pub const RESOURCE_TOPIC: i8 = 2;
 /// A broker's configs.
 pub const RESOURCE_BROKER: i8 = 4;
+/// A group's configs (KIP-848 and KIP-932 group configs, e.g. `share.auto.offset.reset`).
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// A listener a broker advertises.
 #[derive(Debug, Clone, PartialEq, Eq)]

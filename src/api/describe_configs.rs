@@ -18,6 +18,7 @@ pub const API: ApiRange = ApiRange { key: 32, min: 1, max: 4, advertised_min: 1 
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 
 struct Entry {
     name: String,
@@ -76,6 +77,44 @@ fn broker_entries(node: &Node) -> Vec<Entry> {
         .collect()
 }
 
+/// A group's configs: its overrides (dynamic group configs), else the broker setting that
+/// gives the default, else Kafka's default. Any group id may be described, as in Kafka.
+fn group_entries(node: &Node, group: &str) -> Vec<Entry> {
+    const SOURCE_DYNAMIC_GROUP: i8 = 8;
+    let overrides = node.meta.group_configs(group);
+    crate::config::group::GROUP_CONFIGS
+        .iter()
+        .map(|k| {
+            let broker = k.broker_synonym.map(|b| {
+                let explicit = node.meta.config.explicit.get(b).cloned();
+                let source = if explicit.is_some() { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+                (b.to_string(), explicit.unwrap_or_else(|| k.default.to_string()), source)
+            });
+            let (value, source) = match (overrides.get(k.name), &broker) {
+                (Some(v), _) => (v.clone(), SOURCE_DYNAMIC_GROUP),
+                (None, Some((_, v, source))) => (v.clone(), *source),
+                (None, None) => (k.default.to_string(), SOURCE_DEFAULT),
+            };
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(k.name) {
+                synonyms.push((k.name.to_string(), Some(v.clone()), SOURCE_DYNAMIC_GROUP));
+            }
+            if let Some((name, v, source)) = broker {
+                synonyms.push((name, Some(v), source));
+            }
+            Entry {
+                name: k.name.to_string(),
+                value: Some(value),
+                source,
+                ty: k.ty as i8,
+                doc: "",
+                read_only: false,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
 /// Describes each requested resource.
 pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = req
@@ -96,6 +135,7 @@ pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: DescribeConfigsRe
                 RESOURCE_BROKER => {
                     Err((ErrorCode::InvalidRequest, format!("broker {} is not this broker", res.resource_name)))
                 }
+                RESOURCE_GROUP => Ok(group_entries(node, &res.resource_name)),
                 other => Err((ErrorCode::InvalidRequest, format!("resource type {other} is not supported"))),
             };
             let mut result = DescribeConfigsResult {

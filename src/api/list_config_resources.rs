@@ -41,7 +41,7 @@ fn supported_types(version: i16) -> &'static [i8] {
 ///
 /// What each type lists here, as Kafka does for a single combined node:
 /// - GROUP: groups that have dynamic group configs, whether or not they have members
-///   (running groups come from ListGroups). Strom has no group configs: none.
+///   (running groups come from ListGroups), from the metadata image.
 /// - CLIENT_METRICS: client-metrics subscriptions. Strom has none.
 /// - BROKER_LOGGER and BROKER: this node's id.
 /// - TOPIC: every topic, `__consumer_offsets` included, by name.
@@ -75,7 +75,8 @@ pub fn handle(
             }));
         }
     };
-    add(GROUP, Vec::new());
+    let image = node.meta.image();
+    add(GROUP, image.configs.keys().filter(|(t, _)| *t == GROUP).map(|(_, name)| name.clone()).collect());
     add(CLIENT_METRICS, Vec::new());
     add(BROKER_LOGGER, vec![node_id.clone()]);
     add(BROKER, vec![node_id]);

@@ -42,6 +42,21 @@ pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: ListGroupsRequest
             });
         }
     });
+    // Share groups (KIP-932): protocol type "share", as Kafka lists them.
+    node.groups.for_each_share_group(|id, state| {
+        if !all && !az.sees(op::DESCRIBE, resource::GROUP, id) {
+            return;
+        }
+        if matches(&req.states_filter, state) && matches(&req.types_filter, "share") {
+            groups.push(ListedGroup {
+                group_id: id.to_string(),
+                protocol_type: "share".to_string(),
+                group_state: state.to_string(),
+                group_type: "share".to_string(),
+                ..Default::default()
+            });
+        }
+    });
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     ListGroupsResponse { groups, ..Default::default() }
 }

@@ -26,6 +26,126 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
     /// group.consumer.migration.policy.
     pub migration_policy: MigrationPolicy,
+    /// The `group.share.*` settings (KIP-932 share groups).
+    pub share: ShareConfig,
+}
+
+/// Broker-wide share-group settings, with Kafka's names and defaults; a group's own
+/// configs (resource type GROUP, [`GROUP_CONFIGS`]) override some of them.
+#[derive(Debug, Clone, Copy)]
+pub struct ShareConfig {
+    /// group.share.session.timeout.ms.
+    pub session_timeout_ms: i32,
+    /// group.share.heartbeat.interval.ms.
+    pub heartbeat_interval_ms: i32,
+    /// group.share.max.size.
+    pub max_size: usize,
+    /// group.share.record.lock.duration.ms.
+    pub record_lock_duration_ms: i64,
+    /// group.share.delivery.count.limit.
+    pub delivery_count_limit: i16,
+    /// group.share.partition.max.record.locks.
+    pub partition_max_record_locks: i64,
+    /// group.share.max.share.sessions.
+    pub max_share_sessions: usize,
+}
+
+impl Default for ShareConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        ShareConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5000,
+            max_size: 200,
+            record_lock_duration_ms: 30_000,
+            delivery_count_limit: 5,
+            partition_max_record_locks: 2000,
+            max_share_sessions: 2000,
+        }
+    }
+}
+
+/// A group config (Kafka's `GroupConfig`, set with IncrementalAlterConfigs on resource
+/// type GROUP): its name, the broker setting that gives its default, and its type.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfigKey {
+    pub name: &'static str,
+    /// The broker setting whose value is the default (`None`: a fixed default).
+    pub broker_synonym: Option<&'static str>,
+    /// The default when there is no broker synonym.
+    pub default: &'static str,
+    pub ty: crate::config::ConfigType,
+}
+
+/// The group configs Strom serves: those of share groups it implements. Kafka's other
+/// group configs (`consumer.*`, `streams.*`, `share.isolation.level`) are refused with
+/// INVALID_CONFIG rather than accepted and ignored.
+pub const GROUP_CONFIGS: &[GroupConfigKey] = &[
+    GroupConfigKey {
+        name: "share.auto.offset.reset",
+        broker_synonym: None,
+        default: "latest",
+        ty: crate::config::ConfigType::String,
+    },
+    GroupConfigKey {
+        name: "share.heartbeat.interval.ms",
+        broker_synonym: Some("group.share.heartbeat.interval.ms"),
+        default: "5000",
+        ty: crate::config::ConfigType::Int,
+    },
+    GroupConfigKey {
+        name: "share.record.lock.duration.ms",
+        broker_synonym: Some("group.share.record.lock.duration.ms"),
+        default: "30000",
+        ty: crate::config::ConfigType::Int,
+    },
+    GroupConfigKey {
+        name: "share.session.timeout.ms",
+        broker_synonym: Some("group.share.session.timeout.ms"),
+        default: "45000",
+        ty: crate::config::ConfigType::Int,
+    },
+];
+
+/// Checks a group's complete set of overrides; the message says what is wrong.
+pub fn validate_group_configs(configs: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    for (k, v) in configs {
+        let Some(key) = GROUP_CONFIGS.iter().find(|c| c.name == k) else {
+            return Err(format!("unknown or unsupported group config {k}"));
+        };
+        match key.ty {
+            crate::config::ConfigType::Int => match v.trim().parse::<i32>() {
+                Ok(n) if n > 0 => {}
+                _ => return Err(format!("{k}: {v:?} is not a positive integer")),
+            },
+            _ => {
+                if ShareAutoOffsetReset::parse(v).is_none() {
+                    return Err(format!("{k}: {v:?} is not earliest or latest"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a share-partition starts when its group has no state for it
+/// (`share.auto.offset.reset`). Kafka 4.1 also has `by_duration:<ISO-8601>`; Strom does
+/// not offer it yet (refused as an invalid value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareAutoOffsetReset {
+    Earliest,
+    Latest,
+}
+
+impl ShareAutoOffsetReset {
+    /// Case-insensitive, as Kafka parses it.
+    pub fn parse(s: &str) -> Option<ShareAutoOffsetReset> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "earliest" => Some(ShareAutoOffsetReset::Earliest),
+            "latest" => Some(ShareAutoOffsetReset::Latest),
+            _ => None,
+        }
+    }
 }
 
 /// Kafka's `group.consumer.migration.policy`: which online conversions of groups with

@@ -106,6 +106,11 @@ struct Inner {
     applied_at: HashMap<(String, String, i32), i64>,
     /// The broker is shutting down: JoinGroup and SyncGroup no longer park.
     resigned: bool,
+    /// Share groups (KIP-932, ADR 0016). They share the group namespace with the groups
+    /// above but are kept apart: they have no committed offsets and, until step 4 of the
+    /// ADR, no records in `__consumer_offsets` (membership is soft state: after a
+    /// coordinator restart or move, members get UNKNOWN_MEMBER_ID and rejoin).
+    shares: HashMap<String, crate::share::group::ShareGroup>,
     /// Offsets committed inside transactions (TxnOffsetCommit), per producer id and
     /// `__consumer_offsets` partition, invisible until the transaction's COMMIT marker
     /// lands in that partition (dropped on ABORT), as Kafka keeps them pending.
@@ -161,6 +166,9 @@ pub struct Coordinator {
     epoch: Instant,
     /// The metadata, once started: which groups this node coordinates.
     meta: std::sync::OnceLock<std::sync::Weak<Metadata>>,
+    /// This broker's share-partitions, told when a share-group member departs so its
+    /// acquired records are released at once rather than at their lock deadline.
+    shares: std::sync::OnceLock<std::sync::Weak<crate::share::broker::ShareState>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -190,6 +198,7 @@ impl Coordinator {
             partitions: Mutex::new(std::collections::HashSet::new()),
             epoch: Instant::now(),
             meta: std::sync::OnceLock::new(),
+            shares: std::sync::OnceLock::new(),
         }
     }
 
@@ -256,6 +265,7 @@ impl Coordinator {
                 for g in &gone {
                     inner.groups.remove(g);
                 }
+                inner.shares.retain(|g, _| partition_for(g, n) != p.index);
                 inner.txn_pending.retain(|(_, part), _| *part != p.index);
                 let parked: Vec<(String, String)> =
                     inner.waiters.keys().filter(|(g, _)| partition_for(g, n) == p.index).cloned().collect();
@@ -371,6 +381,10 @@ impl Coordinator {
             let mut inner = self.lock();
             if inner.resigned {
                 return fail(ErrorCode::NotCoordinator);
+            }
+            // Kafka: a classic member cannot join a share group of the same id.
+            if inner.shares.contains_key(group_id) {
+                return fail(ErrorCode::InconsistentGroupProtocol);
             }
             // A classic member joining a consumer group (Kafka's classicGroupJoin): a group
             // without members turns classic whatever the migration policy
@@ -896,6 +910,17 @@ impl Coordinator {
         }
         let now = self.now();
         let mut inner = self.lock();
+        if let Some(share) = inner.shares.get(group_id) {
+            if !share.is_empty() {
+                return ErrorCode::NonEmptyGroup;
+            }
+            inner.shares.remove(group_id);
+            drop(inner);
+            if let Some(state) = self.shares.get().and_then(std::sync::Weak::upgrade) {
+                state.group_deleted(group_id);
+            }
+            return ErrorCode::None;
+        }
         let Some(group) = inner.groups.get(group_id) else {
             return ErrorCode::GroupIdNotFound;
         };
@@ -992,6 +1017,9 @@ impl Coordinator {
         let topics = consumer::TopicsView::from_metadata(meta);
         let mut inner = self.lock();
         let gid = req.group_id.clone();
+        if inner.shares.contains_key(&gid) {
+            return Err((ErrorCode::GroupIdNotFound, format!("Group {gid} is not a consumer group.")));
+        }
         if let Some(AnyGroup::Consumer(g)) = inner.groups.get_mut(&gid) {
             let result = g.heartbeat(req, &topics, &self.config, now);
             // The last consumer-protocol member may have left (online downgrade).
@@ -1284,13 +1312,19 @@ impl Coordinator {
                     };
                     Self::carry_out(&mut inner, &c, &id, out, now);
                 }
+                let departed = Self::expire_share_groups(&mut inner, now);
                 drop(inner);
+                coord.share_members_departed(departed);
                 if Instant::now() >= next_retention {
                     coord.expire_offsets(&c, now);
                     next_retention = Instant::now() + Duration::from_millis(coord.config.retention_check_interval_ms);
                 }
             }
-            let next = coord.lock().groups.values().filter_map(AnyGroup::next_deadline).min();
+            let next = {
+                let inner = coord.lock();
+                let shares = inner.shares.values().filter_map(|g| g.next_deadline()).map(|d| d.max(0) as u64);
+                inner.groups.values().filter_map(AnyGroup::next_deadline).chain(shares).min()
+            };
             let sleep_until = match next {
                 Some(d) => coord.epoch + Duration::from_millis(d),
                 None => Instant::now() + Duration::from_secs(60),
@@ -1302,6 +1336,112 @@ impl Coordinator {
             tokio::select! {
                 _ = tokio::time::sleep_until(sleep_until) => {}
                 _ = wake.notified() => {}
+            }
+        }
+    }
+}
+
+impl Coordinator {
+    /// Lets departing share-group members' records be released on this broker.
+    pub fn attach_shares(&self, shares: &Arc<crate::share::broker::ShareState>) {
+        let _ = self.shares.set(Arc::downgrade(shares));
+    }
+
+    /// ShareGroupHeartbeat (KIP-932): join, stay or leave a share group. The group's own
+    /// configs (`share.session.timeout.ms`, `share.heartbeat.interval.ms`) override the
+    /// broker's `group.share.*` settings.
+    pub fn share_heartbeat(
+        &self,
+        meta: &Metadata,
+        group_id: &str,
+        req: crate::share::group::Heartbeat,
+    ) -> Result<crate::share::group::HeartbeatAnswer, (ErrorCode, String)> {
+        if !self.is_loaded() {
+            return Err((ErrorCode::CoordinatorLoadInProgress, "loading".into()));
+        }
+        if !self.owns(group_id) {
+            return Err((ErrorCode::NotCoordinator, "not the coordinator of this group".into()));
+        }
+        if group_id.is_empty() {
+            return Err((ErrorCode::InvalidGroupId, "empty group id".into()));
+        }
+        let config = self.share_group_config(meta, group_id);
+        let topics: crate::share::group::Topics = meta
+            .topics()
+            .into_iter()
+            .filter(|t| !t.name.starts_with("__"))
+            .map(|t| (t.name.to_string(), (t.id.0, t.partitions.len() as i32)))
+            .collect();
+        let now = self.now();
+        let mut inner = self.lock();
+        if inner.groups.get(group_id).is_some_and(|g| !matches!(g, AnyGroup::Classic(c) if c.state == State::Dead)) {
+            return Err((ErrorCode::GroupIdNotFound, format!("Group {group_id} is not a share group.")));
+        }
+        let group =
+            inner.shares.entry(group_id.to_string()).or_insert_with(|| crate::share::group::ShareGroup::new(config));
+        group.set_config(config);
+        let result =
+            group.heartbeat(req, &topics, now.mono as i64).map_err(|e| (e.error_code(), e.message().to_string()));
+        // A member that leaves keeps its records until it closes its share sessions (its
+        // final ShareFetch or ShareAcknowledge, which librdkafka sends after the leave,
+        // with the acknowledgements of what it processed): releasing them here would
+        // redeliver records about to be accepted. Only expiry releases (below).
+        group.take_departed();
+        drop(inner);
+        self.wake.notify_one();
+        result
+    }
+
+    /// ShareGroupDescribe: the group, or why not (NOT_COORDINATOR, GROUP_ID_NOT_FOUND).
+    pub fn describe_share_group(&self, group_id: &str) -> Result<crate::share::group::GroupDescription, ErrorCode> {
+        if !self.is_loaded() {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        if !self.owns(group_id) {
+            return Err(ErrorCode::NotCoordinator);
+        }
+        self.lock().shares.get(group_id).map(|g| g.describe()).ok_or(ErrorCode::GroupIdNotFound)
+    }
+
+    /// Runs `f` over every share group with its state name (ListGroups, metrics).
+    pub fn for_each_share_group(&self, mut f: impl FnMut(&str, &'static str)) {
+        for (id, g) in &self.lock().shares {
+            f(id, g.describe().state);
+        }
+    }
+
+    fn share_group_config(&self, meta: &Metadata, group_id: &str) -> crate::share::group::ShareGroupConfig {
+        let s = &self.config.share;
+        let overrides = meta.group_configs(group_id);
+        let get = |k: &str, default: i32| overrides.get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
+        crate::share::group::ShareGroupConfig {
+            heartbeat_interval_ms: get("share.heartbeat.interval.ms", s.heartbeat_interval_ms),
+            session_timeout_ms: get("share.session.timeout.ms", s.session_timeout_ms),
+            max_size: s.max_size,
+        }
+    }
+
+    /// Removes share-group members whose session timed out; returns (group, member).
+    fn expire_share_groups(inner: &mut Inner, now: Now) -> Vec<(String, String)> {
+        let mut departed = Vec::new();
+        for (id, g) in inner.shares.iter_mut() {
+            if g.next_deadline().is_some_and(|d| d <= now.mono as i64) {
+                for m in g.expire(now.mono as i64) {
+                    tracing::info!(group = %id, member = %m, "share-group member expired");
+                }
+            }
+            departed.extend(g.take_departed().into_iter().map(|m| (id.clone(), m)));
+        }
+        departed
+    }
+
+    fn share_members_departed(&self, departed: Vec<(String, String)>) {
+        if departed.is_empty() {
+            return;
+        }
+        if let Some(state) = self.shares.get().and_then(std::sync::Weak::upgrade) {
+            for (group, member) in departed {
+                state.member_departed(&group, &member);
             }
         }
     }

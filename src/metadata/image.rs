@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use strom_protocol::Uuid;
 
-use strom_protocol::metadata_record::{Endpoint, Record, RESOURCE_BROKER, RESOURCE_TOPIC};
+use strom_protocol::metadata_record::{Endpoint, Record, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 
 /// A partition as the image places it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,7 +218,7 @@ impl Image {
                 self.configs.remove(&(RESOURCE_TOPIC, topic.name));
             }
             Record::Config { resource_type, resource_name, name, value } => {
-                if *resource_type != RESOURCE_TOPIC && *resource_type != RESOURCE_BROKER {
+                if ![RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP].contains(resource_type) {
                     return Err(ApplyError::ConfigResource(*resource_type));
                 }
                 let key = (*resource_type, resource_name.clone());

@@ -241,6 +241,12 @@ impl ShareGroup {
         ShareGroup { config: config.sanitized(), ..ShareGroup::default() }
     }
 
+    /// Replaces the group's tunables (its group configs changed); members' deadlines follow
+    /// the new session timeout from their next heartbeat or expiry check.
+    pub fn set_config(&mut self, config: ShareGroupConfig) {
+        self.config = config.sanitized();
+    }
+
     /// Handles a ShareGroupHeartbeat: join (epoch 0), leave (-1) or stay (the current epoch).
     /// `topics` is the current metadata snapshot; any change to the subscribed topics in it bumps
     /// the group epoch, as does any membership or subscription change, and a bump recomputes the

@@ -607,6 +607,21 @@ impl SharePartition {
         self.end
     }
 
+    /// Applies changed limits (the group's configs changed): new acquisitions get the new
+    /// lock duration; locks already taken keep their deadlines.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits.sanitized();
+    }
+
+    /// Where the next acquisition should read the log from: the first AVAILABLE in-flight
+    /// offset, else `end`. Reading from `start` instead would make a partition shared by
+    /// many consumers re-read (and skip) everything its peers hold locked.
+    /// [`Self::acquire`] accepts batches read from here: nothing between `start` and this
+    /// offset is AVAILABLE, so nothing there is taken for a gap.
+    pub fn next_fetch_offset(&self) -> i64 {
+        self.runs.iter().find(|(_, run)| run.state == RecordState::Available).map_or(self.end, |(&k, _)| k)
+    }
+
     /// Number of offsets in the window, `end - start`.
     pub fn in_flight(&self) -> i64 {
         self.end - self.start
@@ -1198,5 +1213,20 @@ mod tests {
             assert_eq!(by_member as u64, pc.acquired);
         }
         assert!(acked > 200 && m.start > 1000, "too little progress: {acked} acks, {}", m.start);
+    }
+
+    #[test]
+    fn the_next_fetch_skips_what_peers_hold() {
+        let mut sp = SharePartition::new(Limits::default(), 0);
+        assert_eq!(sp.next_fetch_offset(), 0);
+        assert_eq!(sp.acquire("a", 0, &[(0, 9)], 100).len(), 1);
+        assert_eq!(sp.next_fetch_offset(), 10, "all in flight is locked: read from the end");
+        // b reads from 10 and gets the next batch, not a's.
+        let got = sp.acquire("b", 0, &[(10, 19)], 100);
+        assert_eq!(got, vec![Acquired { first: 10, last: 19, delivery_count: 1 }]);
+        sp.acknowledge("a", 1, &[(3, 4, vec![ACK_RELEASE])]).unwrap();
+        assert_eq!(sp.next_fetch_offset(), 3, "released records are read again first");
+        let got = sp.acquire("c", 2, &[(0, 9), (10, 19)], 100);
+        assert_eq!(got, vec![Acquired { first: 3, last: 4, delivery_count: 2 }]);
     }
 }

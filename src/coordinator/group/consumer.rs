@@ -1082,6 +1082,7 @@ mod tests {
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
             migration_policy: super::super::MigrationPolicy::Bidirectional,
+            share: crate::config::group::ShareConfig::default(),
         }
     }
 

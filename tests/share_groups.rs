@@ -1,0 +1,390 @@
+//! Share groups (KIP-932, issue 19) over the wire against an in-process broker: group
+//! configs (resource type GROUP), ShareGroupHeartbeat/Describe with ListGroups and the
+//! group namespace, the share-session rules of ShareFetch/ShareAcknowledge, and lock
+//! expiry waking a parked ShareFetch. confluent-kafka's ShareConsumer drives the same
+//! paths in the compat scenario `share-group`.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_client::Client;
+use strom_protocol::create_topics_request::CreatableTopic;
+use strom_protocol::describe_configs_request::DescribeConfigsResource;
+use strom_protocol::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use strom_protocol::produce_request::{PartitionProduceData, TopicProduceData};
+use strom_protocol::records::BatchBuilder;
+use strom_protocol::share_acknowledge_request::{
+    AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatch,
+};
+use strom_protocol::share_fetch_request::{AcknowledgementBatch, FetchPartition, FetchTopic};
+use strom_protocol::*;
+
+const INVALID_REQUEST: i16 = 42;
+const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+const INVALID_CONFIG: i16 = 40;
+const INVALID_RECORD_STATE: i16 = 121;
+const SHARE_SESSION_NOT_FOUND: i16 = 122;
+const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
+const ACCEPT: i8 = 1;
+const GROUP: i8 = 32;
+
+async fn connect(addr: &str) -> Client {
+    Client::connect(addr, Duration::from_secs(30)).await.expect("connect")
+}
+
+/// Creates `name` and returns its id.
+async fn create_topic(c: &mut Client, name: &str, partitions: i32) -> Uuid {
+    let req = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let resp: CreateTopicsResponse = c.call_at(7, &req).await.expect("create topics");
+    assert_eq!(resp.topics[0].error_code, 0, "{:?}", resp.topics[0].error_message);
+    resp.topics[0].topic_id
+}
+
+async fn produce(c: &mut Client, topic: &str, partition: i32, values: &[&[u8]]) {
+    let mut b = BatchBuilder::new(strom_storage::now_ms());
+    for v in values {
+        b.add(None, Some(v));
+    }
+    let batch: Bytes = b.build().freeze();
+    let req = ProduceRequest {
+        acks: -1,
+        timeout_ms: 10_000,
+        topic_data: vec![TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![PartitionProduceData { index: partition, records: Some(batch), ..Default::default() }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let resp: ProduceResponse = c.call_at(9, &req).await.expect("produce");
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+}
+
+async fn set_group_configs(c: &mut Client, group: &str, configs: &[(&str, &str)]) -> (i16, Option<String>) {
+    let req = IncrementalAlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type: GROUP,
+            resource_name: group.into(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| AlterableConfig {
+                    name: k.to_string(),
+                    config_operation: 0,
+                    value: Some(v.to_string()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let resp: IncrementalAlterConfigsResponse = c.call_at(1, &req).await.expect("alter configs");
+    (resp.responses[0].error_code, resp.responses[0].error_message.clone())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn share_fetch(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: Uuid,
+    partitions: &[i32],
+    acks: &[(i64, i64, i8)],
+    max_wait_ms: i32,
+) -> ShareFetchRequest {
+    ShareFetchRequest {
+        group_id: Some(group.into()),
+        member_id: Some(member.into()),
+        share_session_epoch: epoch,
+        max_wait_ms,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        max_records: 500,
+        batch_size: 500,
+        topics: vec![FetchTopic {
+            topic_id: topic,
+            partitions: partitions
+                .iter()
+                .map(|&p| FetchPartition {
+                    partition_index: p,
+                    acknowledgement_batches: acks
+                        .iter()
+                        .map(|&(first_offset, last_offset, t)| AcknowledgementBatch {
+                            first_offset,
+                            last_offset,
+                            acknowledge_types: vec![t],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// (first, last, delivery count) of every acquired range in a response.
+fn acquired(resp: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+    resp.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.acquired_records)
+        .map(|r| (r.first_offset, r.last_offset, r.delivery_count))
+        .collect()
+}
+
+/// The four share APIs are advertised at v1 (the stable version; v0 was early access).
+#[tokio::test]
+async fn the_share_apis_are_advertised_at_v1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let c = connect(&broker.addr).await;
+    for key in [76, 77, 78, 79] {
+        assert_eq!(c.api_versions().get(&key), Some(&(1, 1)), "API {key}");
+    }
+    broker.stop().await;
+}
+
+/// Kafka's group configs: IncrementalAlterConfigs SET on a GROUP (before it has members),
+/// DescribeConfigs reads it back as a dynamic group config (source 8) over the broker's
+/// default, ListConfigResources lists the group; unknown keys and bad values are
+/// INVALID_CONFIG, and the legacy AlterConfigs does not take groups.
+#[tokio::test]
+async fn group_configs_are_set_described_and_validated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[("group.share.record.lock.duration.ms", "20000")]).await;
+    let mut c = connect(&broker.addr).await;
+    assert_eq!(set_group_configs(&mut c, "q", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
+    assert_eq!(set_group_configs(&mut c, "q", &[("share.auto.offset.reset", "sideways")]).await.0, INVALID_CONFIG);
+    assert_eq!(set_group_configs(&mut c, "q", &[("no.such.config", "1")]).await.0, INVALID_CONFIG);
+    let req = DescribeConfigsRequest {
+        resources: vec![DescribeConfigsResource {
+            resource_type: GROUP,
+            resource_name: "q".into(),
+            configuration_keys: None,
+            ..Default::default()
+        }],
+        include_synonyms: true,
+        ..Default::default()
+    };
+    let resp: DescribeConfigsResponse = c.call_at(4, &req).await.expect("describe configs");
+    let r = &resp.results[0];
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let get = |name: &str| r.configs.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} missing"));
+    let reset = get("share.auto.offset.reset");
+    assert_eq!((reset.value.as_deref(), reset.config_source), (Some("earliest"), 8));
+    let lock = get("share.record.lock.duration.ms");
+    assert_eq!((lock.value.as_deref(), lock.config_source), (Some("20000"), 4), "the broker's setting, static");
+    let listed: ListConfigResourcesResponse = c
+        .call_at(1, &ListConfigResourcesRequest { resource_types: vec![GROUP], ..Default::default() })
+        .await
+        .expect("list");
+    let names: Vec<&str> = listed.config_resources.iter().map(|r| r.resource_name.as_str()).collect();
+    assert_eq!(names, ["q"]);
+    broker.stop().await;
+}
+
+/// ShareGroupHeartbeat joins with the simple assignor (two members of a 2-partition topic
+/// get one partition each), ShareGroupDescribe and ListGroups (type "share") show the
+/// group, the group id cannot be used by a consumer or classic group, and an empty share
+/// group can be deleted.
+#[tokio::test]
+async fn share_groups_join_describe_list_and_keep_their_namespace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "jobs", 2).await;
+    let heartbeat = |member: &str, epoch: i32| ShareGroupHeartbeatRequest {
+        group_id: "workers".into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        subscribed_topic_names: (epoch == 0).then(|| vec!["jobs".to_string()]),
+        ..Default::default()
+    };
+    let a: ShareGroupHeartbeatResponse = c.call_at(1, &heartbeat("member-a", 0)).await.expect("hb");
+    assert_eq!(a.error_code, 0, "{:?}", a.error_message);
+    let got = a.assignment.expect("assignment on join").topic_partitions;
+    assert_eq!((got[0].topic_id, got[0].partitions.clone()), (topic, vec![0, 1]));
+    let b: ShareGroupHeartbeatResponse = c.call_at(1, &heartbeat("member-b", 0)).await.expect("hb");
+    assert_eq!(b.assignment.expect("assignment").topic_partitions[0].partitions, vec![1]);
+    let a2: ShareGroupHeartbeatResponse = c.call_at(1, &heartbeat("member-a", a.member_epoch)).await.expect("hb");
+    assert_eq!(a2.assignment.expect("a's assignment shrank").topic_partitions[0].partitions, vec![0]);
+
+    let d: ShareGroupDescribeResponse = c
+        .call_at(
+            1,
+            &ShareGroupDescribeRequest { group_ids: vec!["workers".into(), "none".into()], ..Default::default() },
+        )
+        .await
+        .expect("describe");
+    let g = &d.groups[0];
+    assert_eq!((g.error_code, g.group_state.as_str(), g.assignor_name.as_str()), (0, "Stable", "simple"));
+    let members: Vec<&str> = g.members.iter().map(|m| m.member_id.as_str()).collect();
+    assert_eq!(members, ["member-a", "member-b"]);
+    assert_eq!(g.members[0].assignment.topic_partitions[0].topic_name, "jobs");
+    assert_eq!(d.groups[1].error_code, GROUP_ID_NOT_FOUND);
+
+    let listed: ListGroupsResponse = c
+        .call_at(5, &ListGroupsRequest { types_filter: vec!["share".into()], ..Default::default() })
+        .await
+        .expect("list");
+    let rows: Vec<(&str, &str, &str)> =
+        listed.groups.iter().map(|g| (g.group_id.as_str(), g.group_type.as_str(), g.group_state.as_str())).collect();
+    assert_eq!(rows, [("workers", "share", "Stable")]);
+
+    // The namespace is shared: a KIP-848 or classic member cannot use the id.
+    let cg: ConsumerGroupHeartbeatResponse = c
+        .call_at(
+            1,
+            &ConsumerGroupHeartbeatRequest {
+                group_id: "workers".into(),
+                member_id: "x".into(),
+                member_epoch: 0,
+                rebalance_timeout_ms: 30_000,
+                subscribed_topic_names: Some(vec!["jobs".into()]),
+                topic_partitions: Some(Vec::new()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("consumer heartbeat");
+    assert_eq!(cg.error_code, GROUP_ID_NOT_FOUND);
+    let join: JoinGroupResponse = c
+        .call_at(
+            5,
+            &JoinGroupRequest {
+                group_id: "workers".into(),
+                session_timeout_ms: 30_000,
+                rebalance_timeout_ms: 30_000,
+                protocol_type: "consumer".into(),
+                protocols: vec![join_group_request::JoinGroupRequestProtocol {
+                    name: "range".into(),
+                    metadata: Bytes::new(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("join");
+    assert_eq!(join.error_code, INCONSISTENT_GROUP_PROTOCOL);
+
+    // Both leave; the empty group can then be deleted.
+    for (m, e) in [("member-a", a2.member_epoch), ("member-b", b.member_epoch)] {
+        let _ = e;
+        let left: ShareGroupHeartbeatResponse = c.call_at(1, &heartbeat(m, -1)).await.expect("leave");
+        assert_eq!((left.error_code, left.member_epoch), (0, -1));
+    }
+    let del: DeleteGroupsResponse = c
+        .call_at(2, &DeleteGroupsRequest { groups_names: vec!["workers".into()], ..Default::default() })
+        .await
+        .expect("delete");
+    assert_eq!(del.results[0].error_code, 0);
+    broker.stop().await;
+}
+
+/// The share-session rules: acknowledgements cannot open a session (INVALID_REQUEST,
+/// before the session is touched), a continuing epoch needs a session
+/// (SHARE_SESSION_NOT_FOUND), an epoch out of step is INVALID_SHARE_SESSION_EPOCH, and
+/// ShareAcknowledge cannot carry epoch 0.
+#[tokio::test]
+async fn share_sessions_follow_kafkas_epoch_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "t", 1).await;
+    let r: ShareFetchResponse =
+        c.call_at(1, &share_fetch("g", "m", 0, topic, &[0], &[(0, 0, ACCEPT)], 0)).await.unwrap();
+    assert_eq!(r.error_code, INVALID_REQUEST);
+    let r: ShareFetchResponse = c.call_at(1, &share_fetch("g", "m", 3, topic, &[0], &[], 0)).await.unwrap();
+    assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND);
+    let r: ShareFetchResponse = c.call_at(1, &share_fetch("g", "m", 0, topic, &[0], &[], 0)).await.unwrap();
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let r: ShareFetchResponse = c.call_at(1, &share_fetch("g", "m", 2, topic, &[], &[], 0)).await.unwrap();
+    assert_eq!(r.error_code, INVALID_SHARE_SESSION_EPOCH);
+    let ack = ShareAcknowledgeRequest {
+        group_id: Some("g".into()),
+        member_id: Some("m".into()),
+        share_session_epoch: 0,
+        ..Default::default()
+    };
+    let r: ShareAcknowledgeResponse = c.call_at(1, &ack).await.unwrap();
+    assert_eq!(r.error_code, INVALID_SHARE_SESSION_EPOCH);
+    broker.stop().await;
+}
+
+/// Records whose lock runs out go to the next fetcher: a ShareFetch parked on an empty
+/// share-partition (everything locked by another member) is woken by the expiry, gets the
+/// records with delivery count 2, and the first member's late acknowledgement is refused
+/// with INVALID_RECORD_STATE. The second member's acceptance finishes them.
+#[tokio::test]
+async fn an_expired_lock_wakes_a_parked_share_fetch_and_refuses_the_late_ack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "work", 1).await;
+    let configs = [("share.auto.offset.reset", "earliest"), ("share.record.lock.duration.ms", "1000")];
+    assert_eq!(set_group_configs(&mut c, "g", &configs).await.0, 0);
+    produce(&mut c, "work", 0, &[b"a", b"b", b"c"]).await;
+
+    let first: ShareFetchResponse = c.call_at(1, &share_fetch("g", "one", 0, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!(first.error_code, 0);
+    assert_eq!(first.acquisition_lock_timeout_ms, 1000);
+    assert_eq!(acquired(&first), [(0, 2, 1)]);
+
+    // Later acquisitions lock for a minute (a config change applies to new locks only),
+    // so nothing below depends on how fast this machine is.
+    assert_eq!(set_group_configs(&mut c, "g", &[("share.record.lock.duration.ms", "60000")]).await.0, 0);
+    // Member two parks (nothing AVAILABLE) until the lock runs out, then gets them.
+    let mut c2 = connect(&broker.addr).await;
+    let second: ShareFetchResponse =
+        c2.call_at(1, &share_fetch("g", "two", 0, topic, &[0], &[], 20_000)).await.unwrap();
+    assert_eq!(acquired(&second), [(0, 2, 2)], "redelivered after the lock expired");
+    let records = &second.responses[0].partitions[0].records;
+    assert!(records.as_ref().is_some_and(|r| !r.is_empty()), "the batch comes with them");
+
+    let late: ShareFetchResponse =
+        c.call_at(1, &share_fetch("g", "one", 1, topic, &[0], &[(0, 2, ACCEPT)], 0)).await.unwrap();
+    assert_eq!(late.responses[0].partitions[0].acknowledge_error_code, INVALID_RECORD_STATE);
+
+    let ack = ShareAcknowledgeRequest {
+        group_id: Some("g".into()),
+        member_id: Some("two".into()),
+        share_session_epoch: 1,
+        topics: vec![AcknowledgeTopic {
+            topic_id: topic,
+            partitions: vec![AcknowledgePartition {
+                partition_index: 0,
+                acknowledgement_batches: vec![AckBatch {
+                    first_offset: 0,
+                    last_offset: 2,
+                    acknowledge_types: vec![ACCEPT],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r: ShareAcknowledgeResponse = c2.call_at(1, &ack).await.unwrap();
+    assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0));
+    // Nothing is left to deliver.
+    let after: ShareFetchResponse = c2.call_at(1, &share_fetch("g", "two", 2, topic, &[], &[], 0)).await.unwrap();
+    assert!(acquired(&after).is_empty());
+    broker.stop().await;
+}
