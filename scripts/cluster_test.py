@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 # Multi-partition and group scenarios: what a cluster changes for a client.
-SCENARIOS = "produce-consume-explicit,group-rebalance,standalone-commit,admin,idempotent,metadata,transactions"
+SCENARIOS = "produce-consume-explicit,group-rebalance,standalone-commit,admin,idempotent,metadata,transactions,share-group"
 CLIENTS = "confluent_kafka,kafka_python,kafkajs,kcat"
 
 
