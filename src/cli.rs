@@ -767,6 +767,33 @@ fn decode_assignment(b: &Bytes) -> Vec<(String, i32)> {
     out
 }
 
+/// A share group's state and members (ShareGroupDescribe), or `None` if `group` is not a
+/// share group or the broker has no share groups.
+async fn describe_share_group(client: &mut Client, group: &str) -> anyhow::Result<Option<(String, Vec<MemberInfo>)>> {
+    if !client.api_versions().contains_key(&ShareGroupDescribeRequest::API_KEY) {
+        return Ok(None);
+    }
+    let req = ShareGroupDescribeRequest { group_ids: vec![group.to_string()], ..Default::default() };
+    let (resp, _): (ShareGroupDescribeResponse, _) = client.call(1, &req).await?;
+    let Some(d) = resp.groups.into_iter().next().filter(|d| d.error_code == 0) else { return Ok(None) };
+    let members = d
+        .members
+        .into_iter()
+        .map(|m| MemberInfo {
+            id: m.member_id,
+            host: m.client_host,
+            client_id: m.client_id,
+            assigned: m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic_name.clone(), *p)))
+                .collect(),
+        })
+        .collect();
+    Ok(Some((d.group_state, members)))
+}
+
 async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<(String, Vec<MemberInfo>)> {
     let req = DescribeGroupsRequest { groups: vec![group.to_string()], ..Default::default() };
     let (resp, _): (DescribeGroupsResponse, _) = client.call(5, &req).await?;
@@ -853,6 +880,28 @@ pub async fn group(cmd: GroupCmd, c: &Common) -> anyhow::Result<()> {
                 "CLIENT-ID",
             ]);
             for group in &groups {
+                // A share group has no committed offsets and shares partitions among its
+                // members: one row per member and assigned partition, with the log end.
+                if let Some((_state, members)) = describe_share_group(&mut client, group).await? {
+                    let parts: Vec<(String, i32)> = members.iter().flat_map(|m| m.assigned.iter().cloned()).collect();
+                    let ends = list_offsets(&mut client, &parts, -1).await.unwrap_or_default();
+                    for m in &members {
+                        for tp in &m.assigned {
+                            t.row(vec![
+                                group.clone(),
+                                tp.0.clone(),
+                                tp.1.to_string(),
+                                "-".into(),
+                                ends.get(tp).map_or("-".into(), |o| o.to_string()),
+                                "-".into(),
+                                m.id.clone(),
+                                m.host.clone(),
+                                m.client_id.clone(),
+                            ]);
+                        }
+                    }
+                    continue;
+                }
                 let (_state, members) = describe_group(&mut client, group).await?;
                 let offsets = committed(&mut client, group).await?;
                 let mut owner: BTreeMap<(String, i32), &MemberInfo> = BTreeMap::new();

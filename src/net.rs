@@ -392,6 +392,7 @@ async fn serve_io<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             break;
         }
     }
+    node.shares.connection_closed(peer);
 }
 
 /// Open connections, in total and per client IP (`max.connections`,

@@ -232,6 +232,36 @@ async fn group_describe_shows_consumer_protocol_members() {
     }
 }
 
+/// `strom group list` and `strom group describe` show a share group (KIP-932): its type,
+/// and one row per member and assigned partition (two members share the one partition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commands_show_share_groups() {
+    use strom_protocol::{ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = start(dir.path()).await;
+    let a = b.addr.as_str();
+    ok(a, &["topic", "create", "jobs", "--partitions", "1"]).await;
+    let mut c = strom_client::Client::connect(a, std::time::Duration::from_secs(10)).await.expect("connect");
+    for member in ["worker-1", "worker-2"] {
+        let hb = ShareGroupHeartbeatRequest {
+            group_id: "queue".into(),
+            member_id: member.into(),
+            member_epoch: 0,
+            subscribed_topic_names: Some(vec!["jobs".into()]),
+            ..Default::default()
+        };
+        let joined: ShareGroupHeartbeatResponse = c.call_at(1, &hb).await.expect("heartbeat");
+        assert_eq!(joined.error_code, 0, "{joined:?}");
+    }
+    let groups = json(&ok(a, &["group", "list", "-o", "json"]).await);
+    let queue = groups.iter().find(|g| g["group"] == "queue").unwrap_or_else(|| panic!("{groups:?}"));
+    assert_eq!((queue["type"].as_str(), queue["state"].as_str()), (Some("share"), Some("Stable")), "{groups:?}");
+    let rows = json(&ok(a, &["group", "describe", "queue", "-o", "json"]).await);
+    let members: Vec<&str> = rows.iter().filter_map(|r| r["consumer_id"].as_str()).collect();
+    assert_eq!(members, ["worker-1", "worker-2"], "{rows:?}");
+    assert!(rows.iter().all(|r| r["topic"] == "jobs" && r["partition"] == 0 && r["lag"].is_null()), "{rows:?}");
+}
+
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect http");
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("write");

@@ -386,5 +386,44 @@ async fn an_expired_lock_wakes_a_parked_share_fetch_and_refuses_the_late_ack() {
     // Nothing is left to deliver.
     let after: ShareFetchResponse = c2.call_at(1, &share_fetch("g", "two", 2, topic, &[], &[], 0)).await.unwrap();
     assert!(acquired(&after).is_empty());
+    // What an operator sees: 6 acquisitions (3 records twice), 3 lock timeouts, 3 accepted.
+    let (_, text) = common::http_raw(broker.http.as_deref().expect("http"), "GET", "/metrics", b"").await;
+    let text = String::from_utf8_lossy(&text);
+    let metric =
+        |line: &str| text.lines().find(|l| l.starts_with(line)).map(|l| l.rsplit(' ').next().unwrap_or("").to_string());
+    let outcome = |o: &str| metric(&format!("strom_share_records_total{{outcome=\"{o}\"}}"));
+    assert_eq!(outcome("acquired").as_deref(), Some("6"), "{text}");
+    assert_eq!(outcome("lock_timeout").as_deref(), Some("3"));
+    assert_eq!(outcome("accepted").as_deref(), Some("3"));
+    assert_eq!(metric("strom_share_partitions ").as_deref(), Some("1"));
+    assert_eq!(metric("strom_share_sessions ").as_deref(), Some("2"));
+    broker.stop().await;
+}
+
+/// A consumer that disconnects gives its records back at once (Kafka closes the share
+/// session with the connection): a ShareFetch parked by another member gets them with
+/// delivery count 2 long before their one-minute lock would run out.
+#[tokio::test]
+async fn a_closed_connection_releases_its_members_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "work", 1).await;
+    let configs = [("share.auto.offset.reset", "earliest"), ("share.record.lock.duration.ms", "60000")];
+    assert_eq!(set_group_configs(&mut c, "g", &configs).await.0, 0);
+    produce(&mut c, "work", 0, &[b"a", b"b"]).await;
+    let mut doomed = connect(&broker.addr).await;
+    let first: ShareFetchResponse =
+        doomed.call_at(1, &share_fetch("g", "one", 0, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!(acquired(&first), [(0, 1, 1)]);
+    let addr = broker.addr.clone();
+    let waiter = tokio::spawn(async move {
+        let mut c2 = connect(&addr).await;
+        let r: ShareFetchResponse = c2.call_at(1, &share_fetch("g", "two", 0, topic, &[0], &[], 30_000)).await.unwrap();
+        acquired(&r)
+    });
+    drop(doomed);
+    let got = tokio::time::timeout(Duration::from_secs(25), waiter).await.expect("released before the lock ran out");
+    assert_eq!(got.expect("join"), [(0, 1, 2)]);
     broker.stop().await;
 }

@@ -230,7 +230,7 @@ pub async fn handle(
     let add: Vec<TopicPartition> = if epoch == FINAL_SESSION_EPOCH { Vec::new() } else { requested(&req) };
     let forget: Vec<TopicPartition> =
         req.forgotten_topics_data.iter().flat_map(|t| t.partitions.iter().map(move |&p| (t.topic_id.0, p))).collect();
-    let view = match node.shares.session_fetch(&group, &member, epoch, &add, &forget, now) {
+    let view = match node.shares.session_fetch(ctx.peer, &group, &member, epoch, &add, &forget, now) {
         Ok(v) => v,
         Err(e) => return refuse(e.error_code(), e.message()),
     };

@@ -8,6 +8,7 @@
 //! records may be delivered again (never lost: nothing is deleted by acknowledging).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -54,6 +55,11 @@ struct State {
     partitions: HashMap<Key, SharePartition>,
     sessions: Option<ShareSessions>,
     totals: Totals,
+    /// The connection (client address) each open share session was opened on, and the
+    /// sessions per connection: Kafka closes a member's share session, releasing its
+    /// records, when that connection closes.
+    session_conn: HashMap<(String, String), SocketAddr>,
+    conn_sessions: HashMap<SocketAddr, Vec<(String, String)>>,
 }
 
 /// Every share-partition and share session of this broker.
@@ -100,10 +106,12 @@ impl ShareState {
         Limits::new(lock_ms, self.config.delivery_count_limit, self.config.partition_max_record_locks)
     }
 
-    /// Applies a ShareFetch's session fields (see [`ShareSessions::fetch`]); a closed
-    /// session's or an evicted one's member gives up its records on their partitions.
+    /// Applies a ShareFetch's session fields (see [`ShareSessions::fetch`]) for a client on
+    /// connection `conn`; an evicted session's member gives up its records on its partitions.
+    #[allow(clippy::too_many_arguments)]
     pub fn session_fetch(
         &self,
+        conn: SocketAddr,
         group: &str,
         member: &str,
         epoch: i32,
@@ -115,8 +123,23 @@ impl ShareState {
         let sessions = st.sessions.get_or_insert_with(|| ShareSessions::new(1, 0));
         let view = sessions.fetch(group, member, epoch, add, forget, now_ms);
         let evicted = sessions.take_evicted();
+        let who = (group.to_string(), member.to_string());
+        match &view {
+            Ok(v) if v.closed => {
+                st.session_conn.remove(&who);
+            }
+            Ok(_) if epoch == super::group::INITIAL_SESSION_EPOCH => {
+                st.session_conn.insert(who.clone(), conn);
+                let on_conn = st.conn_sessions.entry(conn).or_default();
+                if !on_conn.contains(&who) {
+                    on_conn.push(who);
+                }
+            }
+            _ => {}
+        }
         let mut released = 0;
         for e in evicted {
+            st.session_conn.remove(&(e.group_id.clone(), e.member_id.clone()));
             released += release(&mut st, &e.group_id, &e.member_id, Some(&e.partitions));
         }
         drop(st);
@@ -136,7 +159,35 @@ impl ShareState {
     ) -> Result<SessionView, GroupError> {
         let mut st = self.lock();
         let sessions = st.sessions.get_or_insert_with(|| ShareSessions::new(1, 0));
-        sessions.acknowledge(group, member, epoch, now_ms)
+        let view = sessions.acknowledge(group, member, epoch, now_ms);
+        if view.as_ref().is_ok_and(|v| v.closed) {
+            st.session_conn.remove(&(group.to_string(), member.to_string()));
+        }
+        view
+    }
+
+    /// A client connection closed: the share sessions opened on it (and not reopened on
+    /// another connection since) close, and their members' records on their partitions
+    /// go back at once, as Kafka does, instead of at their lock deadlines.
+    pub fn connection_closed(&self, conn: SocketAddr) {
+        let mut st = self.lock();
+        let Some(opened) = st.conn_sessions.remove(&conn) else { return };
+        let mut released = 0;
+        for who in opened {
+            if st.session_conn.get(&who) != Some(&conn) {
+                continue;
+            }
+            st.session_conn.remove(&who);
+            let partitions = st.sessions.as_mut().and_then(|s| s.remove_member(&who.0, &who.1));
+            if let Some(partitions) = partitions {
+                released += release(&mut st, &who.0, &who.1, Some(&partitions));
+            }
+        }
+        drop(st);
+        if released > 0 {
+            tracing::debug!(%conn, released, "share sessions closed with their connection");
+            self.released.notify_waiters();
+        }
     }
 
     /// Applies a member's acknowledgements to one share-partition, all or nothing.
