@@ -336,6 +336,19 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
         "Replicas of each __transaction_state partition (at most the live brokers when it is created).",
     ),
     ("transaction.state.log.min.isr", "2", ConfigType::Int, "min.insync.replicas of __transaction_state."),
+    (
+        "share.coordinator.state.topic.num.partitions",
+        "50",
+        ConfigType::Int,
+        "Partitions of __share_group_state (created on the first share-group acknowledgement; fixed once created).",
+    ),
+    (
+        "share.coordinator.state.topic.replication.factor",
+        "3",
+        ConfigType::Short,
+        "Replicas of each __share_group_state partition (at most the live brokers when it is created).",
+    ),
+    ("share.coordinator.state.topic.min.isr", "2", ConfigType::Int, "min.insync.replicas of __share_group_state."),
     ("transaction.max.timeout.ms", "900000", ConfigType::Int, "Largest transaction.timeout.ms a producer may ask for."),
     (
         "transactional.id.expiration.ms",
@@ -354,8 +367,6 @@ pub const BROKER_DEFAULTS: &[(&str, &str, ConfigType, &str)] = &[
 /// Kafka broker settings Strom accepts without acting on them, and why; each one given
 /// is logged once at start (`true`: as a warning, because a Kafka user may expect more).
 pub const NO_EFFECT: &[(&str, &str, bool)] = &[
-    ("share.coordinator.state.topic.replication.factor", "no share groups (KIP-932) yet; single node", false),
-    ("share.coordinator.state.topic.min.isr", "no share groups (KIP-932) yet; single node", false),
     ("security.inter.broker.protocol", "single node: no inter-broker traffic", false),
     ("num.network.threads", "one runtime thread per CPU serves every connection", false),
     ("num.io.threads", "one runtime thread per CPU serves every request", false),
@@ -964,17 +975,10 @@ mod tests {
         // Everything not acted on is reported, none of it as a warning.
         let mut said: Vec<&str> = c.ignored.iter().map(|i| i.setting.split([' ', '=']).next().unwrap()).collect();
         said.sort();
-        assert_eq!(
-            said,
-            [
-                "controller.quorum.voters",
-                "listener",
-                "share.coordinator.state.topic.min.isr",
-                "share.coordinator.state.topic.replication.factor",
-            ]
-        );
+        assert_eq!(said, ["controller.quorum.voters", "listener"]);
         assert!(c.ignored.iter().all(|i| !i.warn), "{:?}", c.ignored);
         assert_eq!(c.values.get("transaction.state.log.replication.factor").map(String::as_str), Some("1"));
+        assert_eq!(c.values.get("share.coordinator.state.topic.min.isr").map(String::as_str), Some("1"));
         // Acted on now (a cluster replicates __consumer_offsets), so not reported.
         assert_eq!(c.values.get("offsets.topic.replication.factor").map(String::as_str), Some("1"));
     }

@@ -1242,7 +1242,7 @@ impl Metadata {
 
     /// Whether `name` is one of the broker's own topics.
     pub fn is_internal(name: &str) -> bool {
-        name == OFFSETS_TOPIC || name == TXN_TOPIC
+        name == OFFSETS_TOPIC || name == TXN_TOPIC || name == crate::share::state::SHARE_STATE_TOPIC
     }
 
     /// `__transaction_state`, created on first use as Kafka creates it (on the first
@@ -1270,6 +1270,36 @@ impl Metadata {
             Err((ErrorCode::TopicAlreadyExists, _)) => self.opened(TXN_TOPIC),
             Err((code, m)) => {
                 tracing::warn!(?code, error = %m, "cannot create {TXN_TOPIC}");
+                None
+            }
+        }
+    }
+
+    /// `__share_group_state`, created on first use as Kafka's share coordinator creates
+    /// it: `share.coordinator.state.topic.num.partitions` partitions (50),
+    /// `share.coordinator.state.topic.replication.factor` replicas (3, at most the live
+    /// brokers), `min.insync.replicas` from `share.coordinator.state.topic.min.isr` (2, at
+    /// most the replicas), compacted. `None` while it cannot be created.
+    pub fn share_state_topic(&self) -> Option<Arc<Topic>> {
+        let name = crate::share::state::SHARE_STATE_TOPIC;
+        if let Some(t) = self.topic(name) {
+            return Some(t);
+        }
+        let int = |k: &str, d: i64| self.config.values.get(k).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(d);
+        let partitions = int("share.coordinator.state.topic.num.partitions", 50).clamp(1, 10_000) as i32;
+        let brokers = self.live_brokers(&self.image()).len().max(1) as i64;
+        let rf = int("share.coordinator.state.topic.replication.factor", 3).clamp(1, brokers) as i16;
+        let min_isr = int("share.coordinator.state.topic.min.isr", 2).clamp(1, i64::from(rf));
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("min.insync.replicas".to_string(), min_isr.to_string()),
+            ("segment.bytes".to_string(), "104857600".to_string()),
+        ]);
+        match self.create_topic_placed(name, partitions, Some(rf), None, configs, false) {
+            Ok(t) => Some(t),
+            Err((ErrorCode::TopicAlreadyExists, _)) => self.opened(name),
+            Err((code, m)) => {
+                tracing::warn!(?code, error = %m, "cannot create {name}");
                 None
             }
         }

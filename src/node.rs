@@ -58,6 +58,7 @@ impl Node {
         registry.attach(&meta);
         let shares = Arc::new(crate::share::broker::ShareState::new(groups.config.share));
         groups.attach_shares(&shares);
+        shares.attach(&meta);
         Node {
             meta,
             groups,

@@ -10,3 +10,4 @@
 pub mod broker;
 pub mod group;
 pub mod partition;
+pub mod state;

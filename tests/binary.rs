@@ -453,3 +453,141 @@ async fn read_back_raw(addr: &str, topic: &str) -> i64 {
     }
     end
 }
+
+/// Share groups under kill -9 (issue 19, ADR 0016 step 4): in each of four rounds a
+/// share consumer acquires records, accepts every other one it got, and the broker is
+/// killed right after the acknowledgement was answered. A record accepted (answered
+/// without error) must never be delivered again; at the end, a last consumer drains the
+/// rest, and every produced record was accepted exactly once: none lost, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_share_records_survive_kill_9() {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    use strom_protocol::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use strom_protocol::share_acknowledge_request::{AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch};
+    use strom_protocol::share_fetch_request::{FetchPartition, FetchTopic};
+    use strom_protocol::*;
+
+    const N: usize = 400;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut strom = spawn(dir.path());
+    produce(&strom.addr, "queue", 0, N).await;
+    let mut c = strom_client::Client::connect(&strom.addr, Duration::from_secs(30)).await.expect("connect");
+    let topic = {
+        let md: MetadataResponse =
+            c.call_at(12, &MetadataRequest { topics: None, ..Default::default() }).await.unwrap();
+        md.topics.iter().find(|t| t.name.as_deref() == Some("queue")).expect("topic").topic_id
+    };
+    let set = IncrementalAlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type: 32,
+            resource_name: "g".into(),
+            configs: vec![AlterableConfig {
+                name: "share.auto.offset.reset".into(),
+                config_operation: 0,
+                value: Some("earliest".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r: IncrementalAlterConfigsResponse = c.call_at(1, &set).await.unwrap();
+    assert_eq!(r.responses[0].error_code, 0);
+    drop(c);
+
+    let fetch = |member: &str| ShareFetchRequest {
+        group_id: Some("g".into()),
+        member_id: Some(member.into()),
+        share_session_epoch: 0,
+        max_wait_ms: 5000,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        max_records: 60,
+        batch_size: 60,
+        topics: vec![FetchTopic {
+            topic_id: topic,
+            partitions: vec![FetchPartition { partition_index: 0, ..Default::default() }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let accept = |member: &str, offsets: &[i64]| ShareAcknowledgeRequest {
+        group_id: Some("g".into()),
+        member_id: Some(member.into()),
+        share_session_epoch: 1,
+        topics: vec![AcknowledgeTopic {
+            topic_id: topic,
+            partitions: vec![AcknowledgePartition {
+                partition_index: 0,
+                acknowledgement_batches: offsets
+                    .iter()
+                    .map(|&o| AcknowledgementBatch {
+                        first_offset: o,
+                        last_offset: o,
+                        acknowledge_types: vec![1],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let offsets_of = |r: &ShareFetchResponse| -> Vec<i64> {
+        r.responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .flat_map(|p| &p.acquired_records)
+            .flat_map(|a| a.first_offset..=a.last_offset)
+            .collect()
+    };
+    let mut accepted: BTreeSet<i64> = BTreeSet::new();
+    let mut redelivered_after_accept: Vec<i64> = Vec::new();
+    for round in 0..4 {
+        let member = format!("m{round}");
+        let mut c = strom_client::Client::connect(&strom.addr, Duration::from_secs(30)).await.expect("connect");
+        let got: ShareFetchResponse = c.call_at(1, &fetch(&member)).await.unwrap();
+        let offsets = offsets_of(&got);
+        assert!(!offsets.is_empty(), "round {round}: nothing delivered");
+        redelivered_after_accept.extend(offsets.iter().filter(|o| accepted.contains(o)));
+        let mine: Vec<i64> = offsets.iter().copied().step_by(2).collect();
+        let r: ShareAcknowledgeResponse = c.call_at(1, &accept(&member, &mine)).await.unwrap();
+        assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0), "round {round}");
+        accepted.extend(&mine);
+        // The acknowledgement was answered: now kill -9, no shutdown path runs.
+        strom.child.kill().expect("kill -9");
+        strom.child.wait().expect("wait");
+        strom = spawn(dir.path());
+    }
+    let before_kills = accepted.len();
+    // Drain: everything not accepted yet is delivered (again) and accepted now.
+    let mut c = strom_client::Client::connect(&strom.addr, Duration::from_secs(30)).await.expect("connect");
+    let mut twice = 0;
+    for i in 0.. {
+        let member = format!("drain{i}");
+        let got: ShareFetchResponse =
+            c.call_at(1, &ShareFetchRequest { max_wait_ms: 0, ..fetch(&member) }).await.unwrap();
+        let offsets = offsets_of(&got);
+        if offsets.is_empty() {
+            break;
+        }
+        redelivered_after_accept.extend(offsets.iter().filter(|o| accepted.contains(o)));
+        let r: ShareAcknowledgeResponse = c.call_at(1, &accept(&member, &offsets)).await.unwrap();
+        assert_eq!(r.responses[0].partitions[0].error_code, 0);
+        twice += offsets.iter().filter(|o| !accepted.insert(**o)).count();
+        assert!(i < N, "the drain does not end");
+    }
+    let lost = (0..N as i64).filter(|o| !accepted.contains(o)).count();
+    println!(
+        "share kill -9: {N} records, {} accepted before the kills, lost {lost}, accepted twice {twice}, \
+         redelivered after acceptance {}",
+        before_kills,
+        redelivered_after_accept.len()
+    );
+    assert_eq!((lost, twice), (0, 0));
+    assert!(redelivered_after_accept.is_empty(), "accepted records came back: {redelivered_after_accept:?}");
+    strom.child.kill().expect("kill");
+    strom.child.wait().expect("wait");
+}

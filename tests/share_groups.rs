@@ -427,3 +427,72 @@ async fn a_closed_connection_releases_its_members_records() {
     assert_eq!(got.expect("join"), [(0, 1, 2)]);
     broker.stop().await;
 }
+
+fn acknowledge(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: Uuid,
+    batches: &[(i64, i64, i8)],
+) -> ShareAcknowledgeRequest {
+    ShareAcknowledgeRequest {
+        group_id: Some(group.into()),
+        member_id: Some(member.into()),
+        share_session_epoch: epoch,
+        topics: vec![AcknowledgeTopic {
+            topic_id: topic,
+            partitions: vec![AcknowledgePartition {
+                partition_index: 0,
+                acknowledgement_batches: batches
+                    .iter()
+                    .map(|&(first_offset, last_offset, t)| AckBatch {
+                        first_offset,
+                        last_offset,
+                        acknowledge_types: vec![t],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Share-partition state survives a restart (`__share_group_state`, ADR 0016 step 4):
+/// accepted and rejected records are never delivered again; a released record and the
+/// records acquired but not acknowledged are, with their delivery counts; and a `latest`
+/// start is kept, so records produced after it but before the restart are not skipped.
+#[tokio::test]
+async fn share_partition_state_survives_a_restart() {
+    const REJECT: i8 = 3;
+    const RELEASE: i8 = 2;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "durable", 1).await;
+    assert_eq!(set_group_configs(&mut c, "g", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
+    let values: Vec<Vec<u8>> = (0..10).map(|i| format!("v{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    produce(&mut c, "durable", 0, &refs).await;
+    let got: ShareFetchResponse = c.call_at(1, &share_fetch("g", "m", 0, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!(acquired(&got), [(0, 9, 1)]);
+    let acks = [(0, 3, ACCEPT), (4, 4, REJECT), (5, 5, RELEASE)];
+    let r: ShareAcknowledgeResponse = c.call_at(1, &acknowledge("g", "m", 1, topic, &acks)).await.unwrap();
+    assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0));
+    // A second group starts at the end (latest) before three more records arrive.
+    let late: ShareFetchResponse = c.call_at(1, &share_fetch("late", "m", 0, topic, &[0], &[], 0)).await.unwrap();
+    assert!(acquired(&late).is_empty());
+    produce(&mut c, "durable", 0, &[b"x", b"y", b"z"]).await;
+    drop(c);
+    broker.stop().await;
+
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let again: ShareFetchResponse = c.call_at(1, &share_fetch("g", "m2", 0, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!(acquired(&again), [(5, 9, 2), (10, 12, 1)], "0-4 finished; 5-9 delivered again");
+    let late: ShareFetchResponse = c.call_at(1, &share_fetch("late", "m", 0, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!(acquired(&late), [(10, 12, 1)], "the latest start (10) was kept");
+    broker.stop().await;
+}

@@ -123,7 +123,7 @@ pub(super) fn acknowledge(
     let key: Key = (group.to_string(), tp.0, tp.1);
     match node.shares.acknowledge(&key, member, &acks, now_ms) {
         Ok(_) => {}
-        Err(e) => answer.ack_error = Some((e.error_code(), e.to_string())),
+        Err(e) => answer.ack_error = Some(e),
     }
 }
 

@@ -2,14 +2,22 @@
 //! ShareFetch and ShareAcknowledge work on, beside the partitions this broker leads.
 //!
 //! One mutex guards every share-partition and the session cache: each request holds it
-//! for a few map operations and zero-copy log reads, never across an await. The state is
-//! in memory only until step 4 of the ADR (`__share_group_state`): a restart or a
-//! leadership move starts a share-partition again from `share.auto.offset.reset`, so
-//! records may be delivered again (never lost: nothing is deleted by acknowledging).
+//! for a few map operations and zero-copy log reads, never across an await.
+//!
+//! Durability (ADR 0016 step 4, in progress): on a single node every change that must
+//! survive a restart — a share-partition's start, every acknowledgement — is written to
+//! `__share_group_state` (one snapshot record, [`super::state`]) before it takes effect
+//! and before it is answered; the change is applied to a copy, and the copy replaces the
+//! state only once the record is appended, so a failed write changes nothing. A restart
+//! rebuilds each share-partition from its latest snapshot: acknowledged records are never
+//! delivered again; records acquired but not acknowledged are (locks do not survive).
+//! In a cluster the state stays in memory until the share coordinator RPCs exist
+//! (Kafka's Read/WriteShareGroupState): a leader change starts the share-partition again
+//! from `share.auto.offset.reset`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -17,10 +25,11 @@ use strom_protocol::records::{split_batches, BatchHeader};
 use tokio::sync::Notify;
 
 use super::group::{GroupError, SessionView, ShareSessions, TopicId, TopicPartition};
-use super::partition::{AckError, AckSummary, Acquired, Limits, SharePartition, StateCounts};
+use super::partition::{AckSummary, Acquired, Limits, SharePartition, StateCounts};
+use super::state::{self, StateValue, SHARE_STATE_TOPIC};
 use crate::config::group::ShareConfig;
 use crate::error::ErrorCode;
-use crate::metadata::Partition;
+use crate::metadata::{Metadata, Partition};
 
 /// A share-partition: (share group, topic id, partition index).
 pub type Key = (String, TopicId, i32);
@@ -60,6 +69,9 @@ struct State {
     /// records, when that connection closes.
     session_conn: HashMap<(String, String), SocketAddr>,
     conn_sessions: HashMap<SocketAddr, Vec<(String, String)>>,
+    /// The latest snapshot of every share-partition in `__share_group_state` (durable
+    /// mode), read on first use and kept current by every write; `None` until read.
+    durable: Option<HashMap<Key, StateValue>>,
 }
 
 /// Every share-partition and share session of this broker.
@@ -72,6 +84,8 @@ pub struct ShareState {
     /// A lock was taken whose deadline may be the earliest: the expiry task recomputes
     /// its sleep.
     timer: Notify,
+    /// Where `__share_group_state` is; set when the node is assembled.
+    meta: OnceLock<Weak<Metadata>>,
 }
 
 impl std::fmt::Debug for ShareState {
@@ -89,7 +103,19 @@ impl ShareState {
             inner: Mutex::new(State { sessions: Some(sessions), ..State::default() }),
             released: Notify::new(),
             timer: Notify::new(),
+            meta: OnceLock::new(),
         }
+    }
+
+    /// Gives the state its metadata, for `__share_group_state`.
+    pub fn attach(&self, meta: &Arc<Metadata>) {
+        let _ = self.meta.set(Arc::downgrade(meta));
+    }
+
+    /// The metadata when share-partition state is durable here (a single node; see the
+    /// module docs for clusters).
+    fn store(&self) -> Option<Arc<Metadata>> {
+        self.meta.get().and_then(Weak::upgrade).filter(|m| m.quorum().is_none())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -190,33 +216,48 @@ impl ShareState {
         }
     }
 
-    /// Applies a member's acknowledgements to one share-partition, all or nothing.
+    /// Applies a member's acknowledgements to one share-partition, all or nothing; in
+    /// durable mode the new state is written to `__share_group_state` first.
     pub fn acknowledge(
         &self,
         key: &Key,
         member: &str,
         acks: &[(i64, i64, Vec<u8>)],
         now_ms: i64,
-    ) -> Result<AckSummary, AckError> {
-        let mut st = self.lock();
+    ) -> Result<AckSummary, (ErrorCode, String)> {
+        let store = self.store();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let Some(sp) = st.partitions.get_mut(key) else {
-            // Nothing was ever acquired here (or the state was dropped with leadership):
-            // whatever the member claims to hold, it holds nothing.
+            // Nothing was ever acquired here since this broker started (or the state was
+            // dropped with leadership): whatever the member claims to hold, it holds nothing.
             let first = acks.first().map_or(0, |a| a.0);
-            return Err(AckError::NotAcquired(first));
+            let e = super::partition::AckError::NotAcquired(first);
+            return Err((e.error_code(), e.to_string()));
         };
         // Locks that ran out are released before acknowledging, so an acknowledgement
         // after the deadline is refused even if the expiry task has not run yet.
         let expired = sp.expire(now_ms) as u64;
-        let result = sp.acknowledge(member, now_ms, acks);
         st.totals.lock_timeouts += expired;
+        let mut next = sp.clone();
+        let result = next.acknowledge(member, now_ms, acks).map_err(|e| (e.error_code(), e.to_string()));
+        let result = match (result, &store) {
+            (Ok(summary), Some(meta)) => {
+                match write(meta, st.durable.get_or_insert_with(|| load(meta)), key, &next, now_ms) {
+                    Ok(()) => Ok(summary),
+                    Err(e) => Err(e),
+                }
+            }
+            (r, _) => r,
+        };
         if let Ok(s) = &result {
+            *sp = next;
             st.totals.accepted += s.accepted;
             st.totals.released += s.released;
             st.totals.archived += s.archived;
         }
         let notify = expired > 0 || result.as_ref().is_ok_and(|s| s.released > 0);
-        drop(st);
+        drop(guard);
         if notify {
             self.released.notify_waiters();
         }
@@ -239,13 +280,21 @@ impl ShareState {
         max_bytes: usize,
         now_ms: i64,
     ) -> Result<Grant, ErrorCode> {
+        let store = self.store();
         let mut st = self.lock();
         let st = &mut *st;
-        let sp = st.partitions.entry(key.clone()).or_insert_with(|| {
-            let at = start();
-            tracing::info!(group = %key.0, partition = key.2, start = at, "share-partition initialized");
-            SharePartition::new(limits, at)
-        });
+        if !st.partitions.contains_key(key) {
+            let sp = match &store {
+                Some(meta) => open_durable(meta, st, key, limits, start, now_ms)?,
+                None => {
+                    let at = start();
+                    tracing::info!(group = %key.0, partition = key.2, start = at, "share-partition initialized");
+                    SharePartition::new(limits, at)
+                }
+            };
+            st.partitions.insert(key.clone(), sp);
+        }
+        let Some(sp) = st.partitions.get_mut(key) else { return Ok(Grant::default()) };
         sp.set_limits(limits);
         let expired = sp.expire(now_ms) as u64;
         st.totals.lock_timeouts += expired;
@@ -297,9 +346,20 @@ impl ShareState {
         }
     }
 
-    /// DeleteGroups removed the (empty) group: its share-partitions go too.
+    /// DeleteGroups removed the (empty) group: its share-partitions go too (in durable
+    /// mode with tombstones, so compaction drops their snapshots).
     pub fn group_deleted(&self, group: &str) {
-        self.lock().partitions.retain(|k, _| k.0 != group);
+        let store = self.store();
+        let mut st = self.lock();
+        st.partitions.retain(|k, _| k.0 != group);
+        let (Some(meta), Some(durable)) = (store, st.durable.as_mut()) else { return };
+        let keys: Vec<Key> = durable.keys().filter(|k| k.0 == group).cloned().collect();
+        for k in keys {
+            durable.remove(&k);
+            if let Err((_, e)) = append(&meta, &k, None) {
+                tracing::warn!(group, error = %e, "could not delete share-partition state");
+            }
+        }
     }
 
     /// This broker stopped leading the partition (or it is gone): its in-memory state is
@@ -331,6 +391,104 @@ impl ShareState {
     fn next_deadline(&self) -> Option<i64> {
         self.lock().partitions.values().filter_map(SharePartition::next_deadline).min()
     }
+}
+
+/// Opens a share-partition in durable mode: from its latest snapshot, or new at
+/// `start()` with that start written first, so that a restart does not move a `latest`
+/// start past records produced in between.
+fn open_durable(
+    meta: &Metadata,
+    st: &mut State,
+    key: &Key,
+    limits: Limits,
+    start: impl FnOnce() -> i64,
+    now_ms: i64,
+) -> Result<SharePartition, ErrorCode> {
+    let durable = st.durable.get_or_insert_with(|| load(meta));
+    if let Some(v) = durable.get(key) {
+        match SharePartition::from_snapshot(limits, &v.snapshot) {
+            Ok(sp) => {
+                tracing::info!(group = %key.0, partition = key.2, start = sp.start(), "share-partition loaded");
+                return Ok(sp);
+            }
+            Err(e) => tracing::warn!(group = %key.0, partition = key.2, error = %e, "share-partition state unusable"),
+        }
+    }
+    let at = start();
+    let sp = SharePartition::new(limits, at);
+    write(meta, durable, key, &sp, now_ms).map_err(|(code, _)| code)?;
+    tracing::info!(group = %key.0, partition = key.2, start = at, "share-partition initialized");
+    Ok(sp)
+}
+
+/// Every share-partition's latest snapshot in `__share_group_state` (empty if the topic
+/// does not exist yet). Undecodable records are skipped with a warning: a share-partition
+/// whose state is lost starts again from `share.auto.offset.reset`.
+fn load(meta: &Metadata) -> HashMap<Key, StateValue> {
+    let mut out = HashMap::new();
+    let Some(topic) = meta.topic(SHARE_STATE_TOPIC) else { return out };
+    for p in &topic.partitions {
+        p.scan_batches(p.log_start_offset(), p.high_watermark(), |_, batch| {
+            let Ok(records) = strom_protocol::records::decode_records(batch) else {
+                tracing::warn!(partition = p.index, "skipping an undecodable batch in {SHARE_STATE_TOPIC}");
+                return;
+            };
+            for rec in records {
+                let Some(k) = rec.key else { continue };
+                match state::decode(&k, rec.value.as_ref()) {
+                    Ok(Some((key, Some(v)))) => {
+                        out.insert(key, v);
+                    }
+                    Ok(Some((key, None))) => {
+                        out.remove(&key);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "skipping an undecodable record in {SHARE_STATE_TOPIC}"),
+                }
+            }
+        });
+    }
+    tracing::info!(share_partitions = out.len(), "loaded share-partition state");
+    out
+}
+
+/// Writes `sp`'s snapshot as the next state of `key` and records it in `durable`.
+fn write(
+    meta: &Metadata,
+    durable: &mut HashMap<Key, StateValue>,
+    key: &Key,
+    sp: &SharePartition,
+    now_ms: i64,
+) -> Result<(), (ErrorCode, String)> {
+    let previous = durable.get(key);
+    let value = StateValue {
+        snapshot_epoch: previous.map_or(0, |v| v.snapshot_epoch.wrapping_add(1).max(0)),
+        state_epoch: previous.map_or(0, |v| v.state_epoch),
+        leader_epoch: 0,
+        create_timestamp: previous.map_or(now_ms, |v| v.create_timestamp),
+        write_timestamp: now_ms,
+        snapshot: sp.snapshot(),
+    };
+    append(meta, key, Some(&value))?;
+    durable.insert(key.clone(), value);
+    Ok(())
+}
+
+/// Appends one record for `key` (`None`: a tombstone) to its `__share_group_state`
+/// partition. On a single node the append is the write (the topic's flush settings
+/// decide when it is fsync'd, as for every topic).
+fn append(meta: &Metadata, key: &Key, value: Option<&StateValue>) -> Result<(), (ErrorCode, String)> {
+    let unavailable = |m: &str| (ErrorCode::CoordinatorNotAvailable, m.to_string());
+    let topic = meta.share_state_topic().ok_or_else(|| unavailable("cannot create __share_group_state"))?;
+    let n = topic.partitions.len() as i32;
+    let p = topic.partitions.get(state::partition_for(key, n) as usize).ok_or_else(|| unavailable("no partition"))?;
+    let mut batch = strom_protocol::records::BatchBuilder::new(strom_storage::now_ms());
+    let v = value.map(state::encode_value);
+    batch.add(Some(&state::encode_key(key)), v.as_deref());
+    p.append(&batch.build()).map(|_| ()).map_err(|(code, msg)| {
+        tracing::error!(group = %key.0, partition = key.2, error = %msg, "could not write share-partition state");
+        (code, msg)
+    })
 }
 
 /// Releases `member`'s records on the group's share-partitions (those of `partitions`).
