@@ -767,6 +767,17 @@ fn decode_assignment(b: &Bytes) -> Vec<(String, i32)> {
     out
 }
 
+/// A member of a KIP-848 consumer group or a share group, from its describe answer.
+fn member_info<'a>(
+    id: String,
+    host: String,
+    client_id: String,
+    assignment: impl Iterator<Item = (&'a String, &'a Vec<i32>)>,
+) -> MemberInfo {
+    let assigned = assignment.flat_map(|(topic, ps)| ps.iter().map(move |p| (topic.clone(), *p))).collect();
+    MemberInfo { id, host, client_id, assigned }
+}
+
 /// A share group's state and members (ShareGroupDescribe), or `None` if `group` is not a
 /// share group or the broker has no share groups.
 async fn describe_share_group(client: &mut Client, group: &str) -> anyhow::Result<Option<(String, Vec<MemberInfo>)>> {
@@ -779,16 +790,9 @@ async fn describe_share_group(client: &mut Client, group: &str) -> anyhow::Resul
     let members = d
         .members
         .into_iter()
-        .map(|m| MemberInfo {
-            id: m.member_id,
-            host: m.client_host,
-            client_id: m.client_id,
-            assigned: m
-                .assignment
-                .topic_partitions
-                .iter()
-                .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic_name.clone(), *p)))
-                .collect(),
+        .map(|m| {
+            let tps = m.assignment.topic_partitions.iter().map(|tp| (&tp.topic_name, &tp.partitions));
+            member_info(m.member_id, m.client_host, m.client_id, tps)
         })
         .collect();
     Ok(Some((d.group_state, members)))
@@ -812,16 +816,9 @@ async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<(Str
                 let members = d
                     .members
                     .into_iter()
-                    .map(|m| MemberInfo {
-                        id: m.member_id,
-                        host: m.client_host,
-                        client_id: m.client_id,
-                        assigned: m
-                            .assignment
-                            .topic_partitions
-                            .iter()
-                            .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic_name.clone(), *p)))
-                            .collect(),
+                    .map(|m| {
+                        let tps = m.assignment.topic_partitions.iter().map(|tp| (&tp.topic_name, &tp.partitions));
+                        member_info(m.member_id, m.client_host, m.client_id, tps)
                     })
                     .collect();
                 return Ok((d.group_state, members));

@@ -361,26 +361,7 @@ async fn an_expired_lock_wakes_a_parked_share_fetch_and_refuses_the_late_ack() {
         c.call_at(1, &share_fetch("g", "one", 1, topic, &[0], &[(0, 2, ACCEPT)], 0)).await.unwrap();
     assert_eq!(late.responses[0].partitions[0].acknowledge_error_code, INVALID_RECORD_STATE);
 
-    let ack = ShareAcknowledgeRequest {
-        group_id: Some("g".into()),
-        member_id: Some("two".into()),
-        share_session_epoch: 1,
-        topics: vec![AcknowledgeTopic {
-            topic_id: topic,
-            partitions: vec![AcknowledgePartition {
-                partition_index: 0,
-                acknowledgement_batches: vec![AckBatch {
-                    first_offset: 0,
-                    last_offset: 2,
-                    acknowledge_types: vec![ACCEPT],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let ack = acknowledge("g", "two", 1, topic, &[(0, 2, ACCEPT)]);
     let r: ShareAcknowledgeResponse = c2.call_at(1, &ack).await.unwrap();
     assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0));
     // Nothing is left to deliver.

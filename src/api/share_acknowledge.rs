@@ -10,11 +10,10 @@ use strom_protocol::share_acknowledge_response::{
 use strom_protocol::{ShareAcknowledgeRequest, ShareAcknowledgeResponse, Uuid};
 
 use super::authz::Authz;
-use super::share_fetch::{ack_batches, acknowledge, endpoints, release_closed, Answer};
+use super::share_fetch::{ack_batches, acknowledge, check_member, endpoints, release_closed, Answer};
 use super::{ApiRange, RequestContext};
 use crate::error::ErrorCode;
 use crate::node::Node;
-use crate::security::acl::op;
 use crate::share::group::TopicPartition;
 
 /// Versions served: v1.
@@ -35,11 +34,8 @@ pub fn handle(
         error_message: Some(msg.to_string()),
         ..Default::default()
     };
-    if group.is_empty() || member.is_empty() {
-        return refuse(ErrorCode::InvalidRequest, "the group id and member id are required");
-    }
-    if !az.group(op::READ, &group) {
-        return refuse(ErrorCode::GroupAuthorizationFailed, "not authorized to read the group");
+    if let Err((code, msg)) = check_member(az, &group, &member) {
+        return refuse(code, msg);
     }
     let _span = tracing::debug_span!("share_acknowledge", group = %group, member = %member).entered();
     let now = strom_storage::now_ms();

@@ -48,6 +48,18 @@ pub(super) struct Answer {
     grant: crate::share::broker::Grant,
 }
 
+/// The checks before a share request touches anything: a group and member id, and READ
+/// on the group (Kafka's rule for ShareFetch and ShareAcknowledge).
+pub(super) fn check_member(az: &Authz<'_>, group: &str, member: &str) -> Result<(), (ErrorCode, &'static str)> {
+    if group.is_empty() || member.is_empty() {
+        return Err((ErrorCode::InvalidRequest, "the group id and member id are required"));
+    }
+    if !az.group(op::READ, group) {
+        return Err((ErrorCode::GroupAuthorizationFailed, "not authorized to read the group"));
+    }
+    Ok(())
+}
+
 /// Checks a partition's acknowledgement batches as Kafka does (ascending, disjoint, each
 /// `first <= last`, one type or one per offset, types 0..=3) and converts them.
 pub(super) fn ack_batches<'a>(
@@ -206,14 +218,8 @@ pub async fn handle(
         error_message: Some(msg.to_string()),
         ..Default::default()
     };
-    if group.is_empty() {
-        return refuse(ErrorCode::InvalidRequest, "the group id is required");
-    }
-    if member.is_empty() {
-        return refuse(ErrorCode::InvalidRequest, "the member id is required");
-    }
-    if !az.group(op::READ, &group) {
-        return refuse(ErrorCode::GroupAuthorizationFailed, "not authorized to read the group");
+    if let Err((code, msg)) = check_member(az, &group, &member) {
+        return refuse(code, msg);
     }
     let epoch = req.share_session_epoch;
     let has_acks = req.topics.iter().flat_map(|t| &t.partitions).any(|p| !p.acknowledgement_batches.is_empty());
