@@ -563,3 +563,89 @@ async fn offsets_and_records_of_a_fenced_or_unverified_producer_are_refused() {
     assert_eq!(offsets(&mut c, "t").await, (2, 2));
     b.stop().await;
 }
+
+/// Share groups read transactional data by their `share.isolation.level` (issue 19):
+/// read_committed acquires nothing of an aborted transaction (nor the markers) and stops
+/// at the last stable offset while a transaction is open; read_uncommitted acquires every
+/// data record. Topic layout: aborted A (0-2), its marker (3), committed B (4-5), its
+/// marker (6), then open C (7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_groups_read_transactional_data_by_their_isolation_level() {
+    use strom_protocol::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use strom_protocol::share_fetch_request::{FetchPartition as SharePartition, FetchTopic as ShareTopic};
+    use strom_protocol::{
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ShareFetchRequest, ShareFetchResponse,
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[("transaction.state.log.num.partitions", "1")]).await;
+    let mut c = connect(&broker.addr).await;
+    create_topic(&mut c, "jobs", 1).await;
+    for (group, level) in [("committed", "read_committed"), ("uncommitted", "read_uncommitted")] {
+        let req = IncrementalAlterConfigsRequest {
+            resources: vec![AlterConfigsResource {
+                resource_type: 32,
+                resource_name: group.into(),
+                configs: [("share.auto.offset.reset", "earliest"), ("share.isolation.level", level)]
+                    .iter()
+                    .map(|(k, v)| AlterableConfig {
+                        name: k.to_string(),
+                        config_operation: 0,
+                        value: Some(v.to_string()),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let r: IncrementalAlterConfigsResponse = c.call_at(1, &req).await.expect("alter configs");
+        assert_eq!(r.responses[0].error_code, NONE, "{:?}", r.responses[0].error_message);
+    }
+    for (tid, n, commit) in [("a", 3, Some(false)), ("b", 2, Some(true)), ("c", 1, None)] {
+        let (code, pid, epoch) = init(&mut c, tid, 60_000).await;
+        assert_eq!(code, NONE);
+        assert_eq!(add_partition(&mut c, tid, pid, epoch, "jobs", 0).await, NONE);
+        assert_eq!(produce_txn(&mut c, tid, pid, epoch, 0, "jobs", n).await, NONE);
+        if let Some(commit) = commit {
+            assert_eq!(end_txn(&mut c, tid, pid, epoch, commit).await, NONE);
+        }
+    }
+    assert_eq!(await_lso(&mut c, "jobs", 7).await, (8, 7), "C's record is at 7, open");
+    let topic_id = {
+        let md: strom_protocol::MetadataResponse = c
+            .call_at(12, &strom_protocol::MetadataRequest { topics: None, ..Default::default() })
+            .await
+            .expect("metadata");
+        md.topics.iter().find(|t| t.name.as_deref() == Some("jobs")).expect("topic").topic_id
+    };
+    let mut acquired = async |group: &str| {
+        let req = ShareFetchRequest {
+            group_id: Some(group.into()),
+            member_id: Some("m".into()),
+            share_session_epoch: 0,
+            max_wait_ms: 0,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            max_records: 100,
+            batch_size: 100,
+            topics: vec![ShareTopic {
+                topic_id,
+                partitions: vec![SharePartition { partition_index: 0, ..Default::default() }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let r: ShareFetchResponse = c.call_at(1, &req).await.expect("share fetch");
+        assert_eq!(r.error_code, NONE, "{:?}", r.error_message);
+        r.responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .flat_map(|p| &p.acquired_records)
+            .map(|a| (a.first_offset, a.last_offset))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(acquired("committed").await, [(4, 5)], "B only: A aborted, C open");
+    assert_eq!(acquired("uncommitted").await, [(0, 2), (4, 5), (7, 7)], "every data record");
+    broker.stop().await;
+}

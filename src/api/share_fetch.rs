@@ -269,6 +269,8 @@ pub async fn handle(
         .get("share.auto.offset.reset")
         .and_then(|v| ShareAutoOffsetReset::parse(v))
         .unwrap_or(ShareAutoOffsetReset::Latest);
+    let read_committed =
+        group_configs.get("share.isolation.level").is_some_and(|v| v.trim().eq_ignore_ascii_case("read_committed"));
     // Start at a different partition each time, so that one busy partition does not take
     // every fetch's record budget.
     let mut order = view.partitions.clone();
@@ -305,8 +307,16 @@ pub async fn handle(
         for w in &mut waits {
             w.as_mut().enable();
         }
-        let (records, bytes) =
-            acquire(node, &group, &member, &parts, limits, reset, max_records, max_bytes, &mut answers);
+        let (records, bytes) = acquire(
+            node,
+            &group,
+            &member,
+            &parts,
+            (limits, reset, read_committed),
+            max_records,
+            max_bytes,
+            &mut answers,
+        );
         let now_i = Instant::now();
         if bytes >= min_bytes.max(1) || records > 0 || errors || has_acks || now_i >= deadline || parts.is_empty() {
             break;
@@ -319,7 +329,16 @@ pub async fn handle(
             }
         });
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
-            acquire(node, &group, &member, &parts, limits, reset, max_records, max_bytes, &mut answers);
+            acquire(
+                node,
+                &group,
+                &member,
+                &parts,
+                (limits, reset, read_committed),
+                max_records,
+                max_bytes,
+                &mut answers,
+            );
             break;
         }
     }
@@ -351,8 +370,7 @@ fn acquire(
     group: &str,
     member: &str,
     parts: &[(TopicPartition, Arc<Partition>)],
-    limits: crate::share::partition::Limits,
-    reset: ShareAutoOffsetReset,
+    (limits, reset, read_committed): (crate::share::partition::Limits, ShareAutoOffsetReset, bool),
     max_records: usize,
     max_bytes: usize,
     answers: &mut BTreeMap<TopicPartition, Answer>,
@@ -374,7 +392,7 @@ fn acquire(
             ShareAutoOffsetReset::Earliest => p.log_start_offset(),
             ShareAutoOffsetReset::Latest => p.high_watermark(),
         };
-        match node.shares.acquire(&key, member, p, limits, start, max_records - records, budget, now) {
+        match node.shares.acquire(&key, member, p, limits, start, read_committed, max_records - records, budget, now) {
             Ok(grant) if grant.acquired.is_empty() => {}
             Ok(grant) => {
                 records += grant.acquired.iter().map(|a| (a.last - a.first + 1).max(0) as usize).sum::<usize>();

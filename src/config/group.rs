@@ -78,9 +78,15 @@ pub struct GroupConfigKey {
 }
 
 /// The group configs Strom serves: those of share groups it implements. Kafka's other
-/// group configs (`consumer.*`, `streams.*`, `share.isolation.level`) are refused with
-/// INVALID_CONFIG rather than accepted and ignored.
+/// group configs (`consumer.*`, `streams.*`) are refused with INVALID_CONFIG rather than
+/// accepted and ignored.
 pub const GROUP_CONFIGS: &[GroupConfigKey] = &[
+    GroupConfigKey {
+        name: "share.isolation.level",
+        broker_synonym: None,
+        default: "read_uncommitted",
+        ty: crate::config::ConfigType::String,
+    },
     GroupConfigKey {
         name: "share.auto.offset.reset",
         broker_synonym: None,
@@ -118,6 +124,11 @@ pub fn validate_group_configs(configs: &std::collections::BTreeMap<String, Strin
                 Ok(n) if n > 0 => {}
                 _ => return Err(format!("{k}: {v:?} is not a positive integer")),
             },
+            _ if key.name == "share.isolation.level" => {
+                if !matches!(v.trim().to_ascii_lowercase().as_str(), "read_uncommitted" | "read_committed") {
+                    return Err(format!("{k}: {v:?} is not read_uncommitted or read_committed"));
+                }
+            }
             _ => {
                 if ShareAutoOffsetReset::parse(v).is_none() {
                     return Err(format!("{k}: {v:?} is not earliest or latest"));

@@ -268,6 +268,10 @@ impl ShareState {
     /// `start()` (from `share.auto.offset.reset`) on first use, then reads whole batches
     /// from the first AVAILABLE offset, at most `max_bytes` (at least one batch), and
     /// acquires up to `max_records` records of them.
+    ///
+    /// `read_committed` (the group's `share.isolation.level`): only records below the last
+    /// stable offset are acquired, and those of aborted transactions never are (they are
+    /// archived as the gaps they leave, like the transaction markers), as Kafka does.
     #[allow(clippy::too_many_arguments)]
     pub fn acquire(
         &self,
@@ -276,6 +280,7 @@ impl ShareState {
         partition: &Partition,
         limits: Limits,
         start: impl FnOnce() -> i64,
+        read_committed: bool,
         max_records: usize,
         max_bytes: usize,
         now_ms: i64,
@@ -300,18 +305,26 @@ impl ShareState {
         st.totals.lock_timeouts += expired;
         sp.log_start_moved(partition.log_start_offset());
         let from = sp.next_fetch_offset();
-        if from >= partition.high_watermark() || max_records == 0 {
+        let bound = if read_committed { partition.last_stable_offset() } else { partition.high_watermark() };
+        if from >= bound || max_records == 0 {
             return Ok(Grant::default());
         }
-        let data = partition.read(from, max_bytes.max(1))?;
-        let mut batches: Vec<(i64, i64, std::ops::Range<usize>)> = Vec::new();
+        let data = if read_committed {
+            partition.read_committed(from, max_bytes.max(1))?
+        } else {
+            partition.read(from, max_bytes.max(1))?
+        };
+        let mut headers: Vec<(BatchHeader, std::ops::Range<usize>)> = Vec::new();
         for span in split_batches(&data) {
             let Some(range) = span.ok() else { break };
             let Some(h) = data.get(range.clone()).and_then(|b| BatchHeader::parse(b).ok()) else { break };
-            if !h.is_control() {
-                batches.push((h.base_offset, h.last_offset(), range));
-            }
+            headers.push((h, range));
         }
+        let aborted = match (read_committed, headers.last()) {
+            (true, Some((last, _))) => partition.aborted_transactions(from, last.last_offset().saturating_add(1)),
+            _ => Vec::new(),
+        };
+        let batches = deliverable(headers, aborted);
         let offsets: Vec<(i64, i64)> = batches.iter().map(|(f, l, _)| (*f, *l)).collect();
         let acquired = sp.acquire(member, now_ms, &offsets, max_records);
         if acquired.is_empty() {
@@ -489,6 +502,33 @@ fn append(meta: &Metadata, key: &Key, value: Option<&StateValue>) -> Result<(), 
         tracing::error!(group = %key.0, partition = key.2, error = %msg, "could not write share-partition state");
         (code, msg)
     })
+}
+
+/// The data batches a share consumer may get, as (first, last, byte range): control
+/// batches never, and with `aborted` (read_committed: (producer id, first offset) of the
+/// aborted transactions overlapping the read) none of an aborted transaction's batches —
+/// Kafka's consumer-side rule: a producer's batches are aborted from its transaction's
+/// first offset until its next control batch (the ABORT marker).
+fn deliverable(
+    headers: Vec<(BatchHeader, std::ops::Range<usize>)>,
+    mut aborted: Vec<(i64, i64)>,
+) -> Vec<(i64, i64, std::ops::Range<usize>)> {
+    aborted.sort_by_key(|a| a.1);
+    let mut pending = aborted.into_iter().peekable();
+    let mut open: std::collections::HashSet<i64> = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(headers.len());
+    for (h, range) in headers {
+        while let Some(&(pid, _)) = pending.peek().filter(|a| a.1 <= h.last_offset()) {
+            open.insert(pid);
+            pending.next();
+        }
+        if h.is_control() {
+            open.remove(&h.producer_id);
+        } else if !(h.is_transactional() && open.contains(&h.producer_id)) {
+            out.push((h.base_offset, h.last_offset(), range));
+        }
+    }
+    out
 }
 
 /// Releases `member`'s records on the group's share-partitions (those of `partitions`).
