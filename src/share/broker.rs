@@ -365,7 +365,10 @@ impl ShareState {
         let store = self.store();
         let mut st = self.lock();
         st.partitions.retain(|k, _| k.0 != group);
-        let (Some(meta), Some(durable)) = (store, st.durable.as_mut()) else { return };
+        let Some(meta) = store else { return };
+        // Read the topic first if no share-partition was used since the start: the
+        // group's snapshots must get their tombstones all the same.
+        let durable = st.durable.get_or_insert_with(|| load(&meta));
         let keys: Vec<Key> = durable.keys().filter(|k| k.0 == group).cloned().collect();
         for k in keys {
             durable.remove(&k);
