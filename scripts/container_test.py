@@ -526,10 +526,11 @@ def apache_kafka_compose():
     figure("container start to ready (apache/kafka compose environment)", f"{ready * 1000:.0f} ms")
     logs = c.logs()
     check("configuration ignored" not in logs, "a KAFKA_* setting was reported unknown:\n" + logs)
-    # (offsets.topic.replication.factor and transaction.state.log.* are acted on: a cluster
-    # replicates __consumer_offsets and __transaction_state.)
+    # (offsets.topic.replication.factor, transaction.state.log.* and
+    # share.coordinator.state.topic.* are acted on: they shape __consumer_offsets,
+    # __transaction_state and __share_group_state.)
+    check("share.coordinator.state.topic" not in logs, "share.coordinator.* reported as without effect:\n" + logs)
     for key in (
-        "share.coordinator.state.topic.replication.factor",
         "controller.quorum.voters",
         "listener CONTROLLER://:29093",
     ):
