@@ -6,6 +6,8 @@ delete the topic, and create it again under the same name."""
 from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 from confluent_kafka import KafkaException
 
+import time
+
 import compat
 import ck_helpers as ck
 from compat import fail, log, passed
@@ -48,8 +50,14 @@ except KafkaException as e:
 
 log("deleting %s" % topic)
 a.delete_topics([topic])[topic].result(timeout=30)
-if topic in a.list_topics(timeout=10).topics:
-    fail("deleted topic %s is still listed" % topic)
+# A single node lists what it just deleted no more. In a cluster (as in Kafka) the answer
+# comes once the controller committed the deletion, and librdkafka may ask a broker whose
+# metadata image applies it a moment later: wait for it there (bounded).
+dl = compat.Deadline(0 if compat.replication_factor() == 1 else 15)
+while topic in a.list_topics(timeout=10).topics:
+    if dl.expired():
+        fail("deleted topic %s is still listed" % topic)
+    time.sleep(0.1)
 fs = a.create_topics([NewTopic(topic, 1, compat.replication_factor())])
 fs[topic].result(timeout=30)
 ck.wait_partitions(a, topic, 1)
