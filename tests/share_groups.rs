@@ -12,7 +12,6 @@ use bytes::Bytes;
 use strom_client::Client;
 use strom_protocol::create_topics_request::CreatableTopic;
 use strom_protocol::describe_configs_request::DescribeConfigsResource;
-use strom_protocol::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use strom_protocol::produce_request::{PartitionProduceData, TopicProduceData};
 use strom_protocol::records::BatchBuilder;
 use strom_protocol::share_acknowledge_request::{
@@ -70,28 +69,6 @@ async fn produce(c: &mut Client, topic: &str, partition: i32, values: &[&[u8]]) 
     };
     let resp: ProduceResponse = c.call_at(9, &req).await.expect("produce");
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
-}
-
-async fn set_group_configs(c: &mut Client, group: &str, configs: &[(&str, &str)]) -> (i16, Option<String>) {
-    let req = IncrementalAlterConfigsRequest {
-        resources: vec![AlterConfigsResource {
-            resource_type: GROUP,
-            resource_name: group.into(),
-            configs: configs
-                .iter()
-                .map(|(k, v)| AlterableConfig {
-                    name: k.to_string(),
-                    config_operation: 0,
-                    value: Some(v.to_string()),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let resp: IncrementalAlterConfigsResponse = c.call_at(1, &req).await.expect("alter configs");
-    (resp.responses[0].error_code, resp.responses[0].error_message.clone())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -168,9 +145,12 @@ async fn group_configs_are_set_described_and_validated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = common::start(dir.path(), &[("group.share.record.lock.duration.ms", "20000")]).await;
     let mut c = connect(&broker.addr).await;
-    assert_eq!(set_group_configs(&mut c, "q", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
-    assert_eq!(set_group_configs(&mut c, "q", &[("share.auto.offset.reset", "sideways")]).await.0, INVALID_CONFIG);
-    assert_eq!(set_group_configs(&mut c, "q", &[("no.such.config", "1")]).await.0, INVALID_CONFIG);
+    assert_eq!(common::set_group_configs(&mut c, "q", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
+    assert_eq!(
+        common::set_group_configs(&mut c, "q", &[("share.auto.offset.reset", "sideways")]).await.0,
+        INVALID_CONFIG
+    );
+    assert_eq!(common::set_group_configs(&mut c, "q", &[("no.such.config", "1")]).await.0, INVALID_CONFIG);
     let req = DescribeConfigsRequest {
         resources: vec![DescribeConfigsResource {
             resource_type: GROUP,
@@ -338,7 +318,7 @@ async fn an_expired_lock_wakes_a_parked_share_fetch_and_refuses_the_late_ack() {
     let mut c = connect(&broker.addr).await;
     let topic = create_topic(&mut c, "work", 1).await;
     let configs = [("share.auto.offset.reset", "earliest"), ("share.record.lock.duration.ms", "1000")];
-    assert_eq!(set_group_configs(&mut c, "g", &configs).await.0, 0);
+    assert_eq!(common::set_group_configs(&mut c, "g", &configs).await.0, 0);
     produce(&mut c, "work", 0, &[b"a", b"b", b"c"]).await;
 
     let first: ShareFetchResponse = c.call_at(1, &share_fetch("g", "one", 0, topic, &[0], &[], 5000)).await.unwrap();
@@ -348,7 +328,7 @@ async fn an_expired_lock_wakes_a_parked_share_fetch_and_refuses_the_late_ack() {
 
     // Later acquisitions lock for a minute (a config change applies to new locks only),
     // so nothing below depends on how fast this machine is.
-    assert_eq!(set_group_configs(&mut c, "g", &[("share.record.lock.duration.ms", "60000")]).await.0, 0);
+    assert_eq!(common::set_group_configs(&mut c, "g", &[("share.record.lock.duration.ms", "60000")]).await.0, 0);
     // Member two parks (nothing AVAILABLE) until the lock runs out, then gets them.
     let mut c2 = connect(&broker.addr).await;
     let second: ShareFetchResponse =
@@ -391,7 +371,7 @@ async fn a_closed_connection_releases_its_members_records() {
     let mut c = connect(&broker.addr).await;
     let topic = create_topic(&mut c, "work", 1).await;
     let configs = [("share.auto.offset.reset", "earliest"), ("share.record.lock.duration.ms", "60000")];
-    assert_eq!(set_group_configs(&mut c, "g", &configs).await.0, 0);
+    assert_eq!(common::set_group_configs(&mut c, "g", &configs).await.0, 0);
     produce(&mut c, "work", 0, &[b"a", b"b"]).await;
     let mut doomed = connect(&broker.addr).await;
     let first: ShareFetchResponse =
@@ -453,7 +433,7 @@ async fn share_partition_state_survives_a_restart() {
     let broker = common::start(dir.path(), &[]).await;
     let mut c = connect(&broker.addr).await;
     let topic = create_topic(&mut c, "durable", 1).await;
-    assert_eq!(set_group_configs(&mut c, "g", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
+    assert_eq!(common::set_group_configs(&mut c, "g", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
     let values: Vec<Vec<u8>> = (0..10).map(|i| format!("v{i}").into_bytes()).collect();
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     produce(&mut c, "durable", 0, &refs).await;

@@ -571,36 +571,17 @@ async fn offsets_and_records_of_a_fenced_or_unverified_producer_are_refused() {
 /// marker (6), then open C (7).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_groups_read_transactional_data_by_their_isolation_level() {
-    use strom_protocol::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
     use strom_protocol::share_fetch_request::{FetchPartition as SharePartition, FetchTopic as ShareTopic};
-    use strom_protocol::{
-        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ShareFetchRequest, ShareFetchResponse,
-    };
+    use strom_protocol::{ShareFetchRequest, ShareFetchResponse};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = common::start(dir.path(), &[("transaction.state.log.num.partitions", "1")]).await;
     let mut c = connect(&broker.addr).await;
     create_topic(&mut c, "jobs", 1).await;
     for (group, level) in [("committed", "read_committed"), ("uncommitted", "read_uncommitted")] {
-        let req = IncrementalAlterConfigsRequest {
-            resources: vec![AlterConfigsResource {
-                resource_type: 32,
-                resource_name: group.into(),
-                configs: [("share.auto.offset.reset", "earliest"), ("share.isolation.level", level)]
-                    .iter()
-                    .map(|(k, v)| AlterableConfig {
-                        name: k.to_string(),
-                        config_operation: 0,
-                        value: Some(v.to_string()),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let r: IncrementalAlterConfigsResponse = c.call_at(1, &req).await.expect("alter configs");
-        assert_eq!(r.responses[0].error_code, NONE, "{:?}", r.responses[0].error_message);
+        let configs = [("share.auto.offset.reset", "earliest"), ("share.isolation.level", level)];
+        let (code, message) = common::set_group_configs(&mut c, group, &configs).await;
+        assert_eq!(code, NONE, "{message:?}");
     }
     for (tid, n, commit) in [("a", 3, Some(false)), ("b", 2, Some(true)), ("c", 1, None)] {
         let (code, pid, epoch) = init(&mut c, tid, 60_000).await;

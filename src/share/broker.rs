@@ -239,19 +239,23 @@ impl ShareState {
         // after the deadline is refused even if the expiry task has not run yet.
         let expired = sp.expire(now_ms) as u64;
         st.totals.lock_timeouts += expired;
-        let mut next = sp.clone();
-        let result = next.acknowledge(member, now_ms, acks).map_err(|e| (e.error_code(), e.to_string()));
-        let result = match (result, &store) {
-            (Ok(summary), Some(meta)) => {
-                match write(meta, st.durable.get_or_insert_with(|| load(meta)), key, &next, now_ms) {
-                    Ok(()) => Ok(summary),
-                    Err(e) => Err(e),
-                }
+        let result = match &store {
+            // Durable: the change goes to a copy, which replaces the state only once its
+            // snapshot is appended.
+            Some(meta) => {
+                let mut next = sp.clone();
+                next.acknowledge(member, now_ms, acks).map_err(|e| (e.error_code(), e.to_string())).and_then(
+                    |summary| {
+                        write(meta, st.durable.get_or_insert_with(|| load(meta)), key, &next, now_ms)?;
+                        *sp = next;
+                        Ok(summary)
+                    },
+                )
             }
-            (r, _) => r,
+            // In memory: `acknowledge` is all or nothing by itself, so no copy is needed.
+            None => sp.acknowledge(member, now_ms, acks).map_err(|e| (e.error_code(), e.to_string())),
         };
         if let Ok(s) = &result {
-            *sp = next;
             st.totals.accepted += s.accepted;
             st.totals.released += s.released;
             st.totals.archived += s.archived;

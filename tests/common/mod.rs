@@ -149,3 +149,33 @@ pub async fn http_raw(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16
     let status = String::from_utf8_lossy(&out[..end]).split_whitespace().nth(1).and_then(|s| s.parse().ok());
     (status.unwrap_or(0), out[end + 4..].to_vec())
 }
+
+/// IncrementalAlterConfigs SET of `configs` on share group `group` (resource type GROUP):
+/// the error code and message.
+pub async fn set_group_configs(
+    c: &mut strom_client::Client,
+    group: &str,
+    configs: &[(&str, &str)],
+) -> (i16, Option<String>) {
+    use strom_protocol::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use strom_protocol::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+    let req = IncrementalAlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type: 32,
+            resource_name: group.into(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| AlterableConfig {
+                    name: k.to_string(),
+                    config_operation: 0,
+                    value: Some(v.to_string()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let resp: IncrementalAlterConfigsResponse = c.call_at(1, &req).await.expect("alter configs");
+    (resp.responses[0].error_code, resp.responses[0].error_message.clone())
+}
