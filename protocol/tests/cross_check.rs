@@ -547,4 +547,10 @@ apis! {
     share_group_describe: ShareGroupDescribeRequest => kp::ShareGroupDescribeRequest, ShareGroupDescribeResponse => kp::ShareGroupDescribeResponse;
     share_fetch: ShareFetchRequest => kp::ShareFetchRequest, ShareFetchResponse => kp::ShareFetchResponse;
     share_acknowledge: ShareAcknowledgeRequest => kp::ShareAcknowledgeRequest, ShareAcknowledgeResponse => kp::ShareAcknowledgeResponse;
+    read_share_group_state: ReadShareGroupStateRequest => kp::ReadShareGroupStateRequest, ReadShareGroupStateResponse => kp::ReadShareGroupStateResponse;
+    write_share_group_state: WriteShareGroupStateRequest => kp::WriteShareGroupStateRequest, WriteShareGroupStateResponse => kp::WriteShareGroupStateResponse;
+    delete_share_group_state: DeleteShareGroupStateRequest => kp::DeleteShareGroupStateRequest, DeleteShareGroupStateResponse => kp::DeleteShareGroupStateResponse;
+    describe_share_group_offsets: DescribeShareGroupOffsetsRequest => kp::DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse => kp::DescribeShareGroupOffsetsResponse;
+    alter_share_group_offsets: AlterShareGroupOffsetsRequest => kp::AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse => kp::AlterShareGroupOffsetsResponse;
+    delete_share_group_offsets: DeleteShareGroupOffsetsRequest => kp::DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse => kp::DeleteShareGroupOffsetsResponse;
 }
