@@ -50,6 +50,7 @@ pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod share_state;
 pub mod sync_group;
 pub mod telemetry;
 pub mod transactions;
@@ -143,6 +144,9 @@ pub const APIS: &[ApiRange] = &[
     share_group_describe::API,
     share_fetch::API,
     share_acknowledge::API,
+    share_state::READ_API,
+    share_state::WRITE_API,
+    share_state::DELETE_API,
 ];
 
 fn respond<M: Message>(body: &M, version: i16) -> Result<Option<Writer>, ConnError> {
@@ -285,7 +289,16 @@ pub async fn dispatch(
             respond(&share_fetch::handle(node, ctx, az, v, ShareFetchRequest::decode(r, v)?).await, v)
         }
         ShareAcknowledgeRequest::API_KEY => {
-            respond(&share_acknowledge::handle(node, ctx, az, v, ShareAcknowledgeRequest::decode(r, v)?), v)
+            respond(&share_acknowledge::handle(node, ctx, az, v, ShareAcknowledgeRequest::decode(r, v)?).await, v)
+        }
+        ReadShareGroupStateRequest::API_KEY => {
+            respond(&share_state::read(node, az, ReadShareGroupStateRequest::decode(r, v)?), v)
+        }
+        WriteShareGroupStateRequest::API_KEY => {
+            respond(&share_state::write(node, az, WriteShareGroupStateRequest::decode(r, v)?).await, v)
+        }
+        DeleteShareGroupStateRequest::API_KEY => {
+            respond(&share_state::delete(node, az, DeleteShareGroupStateRequest::decode(r, v)?).await, v)
         }
         ConsumerGroupDescribeRequest::API_KEY => {
             respond(&consumer_group_describe::handle(node, az, v, ConsumerGroupDescribeRequest::decode(r, v)?), v)

@@ -8,6 +8,7 @@
 //! `__share_group_state`, come next.
 
 pub mod broker;
+pub mod coordinator;
 pub mod group;
 pub mod partition;
 pub mod state;

@@ -1573,3 +1573,78 @@ async fn the_schema_registry_is_one_registry_across_brokers_and_survives_its_lea
         assert!(v["schema"].as_str().is_some_and(|s| s.contains("R2")), "id 3 on a survivor: {v}");
     }
 }
+
+/// Share-partition state fails over with its partition (issue 19, ADR 0016 step 4): the
+/// records a share consumer accepted before its partition's leader is killed with -9 are
+/// never delivered again by the new leader, and those it held without acknowledging
+/// are, as a second delivery. The share coordinator (the `__share_group_state` leader)
+/// may die with it: the new leader reads the state from whichever broker leads it next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_partition_state_fails_over_with_its_partition() {
+    const ACCEPT: i8 = 1;
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::start_configured(
+        &["broker,controller"; 3],
+        &["min.insync.replicas=2", "replica.lag.time.max.ms=3000"],
+    );
+    let addrs: Vec<String> = (0..3).map(|i| c.addr(i)).collect();
+    assert_eq!(create_replicated(&addrs[0], "queue", 1, 3).await, 0);
+    let leader = eventually(Duration::from_secs(30), "three in-sync replicas", || async {
+        let p = placement(&addrs[1], "queue").await?;
+        (p[0].0 > 0 && p[0].1.len() == 3).then_some(p[0].0)
+    })
+    .await;
+    let topic_id = metadata(&addrs[0])
+        .await
+        .and_then(|m| m.topics.into_iter().find(|t| t.name.as_deref() == Some("queue")))
+        .map(|t| t.topic_id)
+        .expect("topic id");
+    let leader_addr = addrs[(leader - 1) as usize].clone();
+    let mut consumer = client(&leader_addr).await;
+    // The first fetch opens the share-partition at the log end (offset 0: nothing yet).
+    let r: ShareFetchResponse =
+        consumer.call_at(1, &common::share_fetch("workers", "m1", 0, topic_id, &[0], &[], 0)).await.expect("fetch");
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    let values: Vec<String> = (0..20).map(|i| format!("job-{i}")).collect();
+    assert_eq!(produce_raw(&leader_addr, "queue", 0, -1, &values).await.0, 0);
+    let r: ShareFetchResponse =
+        consumer.call_at(1, &common::share_fetch("workers", "m1", 1, topic_id, &[0], &[], 5000)).await.expect("fetch");
+    assert_eq!(common::acquired(&r), [(0, 19, 1)]);
+    // Accept the first ten (the answer comes once the state write is committed) and
+    // hold the other ten.
+    let r: ShareFetchResponse = consumer
+        .call_at(1, &common::share_fetch("workers", "m1", 2, topic_id, &[0], &[(0, 9, ACCEPT)], 0))
+        .await
+        .expect("acknowledge");
+    assert_eq!(r.responses[0].partitions[0].acknowledge_error_code, 0);
+    drop(consumer);
+    c.kill9((leader - 1) as usize);
+    let survivor = addrs[(leader % 3) as usize].clone();
+    let new_leader = eventually(Duration::from_secs(30), "a new leader", || async {
+        let p = placement(&survivor, "queue").await?;
+        (p[0].0 > 0 && p[0].0 != leader).then_some(p[0].0)
+    })
+    .await;
+    let at = addrs[(new_leader - 1) as usize].clone();
+    let mut attempt = 0;
+    let (mut consumer, got) = eventually(Duration::from_secs(30), "records from the new leader", || {
+        attempt += 1;
+        let (a, member) = (at.clone(), format!("m2-{attempt}"));
+        async move {
+            let mut c = Client::connect(&a, Duration::from_secs(2)).await.ok()?;
+            let req = common::share_fetch("workers", &member, 0, topic_id, &[0], &[], 2000);
+            let r: ShareFetchResponse = c.call_at(1, &req).await.ok()?;
+            let got = common::acquired(&r);
+            (!got.is_empty()).then_some((c, (member, got)))
+        }
+    })
+    .await;
+    let (member, acquired) = got;
+    assert_eq!(acquired, [(10, 19, 2)], "only the unacknowledged records, delivered a second time");
+    let r: ShareFetchResponse = consumer
+        .call_at(1, &common::share_fetch("workers", &member, 1, topic_id, &[0], &[(10, 19, ACCEPT)], 0))
+        .await
+        .expect("acknowledge");
+    assert_eq!(r.responses[0].partitions[0].acknowledge_error_code, 0);
+    assert!(common::acquired(&r).is_empty(), "nothing is left to deliver");
+}

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{acquired, share_fetch};
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +19,6 @@ use strom_protocol::records::BatchBuilder;
 use strom_protocol::share_acknowledge_request::{
     AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatch,
 };
-use strom_protocol::share_fetch_request::{AcknowledgementBatch, FetchPartition, FetchTopic};
 use strom_protocol::*;
 
 const INVALID_REQUEST: i16 = 42;
@@ -69,59 +70,6 @@ async fn produce(c: &mut Client, topic: &str, partition: i32, values: &[&[u8]]) 
     };
     let resp: ProduceResponse = c.call_at(9, &req).await.expect("produce");
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn share_fetch(
-    group: &str,
-    member: &str,
-    epoch: i32,
-    topic: Uuid,
-    partitions: &[i32],
-    acks: &[(i64, i64, i8)],
-    max_wait_ms: i32,
-) -> ShareFetchRequest {
-    ShareFetchRequest {
-        group_id: Some(group.into()),
-        member_id: Some(member.into()),
-        share_session_epoch: epoch,
-        max_wait_ms,
-        min_bytes: 1,
-        max_bytes: 1 << 20,
-        max_records: 500,
-        batch_size: 500,
-        topics: vec![FetchTopic {
-            topic_id: topic,
-            partitions: partitions
-                .iter()
-                .map(|&p| FetchPartition {
-                    partition_index: p,
-                    acknowledgement_batches: acks
-                        .iter()
-                        .map(|&(first_offset, last_offset, t)| AcknowledgementBatch {
-                            first_offset,
-                            last_offset,
-                            acknowledge_types: vec![t],
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-/// (first, last, delivery count) of every acquired range in a response.
-fn acquired(resp: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
-    resp.responses
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .flat_map(|p| &p.acquired_records)
-        .map(|r| (r.first_offset, r.last_offset, r.delivery_count))
-        .collect()
 }
 
 /// The four share APIs are advertised at v1 (the stable version; v0 was early access).

@@ -20,7 +20,7 @@ use crate::share::group::TopicPartition;
 pub const API: ApiRange = ApiRange { key: 79, min: 1, max: 1, advertised_min: 1 };
 
 /// Applies the acknowledgements, partition by partition (each all or nothing).
-pub fn handle(
+pub async fn handle(
     node: &Node,
     ctx: &RequestContext,
     az: &Authz<'_>,
@@ -37,7 +37,8 @@ pub fn handle(
     if let Err((code, msg)) = check_member(az, &group, &member) {
         return refuse(code, msg);
     }
-    let _span = tracing::debug_span!("share_acknowledge", group = %group, member = %member).entered();
+    let _span = tracing::debug_span!("share_acknowledge", group = %group, member = %member);
+    let _span = _span.enter();
     let now = strom_storage::now_ms();
     let view = match node.shares.session_acknowledge(&group, &member, req.share_session_epoch, now) {
         Ok(v) => v,
@@ -53,7 +54,7 @@ pub fn handle(
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.as_slice())),
             );
             let answer = answers.entry(tp).or_default();
-            acknowledge(node, az, (&group, &member), tp, acks, now, answer);
+            acknowledge(node, az, (&group, &member), tp, acks, now, answer).await;
         }
     }
     if view.closed {

@@ -110,7 +110,7 @@ pub(super) fn led_partition(node: &Node, az: &Authz<'_>, tp: TopicPartition) -> 
 }
 
 /// Applies one partition's acknowledgements; the outcome goes to `answer.ack_error`.
-pub(super) fn acknowledge(
+pub(super) async fn acknowledge(
     node: &Node,
     az: &Authz<'_>,
     (group, member): (&str, &str),
@@ -127,13 +127,16 @@ pub(super) fn acknowledge(
             return;
         }
     };
-    if let Err((code, msg, leader)) = led_partition(node, az, tp) {
-        answer.ack_error = Some((code, msg));
-        answer.leader = leader;
-        return;
-    }
+    let p = match led_partition(node, az, tp) {
+        Ok(p) => p,
+        Err((code, msg, leader)) => {
+            answer.ack_error = Some((code, msg));
+            answer.leader = leader;
+            return;
+        }
+    };
     let key: Key = (group.to_string(), tp.0, tp.1);
-    match node.shares.acknowledge(&key, member, &acks, now_ms) {
+    match node.shares.acknowledge(&key, member, &acks, now_ms, p.leader_epoch()).await {
         Ok(_) => {}
         Err(e) => answer.ack_error = Some(e),
     }
@@ -253,7 +256,7 @@ pub async fn handle(
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.as_slice())),
             );
             let answer = answers.entry(tp).or_default();
-            acknowledge(node, az, (&group, &member), tp, acks, now, answer);
+            acknowledge(node, az, (&group, &member), tp, acks, now, answer).await;
         }
     }
     let lock_ms = i32::try_from(limits.lock_duration_ms).unwrap_or(i32::MAX);
@@ -297,6 +300,20 @@ pub async fn handle(
             }
         }
     }
+    // Open the share-partitions (from their coordinators' state) before acquiring.
+    let mut open = Vec::with_capacity(parts.len());
+    for (tp, p) in parts {
+        let key: Key = (group.clone(), tp.0, tp.1);
+        let start = || match reset {
+            ShareAutoOffsetReset::Earliest => p.log_start_offset(),
+            ShareAutoOffsetReset::Latest => p.high_watermark(),
+        };
+        match node.shares.open(&key, &p, limits, start).await {
+            Ok(()) => open.push((tp, p)),
+            Err(e) => answers.entry(tp).or_default().error = Some(e),
+        }
+    }
+    let parts = open;
     let errors = answers.values().any(|a| a.error.is_some());
     loop {
         // Register for wake-ups before looking, so an append or release in between is
@@ -307,16 +324,8 @@ pub async fn handle(
         for w in &mut waits {
             w.as_mut().enable();
         }
-        let (records, bytes) = acquire(
-            node,
-            &group,
-            &member,
-            &parts,
-            (limits, reset, read_committed),
-            max_records,
-            max_bytes,
-            &mut answers,
-        );
+        let (records, bytes) =
+            acquire(node, &group, &member, &parts, (limits, read_committed), max_records, max_bytes, &mut answers);
         let now_i = Instant::now();
         if bytes >= min_bytes.max(1) || records > 0 || errors || has_acks || now_i >= deadline || parts.is_empty() {
             break;
@@ -329,16 +338,7 @@ pub async fn handle(
             }
         });
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
-            acquire(
-                node,
-                &group,
-                &member,
-                &parts,
-                (limits, reset, read_committed),
-                max_records,
-                max_bytes,
-                &mut answers,
-            );
+            acquire(node, &group, &member, &parts, (limits, read_committed), max_records, max_bytes, &mut answers);
             break;
         }
     }
@@ -370,7 +370,7 @@ fn acquire(
     group: &str,
     member: &str,
     parts: &[(TopicPartition, Arc<Partition>)],
-    (limits, reset, read_committed): (crate::share::partition::Limits, ShareAutoOffsetReset, bool),
+    (limits, read_committed): (crate::share::partition::Limits, bool),
     max_records: usize,
     max_bytes: usize,
     answers: &mut BTreeMap<TopicPartition, Answer>,
@@ -388,11 +388,7 @@ fn acquire(
             break;
         }
         let key: Key = (group.to_string(), tp.0, tp.1);
-        let start = || match reset {
-            ShareAutoOffsetReset::Earliest => p.log_start_offset(),
-            ShareAutoOffsetReset::Latest => p.high_watermark(),
-        };
-        match node.shares.acquire(&key, member, p, limits, start, read_committed, max_records - records, budget, now) {
+        match node.shares.acquire(&key, member, p, limits, read_committed, max_records - records, budget, now) {
             Ok(grant) if grant.acquired.is_empty() => {}
             Ok(grant) => {
                 records += grant.acquired.iter().map(|a| (a.last - a.first + 1).max(0) as usize).sum::<usize>();

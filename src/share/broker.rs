@@ -4,18 +4,18 @@
 //! One mutex guards every share-partition and the session cache: each request holds it
 //! for a few map operations and zero-copy log reads, never across an await.
 //!
-//! Durability (ADR 0016 step 4, in progress): on a single node every change that must
-//! survive a restart — a share-partition's start, every acknowledgement — is written to
-//! `__share_group_state` (one snapshot record, [`super::state`]) before it takes effect
-//! and before it is answered; the change is applied to a copy, and the copy replaces the
-//! state only once the record is appended, so a failed write changes nothing. A restart
-//! rebuilds each share-partition from its latest snapshot: acknowledged records are never
-//! delivered again; records acquired but not acknowledged are (locks do not survive).
-//! In a cluster the state stays in memory until the share coordinator RPCs exist
-//! (Kafka's Read/WriteShareGroupState): a leader change starts the share-partition again
-//! from `share.auto.offset.reset`.
+//! Durability (ADR 0016 step 4): a share-partition is opened from the state its share
+//! coordinator holds ([`super::coordinator`]: the leader of its `__share_group_state`
+//! partition, this broker or another), with a first write that fences any earlier leader;
+//! every acknowledgement is applied, then written there, and answered only once the
+//! write is committed. So a restart or a leader change neither loses acknowledgements
+//! nor delivers acknowledged records again; records acquired but not acknowledged are
+//! delivered again (locks do not survive). Writes of one share-partition are serialized
+//! and coalesced: a writer that finds its change already written by the one before it
+//! writes nothing.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
@@ -23,13 +23,17 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use strom_protocol::records::{split_batches, BatchHeader};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
+use super::coordinator::{Coordinator, ReadState, Refusal};
 use super::group::{GroupError, SessionView, ShareSessions, TopicId, TopicPartition};
+use super::partition::Snapshot;
 use super::partition::{AckSummary, Acquired, Limits, SharePartition, StateCounts};
-use super::state::{self, StateValue, SHARE_STATE_TOPIC};
+use super::state::{self, SHARE_STATE_TOPIC};
 use crate::config::group::ShareConfig;
 use crate::error::ErrorCode;
 use crate::metadata::{Metadata, Partition};
+use strom_protocol::Message;
 
 /// A share-partition: (share group, topic id, partition index).
 pub type Key = (String, TopicId, i32);
@@ -69,9 +73,23 @@ struct State {
     /// records, when that connection closes.
     session_conn: HashMap<(String, String), SocketAddr>,
     conn_sessions: HashMap<SocketAddr, Vec<(String, String)>>,
-    /// The latest snapshot of every share-partition in `__share_group_state` (durable
-    /// mode), read on first use and kept current by every write; `None` until read.
-    durable: Option<HashMap<Key, StateValue>>,
+    /// How each share-partition here was opened, and its writes.
+    opened: HashMap<Key, Opened>,
+    /// Serializes the opening and the state writes of each share-partition.
+    writers: HashMap<Key, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// A share-partition's place in its durable history.
+#[derive(Debug, Clone, Copy)]
+struct Opened {
+    /// The data partition's leader epoch when this broker opened it: another epoch means
+    /// leadership moved (and maybe came back), so the state here is stale.
+    leader_epoch: i32,
+    /// The coordinator's state epoch (bumped by AlterShareGroupOffsets).
+    state_epoch: i32,
+    /// Changes applied so far, and how many of them are written.
+    version: u64,
+    persisted: u64,
 }
 
 /// Every share-partition and share session of this broker.
@@ -86,6 +104,10 @@ pub struct ShareState {
     timer: Notify,
     /// Where `__share_group_state` is; set when the node is assembled.
     meta: OnceLock<Weak<Metadata>>,
+    /// The share coordinator: the state partitions this broker leads.
+    pub coordinator: Coordinator,
+    /// One inter-broker connection per share coordinator elsewhere, reused.
+    clients: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Option<strom_client::Client>>>>>,
 }
 
 impl std::fmt::Debug for ShareState {
@@ -104,6 +126,8 @@ impl ShareState {
             released: Notify::new(),
             timer: Notify::new(),
             meta: OnceLock::new(),
+            coordinator: Coordinator::default(),
+            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -112,10 +136,10 @@ impl ShareState {
         let _ = self.meta.set(Arc::downgrade(meta));
     }
 
-    /// The metadata when share-partition state is durable here (a single node; see the
-    /// module docs for clusters).
+    /// The metadata, once attached: share-partition state is durable then (unit tests
+    /// of this module run without).
     fn store(&self) -> Option<Arc<Metadata>> {
-        self.meta.get().and_then(Weak::upgrade).filter(|m| m.quorum().is_none())
+        self.meta.get().and_then(Weak::upgrade)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -216,60 +240,145 @@ impl ShareState {
         }
     }
 
-    /// Applies a member's acknowledgements to one share-partition, all or nothing; in
-    /// durable mode the new state is written to `__share_group_state` first.
-    pub fn acknowledge(
+    /// Opens the share-partition `key` of `partition` (led here at `partition`'s leader
+    /// epoch) if it is not open at that epoch: from the state its share coordinator holds,
+    /// or new at `start()` (from `share.auto.offset.reset`); either way its state is
+    /// written back first, which fences the previous leader and keeps a `latest` start
+    /// from moving past records produced before a restart.
+    pub async fn open(
+        &self,
+        key: &Key,
+        partition: &Partition,
+        limits: Limits,
+        start: impl FnOnce() -> i64,
+    ) -> Result<(), Refusal> {
+        let epoch = partition.leader_epoch();
+        let is_open = |st: &State| st.opened.get(key).is_some_and(|o| o.leader_epoch == epoch);
+        let Some(meta) = self.store() else {
+            let mut st = self.lock();
+            if !is_open(&st) {
+                st.partitions.insert(key.clone(), SharePartition::new(limits, start()));
+                st.opened.insert(key.clone(), Opened { leader_epoch: epoch, state_epoch: 0, version: 0, persisted: 0 });
+            }
+            return Ok(());
+        };
+        let writer = {
+            let mut st = self.lock();
+            if is_open(&st) {
+                return Ok(());
+            }
+            st.writers.entry(key.clone()).or_default().clone()
+        };
+        let _serial = writer.lock().await;
+        if is_open(&self.lock()) {
+            return Ok(());
+        }
+        let span = tracing::info_span!("share_partition_open", group = %key.0, partition = key.2, epoch);
+        async {
+            let (state_epoch, sp) = match self.read_state(&meta, key, epoch).await? {
+                Some((state_epoch, snapshot)) => match SharePartition::from_snapshot(limits, &snapshot) {
+                    Ok(sp) => (state_epoch, sp),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "share-partition state unusable; starting again");
+                        (state_epoch, SharePartition::new(limits, start()))
+                    }
+                },
+                None => (0, SharePartition::new(limits, start())),
+            };
+            self.write_state(&meta, key, state_epoch, epoch, sp.snapshot()).await?;
+            tracing::info!(start = sp.start(), "share-partition opened");
+            let mut st = self.lock();
+            st.partitions.insert(key.clone(), sp);
+            st.opened.insert(key.clone(), Opened { leader_epoch: epoch, state_epoch, version: 0, persisted: 0 });
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Applies a member's acknowledgements to one share-partition (all or nothing), then
+    /// writes its state and answers once the write is committed. `leader_epoch`: the
+    /// partition's, which the share-partition must have been opened at.
+    pub async fn acknowledge(
         &self,
         key: &Key,
         member: &str,
         acks: &[(i64, i64, Vec<u8>)],
         now_ms: i64,
-    ) -> Result<AckSummary, (ErrorCode, String)> {
-        let store = self.store();
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(sp) = st.partitions.get_mut(key) else {
-            // Nothing was ever acquired here since this broker started (or the state was
-            // dropped with leadership): whatever the member claims to hold, it holds nothing.
-            let first = acks.first().map_or(0, |a| a.0);
-            let e = super::partition::AckError::NotAcquired(first);
-            return Err((e.error_code(), e.to_string()));
-        };
-        // Locks that ran out are released before acknowledging, so an acknowledgement
-        // after the deadline is refused even if the expiry task has not run yet.
-        let expired = sp.expire(now_ms) as u64;
-        st.totals.lock_timeouts += expired;
-        let result = match &store {
-            // Durable: the change goes to a copy, which replaces the state only once its
-            // snapshot is appended.
-            Some(meta) => {
-                let mut next = sp.clone();
-                next.acknowledge(member, now_ms, acks).map_err(|e| (e.error_code(), e.to_string())).and_then(
-                    |summary| {
-                        write(meta, st.durable.get_or_insert_with(|| load(meta)), key, &next, now_ms)?;
-                        *sp = next;
-                        Ok(summary)
-                    },
-                )
+        leader_epoch: i32,
+    ) -> Result<AckSummary, Refusal> {
+        let result = {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            let current = st.opened.get(key).is_some_and(|o| o.leader_epoch == leader_epoch);
+            let Some(sp) = st.partitions.get_mut(key).filter(|_| current) else {
+                // Nothing was acquired here at this leader epoch: whatever the member
+                // claims to hold, it holds nothing.
+                let first = acks.first().map_or(0, |a| a.0);
+                let e = super::partition::AckError::NotAcquired(first);
+                return Err((e.error_code(), e.to_string()));
+            };
+            // Locks that ran out are released before acknowledging, so an acknowledgement
+            // after the deadline is refused even if the expiry task has not run yet.
+            let expired = sp.expire(now_ms) as u64;
+            st.totals.lock_timeouts += expired;
+            let result = sp.acknowledge(member, now_ms, acks).map_err(|e| (e.error_code(), e.to_string()));
+            if let Ok(s) = &result {
+                st.totals.accepted += s.accepted;
+                st.totals.released += s.released;
+                st.totals.archived += s.archived;
+                if let Some(o) = st.opened.get_mut(key) {
+                    o.version += 1;
+                }
             }
-            // In memory: `acknowledge` is all or nothing by itself, so no copy is needed.
-            None => sp.acknowledge(member, now_ms, acks).map_err(|e| (e.error_code(), e.to_string())),
+            let notify = expired > 0 || result.as_ref().is_ok_and(|s| s.released > 0);
+            drop(guard);
+            if notify {
+                self.released.notify_waiters();
+            }
+            result
         };
-        if let Ok(s) = &result {
-            st.totals.accepted += s.accepted;
-            st.totals.released += s.released;
-            st.totals.archived += s.archived;
-        }
-        let notify = expired > 0 || result.as_ref().is_ok_and(|s| s.released > 0);
-        drop(guard);
-        if notify {
-            self.released.notify_waiters();
-        }
-        result
+        let summary = result?;
+        self.persist(key).await?;
+        Ok(summary)
     }
 
-    /// Acquires records of `partition` for `member`: creates the share-partition at
-    /// `start()` (from `share.auto.offset.reset`) on first use, then reads whole batches
+    /// Writes the share-partition's state if changes are not written yet. Writers queue
+    /// per share-partition; each writes the state as it is when its turn comes, so one
+    /// write covers every change before it.
+    async fn persist(&self, key: &Key) -> Result<(), Refusal> {
+        let Some(meta) = self.store() else { return Ok(()) };
+        let Some(writer) = self.lock().writers.get(key).cloned() else { return Ok(()) };
+        let _serial = writer.lock().await;
+        let gone = || (ErrorCode::NotLeaderOrFollower, "the share-partition moved meanwhile".to_string());
+        let (version, opened, snapshot) = {
+            let st = self.lock();
+            let (Some(o), Some(sp)) = (st.opened.get(key), st.partitions.get(key)) else { return Err(gone()) };
+            if o.persisted >= o.version {
+                return Ok(());
+            }
+            (o.version, *o, sp.snapshot())
+        };
+        match self.write_state(&meta, key, opened.state_epoch, opened.leader_epoch, snapshot).await {
+            Ok(()) => {
+                if let Some(o) = self.lock().opened.get_mut(key).filter(|o| o.leader_epoch == opened.leader_epoch) {
+                    o.persisted = o.persisted.max(version);
+                }
+                Ok(())
+            }
+            Err((code @ (ErrorCode::FencedLeaderEpoch | ErrorCode::FencedStateEpoch), msg)) => {
+                // Another leader took over, or an admin reset or deleted the state: what
+                // is here is stale, and the next ShareFetch opens it again.
+                tracing::info!(group = %key.0, partition = key.2, ?code, "share-partition state fenced");
+                self.forget(key);
+                Err((code, msg))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Acquires records of `partition` for `member` from its share-partition (opened by
+    /// [`ShareState::open`]; nothing otherwise): reads whole batches
     /// from the first AVAILABLE offset, at most `max_bytes` (at least one batch), and
     /// acquires up to `max_records` records of them.
     ///
@@ -283,25 +392,16 @@ impl ShareState {
         member: &str,
         partition: &Partition,
         limits: Limits,
-        start: impl FnOnce() -> i64,
         read_committed: bool,
         max_records: usize,
         max_bytes: usize,
         now_ms: i64,
     ) -> Result<Grant, ErrorCode> {
-        let store = self.store();
         let mut st = self.lock();
         let st = &mut *st;
-        if !st.partitions.contains_key(key) {
-            let sp = match &store {
-                Some(meta) => open_durable(meta, st, key, limits, start, now_ms)?,
-                None => {
-                    let at = start();
-                    tracing::info!(group = %key.0, partition = key.2, start = at, "share-partition initialized");
-                    SharePartition::new(limits, at)
-                }
-            };
-            st.partitions.insert(key.clone(), sp);
+        let current = st.opened.get(key).is_some_and(|o| o.leader_epoch == partition.leader_epoch());
+        if !current {
+            return Ok(Grant::default());
         }
         let Some(sp) = st.partitions.get_mut(key) else { return Ok(Grant::default()) };
         sp.set_limits(limits);
@@ -363,30 +463,38 @@ impl ShareState {
         }
     }
 
-    /// DeleteGroups removed the (empty) group: its share-partitions go too (in durable
-    /// mode with tombstones, so compaction drops their snapshots).
-    pub fn group_deleted(&self, group: &str) {
-        let store = self.store();
-        let mut st = self.lock();
-        st.partitions.retain(|k, _| k.0 != group);
-        let Some(meta) = store else { return };
-        // Read the topic first if no share-partition was used since the start: the
-        // group's snapshots must get their tombstones all the same.
-        let durable = st.durable.get_or_insert_with(|| load(&meta));
-        let keys: Vec<Key> = durable.keys().filter(|k| k.0 == group).cloned().collect();
-        for k in keys {
-            durable.remove(&k);
-            if let Err((_, e)) = append(&meta, &k, None) {
-                tracing::warn!(group, error = %e, "could not delete share-partition state");
+    /// DeleteGroups removed the (empty) group: its share-partitions here go, and the
+    /// share coordinators delete its state (tombstones, so compaction drops the
+    /// snapshots), which also fences the group's share-partitions on other leaders. The
+    /// deletion runs in the background: the group is gone already.
+    pub fn group_deleted(self: &Arc<Self>, group: &str) {
+        self.lock().partitions.retain(|k, _| k.0 != group);
+        let Some(meta) = self.store() else { return };
+        // Kafka lists the share-partitions the group initialized; Strom does not keep that
+        // list, so every partition of every topic is named and the coordinators delete
+        // the keys they hold.
+        let keys: Vec<Key> = meta
+            .topics()
+            .iter()
+            .filter(|t| &*t.name != SHARE_STATE_TOPIC)
+            .flat_map(|t| (0..t.partitions.len() as i32).map(|i| (group.to_string(), t.id.0, i)).collect::<Vec<_>>())
+            .collect();
+        let state = Arc::clone(self);
+        let group = group.to_string();
+        tokio::spawn(async move {
+            for (key, e) in state.delete_state(&meta, keys).await {
+                tracing::warn!(group, partition = key.2, error = %e.1, "could not delete share-partition state");
             }
-        }
+        });
     }
 
-    /// This broker stopped leading the partition (or it is gone): its in-memory state is
-    /// dropped; the new leader starts from `share.auto.offset.reset` (ADR 0016 step 4
-    /// makes it durable).
+    /// This broker stopped leading the partition, or its state was fenced: the
+    /// share-partition is dropped here, and opened again from its coordinator's state if
+    /// it is led here again.
     pub fn forget(&self, key: &Key) {
-        self.lock().partitions.remove(key);
+        let mut st = self.lock();
+        st.partitions.remove(key);
+        st.opened.remove(key);
     }
 
     /// The start offset and state counts of one share-partition, if it exists here.
@@ -413,102 +521,238 @@ impl ShareState {
     }
 }
 
-/// Opens a share-partition in durable mode: from its latest snapshot, or new at
-/// `start()` with that start written first, so that a restart does not move a `latest`
-/// start past records produced in between.
-fn open_durable(
-    meta: &Metadata,
-    st: &mut State,
-    key: &Key,
-    limits: Limits,
-    start: impl FnOnce() -> i64,
-    now_ms: i64,
-) -> Result<SharePartition, ErrorCode> {
-    let durable = st.durable.get_or_insert_with(|| load(meta));
-    if let Some(v) = durable.get(key) {
-        match SharePartition::from_snapshot(limits, &v.snapshot) {
-            Ok(sp) => {
-                tracing::info!(group = %key.0, partition = key.2, start = sp.start(), "share-partition loaded");
-                return Ok(sp);
+/// Where a key's share coordinator is.
+enum Route {
+    Here,
+    Broker(i32),
+}
+
+/// Codes worth trying again after a moment: the coordinator is moving or catching up.
+fn retriable(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NotCoordinator
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::NotLeaderOrFollower
+            | ErrorCode::NotEnoughReplicas
+            | ErrorCode::NotEnoughReplicasAfterAppend
+            | ErrorCode::RequestTimedOut
+    )
+}
+
+/// Runs `op` until it succeeds, fails for good, or `ATTEMPTS` tries went by (about five
+/// seconds: a coordinator election takes less).
+async fn retrying<T, F: Future<Output = Result<T, Refusal>>>(mut op: impl FnMut() -> F) -> Result<T, Refusal> {
+    const ATTEMPTS: u64 = 12;
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err((code, msg)) if retriable(code) && attempt < ATTEMPTS => {
+                tracing::debug!(?code, error = %msg, attempt, "share coordinator not reachable yet");
+                tokio::time::sleep(Duration::from_millis((100 * attempt).min(600))).await;
+                attempt += 1;
             }
-            Err(e) => tracing::warn!(group = %key.0, partition = key.2, error = %e, "share-partition state unusable"),
+            other => return other,
         }
     }
-    let at = start();
-    let sp = SharePartition::new(limits, at);
-    write(meta, durable, key, &sp, now_ms).map_err(|(code, _)| code)?;
-    tracing::info!(group = %key.0, partition = key.2, start = at, "share-partition initialized");
-    Ok(sp)
 }
 
-/// Every share-partition's latest snapshot in `__share_group_state` (empty if the topic
-/// does not exist yet). Undecodable records are skipped with a warning: a share-partition
-/// whose state is lost starts again from `share.auto.offset.reset`.
-fn load(meta: &Metadata) -> HashMap<Key, StateValue> {
-    let mut out = HashMap::new();
-    let Some(topic) = meta.topic(SHARE_STATE_TOPIC) else { return out };
-    for p in &topic.partitions {
-        p.scan_batches(p.log_start_offset(), p.high_watermark(), |_, batch| {
-            let Ok(records) = strom_protocol::records::decode_records(batch) else {
-                tracing::warn!(partition = p.index, "skipping an undecodable batch in {SHARE_STATE_TOPIC}");
-                return;
-            };
-            for rec in records {
-                let Some(k) = rec.key else { continue };
-                match state::decode(&k, rec.value.as_ref()) {
-                    Ok(Some((key, Some(v)))) => {
-                        out.insert(key, v);
-                    }
-                    Ok(Some((key, None))) => {
-                        out.remove(&key);
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "skipping an undecodable record in {SHARE_STATE_TOPIC}"),
+/// The first error of a per-partition answer, as a refusal.
+fn refusal(code: i16, msg: Option<String>) -> Result<(), Refusal> {
+    if code == 0 {
+        return Ok(());
+    }
+    let c = ErrorCode::ALL.iter().copied().find(|c| c.code() == code).unwrap_or(ErrorCode::UnknownServerError);
+    Err((c, msg.unwrap_or_else(|| format!("{c:?} ({code})"))))
+}
+
+impl ShareState {
+    /// Where the share coordinator of `key` is.
+    fn route(&self, meta: &Metadata, key: &Key) -> Result<Route, Refusal> {
+        let unavailable = |m: &str| (ErrorCode::CoordinatorNotAvailable, m.to_string());
+        let topic = meta.share_state_topic().ok_or_else(|| unavailable("cannot create __share_group_state"))?;
+        let leader = meta.leader_of(&topic, state::partition_for(key, topic.partitions.len() as i32));
+        if meta.quorum().is_none() || leader == meta.config.node_id {
+            Ok(Route::Here)
+        } else if leader < 0 {
+            Err(unavailable("the state partition has no leader"))
+        } else {
+            Ok(Route::Broker(leader))
+        }
+    }
+
+    /// Sends `req` to broker `id` over the inter-broker listener, on a reused connection.
+    async fn call<Req: Message, Resp: Message>(&self, meta: &Metadata, id: i32, req: &Req) -> Result<Resp, Refusal> {
+        let unavailable = |e: String| (ErrorCode::CoordinatorNotAvailable, e);
+        let slot = self.clients.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
+        let mut client = slot.lock().await;
+        if client.is_none() {
+            let addr = meta.broker_address(id).ok_or_else(|| unavailable(format!("broker {id} unknown")))?;
+            let c = strom_client::Client::connect_with(&addr, Duration::from_secs(5), &meta.config.inter_broker)
+                .await
+                .map_err(|e| unavailable(format!("{e:#}")))?;
+            *client = Some(c);
+        }
+        let Some(c) = client.as_mut() else { return Err(unavailable("no connection".into())) };
+        match tokio::time::timeout(Duration::from_secs(15), c.call_at::<Req, Resp>(0, req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => {
+                *client = None;
+                Err(unavailable(format!("{e:#}")))
+            }
+            Err(_) => {
+                *client = None;
+                Err(unavailable("the share coordinator did not answer".into()))
+            }
+        }
+    }
+
+    /// ReadShareGroupState for one share-partition, here or at its coordinator.
+    pub async fn read_state(&self, meta: &Metadata, key: &Key, leader_epoch: i32) -> Result<ReadState, Refusal> {
+        use strom_protocol::read_share_group_state_request::{PartitionData, ReadStateData};
+        use strom_protocol::{ReadShareGroupStateRequest, ReadShareGroupStateResponse};
+        retrying(|| async {
+            match self.route(meta, key)? {
+                Route::Here => self.coordinator.read(meta, key, leader_epoch),
+                Route::Broker(id) => {
+                    let req = ReadShareGroupStateRequest {
+                        group_id: key.0.clone(),
+                        topics: vec![ReadStateData {
+                            topic_id: strom_protocol::Uuid(key.1),
+                            partitions: vec![PartitionData { partition: key.2, leader_epoch, ..Default::default() }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    };
+                    let resp: ReadShareGroupStateResponse = self.call(meta, id, &req).await?;
+                    let Some(p) = resp.results.into_iter().flat_map(|r| r.partitions).next() else {
+                        return Err((ErrorCode::CoordinatorNotAvailable, "an empty answer".into()));
+                    };
+                    refusal(p.error_code, p.error_message)?;
+                    Ok((p.start_offset >= 0).then(|| {
+                        let batches = p
+                            .state_batches
+                            .iter()
+                            .map(|b| super::partition::StateBatch {
+                                first: b.first_offset,
+                                last: b.last_offset,
+                                state: b.delivery_state as u8,
+                                delivery_count: b.delivery_count,
+                            })
+                            .collect();
+                        (p.state_epoch, Snapshot { start_offset: p.start_offset, batches })
+                    }))
                 }
             }
-        });
+        })
+        .await
     }
-    tracing::info!(share_partitions = out.len(), "loaded share-partition state");
-    out
-}
 
-/// Writes `sp`'s snapshot as the next state of `key` and records it in `durable`.
-fn write(
-    meta: &Metadata,
-    durable: &mut HashMap<Key, StateValue>,
-    key: &Key,
-    sp: &SharePartition,
-    now_ms: i64,
-) -> Result<(), (ErrorCode, String)> {
-    let previous = durable.get(key);
-    let value = StateValue {
-        snapshot_epoch: previous.map_or(0, |v| v.snapshot_epoch.wrapping_add(1).max(0)),
-        state_epoch: previous.map_or(0, |v| v.state_epoch),
-        leader_epoch: 0,
-        create_timestamp: previous.map_or(now_ms, |v| v.create_timestamp),
-        write_timestamp: now_ms,
-        snapshot: sp.snapshot(),
-    };
-    append(meta, key, Some(&value))?;
-    durable.insert(key.clone(), value);
-    Ok(())
-}
+    /// WriteShareGroupState for one share-partition, here or at its coordinator; returns
+    /// once the write is committed. `leader_epoch` -1 is an admin's reset to
+    /// `snapshot.start_offset` (AlterShareGroupOffsets), which bumps the state epoch.
+    pub async fn write_state(
+        &self,
+        meta: &Metadata,
+        key: &Key,
+        state_epoch: i32,
+        leader_epoch: i32,
+        snapshot: Snapshot,
+    ) -> Result<(), Refusal> {
+        use strom_protocol::write_share_group_state_request::{PartitionData, StateBatch, WriteStateData};
+        use strom_protocol::{WriteShareGroupStateRequest, WriteShareGroupStateResponse};
+        retrying(|| async {
+            match self.route(meta, key)? {
+                Route::Here if leader_epoch < 0 => self.coordinator.reset(meta, key, snapshot.start_offset).await,
+                Route::Here => self.coordinator.write(meta, key, state_epoch, leader_epoch, snapshot.clone()).await,
+                Route::Broker(id) => {
+                    let state_batches = snapshot
+                        .batches
+                        .iter()
+                        .map(|b| StateBatch {
+                            first_offset: b.first,
+                            last_offset: b.last,
+                            delivery_state: b.state as i8,
+                            delivery_count: b.delivery_count,
+                            ..Default::default()
+                        })
+                        .collect();
+                    let req = WriteShareGroupStateRequest {
+                        group_id: key.0.clone(),
+                        topics: vec![WriteStateData {
+                            topic_id: strom_protocol::Uuid(key.1),
+                            partitions: vec![PartitionData {
+                                partition: key.2,
+                                state_epoch,
+                                leader_epoch,
+                                start_offset: snapshot.start_offset,
+                                state_batches,
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    };
+                    let resp: WriteShareGroupStateResponse = self.call(meta, id, &req).await?;
+                    let Some(p) = resp.results.into_iter().flat_map(|r| r.partitions).next() else {
+                        return Err((ErrorCode::CoordinatorNotAvailable, "an empty answer".into()));
+                    };
+                    refusal(p.error_code, p.error_message)
+                }
+            }
+        })
+        .await
+    }
 
-/// Appends one record for `key` (`None`: a tombstone) to its `__share_group_state`
-/// partition. On a single node the append is the write (the topic's flush settings
-/// decide when it is fsync'd, as for every topic).
-fn append(meta: &Metadata, key: &Key, value: Option<&StateValue>) -> Result<(), (ErrorCode, String)> {
-    let unavailable = |m: &str| (ErrorCode::CoordinatorNotAvailable, m.to_string());
-    let topic = meta.share_state_topic().ok_or_else(|| unavailable("cannot create __share_group_state"))?;
-    let n = topic.partitions.len() as i32;
-    let p = topic.partitions.get(state::partition_for(key, n) as usize).ok_or_else(|| unavailable("no partition"))?;
-    let mut batch = strom_protocol::records::BatchBuilder::new(strom_storage::now_ms());
-    let v = value.map(state::encode_value);
-    batch.add(Some(&state::encode_key(key)), v.as_deref());
-    p.append(&batch.build()).map(|_| ()).map_err(|(code, msg)| {
-        tracing::error!(group = %key.0, partition = key.2, error = %msg, "could not write share-partition state");
-        (code, msg)
-    })
+    /// DeleteShareGroupState for `keys` (all of one group), grouped by coordinator; the
+    /// keys that could not be deleted, with why.
+    pub async fn delete_state(&self, meta: &Metadata, keys: Vec<Key>) -> Vec<(Key, Refusal)> {
+        use strom_protocol::delete_share_group_state_request::{DeleteStateData, PartitionData};
+        use strom_protocol::{DeleteShareGroupStateRequest, DeleteShareGroupStateResponse};
+        let mut failed = Vec::new();
+        let mut remote: HashMap<i32, Vec<Key>> = HashMap::new();
+        for key in keys {
+            match self.route(meta, &key) {
+                Ok(Route::Here) => {
+                    if let Err(e) = retrying(|| self.coordinator.delete(meta, &key)).await {
+                        failed.push((key, e));
+                    }
+                }
+                Ok(Route::Broker(id)) => remote.entry(id).or_default().push(key),
+                Err(e) => failed.push((key, e)),
+            }
+        }
+        for (id, keys) in remote {
+            let Some(group) = keys.first().map(|k| k.0.clone()) else { continue };
+            let mut topics: Vec<DeleteStateData> = Vec::new();
+            for k in &keys {
+                let part = PartitionData { partition: k.2, ..Default::default() };
+                match topics.iter_mut().find(|t| t.topic_id.0 == k.1) {
+                    Some(t) => t.partitions.push(part),
+                    None => topics.push(DeleteStateData {
+                        topic_id: strom_protocol::Uuid(k.1),
+                        partitions: vec![part],
+                        ..Default::default()
+                    }),
+                }
+            }
+            let req = DeleteShareGroupStateRequest { group_id: group.clone(), topics, ..Default::default() };
+            match retrying(|| self.call::<_, DeleteShareGroupStateResponse>(meta, id, &req)).await {
+                Ok(resp) => {
+                    for r in resp.results {
+                        for p in r.partitions {
+                            if let Err(e) = refusal(p.error_code, p.error_message) {
+                                failed.push(((group.clone(), r.topic_id.0, p.partition), e));
+                            }
+                        }
+                    }
+                }
+                Err(e) => failed.extend(keys.into_iter().map(|k| (k, e.clone()))),
+            }
+        }
+        failed
+    }
 }
 
 /// The data batches a share consumer may get, as (first, last, byte range): control

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use strom::config::Config;
+use strom_protocol::share_fetch_request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -178,4 +179,58 @@ pub async fn set_group_configs(
     };
     let resp: IncrementalAlterConfigsResponse = c.call_at(1, &req).await.expect("alter configs");
     (resp.responses[0].error_code, resp.responses[0].error_message.clone())
+}
+
+/// A ShareFetch of `partitions` of `topic` carrying `acks` ((first, last, type)) for each.
+#[allow(clippy::too_many_arguments)]
+pub fn share_fetch(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: strom_protocol::Uuid,
+    partitions: &[i32],
+    acks: &[(i64, i64, i8)],
+    max_wait_ms: i32,
+) -> strom_protocol::ShareFetchRequest {
+    strom_protocol::ShareFetchRequest {
+        group_id: Some(group.into()),
+        member_id: Some(member.into()),
+        share_session_epoch: epoch,
+        max_wait_ms,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        max_records: 500,
+        batch_size: 500,
+        topics: vec![share_fetch_request::FetchTopic {
+            topic_id: topic,
+            partitions: partitions
+                .iter()
+                .map(|&p| share_fetch_request::FetchPartition {
+                    partition_index: p,
+                    acknowledgement_batches: acks
+                        .iter()
+                        .map(|&(first_offset, last_offset, t)| share_fetch_request::AcknowledgementBatch {
+                            first_offset,
+                            last_offset,
+                            acknowledge_types: vec![t],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// (first, last, delivery count) of every acquired range in a response.
+pub fn acquired(resp: &strom_protocol::ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+    resp.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.acquired_records)
+        .map(|r| (r.first_offset, r.last_offset, r.delivery_count))
+        .collect()
 }
