@@ -50,6 +50,7 @@ pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod share_group_offsets;
 pub mod share_state;
 pub mod sync_group;
 pub mod telemetry;
@@ -147,6 +148,9 @@ pub const APIS: &[ApiRange] = &[
     share_state::READ_API,
     share_state::WRITE_API,
     share_state::DELETE_API,
+    share_group_offsets::DESCRIBE_API,
+    share_group_offsets::ALTER_API,
+    share_group_offsets::DELETE_API,
 ];
 
 fn respond<M: Message>(body: &M, version: i16) -> Result<Option<Writer>, ConnError> {
@@ -299,6 +303,15 @@ pub async fn dispatch(
         }
         DeleteShareGroupStateRequest::API_KEY => {
             respond(&share_state::delete(node, az, DeleteShareGroupStateRequest::decode(r, v)?).await, v)
+        }
+        DescribeShareGroupOffsetsRequest::API_KEY => {
+            respond(&share_group_offsets::describe(node, az, DescribeShareGroupOffsetsRequest::decode(r, v)?).await, v)
+        }
+        AlterShareGroupOffsetsRequest::API_KEY => {
+            respond(&share_group_offsets::alter(node, az, AlterShareGroupOffsetsRequest::decode(r, v)?).await, v)
+        }
+        DeleteShareGroupOffsetsRequest::API_KEY => {
+            respond(&share_group_offsets::delete(node, az, DeleteShareGroupOffsetsRequest::decode(r, v)?).await, v)
         }
         ConsumerGroupDescribeRequest::API_KEY => {
             respond(&consumer_group_describe::handle(node, az, v, ConsumerGroupDescribeRequest::decode(r, v)?), v)

@@ -798,6 +798,127 @@ async fn describe_share_group(client: &mut Client, group: &str) -> anyhow::Resul
     Ok(Some((d.group_state, members)))
 }
 
+/// A share-partition as its share coordinator last wrote it: the start offset (SPSO),
+/// records in flight above it (delivered, not yet acknowledged or archived) and records
+/// done above it (acknowledged or archived); the counts are `None` when the share
+/// coordinator could not be asked (looking it up needs CLUSTER_ACTION).
+struct ShareOffsets {
+    start: i64,
+    in_flight: Option<i64>,
+    done: Option<i64>,
+}
+
+/// Connections to the coordinators of `keys` (FindCoordinator, batched): key → client
+/// index into the returned list, or the key's error.
+async fn coordinators(
+    c: &Common,
+    client: &mut Client,
+    key_type: i8,
+    keys: &[String],
+) -> anyhow::Result<(Vec<Client>, BTreeMap<String, usize>)> {
+    let req = FindCoordinatorRequest { key_type, coordinator_keys: keys.to_vec(), ..Default::default() };
+    let (resp, _): (FindCoordinatorResponse, _) = client.call(6, &req).await?;
+    let mut clients = Vec::new();
+    let mut by_node: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for co in resp.coordinators {
+        check(co.error_code, &format!("finding the coordinator of {}", co.key), co.error_message.as_deref())?;
+        let at = match by_node.get(&co.node_id) {
+            Some(&i) => i,
+            None => {
+                let addr = format!("{}:{}", co.host, co.port);
+                clients.push(Client::connect_with(&addr, Duration::from_millis(c.timeout_ms), &c.security()?).await?);
+                by_node.insert(co.node_id, clients.len() - 1);
+                clients.len() - 1
+            }
+        };
+        out.insert(co.key, at);
+    }
+    Ok((clients, out))
+}
+
+/// The share-partitions of `group` with state (DescribeShareGroupOffsets at the group's
+/// coordinator), with their in-flight counts (ReadShareGroupState at each share
+/// coordinator, when allowed).
+async fn share_offsets(
+    c: &Common,
+    client: &mut Client,
+    group: &str,
+) -> anyhow::Result<BTreeMap<(String, i32), ShareOffsets>> {
+    let mut out = BTreeMap::new();
+    if !client.api_versions().contains_key(&DescribeShareGroupOffsetsRequest::API_KEY) {
+        return Ok(out);
+    }
+    let (mut at, _) = coordinators(c, client, 0, &[group.to_string()]).await?;
+    let Some(gc) = at.first_mut() else { return Ok(out) };
+    let req = DescribeShareGroupOffsetsRequest {
+        groups: vec![describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup {
+            group_id: group.to_string(),
+            topics: None,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (resp, _): (DescribeShareGroupOffsetsResponse, _) = gc.call(0, &req).await?;
+    let mut ids: BTreeMap<String, (String, Uuid, i32)> = BTreeMap::new();
+    for g in resp.groups {
+        check(g.error_code, &format!("describing the offsets of share group {group}"), g.error_message.as_deref())?;
+        for t in g.topics {
+            for p in t.partitions.into_iter().filter(|p| p.error_code == 0 && p.start_offset >= 0) {
+                out.insert(
+                    (t.topic_name.clone(), p.partition_index),
+                    ShareOffsets { start: p.start_offset, in_flight: None, done: None },
+                );
+                ids.insert(
+                    format!("{group}:{}:{}", t.topic_id, p.partition_index),
+                    (t.topic_name.clone(), t.topic_id, p.partition_index),
+                );
+            }
+        }
+    }
+    let keys: Vec<String> = ids.keys().cloned().collect();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    // The counts are extra: without the right to look share coordinators up, or on a
+    // broker without key type 2, the table shows "-".
+    let Ok((mut clients, placed)) = coordinators(c, client, 2, &keys).await else { return Ok(out) };
+    for (i, sc) in clients.iter_mut().enumerate() {
+        let mut topics: Vec<read_share_group_state_request::ReadStateData> = Vec::new();
+        for (_, id, p) in ids.iter().filter(|(k, _)| placed.get(*k) == Some(&i)).map(|(_, v)| v) {
+            let part =
+                read_share_group_state_request::PartitionData { partition: *p, leader_epoch: -1, ..Default::default() };
+            match topics.iter_mut().find(|t| t.topic_id == *id) {
+                Some(t) => t.partitions.push(part),
+                None => topics.push(read_share_group_state_request::ReadStateData {
+                    topic_id: *id,
+                    partitions: vec![part],
+                    ..Default::default()
+                }),
+            }
+        }
+        let req = ReadShareGroupStateRequest { group_id: group.to_string(), topics, ..Default::default() };
+        let Ok((resp, _)) = sc.call::<_, ReadShareGroupStateResponse>(0, &req).await else { continue };
+        for r in resp.results {
+            let Some(name) = ids.values().find(|v| v.1 == r.topic_id).map(|v| v.0.clone()) else { continue };
+            for p in r.partitions.into_iter().filter(|p| p.error_code == 0 && p.start_offset >= 0) {
+                let Some(o) = out.get_mut(&(name.clone(), p.partition)) else { continue };
+                let count = |states: &[i8]| -> i64 {
+                    p.state_batches
+                        .iter()
+                        .filter(|b| states.contains(&b.delivery_state))
+                        .map(|b| (b.last_offset.min(i64::MAX - 1) - b.first_offset.max(p.start_offset) + 1).max(0))
+                        .sum()
+                };
+                o.start = p.start_offset;
+                o.in_flight = Some(count(&[0]));
+                o.done = Some(count(&[2, 4]));
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<(String, Vec<MemberInfo>)> {
     let req = DescribeGroupsRequest { groups: vec![group.to_string()], ..Default::default() };
     let (resp, _): (DescribeGroupsResponse, _) = client.call(5, &req).await?;
@@ -871,30 +992,58 @@ pub async fn group(cmd: GroupCmd, c: &Common) -> anyhow::Result<()> {
                 "PARTITION",
                 "CURRENT-OFFSET",
                 "LOG-END-OFFSET",
+                "IN-FLIGHT",
                 "LAG",
                 "CONSUMER-ID",
                 "HOST",
                 "CLIENT-ID",
             ]);
             for group in &groups {
-                // A share group has no committed offsets and shares partitions among its
-                // members: one row per member and assigned partition, with the log end.
-                if let Some((_state, members)) = describe_share_group(&mut client, group).await? {
-                    let parts: Vec<(String, i32)> = members.iter().flat_map(|m| m.assigned.iter().cloned()).collect();
+                // A share group has no committed offsets: its share-partitions' start
+                // offsets stand in for them (CURRENT-OFFSET), with the records in flight
+                // above them, and the lag counts what is not yet done. Its members share
+                // partitions: one row per share-partition and member assigned it.
+                // A share group's state outlives its members (and a broker restart, which
+                // forgets the group until a member comes back).
+                let described = describe_share_group(&mut client, group).await?;
+                let offsets = match described {
+                    Some(_) => share_offsets(c, &mut client, group).await?,
+                    None => share_offsets(c, &mut client, group).await.unwrap_or_default(),
+                };
+                if described.is_some() || !offsets.is_empty() {
+                    let members = described.map(|d| d.1).unwrap_or_default();
+                    let mut parts: Vec<(String, i32)> = offsets.keys().cloned().collect();
+                    parts.extend(members.iter().flat_map(|m| m.assigned.iter().cloned()));
+                    parts.sort();
+                    parts.dedup();
                     let ends = list_offsets(&mut client, &parts, -1).await.unwrap_or_default();
-                    for m in &members {
-                        for tp in &m.assigned {
-                            t.row(vec![
+                    for tp in &parts {
+                        let o = offsets.get(tp);
+                        let end = ends.get(tp);
+                        let lag = match (o, end) {
+                            (Some(o), Some(e)) => (e - o.start - o.done.unwrap_or(0)).max(0).to_string(),
+                            _ => "-".into(),
+                        };
+                        let cells = |id: &str, host: &str, cid: &str| {
+                            vec![
                                 group.clone(),
                                 tp.0.clone(),
                                 tp.1.to_string(),
-                                "-".into(),
-                                ends.get(tp).map_or("-".into(), |o| o.to_string()),
-                                "-".into(),
-                                m.id.clone(),
-                                m.host.clone(),
-                                m.client_id.clone(),
-                            ]);
+                                o.map_or("-".into(), |o| o.start.to_string()),
+                                end.map_or("-".into(), |e| e.to_string()),
+                                o.and_then(|o| o.in_flight).map_or("-".into(), |n| n.to_string()),
+                                lag.clone(),
+                                id.to_string(),
+                                host.to_string(),
+                                cid.to_string(),
+                            ]
+                        };
+                        let holders: Vec<&MemberInfo> = members.iter().filter(|m| m.assigned.contains(tp)).collect();
+                        if holders.is_empty() {
+                            t.row(cells("-", "-", "-"));
+                        }
+                        for m in holders {
+                            t.row(cells(&m.id, &m.host, &m.client_id));
                         }
                     }
                     continue;
@@ -932,6 +1081,7 @@ pub async fn group(cmd: GroupCmd, c: &Common) -> anyhow::Result<()> {
                         tp.1.to_string(),
                         cur.map_or("-".into(), |o| o.to_string()),
                         end.map_or("-".into(), |o| o.to_string()),
+                        "-".into(),
                         lag,
                         id,
                         host,
@@ -941,6 +1091,7 @@ pub async fn group(cmd: GroupCmd, c: &Common) -> anyhow::Result<()> {
                 for m in members.iter().filter(|m| m.assigned.is_empty()) {
                     t.row(vec![
                         group.clone(),
+                        "-".into(),
                         "-".into(),
                         "-".into(),
                         "-".into(),

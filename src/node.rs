@@ -188,6 +188,18 @@ impl Node {
         Some(self.meta.leader_of(&topic, p)).filter(|&l| l >= 0)
     }
 
+    /// The share coordinator of a share-partition key ("group:topic id:partition", the
+    /// FindCoordinator key type 2 string): the leader of the key's `__share_group_state`
+    /// partition.
+    pub fn share_coordinator(&self, key: &str) -> Option<i32> {
+        let topic = self.meta.share_state_topic()?;
+        if self.meta.quorum().is_none() {
+            return Some(self.meta.config.node_id);
+        }
+        let p = crate::coordinator::group::log::partition_for(key, topic.partitions.len() as i32);
+        Some(self.meta.leader_of(&topic, p)).filter(|&l| l >= 0)
+    }
+
     /// The controller id clients are told in Metadata: this broker. As in Kafka's KRaft
     /// mode (where clients cannot reach the controllers and any broker forwards admin
     /// requests to the active one), every Strom broker takes CreateTopics and the like and

@@ -1,6 +1,8 @@
 //! The `strom` admin CLI run as a real binary against an in-process broker, and the
 //! HTTP admin endpoint scraped after a produce/consume run.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -260,6 +262,27 @@ async fn group_commands_show_share_groups() {
     let members: Vec<&str> = rows.iter().filter_map(|r| r["consumer_id"].as_str()).collect();
     assert_eq!(members, ["worker-1", "worker-2"], "{rows:?}");
     assert!(rows.iter().all(|r| r["topic"] == "jobs" && r["partition"] == 0 && r["lag"].is_null()), "{rows:?}");
+    // Five records; worker-1 takes them all and accepts two: the start offset moves to 2,
+    // three are in flight, three are left to do.
+    let input: String = (0..5).map(|i| format!("job-{i}\n")).collect();
+    let out = strom(a, &["produce", "jobs"], Some(input)).await;
+    assert!(out.ok, "{}", out.stderr);
+    let md: strom_protocol::MetadataResponse =
+        c.call_at(12, &strom_protocol::MetadataRequest { topics: None, ..Default::default() }).await.expect("metadata");
+    let id = md.topics.iter().find(|t| t.name.as_deref() == Some("jobs")).map(|t| t.topic_id).expect("jobs");
+    assert_eq!(common::set_group_configs(&mut c, "queue", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
+    let got: strom_protocol::ShareFetchResponse =
+        c.call_at(1, &common::share_fetch("queue", "worker-1", 0, id, &[0], &[], 5000)).await.expect("fetch");
+    assert_eq!(common::acquired(&got), [(0, 4, 1)]);
+    let acked: strom_protocol::ShareFetchResponse =
+        c.call_at(1, &common::share_fetch("queue", "worker-1", 1, id, &[0], &[(0, 1, 1)], 0)).await.expect("ack");
+    assert_eq!(acked.responses[0].partitions[0].acknowledge_error_code, 0);
+    let rows = json(&ok(a, &["group", "describe", "queue", "-o", "json"]).await);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for r in &rows {
+        let cells = [&r["current_offset"], &r["log_end_offset"], &r["in_flight"], &r["lag"]].map(|v| v.as_i64());
+        assert_eq!(cells, [Some(2), Some(5), Some(3), Some(3)], "{rows:?}");
+    }
 }
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {

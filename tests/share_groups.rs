@@ -405,3 +405,179 @@ async fn share_partition_state_survives_a_restart() {
     assert_eq!(acquired(&late), [(10, 12, 1)], "the latest start (10) was kept");
     broker.stop().await;
 }
+
+/// DescribeShareGroupOffsets for every share-partition with state (null topics).
+async fn share_offsets(
+    c: &mut Client,
+    group: &str,
+    topics: Option<Vec<(&str, Vec<i32>)>>,
+) -> (i16, Vec<(String, i32, i64)>) {
+    use strom_protocol::describe_share_group_offsets_request::*;
+    let req = DescribeShareGroupOffsetsRequest {
+        groups: vec![DescribeShareGroupOffsetsRequestGroup {
+            group_id: group.into(),
+            topics: topics.map(|ts| {
+                ts.into_iter()
+                    .map(|(t, ps)| DescribeShareGroupOffsetsRequestTopic {
+                        topic_name: t.into(),
+                        partitions: ps,
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r: DescribeShareGroupOffsetsResponse = c.call_at(0, &req).await.expect("describe offsets");
+    let g = &r.groups[0];
+    let rows = g
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_name.clone(), p.partition_index, p.start_offset)))
+        .collect();
+    (g.error_code, rows)
+}
+
+/// The share-group offset admin APIs (KIP-932): DescribeShareGroupOffsets reports each
+/// share-partition's start offset (-1 for one without state); AlterShareGroupOffsets moves
+/// it, refused while the group has members (NON_EMPTY_GROUP); DeleteShareGroupOffsets drops
+/// a topic's state, so the next consumer starts from `share.auto.offset.reset`; both refuse
+/// a consumer group's id (GROUP_ID_NOT_FOUND).
+#[tokio::test]
+async fn share_group_offsets_are_described_altered_and_deleted() {
+    const REJECT: i8 = 3;
+    const NON_EMPTY_GROUP: i16 = 68;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "admin", 2).await;
+    assert_eq!(common::set_group_configs(&mut c, "g", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
+    let values: Vec<Vec<u8>> = (0..10).map(|i| format!("v{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    produce(&mut c, "admin", 0, &refs).await;
+    assert_eq!(share_offsets(&mut c, "g", None).await, (0, vec![]), "no state yet");
+    let got: ShareFetchResponse = c.call_at(1, &share_fetch("g", "m", 0, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!(acquired(&got), [(0, 9, 1)]);
+    let r: ShareAcknowledgeResponse =
+        c.call_at(1, &acknowledge("g", "m", 1, topic, &[(0, 3, ACCEPT), (4, 4, REJECT)])).await.unwrap();
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    // Accepted 0-3 and rejected 4 are done: the start offset moved to 5.
+    assert_eq!(share_offsets(&mut c, "g", None).await, (0, vec![("admin".into(), 0, 5)]));
+    let asked = Some(vec![("admin", vec![0, 1, 7])]);
+    let (code, rows) = share_offsets(&mut c, "g", asked).await;
+    assert_eq!(code, 0);
+    assert_eq!(rows, [("admin".into(), 0, 5), ("admin".into(), 1, -1), ("admin".into(), 7, -1)]);
+
+    let alter = |group: &str, offset: i64| AlterShareGroupOffsetsRequest {
+        group_id: group.into(),
+        topics: vec![alter_share_group_offsets_request::AlterShareGroupOffsetsRequestTopic {
+            topic_name: "admin".into(),
+            partitions: vec![alter_share_group_offsets_request::AlterShareGroupOffsetsRequestPartition {
+                partition_index: 0,
+                start_offset: offset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // A member in the group: refused.
+    let hb = ShareGroupHeartbeatRequest {
+        group_id: "g".into(),
+        member_id: "m".into(),
+        member_epoch: 0,
+        subscribed_topic_names: Some(vec!["admin".into()]),
+        ..Default::default()
+    };
+    let joined: ShareGroupHeartbeatResponse = c.call_at(1, &hb).await.expect("heartbeat");
+    assert_eq!(joined.error_code, 0);
+    let r: AlterShareGroupOffsetsResponse = c.call_at(0, &alter("g", 8)).await.expect("alter");
+    assert_eq!(r.error_code, NON_EMPTY_GROUP);
+    let leave = ShareGroupHeartbeatRequest { member_epoch: -1, subscribed_topic_names: None, ..hb };
+    let left: ShareGroupHeartbeatResponse = c.call_at(1, &leave).await.expect("leave");
+    assert_eq!(left.error_code, 0);
+    let r: AlterShareGroupOffsetsResponse = c.call_at(0, &alter("g", 8)).await.expect("alter");
+    assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0), "{r:?}");
+    assert_eq!(share_offsets(&mut c, "g", None).await, (0, vec![("admin".into(), 0, 8)]));
+    // The next consumer starts at 8: the records 5-7 still held by "m" are gone with the reset.
+    let mut c2 = connect(&broker.addr).await;
+    let got: ShareFetchResponse = c2.call_at(1, &share_fetch("g", "m2", 0, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!(acquired(&got), [(8, 9, 1)]);
+    drop(c2);
+
+    let delete = |group: &str| DeleteShareGroupOffsetsRequest {
+        group_id: group.into(),
+        topics: vec![delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic {
+            topic_name: "admin".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r: DeleteShareGroupOffsetsResponse = c.call_at(0, &delete("g")).await.expect("delete");
+    assert_eq!((r.error_code, r.responses[0].error_code), (0, 0), "{r:?}");
+    assert_eq!(share_offsets(&mut c, "g", None).await, (0, vec![]), "the state is gone");
+    let mut c3 = connect(&broker.addr).await;
+    let got: ShareFetchResponse = c3.call_at(1, &share_fetch("g", "m3", 0, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!(acquired(&got), [(0, 9, 1)], "started again from share.auto.offset.reset (earliest)");
+
+    // A consumer group's id is not a share group's.
+    let commit = OffsetCommitRequest {
+        group_id: "classic".into(),
+        generation_id_or_member_epoch: -1,
+        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
+            name: "admin".into(),
+            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let _: OffsetCommitResponse = c.call_at(8, &commit).await.expect("commit");
+    let r: DeleteShareGroupOffsetsResponse = c.call_at(0, &delete("classic")).await.expect("delete");
+    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND);
+    let r: AlterShareGroupOffsetsResponse = c.call_at(0, &alter("classic", 0)).await.expect("alter");
+    assert_eq!(r.error_code, GROUP_ID_NOT_FOUND);
+    broker.stop().await;
+}
+
+/// A consumer that crashes on a record every time (its connection closes while it holds
+/// it, and it is the group's only one) still drives the record to the delivery limit:
+/// the share-partition is written before the idle group's state is dropped, with the
+/// delivery counts of its acquisitions, and then archived instead of delivered forever.
+#[tokio::test]
+async fn a_crash_looping_consumer_still_reaches_the_delivery_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[("group.share.delivery.count.limit", "3")]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "poison", 1).await;
+    assert_eq!(common::set_group_configs(&mut c, "g", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
+    produce(&mut c, "poison", 0, &[b"boom"]).await;
+    for attempt in 1..=3 {
+        let mut doomed = connect(&broker.addr).await;
+        let member = format!("crash-{attempt}");
+        let got: ShareFetchResponse =
+            doomed.call_at(1, &share_fetch("g", &member, 0, topic, &[0], &[], 10_000)).await.unwrap();
+        assert_eq!(acquired(&got), [(0, 0, attempt)], "delivery {attempt}");
+        drop(doomed);
+    }
+    // The third delivery was the last: the record is archived when its holder goes, and
+    // nothing is delivered any more.
+    let http = broker.http.clone().expect("http");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = common::http_raw(&http, "GET", "/metrics", b"").await;
+        let text = String::from_utf8_lossy(&text).to_string();
+        if text.lines().any(|l| l == "strom_share_records_total{outcome=\"archived\"} 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not archived: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got: ShareFetchResponse = c.call_at(1, &share_fetch("g", "survivor", 0, topic, &[0], &[], 0)).await.unwrap();
+    assert!(acquired(&got).is_empty(), "{:?}", acquired(&got));
+    broker.stop().await;
+}

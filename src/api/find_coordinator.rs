@@ -1,7 +1,8 @@
 //! FindCoordinator (key 10): a group's coordinator is the leader of its
 //! `__consumer_offsets` partition (this broker, on a single node); a transactional id's
 //! is the leader of its `__transaction_state` partition (the topic is created by the
-//! first such lookup, as in Kafka).
+//! first such lookup, as in Kafka); a share-partition's share coordinator (key type 2,
+//! "group:topic id:partition", v6) is the leader of its `__share_group_state` partition.
 
 use strom_protocol::find_coordinator_response::Coordinator;
 use strom_protocol::{FindCoordinatorRequest, FindCoordinatorResponse};
@@ -17,6 +18,7 @@ pub const API: ApiRange = ApiRange { key: 10, min: 0, max: 6, advertised_min: 0 
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+const KEY_TYPE_SHARE: i8 = 2;
 
 /// Answers single (v0–3) and batched (v4+) lookups.
 pub fn handle(
@@ -31,6 +33,8 @@ pub fn handle(
         let denied = match req.key_type {
             KEY_TYPE_GROUP => az.group_error(op::DESCRIBE, key),
             KEY_TYPE_TRANSACTION => az.txn_id_error(op::DESCRIBE, key),
+            // Kafka: share coordinators are looked up by brokers (CLUSTER_ACTION).
+            KEY_TYPE_SHARE if !az.cluster_action() => ErrorCode::ClusterAuthorizationFailed,
             _ => ErrorCode::None,
         };
         // While groups load, the coordinator is still this broker: the group APIs
@@ -42,6 +46,13 @@ pub fn handle(
                 Some(id) => (id, ErrorCode::None, None),
                 None => {
                     (-1, ErrorCode::CoordinatorNotAvailable, Some("the transaction's partition has no leader".into()))
+                }
+            }
+        } else if req.key_type == KEY_TYPE_SHARE && version >= 6 {
+            match node.share_coordinator(key) {
+                Some(id) => (id, ErrorCode::None, None),
+                None => {
+                    (-1, ErrorCode::CoordinatorNotAvailable, Some("the key's state partition has no leader".into()))
                 }
             }
         } else if req.key_type != KEY_TYPE_GROUP {

@@ -1403,6 +1403,28 @@ impl Coordinator {
         self.lock().shares.get(group_id).map(|g| g.describe()).ok_or(ErrorCode::GroupIdNotFound)
     }
 
+    /// Whether an admin may read (`alter` false) or alter and delete the share-group
+    /// offsets of `group_id` here (Kafka's rules): this broker coordinates it, it is not
+    /// a classic or consumer group (GROUP_ID_NOT_FOUND, as Kafka answers for the wrong
+    /// type) and, to alter, it has no members (NON_EMPTY_GROUP). A share group not known
+    /// since the start has none.
+    pub fn share_offsets_admin(&self, group_id: &str, alter: bool) -> Result<(), ErrorCode> {
+        if !self.is_loaded() {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        if !self.owns(group_id) {
+            return Err(ErrorCode::NotCoordinator);
+        }
+        let inner = self.lock();
+        if inner.groups.contains_key(group_id) {
+            return Err(ErrorCode::GroupIdNotFound);
+        }
+        match inner.shares.get(group_id) {
+            Some(g) if alter && !g.is_empty() => Err(ErrorCode::NonEmptyGroup),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs `f` over every share group with its state name (ListGroups, metrics).
     pub fn for_each_share_group(&self, mut f: impl FnMut(&str, &'static str)) {
         for (id, g) in &self.lock().shares {

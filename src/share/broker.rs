@@ -55,9 +55,9 @@ pub struct Totals {
     pub acquired: u64,
     /// Records accepted.
     pub accepted: u64,
-    /// Records released by their consumer.
+    /// Records released by their consumer, or given back when it left.
     pub released: u64,
-    /// Records rejected, or archived at the delivery limit when released.
+    /// Records rejected, or archived at the delivery limit when released or timed out.
     pub archived: u64,
     /// Records whose lock ran out.
     pub lock_timeouts: u64,
@@ -160,7 +160,7 @@ impl ShareState {
     /// connection `conn`; an evicted session's member gives up its records on its partitions.
     #[allow(clippy::too_many_arguments)]
     pub fn session_fetch(
-        &self,
+        self: &Arc<Self>,
         conn: SocketAddr,
         group: &str,
         member: &str,
@@ -188,11 +188,16 @@ impl ShareState {
             _ => {}
         }
         let mut released = 0;
+        let mut idle = Vec::new();
         for e in evicted {
             st.session_conn.remove(&(e.group_id.clone(), e.member_id.clone()));
             released += release(&mut st, &e.group_id, &e.member_id, Some(&e.partitions));
+            idle.push((e.group_id.clone(), idle_keys(&st, &e.group_id)));
         }
         drop(st);
+        for (group, keys) in idle {
+            self.retire(group, keys);
+        }
         if released > 0 {
             self.released.notify_waiters();
         }
@@ -219,10 +224,11 @@ impl ShareState {
     /// A client connection closed: the share sessions opened on it (and not reopened on
     /// another connection since) close, and their members' records on their partitions
     /// go back at once, as Kafka does, instead of at their lock deadlines.
-    pub fn connection_closed(&self, conn: SocketAddr) {
+    pub fn connection_closed(self: &Arc<Self>, conn: SocketAddr) {
         let mut st = self.lock();
         let Some(opened) = st.conn_sessions.remove(&conn) else { return };
         let mut released = 0;
+        let mut idle = Vec::new();
         for who in opened {
             if st.session_conn.get(&who) != Some(&conn) {
                 continue;
@@ -232,8 +238,12 @@ impl ShareState {
             if let Some(partitions) = partitions {
                 released += release(&mut st, &who.0, &who.1, Some(&partitions));
             }
+            idle.push((who.0.clone(), idle_keys(&st, &who.0)));
         }
         drop(st);
+        for (group, keys) in idle {
+            self.retire(group, keys);
+        }
         if released > 0 {
             tracing::debug!(%conn, released, "share sessions closed with their connection");
             self.released.notify_waiters();
@@ -322,6 +332,7 @@ impl ShareState {
             // after the deadline is refused even if the expiry task has not run yet.
             let expired = sp.expire(now_ms) as u64;
             st.totals.lock_timeouts += expired;
+            st.totals.archived += sp.take_archived();
             let result = sp.acknowledge(member, now_ms, acks).map_err(|e| (e.error_code(), e.to_string()));
             if let Ok(s) = &result {
                 st.totals.accepted += s.accepted;
@@ -407,6 +418,7 @@ impl ShareState {
         sp.set_limits(limits);
         let expired = sp.expire(now_ms) as u64;
         st.totals.lock_timeouts += expired;
+        st.totals.archived += sp.take_archived();
         sp.log_start_moved(partition.log_start_offset());
         let from = sp.next_fetch_offset();
         let bound = if read_committed { partition.last_stable_offset() } else { partition.high_watermark() };
@@ -435,6 +447,11 @@ impl ShareState {
             return Ok(Grant::default());
         }
         st.totals.acquired += acquired.iter().map(|a| (a.last - a.first + 1).max(0) as u64).sum::<u64>();
+        // Delivery counts changed: written with the next acknowledgement, or when the
+        // group's last session here closes.
+        if let Some(o) = st.opened.get_mut(key) {
+            o.version += 1;
+        }
         let wanted: Vec<std::ops::Range<usize>> = batches
             .into_iter()
             .filter(|(f, l, _)| acquired.iter().any(|a| a.first <= *l && *f <= a.last))
@@ -444,9 +461,15 @@ impl ShareState {
         Ok(Grant { records: concat(&data, &wanted), acquired })
     }
 
-    /// Releases what `member` holds on `partitions` (all of the group's when `None`).
-    pub fn release_member(&self, group: &str, member: &str, partitions: Option<&[TopicPartition]>) {
-        let released = release(&mut self.lock(), group, member, partitions);
+    /// Releases what a closing member holds on `partitions` (all of the group's when
+    /// `None`); the group's share-partitions go if it was the last session here.
+    pub fn release_member(self: &Arc<Self>, group: &str, member: &str, partitions: Option<&[TopicPartition]>) {
+        let (released, idle) = {
+            let mut st = self.lock();
+            let released = release(&mut st, group, member, partitions);
+            (released, idle_keys(&st, group))
+        };
+        self.retire(group.to_string(), idle);
         if released > 0 {
             self.released.notify_waiters();
         }
@@ -488,6 +511,36 @@ impl ShareState {
         });
     }
 
+    /// The last share session of a group closed here: its share-partitions are written
+    /// (with the delivery counts of records acquired since the last acknowledgement, so a
+    /// consumer that keeps crashing on a record still reaches the delivery limit) and
+    /// then dropped, unless a session of the group came back meanwhile. The next
+    /// ShareFetch opens them again from their coordinator — after an admin reset or
+    /// delete of their state (AlterShareGroupOffsets, DeleteShareGroupOffsets: the group
+    /// must be empty), from the new state rather than a stale copy.
+    fn retire(self: &Arc<Self>, group: String, keys: Vec<Key>) {
+        if keys.is_empty() || self.store().is_none() {
+            return;
+        }
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
+            for key in &keys {
+                if let Err((code, msg)) = state.persist(key).await {
+                    tracing::debug!(group = %key.0, partition = key.2, ?code, error = %msg, "idle share-partition not written");
+                }
+            }
+            let mut st = state.lock();
+            if st.session_conn.keys().any(|(g, _)| *g == group) {
+                return;
+            }
+            for key in &keys {
+                st.partitions.remove(key);
+                st.opened.remove(key);
+                st.writers.remove(key);
+            }
+        });
+    }
+
     /// This broker stopped leading the partition, or its state was fenced: the
     /// share-partition is dropped here, and opened again from its coordinator's state if
     /// it is led here again.
@@ -511,8 +564,13 @@ impl ShareState {
     /// Releases locks past their deadline; returns how many records went back.
     fn expire(&self, now_ms: i64) -> u64 {
         let mut st = self.lock();
-        let n: u64 = st.partitions.values_mut().map(|sp| sp.expire(now_ms) as u64).sum();
+        let (mut n, mut archived) = (0u64, 0u64);
+        for sp in st.partitions.values_mut() {
+            n += sp.expire(now_ms) as u64;
+            archived += sp.take_archived();
+        }
         st.totals.lock_timeouts += n;
+        st.totals.archived += archived;
         n
     }
 
@@ -556,6 +614,24 @@ async fn retrying<T, F: Future<Output = Result<T, Refusal>>>(mut op: impl FnMut(
             other => return other,
         }
     }
+}
+
+/// One partition of a ReadShareGroupState answer: its state, `None` without any.
+fn read_result(p: strom_protocol::read_share_group_state_response::PartitionResult) -> Result<ReadState, Refusal> {
+    refusal(p.error_code, p.error_message)?;
+    Ok((p.start_offset >= 0).then(|| {
+        let batches = p
+            .state_batches
+            .iter()
+            .map(|b| super::partition::StateBatch {
+                first: b.first_offset,
+                last: b.last_offset,
+                state: b.delivery_state as u8,
+                delivery_count: b.delivery_count,
+            })
+            .collect();
+        (p.state_epoch, Snapshot { start_offset: p.start_offset, batches })
+    }))
 }
 
 /// The first error of a per-partition answer, as a refusal.
@@ -629,24 +705,57 @@ impl ShareState {
                     let Some(p) = resp.results.into_iter().flat_map(|r| r.partitions).next() else {
                         return Err((ErrorCode::CoordinatorNotAvailable, "an empty answer".into()));
                     };
-                    refusal(p.error_code, p.error_message)?;
-                    Ok((p.start_offset >= 0).then(|| {
-                        let batches = p
-                            .state_batches
-                            .iter()
-                            .map(|b| super::partition::StateBatch {
-                                first: b.first_offset,
-                                last: b.last_offset,
-                                state: b.delivery_state as u8,
-                                delivery_count: b.delivery_count,
-                            })
-                            .collect();
-                        (p.state_epoch, Snapshot { start_offset: p.start_offset, batches })
-                    }))
+                    read_result(p)
                 }
             }
         })
         .await
+    }
+
+    /// The state of many share-partitions without fencing anyone (an admin's read:
+    /// DescribeShareGroupOffsets): one ReadShareGroupState per coordinator broker.
+    pub async fn read_states(&self, meta: &Metadata, keys: Vec<Key>) -> Vec<(Key, Result<ReadState, Refusal>)> {
+        use strom_protocol::read_share_group_state_request::{PartitionData, ReadStateData};
+        use strom_protocol::{ReadShareGroupStateRequest, ReadShareGroupStateResponse};
+        let mut out = Vec::with_capacity(keys.len());
+        let mut remote: HashMap<i32, Vec<Key>> = HashMap::new();
+        for key in keys {
+            match self.route(meta, &key) {
+                Ok(Route::Here) => {
+                    let r = self.coordinator.read(meta, &key, -1);
+                    out.push((key, r));
+                }
+                Ok(Route::Broker(id)) => remote.entry(id).or_default().push(key),
+                Err(e) => out.push((key, Err(e))),
+            }
+        }
+        for (id, keys) in remote {
+            let Some(group) = keys.first().map(|k| k.0.clone()) else { continue };
+            let mut topics: Vec<ReadStateData> = Vec::new();
+            for k in &keys {
+                let part = PartitionData { partition: k.2, leader_epoch: -1, ..Default::default() };
+                match topics.iter_mut().find(|t| t.topic_id.0 == k.1) {
+                    Some(t) => t.partitions.push(part),
+                    None => topics.push(ReadStateData {
+                        topic_id: strom_protocol::Uuid(k.1),
+                        partitions: vec![part],
+                        ..Default::default()
+                    }),
+                }
+            }
+            let req = ReadShareGroupStateRequest { group_id: group.clone(), topics, ..Default::default() };
+            match retrying(|| self.call::<_, ReadShareGroupStateResponse>(meta, id, &req)).await {
+                Ok(resp) => {
+                    for r in resp.results {
+                        for p in r.partitions {
+                            out.push(((group.clone(), r.topic_id.0, p.partition), read_result(p)));
+                        }
+                    }
+                }
+                Err(e) => out.extend(keys.into_iter().map(|k| (k, Err(e.clone())))),
+            }
+        }
+        out
     }
 
     /// WriteShareGroupState for one share-partition, here or at its coordinator; returns
@@ -782,13 +891,26 @@ fn deliverable(
     out
 }
 
+/// The share-partitions of `group` if no share session of it is left here.
+fn idle_keys(st: &State, group: &str) -> Vec<Key> {
+    if st.session_conn.keys().any(|(g, _)| g == group) {
+        return Vec::new();
+    }
+    st.partitions.keys().filter(|k| k.0 == group).cloned().collect()
+}
+
 /// Releases `member`'s records on the group's share-partitions (those of `partitions`).
 fn release(st: &mut State, group: &str, member: &str, partitions: Option<&[TopicPartition]>) -> usize {
-    st.partitions
-        .iter_mut()
-        .filter(|(k, _)| k.0 == group && partitions.is_none_or(|ps| ps.contains(&(k.1, k.2))))
-        .map(|(_, sp)| sp.release_member(member))
-        .sum()
+    let (mut released, mut archived) = (0, 0);
+    for (_, sp) in
+        st.partitions.iter_mut().filter(|(k, _)| k.0 == group && partitions.is_none_or(|ps| ps.contains(&(k.1, k.2))))
+    {
+        released += sp.release_member(member);
+        archived += sp.take_archived();
+    }
+    st.totals.released += (released as u64).saturating_sub(archived);
+    st.totals.archived += archived;
+    released
 }
 
 /// The batches at `ranges` of `data` (ascending, disjoint) as one buffer: a zero-copy

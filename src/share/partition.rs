@@ -278,6 +278,9 @@ pub struct SharePartition {
     /// (finished prefixes are dropped as `start` moves past them), and
     /// `0 <= start <= end <= i64::MAX`, so every run's `last + 1` is representable.
     runs: BTreeMap<i64, Run>,
+    /// Records archived at the delivery limit by a release or a lock timeout, not yet
+    /// taken by [`Self::take_archived`] (for metrics; not part of the state).
+    archived_at_limit: u64,
 }
 
 impl SharePartition {
@@ -286,7 +289,7 @@ impl SharePartition {
     pub fn new(limits: Limits, start: i64) -> Self {
         let start = start.max(0);
         let limits = limits.sanitized();
-        SharePartition { limits, start, end: start, runs: BTreeMap::new() }
+        SharePartition { limits, start, end: start, runs: BTreeMap::new(), archived_at_limit: 0 }
     }
 
     /// Acquires records for `member` from the log `batches` read from `start`, in offset order:
@@ -492,6 +495,12 @@ impl SharePartition {
         self.release_where(|(m, _)| m == member)
     }
 
+    /// How many records releases and lock timeouts archived at the delivery limit since
+    /// the last call.
+    pub fn take_archived(&mut self) -> u64 {
+        std::mem::take(&mut self.archived_at_limit)
+    }
+
     /// Releases the ACQUIRED runs whose (holder, deadline) match `pred`.
     fn release_where(&mut self, pred: impl Fn((&str, i64)) -> bool) -> usize {
         let limit = self.limits.delivery_limit;
@@ -499,7 +508,12 @@ impl SharePartition {
         for (&first, run) in self.runs.iter_mut() {
             if run.state.holder().is_some_and(&pred) {
                 released = released.saturating_add(span(first, run.last));
-                run.state = if run.delivery_count >= limit { RecordState::Archived } else { RecordState::Available };
+                run.state = if run.delivery_count >= limit {
+                    self.archived_at_limit = self.archived_at_limit.saturating_add(span(first, run.last));
+                    RecordState::Archived
+                } else {
+                    RecordState::Available
+                };
             }
         }
         self.advance_start();
