@@ -1,11 +1,10 @@
 //! Share groups (KIP-932, issue 19, ADR 0016): queues on Kafka topics.
 //!
-//! Built in steps (ADR 0016, "Steps"). So far: the wire schemas of the four v1 APIs (in
-//! `strom-protocol`, not yet advertised) and the pure state machines below: a
-//! share-partition's records (`partition`), a share group's membership with the simple
-//! assignor and the broker's share sessions (`group`). Wiring them into the group
-//! coordinator and the ShareFetch/ShareAcknowledge handlers, and the durable state in
-//! `__share_group_state`, come next.
+//! The pieces: a share-partition's records as a pure state machine (`partition`); a share
+//! group's membership with the simple assignor and the broker's share sessions (`group`);
+//! the share-partitions this broker leads, their sessions and their persister (`broker`);
+//! the share coordinator of the `__share_group_state` partitions this broker leads
+//! (`coordinator`), and that topic's records (`state`).
 
 pub mod broker;
 pub mod coordinator;
