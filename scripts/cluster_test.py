@@ -16,9 +16,14 @@ directory, waits until the three brokers registered and the quorum has a leader,
    ListPartitionReassignments, KIP-455): replication factor 1 -> 3, then off the broker
    that leads it (3 -> 2, leadership moves); every acknowledged record is then read
    back exactly once, and a cancel with nothing in progress is refused;
-3. measures metadata propagation: 100 topics created through broker 1, each timed until
+3. share-group state following its partition (issue 19): a confluent-kafka
+   ShareConsumer accepts half of a partition's records and releases the rest, the
+   partition's replicas are moved off its leader (leadership moves), and a new
+   ShareConsumer of the group gets exactly the released half: accepted records are
+   never delivered again by the new leader;
+4. measures metadata propagation: 100 topics created through broker 1, each timed until
    broker 3's Metadata lists it (p50/p99 printed);
-4. stops the cluster with SIGTERM (controlled shutdown of every node) and checks it exits.
+5. stops the cluster with SIGTERM (controlled shutdown of every node) and checks it exits.
 
 Usage: compat-tests/.venv/bin/python scripts/cluster_test.py [--strom-bin target/debug/strom]
 Exit status 0 when everything passed.
@@ -226,6 +231,99 @@ def reassignment(bootstraps, timeout=60):
     admin.close()
 
 
+def share_failover(bootstraps, timeout=60):
+    """Share-partition state moves with its partition's leadership; raises on failure."""
+    from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    from kafka import KafkaAdminClient, TopicPartition
+
+    n = 200
+    name = "share-failover-%d" % int(time.time())
+    group = name + "-workers"
+    admin = KafkaAdminClient(bootstrap_servers=bootstraps)
+    admin.create_topics({name: {"num_partitions": 1, "replication_factor": 3}})
+    tp = TopicPartition(name, 0)
+
+    def partition():
+        for t in admin.describe_topics([name]):
+            for p in t["partitions"]:
+                return p
+        return None
+
+    deadline = time.time() + timeout
+    while len((partition() or {}).get("isr_nodes", [])) < 3 or partition()["leader_id"] < 0:
+        if time.time() > deadline:
+            raise SystemExit("FAIL: %s has no leader with three in-sync replicas" % name)
+        time.sleep(0.1)
+    leader = partition()["leader_id"]
+    ck_admin = AdminClient({"bootstrap.servers": ",".join(bootstraps)})
+    res = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+    ck_admin.incremental_alter_configs([res])[res].result(timeout=30)
+    producer = Producer({"bootstrap.servers": ",".join(bootstraps), "acks": "all"})
+    for i in range(n):
+        producer.produce(name, value=b"job-%d" % i, partition=0)
+    if producer.flush(30) != 0:
+        raise SystemExit("FAIL: %s: records not acknowledged" % name)
+
+    def consumer():
+        c = ShareConsumer({"bootstrap.servers": ",".join(bootstraps), "group.id": group,
+                           "share.acknowledgement.mode": "explicit"})
+        c.subscribe([name])
+        return c
+
+    # Accept the first half, release the second; every acknowledgement is committed on
+    # the share coordinator before commit_sync returns.
+    c = consumer()
+    seen = set()
+    deadline = time.time() + timeout
+    while len(seen) < n and time.time() < deadline:
+        got = [m for m in c.poll(timeout=0.5) if m.error() is None]
+        for m in got:
+            seen.add(m.offset())
+            c.acknowledge(m, AcknowledgeType.ACCEPT if m.offset() < n // 2 else AcknowledgeType.RELEASE)
+        if got:
+            errors = {k: e for k, e in (c.commit_sync(30) or {}).items() if e is not None}
+            if errors:
+                raise SystemExit("FAIL: %s: commit_sync reported %s" % (name, errors))
+    c.close()
+    if len(seen) < n:
+        raise SystemExit("FAIL: %s: the first share consumer got %d of %d records" % (name, len(seen), n))
+    # Move the partition off its leader: a new leader opens the share-partition from the
+    # state its share coordinator holds.
+    others = [b for b in (1, 2, 3) if b != leader]
+    errors = admin.alter_partition_reassignments({tp: others})
+    if errors.get(tp) is not None:
+        raise SystemExit("FAIL: reassigning %s: %s" % (name, errors[tp]))
+    deadline = time.time() + timeout
+    while True:
+        p = partition()
+        if p and sorted(p["replica_nodes"]) == others and p["leader_id"] in others:
+            break
+        if time.time() > deadline:
+            raise SystemExit("FAIL: %s: leadership did not move off %d: %s" % (name, leader, p))
+        time.sleep(0.1)
+    c = consumer()
+    again = {}
+    deadline = time.time() + timeout
+    while len(again) < n // 2 and time.time() < deadline:
+        for m in c.poll(timeout=0.5):
+            if m.error() is None:
+                again[m.offset()] = again.get(m.offset(), 0) + 1
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+        c.commit_sync(30)
+    c.close()
+    accepted_again = sorted(o for o in again if o < n // 2)
+    missing = sorted(set(range(n // 2, n)) - set(again))
+    say("share failover: leader %d -> %d; %d accepted before, %d released; after the move %d delivered, "
+        "%d of them accepted before, %d released ones missing" %
+        (leader, p["leader_id"], n // 2, n // 2, len(again), len(accepted_again), len(missing)))
+    if accepted_again or missing:
+        raise SystemExit("FAIL: share-partition state did not follow the leader (accepted again %s, missing %s)"
+                         % (accepted_again[:5], missing[:5]))
+    admin.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--strom-bin", default=os.path.join(ROOT, "target", "debug", "strom"))
@@ -268,6 +366,7 @@ def main():
         else:
             say("partition leadership after the scenarios: %s" % leads)
         reassignment(bootstraps)
+        share_failover(bootstraps)
         if args.propagation_topics:
             propagation(bootstraps[0], bootstraps[2], args.propagation_topics)
     finally:

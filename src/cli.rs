@@ -1005,7 +1005,13 @@ pub async fn group(cmd: GroupCmd, c: &Common) -> anyhow::Result<()> {
                 // partitions: one row per share-partition and member assigned it.
                 // A share group's state outlives its members (and a broker restart, which
                 // forgets the group until a member comes back).
-                let described = describe_share_group(&mut client, group).await?;
+                // ShareGroupDescribe goes to the group's coordinator (any broker of a cluster
+                // may be the bootstrap one).
+                let mut coordinator = match coordinators(c, &mut client, 0, std::slice::from_ref(group)).await {
+                    Ok((mut at, _)) if !at.is_empty() => Some(at.swap_remove(0)),
+                    _ => None,
+                };
+                let described = describe_share_group(coordinator.as_mut().unwrap_or(&mut client), group).await?;
                 let offsets = match described {
                     Some(_) => share_offsets(c, &mut client, group).await?,
                     None => share_offsets(c, &mut client, group).await.unwrap_or_default(),

@@ -133,6 +133,11 @@ impl Coordinator {
         leader_epoch: i32,
         snapshot: Snapshot,
     ) -> Result<(), Refusal> {
+        // A snapshot from another broker is outside input: one that could not be loaded
+        // back is refused rather than stored.
+        if let Err(e) = super::partition::SharePartition::from_snapshot(Default::default(), &snapshot) {
+            return Err((ErrorCode::InvalidRequest, format!("inconsistent share-partition state: {e}")));
+        }
         let p = Self::partition(meta, key)?;
         let offset = self.with(&p, |l| {
             if l.deleted.contains(key) {
