@@ -180,6 +180,12 @@ enum Api {
     ConsumerGroupDescribe,
     ListConfigResources,
     DescribeTopicPartitions,
+    ReadShareGroupState,
+    WriteShareGroupState,
+    DeleteShareGroupState,
+    FindShareCoordinator,
+    DescribeShareGroupOffsets,
+    DeleteShareGroupOffsets,
 }
 
 /// A row of the matrix: the API, the ACL it needs, other ACLs it needs granted, and
@@ -241,6 +247,14 @@ fn cases() -> Vec<Case> {
         case(AddOffsetsToTxn, g(READ), X_WRITE, GROUP_DENIED),
         case(EndTxn, x(WRITE), &[], TXN_DENIED),
         case(WriteTxnMarkers, c(CLUSTER_ACTION), &[], CLUSTER_DENIED),
+        // The share coordinator's inter-broker APIs: only brokers may read or write
+        // share-partition state.
+        case(ReadShareGroupState, c(CLUSTER_ACTION), &[], CLUSTER_DENIED),
+        case(WriteShareGroupState, c(CLUSTER_ACTION), &[], CLUSTER_DENIED),
+        case(DeleteShareGroupState, c(CLUSTER_ACTION), &[], CLUSTER_DENIED),
+        case(FindShareCoordinator, c(CLUSTER_ACTION), &[], CLUSTER_DENIED),
+        case(DescribeShareGroupOffsets, g(DESCRIBE), &[], GROUP_DENIED),
+        case(DeleteShareGroupOffsets, g(DELETE), &[], GROUP_DENIED),
         case(TxnOffsetCommit, x(WRITE), &[Acl(GROUP, G, LITERAL, READ), Acl(TOPIC, T, LITERAL, READ)], TXN_DENIED),
         case(TxnOffsetCommit, g(READ), &[Acl(TXN_ID, TX, LITERAL, WRITE), Acl(TOPIC, T, LITERAL, READ)], GROUP_DENIED),
         case(TxnOffsetCommit, t(READ), X_WRITE_G_READ, TOPIC_DENIED),
@@ -565,6 +579,83 @@ async fn call(api: Api, c: &mut Client) -> i16 {
                 ..Default::default()
             };
             let r: EndTxnResponse = c.call_at(3, &req).await.expect("EndTxn");
+            r.error_code
+        }
+        ReadShareGroupState => {
+            let req = ReadShareGroupStateRequest {
+                group_id: G.into(),
+                topics: vec![read_share_group_state_request::ReadStateData {
+                    partitions: vec![read_share_group_state_request::PartitionData {
+                        partition: 0,
+                        leader_epoch: -1,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let r: ReadShareGroupStateResponse = c.call_at(0, &req).await.expect("ReadShareGroupState");
+            r.results[0].partitions[0].error_code
+        }
+        WriteShareGroupState => {
+            let req = WriteShareGroupStateRequest {
+                group_id: G.into(),
+                topics: vec![write_share_group_state_request::WriteStateData {
+                    partitions: vec![write_share_group_state_request::PartitionData {
+                        partition: 0,
+                        start_offset: 0,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let r: WriteShareGroupStateResponse = c.call_at(0, &req).await.expect("WriteShareGroupState");
+            r.results[0].partitions[0].error_code
+        }
+        DeleteShareGroupState => {
+            let req = DeleteShareGroupStateRequest {
+                group_id: G.into(),
+                topics: vec![delete_share_group_state_request::DeleteStateData {
+                    partitions: vec![delete_share_group_state_request::PartitionData {
+                        partition: 0,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let r: DeleteShareGroupStateResponse = c.call_at(0, &req).await.expect("DeleteShareGroupState");
+            r.results[0].partitions[0].error_code
+        }
+        FindShareCoordinator => {
+            let key = format!("{G}:{}:0", Uuid::default());
+            let req = FindCoordinatorRequest { key_type: 2, coordinator_keys: vec![key], ..Default::default() };
+            let r: FindCoordinatorResponse = c.call_at(6, &req).await.expect("FindCoordinator");
+            r.coordinators[0].error_code
+        }
+        DescribeShareGroupOffsets => {
+            let req = DescribeShareGroupOffsetsRequest {
+                groups: vec![describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup {
+                    group_id: G.into(),
+                    topics: None,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let r: DescribeShareGroupOffsetsResponse = c.call_at(0, &req).await.expect("DescribeShareGroupOffsets");
+            r.groups[0].error_code
+        }
+        DeleteShareGroupOffsets => {
+            let req = DeleteShareGroupOffsetsRequest {
+                group_id: G.into(),
+                topics: vec![delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic {
+                    topic_name: T.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let r: DeleteShareGroupOffsetsResponse = c.call_at(0, &req).await.expect("DeleteShareGroupOffsets");
             r.error_code
         }
         WriteTxnMarkers => {

@@ -147,20 +147,22 @@ pub async fn describe(
     DescribeShareGroupOffsetsResponse { groups, ..Default::default() }
 }
 
+/// The group-level checks before a share group's offsets change: `operation` on the
+/// group, this broker coordinating it, no members.
+fn may_change(node: &Node, az: &Authz<'_>, operation: i8, group: &str) -> Result<(), ErrorCode> {
+    if !az.group(operation, group) {
+        return Err(ErrorCode::GroupAuthorizationFailed);
+    }
+    node.groups.share_offsets_admin(group, true)
+}
+
 /// Answers AlterShareGroupOffsets: each share-partition starts again at the given offset
 /// (its state epoch bumped, its in-flight records forgotten).
 pub async fn alter(node: &Node, az: &Authz<'_>, req: AlterShareGroupOffsetsRequest) -> AlterShareGroupOffsetsResponse {
-    let refuse = |code: ErrorCode| AlterShareGroupOffsetsResponse {
-        error_code: code.code(),
-        error_message: Some(format!("{code:?}")),
-        ..Default::default()
-    };
     // Kafka: READ on the group, READ on each topic.
-    if !az.group(op::READ, &req.group_id) {
-        return refuse(ErrorCode::GroupAuthorizationFailed);
-    }
-    if let Err(code) = node.groups.share_offsets_admin(&req.group_id, true) {
-        return refuse(code);
+    if let Err(code) = may_change(node, az, op::READ, &req.group_id) {
+        let error_message = Some(format!("{code:?}"));
+        return AlterShareGroupOffsetsResponse { error_code: code.code(), error_message, ..Default::default() };
     }
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in req.topics {
@@ -214,17 +216,10 @@ pub async fn delete(
     az: &Authz<'_>,
     req: DeleteShareGroupOffsetsRequest,
 ) -> DeleteShareGroupOffsetsResponse {
-    let refuse = |code: ErrorCode| DeleteShareGroupOffsetsResponse {
-        error_code: code.code(),
-        error_message: Some(format!("{code:?}")),
-        ..Default::default()
-    };
     // Kafka: DELETE on the group, READ on each topic.
-    if !az.group(op::DELETE, &req.group_id) {
-        return refuse(ErrorCode::GroupAuthorizationFailed);
-    }
-    if let Err(code) = node.groups.share_offsets_admin(&req.group_id, true) {
-        return refuse(code);
+    if let Err(code) = may_change(node, az, op::DELETE, &req.group_id) {
+        let error_message = Some(format!("{code:?}"));
+        return DeleteShareGroupOffsetsResponse { error_code: code.code(), error_message, ..Default::default() };
     }
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in req.topics {
