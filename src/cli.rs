@@ -362,6 +362,81 @@ pub(crate) async fn topic_infos(client: &mut Client, topics: Option<&[String]>) 
     Ok(out)
 }
 
+/// Connections to the leaders of one topic's partitions: in a cluster a partition is
+/// produced to and fetched from its leader (the others answer NOT_LEADER_OR_FOLLOWER); on
+/// a single node the bootstrap connection leads them all.
+struct Leaders {
+    topic: String,
+    /// Partition → leader id (-1: none known).
+    leader: BTreeMap<i32, i32>,
+    /// Broker id → address; empty on a single node.
+    addrs: BTreeMap<i32, String>,
+    clients: BTreeMap<i32, Client>,
+}
+
+impl Leaders {
+    /// The leaders as `bootstrap` reports them.
+    async fn new(bootstrap: &mut Client, topic: &str) -> anyhow::Result<Leaders> {
+        let mut l = Leaders {
+            topic: topic.to_string(),
+            leader: BTreeMap::new(),
+            addrs: BTreeMap::new(),
+            clients: BTreeMap::new(),
+        };
+        l.refresh(bootstrap).await?;
+        Ok(l)
+    }
+
+    /// Reads the leaders again (after NOT_LEADER_OR_FOLLOWER: leadership moved).
+    async fn refresh(&mut self, bootstrap: &mut Client) -> anyhow::Result<()> {
+        let md = metadata(bootstrap, Some(std::slice::from_ref(&self.topic))).await?;
+        self.addrs.clear();
+        if md.brokers.len() > 1 {
+            self.addrs = md.brokers.iter().map(|b| (b.node_id, format!("{}:{}", b.host, b.port))).collect();
+        }
+        self.leader = md
+            .topics
+            .iter()
+            .filter(|t| t.name.as_deref() == Some(self.topic.as_str()))
+            .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.leader_id)))
+            .collect();
+        Ok(())
+    }
+
+    /// The leader of `partition` (0, standing for the bootstrap broker, on a single node).
+    fn of(&self, partition: i32) -> i32 {
+        if self.addrs.is_empty() {
+            0
+        } else {
+            self.leader.get(&partition).copied().unwrap_or(-1)
+        }
+    }
+
+    /// Groups `items` by the leader of their partition.
+    fn split<T>(&self, items: impl IntoIterator<Item = (i32, T)>) -> BTreeMap<i32, BTreeMap<i32, T>> {
+        let mut out: BTreeMap<i32, BTreeMap<i32, T>> = BTreeMap::new();
+        for (p, t) in items {
+            out.entry(self.of(p)).or_default().insert(p, t);
+        }
+        out
+    }
+
+    /// The connection to broker `id` (the bootstrap one on a single node).
+    async fn client<'a>(&'a mut self, bootstrap: &'a mut Client, id: i32) -> anyhow::Result<&'a mut Client> {
+        if self.addrs.is_empty() {
+            return Ok(bootstrap);
+        }
+        let addr = self.addrs.get(&id).with_context(|| format!("no leader known for a partition of {}", self.topic))?;
+        match self.clients.entry(id) {
+            std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let security = bootstrap.security().clone();
+                Ok(e.insert(Client::connect_with(addr, Duration::from_secs(10), &security).await?))
+            }
+        }
+    }
+}
+
 /// ListOffsets at `timestamp` (-1 latest, -2 earliest) for every (topic, partition),
 /// each asked of its leader (in a cluster only the leader answers; the others say
 /// NOT_LEADER_OR_FOLLOWER).
@@ -1054,8 +1129,9 @@ pub async fn group(cmd: GroupCmd, c: &Common) -> anyhow::Result<()> {
                     }
                     continue;
                 }
-                let (_state, members) = describe_group(&mut client, group).await?;
-                let offsets = committed(&mut client, group).await?;
+                let gc = coordinator.as_mut().unwrap_or(&mut client);
+                let (_state, members) = describe_group(gc, group).await?;
+                let offsets = committed(gc, group).await?;
                 let mut owner: BTreeMap<(String, i32), &MemberInfo> = BTreeMap::new();
                 for m in &members {
                     for tp in &m.assigned {
@@ -1135,7 +1211,7 @@ pub async fn group(cmd: GroupCmd, c: &Common) -> anyhow::Result<()> {
                 bail!("give one of --to-earliest, --to-latest, --to-offset N");
             }
             if execute {
-                commit(&mut client, &group, &target).await?;
+                commit(&mut group_client(c, &mut client, &group).await?, &group, &target).await?;
             }
             let mut t = Table::new(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]);
             for (tp, o) in &target {
@@ -1148,16 +1224,26 @@ pub async fn group(cmd: GroupCmd, c: &Common) -> anyhow::Result<()> {
             Ok(())
         }
         GroupCmd::Delete { groups } => {
-            let req = DeleteGroupsRequest { groups_names: groups.clone(), ..Default::default() };
-            let (resp, _): (DeleteGroupsResponse, _) = client.call(2, &req).await?;
             let mut t = Table::new(&["GROUP", "STATUS"]);
-            for r in resp.results {
-                check(r.error_code, &format!("deleting group {}", r.group_id), None)?;
-                t.row(vec![r.group_id, "deleted".into()]);
+            for group in groups {
+                let req = DeleteGroupsRequest { groups_names: vec![group.clone()], ..Default::default() };
+                let (resp, _): (DeleteGroupsResponse, _) =
+                    group_client(c, &mut client, &group).await?.call(2, &req).await?;
+                for r in resp.results {
+                    check(r.error_code, &format!("deleting group {}", r.group_id), None)?;
+                    t.row(vec![r.group_id, "deleted".into()]);
+                }
             }
             t.print(c.output)
         }
     }
+}
+
+/// A connection to `group`'s coordinator (in a cluster, the leader of the group's
+/// `__consumer_offsets` partition; the bootstrap broker itself on a single node).
+async fn group_client(c: &Common, client: &mut Client, group: &str) -> anyhow::Result<Client> {
+    let (mut at, _) = coordinators(c, client, 0, &[group.to_string()]).await?;
+    at.pop().with_context(|| format!("no coordinator for group {group}"))
 }
 
 /// Commits offsets as a standalone consumer (generation -1, no member id).
@@ -1406,6 +1492,7 @@ pub async fn produce(a: ProduceArgs, c: &Common) -> anyhow::Result<()> {
     if n_partitions == 0 {
         bail!("topic {} not found", a.topic);
     }
+    let mut leaders = Leaders::new(&mut client, &a.topic).await?;
     let codec = compression(&a.compression)?;
     let fixed_headers: Vec<(String, Option<Bytes>)> = a
         .headers
@@ -1442,7 +1529,7 @@ pub async fn produce(a: ProduceArgs, c: &Common) -> anyhow::Result<()> {
         }
         round_robin = round_robin.wrapping_add(1);
         if n > 0 {
-            send_batches(&mut client, &a, codec, pending).await?;
+            send_to_leaders(&mut client, &mut leaders, &a, codec, pending).await?;
             total += n as u64;
             progress.tick("produced", total, bytes);
         }
@@ -1481,12 +1568,44 @@ fn parse_input(line: &str, a: &ProduceArgs) -> anyhow::Result<Parsed> {
     }
 }
 
+/// Sends each partition's records to its leader; a partition whose leader moved meanwhile
+/// (NOT_LEADER_OR_FOLLOWER) is sent again to the new one, a few times at most.
+async fn send_to_leaders(
+    bootstrap: &mut Client,
+    leaders: &mut Leaders,
+    a: &ProduceArgs,
+    codec: records::Compression,
+    mut pending: BTreeMap<i32, Vec<Record>>,
+) -> anyhow::Result<()> {
+    for attempt in 0..5 {
+        let mut moved = BTreeMap::new();
+        for (leader, part) in leaders.split(std::mem::take(&mut pending)) {
+            let client = leaders.client(bootstrap, leader).await?;
+            for p in send_batches(client, a, codec, part.clone()).await? {
+                if let Some(recs) = part.get(&p) {
+                    moved.insert(p, recs.clone());
+                }
+            }
+        }
+        if moved.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        leaders.refresh(bootstrap).await?;
+        pending = moved;
+    }
+    let parts: Vec<String> = pending.keys().map(|p| format!("{}-{p}", a.topic)).collect();
+    bail!("producing to {}: NOT_LEADER_OR_FOLLOWER after 5 attempts", parts.join(", "))
+}
+
+/// Sends one Produce request of `pending` to `client`; the partitions it does not lead
+/// (NOT_LEADER_OR_FOLLOWER), any other error being fatal.
 async fn send_batches(
     client: &mut Client,
     a: &ProduceArgs,
     codec: records::Compression,
     pending: BTreeMap<i32, Vec<Record>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<i32>> {
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let partition_data = pending
@@ -1516,12 +1635,17 @@ async fn send_batches(
     }
     // v12 is the last version addressing topics by name.
     let (resp, _): (ProduceResponse, _) = client.call(12, &req).await?;
+    let mut moved = Vec::new();
     for t in resp.responses {
         for p in t.partition_responses {
+            if p.error_code == ErrorCode::NotLeaderOrFollower.code() {
+                moved.push(p.index);
+                continue;
+            }
             check(p.error_code, &format!("producing to {}-{}", t.name, p.index), p.error_message.as_deref())?;
         }
     }
-    Ok(())
+    Ok(moved)
 }
 
 /// `strom consume`: prints records to stdout.
@@ -1540,10 +1664,16 @@ pub async fn consume(a: ConsumeArgs, c: &Common) -> anyhow::Result<()> {
     }
     let earliest = list_offsets(&mut client, &parts, -2).await?;
     let latest = list_offsets(&mut client, &parts, -1).await?;
-    let group_offsets = match &a.group {
-        Some(g) => committed(&mut client, g).await?,
-        None => BTreeMap::new(),
+    // Offsets are the group coordinator's business, records the partition leaders'.
+    let mut coordinator = match &a.group {
+        Some(g) => Some(group_client(c, &mut client, g).await?),
+        None => None,
     };
+    let group_offsets = match (&a.group, coordinator.as_mut()) {
+        (Some(g), Some(gc)) => committed(gc, g).await?,
+        _ => BTreeMap::new(),
+    };
+    let mut leaders = Leaders::new(&mut client, &a.topic).await?;
     let mut position: BTreeMap<(String, i32), i64> = parts
         .iter()
         .map(|tp| {
@@ -1570,87 +1700,101 @@ pub async fn consume(a: ConsumeArgs, c: &Common) -> anyhow::Result<()> {
                 break;
             }
         }
-        let req = FetchRequest {
-            replica_id: -1,
-            max_wait_ms: 500,
-            min_bytes: 1,
-            max_bytes: 16 * 1024 * 1024,
-            isolation_level: 0,
-            session_id: 0,
-            session_epoch: -1,
-            topics: vec![fetch_request::FetchTopic {
-                topic: a.topic.clone(),
-                topic_id: info.id,
-                partitions: position
-                    .iter()
-                    .map(|((_, p), o)| fetch_request::FetchPartition {
-                        partition: *p,
-                        current_leader_epoch: -1,
-                        fetch_offset: *o,
-                        last_fetched_epoch: -1,
-                        log_start_offset: -1,
-                        partition_max_bytes: 1024 * 1024,
-                        ..Default::default()
-                    })
-                    .collect(),
+        // One fetch per leader; together they wait about as long as one would.
+        let by_leader = leaders.split(position.iter().map(|((_, p), o)| (*p, *o)));
+        let wait = 500 / by_leader.len().max(1) as i32;
+        let mut moved = false;
+        for (leader, parts) in by_leader {
+            let req = FetchRequest {
+                replica_id: -1,
+                max_wait_ms: wait,
+                min_bytes: 1,
+                max_bytes: 16 * 1024 * 1024,
+                isolation_level: 0,
+                session_id: 0,
+                session_epoch: -1,
+                topics: vec![fetch_request::FetchTopic {
+                    topic: a.topic.clone(),
+                    topic_id: info.id,
+                    partitions: parts
+                        .iter()
+                        .map(|(p, o)| fetch_request::FetchPartition {
+                            partition: *p,
+                            current_leader_epoch: -1,
+                            fetch_offset: *o,
+                            last_fetched_epoch: -1,
+                            log_start_offset: -1,
+                            partition_max_bytes: 1024 * 1024,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
-            ..Default::default()
-        };
-        // v12 is the last version addressing topics by name.
-        let (resp, _): (FetchResponse, _) = client.call(12, &req).await?;
-        check(resp.error_code, "fetch", None)?;
-        for t in resp.responses {
-            for p in t.partitions {
-                let tp = (a.topic.clone(), p.partition_index);
-                if p.error_code == 1 {
-                    // OFFSET_OUT_OF_RANGE: restart at the log start.
-                    let fresh = list_offsets(&mut client, std::slice::from_ref(&tp), -2).await?;
-                    position.insert(tp.clone(), fresh[&tp]);
-                    continue;
-                }
-                check(p.error_code, &format!("fetching {}-{}", a.topic, p.partition_index), None)?;
-                let Some(data) = p.records else { continue };
-                for range in records::split_batches(&data) {
-                    let Ok(range) = range else { break };
-                    let batch = data.slice(range);
-                    let header = BatchHeader::parse(&batch).map_err(|e| anyhow!("batch: {e}"))?;
-                    let pos = position.get_mut(&tp).expect("fetched partition");
-                    if header.is_control() {
-                        *pos = (*pos).max(header.last_offset() + 1);
+            };
+            // v12 is the last version addressing topics by name.
+            let (resp, _): (FetchResponse, _) = leaders.client(&mut client, leader).await?.call(12, &req).await?;
+            check(resp.error_code, "fetch", None)?;
+            for t in resp.responses {
+                for p in t.partitions {
+                    let tp = (a.topic.clone(), p.partition_index);
+                    if p.error_code == ErrorCode::NotLeaderOrFollower.code() {
+                        moved = true;
                         continue;
                     }
-                    let recs = records::decode_records_bounded(&batch, 256 * 1024 * 1024)
-                        .map_err(|e| anyhow!("decoding batch at {}: {e}", header.base_offset))?;
-                    for r in recs {
-                        let offset = header.base_offset + i64::from(r.offset_delta);
-                        if offset < *pos {
+                    if p.error_code == 1 {
+                        // OFFSET_OUT_OF_RANGE: restart at the log start.
+                        let fresh = list_offsets(&mut client, std::slice::from_ref(&tp), -2).await?;
+                        position.insert(tp.clone(), fresh[&tp]);
+                        continue;
+                    }
+                    check(p.error_code, &format!("fetching {}-{}", a.topic, p.partition_index), None)?;
+                    let Some(data) = p.records else { continue };
+                    for range in records::split_batches(&data) {
+                        let Ok(range) = range else { break };
+                        let batch = data.slice(range);
+                        let header = BatchHeader::parse(&batch).map_err(|e| anyhow!("batch: {e}"))?;
+                        let Some(pos) = position.get_mut(&tp) else { break };
+                        if header.is_control() {
+                            *pos = (*pos).max(header.last_offset() + 1);
                             continue;
                         }
-                        *pos = offset + 1;
-                        let ts = header.base_timestamp + r.timestamp_delta;
-                        bytes +=
-                            (r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())) as u64;
-                        print_record(&mut out, &a, p.partition_index, offset, ts, &r)?;
-                        count += 1;
-                        last_record = Instant::now();
-                        if count >= max {
-                            break 'outer;
+                        let recs = records::decode_records_bounded(&batch, 256 * 1024 * 1024)
+                            .map_err(|e| anyhow!("decoding batch at {}: {e}", header.base_offset))?;
+                        for r in recs {
+                            let offset = header.base_offset + i64::from(r.offset_delta);
+                            if offset < *pos {
+                                continue;
+                            }
+                            *pos = offset + 1;
+                            let ts = header.base_timestamp + r.timestamp_delta;
+                            bytes += (r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()))
+                                as u64;
+                            print_record(&mut out, &a, p.partition_index, offset, ts, &r)?;
+                            count += 1;
+                            last_record = Instant::now();
+                            if count >= max {
+                                break 'outer;
+                            }
                         }
+                        *pos = (*pos).max(header.last_offset() + 1);
                     }
-                    *pos = (*pos).max(header.last_offset() + 1);
                 }
             }
         }
+        if moved {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            leaders.refresh(&mut client).await?;
+        }
         out.flush()?;
         progress.tick("consumed", count, bytes);
-        if let Some(g) = &a.group {
-            commit(&mut client, g, &position).await?;
+        if let (Some(g), Some(gc)) = (&a.group, coordinator.as_mut()) {
+            commit(gc, g, &position).await?;
         }
     }
     out.flush()?;
-    if let Some(g) = &a.group {
-        commit(&mut client, g, &position).await?;
+    if let (Some(g), Some(gc)) = (&a.group, coordinator.as_mut()) {
+        commit(gc, g, &position).await?;
     }
     if c.output == Output::Table {
         progress.done("consumed", count, bytes);
