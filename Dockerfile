@@ -19,7 +19,10 @@ COPY . .
 # and stripped of its symbol table there (the image stays under 30 MB with the schema
 # registry's parsers; target/release keeps its symbols for local backtraces).
 # (podman build -v …:/src/target, as the container test does).
-RUN cargo build --release --locked --bin strom \
+# The strom crate itself is built as one codegen unit: its stripped binary is 23 MB
+# instead of 27 (measured 2026-12-05), for about two more minutes of build; the
+# dependencies keep cargo's default and build in parallel.
+RUN cargo build --release --locked --bin strom --config 'profile.release.package.strom.codegen-units=1' \
  && mkdir -p /rootfs/usr/local/bin /rootfs/etc/strom /rootfs/tmp /empty \
  && cp target/release/strom /rootfs/usr/local/bin/strom \
  && strip /rootfs/usr/local/bin/strom \
