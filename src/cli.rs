@@ -1580,6 +1580,11 @@ async fn send_to_leaders(
     for attempt in 0..5 {
         let mut moved = BTreeMap::new();
         for (leader, part) in leaders.split(std::mem::take(&mut pending)) {
+            if leader < 0 {
+                // No leader known yet (a new topic, an election): ask again below.
+                moved.extend(part);
+                continue;
+            }
             let client = leaders.client(bootstrap, leader).await?;
             for p in send_batches(client, a, codec, part.clone()).await? {
                 if let Some(recs) = part.get(&p) {
@@ -1705,6 +1710,10 @@ pub async fn consume(a: ConsumeArgs, c: &Common) -> anyhow::Result<()> {
         let wait = 500 / by_leader.len().max(1) as i32;
         let mut moved = false;
         for (leader, parts) in by_leader {
+            if leader < 0 {
+                moved = true;
+                continue;
+            }
             let req = FetchRequest {
                 replica_id: -1,
                 max_wait_ms: wait,
