@@ -40,6 +40,10 @@ const UNCHECKED: &[(&str, i16, &str)] = &[
     ("OffsetFetchRequest", 10, "kafka-protocol 0.18 bounds OffsetFetch at v9 (v10 was unstable in Kafka 4.1)"),
     ("DescribeLogDirsRequest", 5, "DescribeLogDirs v5 is Kafka 4.3; kafka-protocol 0.18 tracks 4.1"),
     ("DescribeLogDirsResponse", 5, "DescribeLogDirs v5 is Kafka 4.3; kafka-protocol 0.18 tracks 4.1"),
+    ("ShareFetchRequest", 2, "ShareFetch v2 (KIP-1206/1222) is Kafka 4.2; kafka-protocol 0.18 tracks 4.1"),
+    ("ShareFetchResponse", 2, "ShareFetch v2 (KIP-1206/1222) is Kafka 4.2; kafka-protocol 0.18 tracks 4.1"),
+    ("ShareAcknowledgeRequest", 2, "ShareAcknowledge v2 (KIP-1222) is Kafka 4.2; kafka-protocol 0.18 tracks 4.1"),
+    ("ShareAcknowledgeResponse", 2, "ShareAcknowledge v2 (KIP-1222) is Kafka 4.2; kafka-protocol 0.18 tracks 4.1"),
 ];
 
 /// Random values of our generated types (`random` is inherent, not a trait method).
@@ -296,6 +300,10 @@ const ONE_SIDED: &[(&str, &str)] = &[
     ("OffsetCommitRequest.topics.partitions.commit_timestamp", "v1 only; both describe v2+"),
     ("DescribeLogDirsResponse.results.is_cordoned", "v5 only (Kafka 4.3); kafka-protocol tracks 4.1"),
     ("ShareFetchRequest.topics.partitions.partition_max_bytes", "v0 only (4.0 early access); both describe v1"),
+    ("ShareFetchRequest.share_acquire_mode", "v2+ (Kafka 4.2, KIP-1206); kafka-protocol tracks 4.1"),
+    ("ShareFetchRequest.is_renew_ack", "v2+ (Kafka 4.2, KIP-1222); kafka-protocol tracks 4.1"),
+    ("ShareAcknowledgeRequest.is_renew_ack", "v2+ (Kafka 4.2, KIP-1222); kafka-protocol tracks 4.1"),
+    ("ShareAcknowledgeResponse.acquisition_lock_timeout_ms", "v2+ (Kafka 4.2, KIP-1222); kafka-protocol tracks 4.1"),
 ];
 
 /// Differences between our value `a` and kafka-protocol's `b`, as `path: detail` lines.
