@@ -97,6 +97,7 @@ pub fn scrape(node: &Node) -> Scrape {
         released: t.released,
         archived: t.archived,
         lock_timeouts: t.lock_timeouts,
+        renewed: t.renewed,
         partitions: partitions as i64,
         sessions: sessions as i64,
     };

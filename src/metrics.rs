@@ -93,12 +93,13 @@ pub struct Scrape {
 #[derive(Debug, Clone, Default)]
 pub struct ShareSample {
     /// Records acquired by ShareFetch, accepted, released, archived (rejected or at the
-    /// delivery limit), and released because their lock ran out.
+    /// delivery limit), released because their lock ran out, and whose lock was renewed.
     pub acquired: u64,
     pub accepted: u64,
     pub released: u64,
     pub archived: u64,
     pub lock_timeouts: u64,
+    pub renewed: u64,
     /// Share-partitions and share sessions held.
     pub partitions: i64,
     pub sessions: i64,
@@ -361,6 +362,7 @@ impl Metrics {
             ("released", sh.released),
             ("archived", sh.archived),
             ("lock_timeout", sh.lock_timeouts),
+            ("renewed", sh.renewed),
         ] {
             share_records.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc_by(n);
         }

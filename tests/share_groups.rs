@@ -72,15 +72,113 @@ async fn produce(c: &mut Client, topic: &str, partition: i32, values: &[&[u8]]) 
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
 }
 
-/// The four share APIs are advertised at v1 (the stable version; v0 was early access).
+/// The four share APIs are advertised from v1 (the stable version; v0 was early access),
+/// ShareFetch and ShareAcknowledge up to v2 (Kafka 4.2).
 #[tokio::test]
-async fn the_share_apis_are_advertised_at_v1() {
+async fn the_share_apis_are_advertised_from_v1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = common::start(dir.path(), &[]).await;
     let c = connect(&broker.addr).await;
-    for key in [76, 77, 78, 79] {
-        assert_eq!(c.api_versions().get(&key), Some(&(1, 1)), "API {key}");
+    for (key, max) in [(76, 1), (77, 1), (78, 2), (79, 2)] {
+        assert_eq!(c.api_versions().get(&key), Some(&(1, max)), "API {key}");
     }
+    broker.stop().await;
+}
+
+/// ShareFetch v2's record-limit acquire mode (KIP-1206): never more than `max_records`
+/// records, a batch cut where the budget ends and its rest acquired by the next fetch;
+/// the default batch-optimized mode takes whole batches past the budget. Unknown modes
+/// are INVALID_REQUEST.
+#[tokio::test]
+async fn record_limit_mode_acquires_at_most_max_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "jobs", 1).await;
+    assert_eq!(common::set_group_configs(&mut c, "l", &[("share.auto.offset.reset", "earliest")]).await.0, 0);
+    let ten: Vec<Vec<u8>> = (0..10).map(|i| vec![b'0' + i]).collect();
+    let ten: Vec<&[u8]> = ten.iter().map(Vec::as_slice).collect();
+    produce(&mut c, "jobs", 0, &ten).await; // one batch, offsets 0..=9
+    let fetch = |epoch: i32, mode: i8, max_records: i32| {
+        let mut r = share_fetch("l", "m", epoch, topic, &[0], &[], 5000);
+        (r.share_acquire_mode, r.max_records) = (mode, max_records);
+        r
+    };
+    let bad: ShareFetchResponse = c.call_at(2, &fetch(0, 2, 4)).await.unwrap();
+    assert_eq!(bad.error_code, INVALID_REQUEST, "unknown acquire mode");
+    let r: ShareFetchResponse = c.call_at(2, &fetch(0, 1, 4)).await.unwrap();
+    assert_eq!(acquired(&r), [(0, 3, 1)]);
+    let records = &r.responses[0].partitions[0].records;
+    assert!(records.as_ref().is_some_and(|r| !r.is_empty()), "the whole batch comes with them");
+    let r: ShareFetchResponse = c.call_at(2, &fetch(1, 1, 4)).await.unwrap();
+    assert_eq!(acquired(&r), [(4, 7, 1)], "the next fetch continues inside the batch");
+    let r: ShareFetchResponse = c.call_at(2, &fetch(2, 0, 1)).await.unwrap();
+    assert_eq!(acquired(&r), [(8, 9, 1)], "batch-optimized: the rest of the batch, past max_records");
+    broker.stop().await;
+}
+
+/// RENEW acknowledgements (KIP-1222, ShareAcknowledge and ShareFetch v2 with IsRenewAck)
+/// restart a lock: renewed records stay with their member when the first lock runs out,
+/// while the others go to a peer parked on the partition, and the member accepts them
+/// afterwards. RENEW needs v2 and IsRenewAck; a renewing ShareFetch must not ask for
+/// records. Renewals are counted in `strom_share_records_total{outcome="renewed"}`.
+#[tokio::test]
+async fn renewed_locks_outlive_the_first_deadline() {
+    const RENEW: i8 = 4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "jobs", 1).await;
+    let configs = [("share.auto.offset.reset", "earliest"), ("share.record.lock.duration.ms", "3000")];
+    assert_eq!(common::set_group_configs(&mut c, "r", &configs).await.0, 0);
+    let ten: Vec<Vec<u8>> = (0..10).map(|i| vec![b'0' + i]).collect();
+    let ten: Vec<&[u8]> = ten.iter().map(Vec::as_slice).collect();
+    produce(&mut c, "jobs", 0, &ten).await;
+
+    let first: ShareFetchResponse = c.call_at(2, &share_fetch("r", "one", 0, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!((first.acquisition_lock_timeout_ms, acquired(&first)), (3000, vec![(0, 9, 1)]));
+    // Renewals lock for a minute from now on, so what follows does not race the clock.
+    assert_eq!(common::set_group_configs(&mut c, "r", &[("share.record.lock.duration.ms", "60000")]).await.0, 0);
+    let mut renew = acknowledge("r", "one", 1, topic, &[(0, 4, RENEW)]);
+    renew.is_renew_ack = true;
+    let r: ShareAcknowledgeResponse = c.call_at(2, &renew).await.unwrap();
+    assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0));
+    assert_eq!(r.acquisition_lock_timeout_ms, 60_000, "v2 says how long the renewed lock lasts");
+    // A renewing ShareFetch that also asks for records is refused, before the session moves.
+    let mut asks = share_fetch("r", "one", 2, topic, &[0], &[(5, 5, RENEW)], 0);
+    asks.is_renew_ack = true;
+    let r: ShareFetchResponse = c.call_at(2, &asks).await.unwrap();
+    assert_eq!(r.error_code, INVALID_REQUEST);
+    (asks.max_wait_ms, asks.min_bytes, asks.max_bytes, asks.max_records) = (0, 0, 0, 0);
+    let r: ShareFetchResponse = c.call_at(2, &asks).await.unwrap();
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.responses[0].partitions[0].acknowledge_error_code, 0);
+    assert!(acquired(&r).is_empty(), "a renewing fetch only acknowledges");
+
+    // Member two parks until the first locks run out and gets only what was not renewed.
+    let mut c2 = connect(&broker.addr).await;
+    let second: ShareFetchResponse =
+        c2.call_at(1, &share_fetch("r", "two", 0, topic, &[0], &[], 20_000)).await.unwrap();
+    assert_eq!(acquired(&second), [(6, 9, 2)]);
+    let accept = acknowledge("r", "one", 3, topic, &[(0, 5, ACCEPT)]);
+    let r: ShareAcknowledgeResponse = c.call_at(1, &accept).await.unwrap();
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "renewed records are still member one's");
+
+    // RENEW is refused in v1, and in v2 without IsRenewAck; nothing changes.
+    let r: ShareAcknowledgeResponse =
+        c2.call_at(1, &acknowledge("r", "two", 1, topic, &[(6, 6, RENEW)])).await.unwrap();
+    assert_eq!(r.responses[0].partitions[0].error_code, INVALID_REQUEST);
+    let r: ShareAcknowledgeResponse =
+        c2.call_at(2, &acknowledge("r", "two", 2, topic, &[(6, 6, RENEW)])).await.unwrap();
+    assert_eq!(r.responses[0].partitions[0].error_code, INVALID_REQUEST);
+    let r: ShareAcknowledgeResponse =
+        c2.call_at(2, &acknowledge("r", "two", 3, topic, &[(6, 9, ACCEPT)])).await.unwrap();
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+
+    let (_, text) = common::http_raw(broker.http.as_deref().expect("http"), "GET", "/metrics", b"").await;
+    let text = String::from_utf8_lossy(&text);
+    let line = text.lines().find(|l| l.starts_with("strom_share_records_total{outcome=\"renewed\"}"));
+    assert_eq!(line.and_then(|l| l.rsplit(' ').next()), Some("6"), "{text}");
     broker.stop().await;
 }
 

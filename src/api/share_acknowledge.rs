@@ -1,6 +1,6 @@
 //! ShareAcknowledge (key 79): acknowledges records acquired through ShareFetch without
 //! fetching more (KIP-932); epoch -1 also closes the share session, releasing whatever
-//! the member still holds on its partitions.
+//! the member still holds on its partitions. From v2 (KIP-1222) it may renew locks.
 
 use std::collections::BTreeMap;
 
@@ -16,15 +16,15 @@ use crate::error::ErrorCode;
 use crate::node::Node;
 use crate::share::group::TopicPartition;
 
-/// Versions served: v1.
-pub const API: ApiRange = ApiRange { key: 79, min: 1, max: 1, advertised_min: 1 };
+/// Versions served: v1 and v2 (Kafka 4.2: KIP-1222's RENEW acknowledgements).
+pub const API: ApiRange = ApiRange { key: 79, min: 1, max: 2, advertised_min: 1 };
 
 /// Applies the acknowledgements, partition by partition (each all or nothing).
 pub async fn handle(
     node: &Node,
     ctx: &RequestContext,
     az: &Authz<'_>,
-    _version: i16,
+    version: i16,
     req: ShareAcknowledgeRequest,
 ) -> ShareAcknowledgeResponse {
     let group = req.group_id.clone().unwrap_or_default();
@@ -37,9 +37,11 @@ pub async fn handle(
     if let Err((code, msg)) = check_member(az, &group, &member) {
         return refuse(code, msg);
     }
-    let _span = tracing::debug_span!("share_acknowledge", group = %group, member = %member);
+    let renew = version >= 2 && req.is_renew_ack;
+    let _span = tracing::debug_span!("share_acknowledge", group = %group, member = %member, renew);
     let _span = _span.enter();
     let now = strom_storage::now_ms();
+    let limits = node.shares.limits(&node.meta.group_configs(&group));
     let view = match node.shares.session_acknowledge(&group, &member, req.share_session_epoch, now) {
         Ok(v) => v,
         Err(e) => return refuse(e.error_code(), e.message()),
@@ -52,9 +54,10 @@ pub async fn handle(
                 p.acknowledgement_batches
                     .iter()
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.as_slice())),
+                renew,
             );
             let answer = answers.entry(tp).or_default();
-            acknowledge(node, az, (&group, &member), tp, acks, now, answer).await;
+            acknowledge(node, az, (&group, &member), tp, acks, (now, limits), answer).await;
         }
     }
     if view.closed {
@@ -86,5 +89,7 @@ pub async fn handle(
         .into_iter()
         .map(|e| NodeEndpoint { node_id: e.node_id, host: e.host, port: e.port, rack: e.rack, ..Default::default() })
         .collect();
-    ShareAcknowledgeResponse { responses, node_endpoints, ..Default::default() }
+    // v2: how long the locks renewed here now last (the group's lock duration).
+    let acquisition_lock_timeout_ms = i32::try_from(limits.lock_duration_ms).unwrap_or(i32::MAX);
+    ShareAcknowledgeResponse { acquisition_lock_timeout_ms, responses, node_endpoints, ..Default::default() }
 }

@@ -29,8 +29,14 @@ use crate::security::acl::op;
 use crate::share::broker::Key;
 use crate::share::group::{TopicPartition, FINAL_SESSION_EPOCH, INITIAL_SESSION_EPOCH};
 
-/// Versions served: v1 (v2's acquire modes and renew acknowledgements come later).
-pub const API: ApiRange = ApiRange { key: 78, min: 1, max: 1, advertised_min: 1 };
+/// Versions served: v1 and v2 (Kafka 4.2: KIP-1206's record-limit acquire mode, KIP-1222's
+/// RENEW acknowledgements).
+pub const API: ApiRange = ApiRange { key: 78, min: 1, max: 2, advertised_min: 1 };
+
+/// `ShareAcquireMode` 0: whole batches, `max_records` a soft limit (KIP-1206).
+const BATCH_OPTIMIZED: i8 = 0;
+/// `ShareAcquireMode` 1: never more than `max_records` records (KIP-1206).
+const RECORD_LIMIT: i8 = 1;
 
 /// Longest a share fetch may wait, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -61,10 +67,13 @@ pub(super) fn check_member(az: &Authz<'_>, group: &str, member: &str) -> Result<
 }
 
 /// Checks a partition's acknowledgement batches as Kafka does (ascending, disjoint, each
-/// `first <= last`, one type or one per offset, types 0..=3) and converts them.
+/// `first <= last`, one type or one per offset, types 0..=3, and 4 (RENEW) only when the
+/// request is v2+ and says `IsRenewAck`) and converts them.
 pub(super) fn ack_batches<'a>(
     batches: impl Iterator<Item = (i64, i64, &'a [i8])>,
+    renew: bool,
 ) -> Result<Vec<(i64, i64, Vec<u8>)>, String> {
+    let max_type = if renew { crate::share::partition::ACK_RENEW } else { crate::share::partition::ACK_REJECT };
     let mut out: Vec<(i64, i64, Vec<u8>)> = Vec::new();
     for (first, last, types) in batches {
         if first > last {
@@ -79,8 +88,12 @@ pub(super) fn ack_batches<'a>(
             return Err(format!("acknowledgement batch at {first} has no types"));
         }
         let types: Vec<u8> = types.iter().map(|&t| u8::try_from(t).unwrap_or(u8::MAX)).collect();
-        if types.iter().any(|&t| t > crate::share::partition::ACK_REJECT) {
-            return Err(format!("acknowledgement batch at {first} has an unknown type"));
+        if types.iter().any(|&t| t > max_type) {
+            return Err(if types.contains(&crate::share::partition::ACK_RENEW) {
+                format!("acknowledgement batch at {first} renews without IsRenewAck (v2+)")
+            } else {
+                format!("acknowledgement batch at {first} has an unknown type")
+            });
         }
         out.push((first, last, types));
     }
@@ -116,7 +129,7 @@ pub(super) async fn acknowledge(
     (group, member): (&str, &str),
     tp: TopicPartition,
     acks: Result<Vec<(i64, i64, Vec<u8>)>, String>,
-    now_ms: i64,
+    (now_ms, limits): (i64, crate::share::partition::Limits),
     answer: &mut Answer,
 ) {
     let acks = match acks {
@@ -136,7 +149,7 @@ pub(super) async fn acknowledge(
         }
     };
     let key: Key = (group.to_string(), tp.0, tp.1);
-    match node.shares.acknowledge(&key, member, &acks, now_ms, p.leader_epoch()).await {
+    match node.shares.acknowledge(&key, member, &acks, now_ms, (limits, p.leader_epoch())).await {
         Ok(_) => {}
         Err(e) => answer.ack_error = Some(e),
     }
@@ -211,7 +224,7 @@ pub async fn handle(
     node: &Node,
     ctx: &RequestContext,
     az: &Authz<'_>,
-    _version: i16,
+    version: i16,
     req: ShareFetchRequest,
 ) -> ShareFetchResponse {
     let group = req.group_id.clone().unwrap_or_default();
@@ -224,6 +237,16 @@ pub async fn handle(
     if let Err((code, msg)) = check_member(az, &group, &member) {
         return refuse(code, msg);
     }
+    // v1 requests decode with mode 0 and no renewals.
+    let renew = version >= 2 && req.is_renew_ack;
+    if !matches!(req.share_acquire_mode, BATCH_OPTIMIZED | RECORD_LIMIT) {
+        return refuse(ErrorCode::InvalidRequest, "unknown share acquire mode");
+    }
+    // KIP-1222: a renewing request only acknowledges (fetching could outlast the renewed
+    // locks), and says so with zero fetch limits.
+    if renew && (req.max_wait_ms != 0 || req.min_bytes != 0 || req.max_bytes != 0 || req.max_records != 0) {
+        return refuse(ErrorCode::InvalidRequest, "a renewing share fetch must not ask for records");
+    }
     let epoch = req.share_session_epoch;
     let has_acks = req.topics.iter().flat_map(|t| &t.partitions).any(|p| !p.acknowledgement_batches.is_empty());
     // Checked before the session is touched (Kafka's order, which librdkafka tests).
@@ -233,7 +256,7 @@ pub async fn handle(
     if epoch == FINAL_SESSION_EPOCH && req.forgotten_topics_data.iter().any(|t| !t.partitions.is_empty()) {
         return refuse(ErrorCode::InvalidRequest, "the final share fetch cannot forget partitions");
     }
-    let span = tracing::debug_span!("share_fetch", group = %group, member = %member, epoch);
+    let span = tracing::debug_span!("share_fetch", group = %group, member = %member, epoch, renew);
     let _g = span.enter();
     let now = strom_storage::now_ms();
     let add: Vec<TopicPartition> = if epoch == FINAL_SESSION_EPOCH { Vec::new() } else { requested(&req) };
@@ -254,12 +277,21 @@ pub async fn handle(
                 p.acknowledgement_batches
                     .iter()
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.as_slice())),
+                renew,
             );
             let answer = answers.entry(tp).or_default();
-            acknowledge(node, az, (&group, &member), tp, acks, now, answer).await;
+            acknowledge(node, az, (&group, &member), tp, acks, (now, limits), answer).await;
         }
     }
     let lock_ms = i32::try_from(limits.lock_duration_ms).unwrap_or(i32::MAX);
+    if renew {
+        return ShareFetchResponse {
+            acquisition_lock_timeout_ms: lock_ms,
+            node_endpoints: endpoints(node, ctx, &answers),
+            responses: topics_of(answers),
+            ..Default::default()
+        };
+    }
     if view.closed {
         release_closed(node, &group, &member, &view.partitions);
         return ShareFetchResponse {
@@ -272,8 +304,12 @@ pub async fn handle(
         .get("share.auto.offset.reset")
         .and_then(|v| ShareAutoOffsetReset::parse(v))
         .unwrap_or(ShareAutoOffsetReset::Latest);
-    let read_committed =
-        group_configs.get("share.isolation.level").is_some_and(|v| v.trim().eq_ignore_ascii_case("read_committed"));
+    let mode = crate::share::broker::AcquireMode {
+        read_committed: group_configs
+            .get("share.isolation.level")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("read_committed")),
+        record_limit: req.share_acquire_mode == RECORD_LIMIT,
+    };
     // Start at a different partition each time, so that one busy partition does not take
     // every fetch's record budget.
     let mut order = view.partitions.clone();
@@ -325,7 +361,7 @@ pub async fn handle(
             w.as_mut().enable();
         }
         let (records, bytes) =
-            acquire(node, &group, &member, &parts, (limits, read_committed), max_records, max_bytes, &mut answers);
+            acquire(node, &group, &member, &parts, (limits, mode), max_records, max_bytes, &mut answers);
         let now_i = Instant::now();
         if bytes >= min_bytes.max(1) || records > 0 || errors || has_acks || now_i >= deadline || parts.is_empty() {
             break;
@@ -338,7 +374,7 @@ pub async fn handle(
             }
         });
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
-            acquire(node, &group, &member, &parts, (limits, read_committed), max_records, max_bytes, &mut answers);
+            acquire(node, &group, &member, &parts, (limits, mode), max_records, max_bytes, &mut answers);
             break;
         }
     }
@@ -370,7 +406,7 @@ fn acquire(
     group: &str,
     member: &str,
     parts: &[(TopicPartition, Arc<Partition>)],
-    (limits, read_committed): (crate::share::partition::Limits, bool),
+    (limits, mode): (crate::share::partition::Limits, crate::share::broker::AcquireMode),
     max_records: usize,
     max_bytes: usize,
     answers: &mut BTreeMap<TopicPartition, Answer>,
@@ -388,7 +424,7 @@ fn acquire(
             break;
         }
         let key: Key = (group.to_string(), tp.0, tp.1);
-        match node.shares.acquire(&key, member, p, limits, read_committed, max_records - records, budget, now) {
+        match node.shares.acquire(&key, member, p, limits, mode, max_records - records, budget, now) {
             Ok(grant) if grant.acquired.is_empty() => {}
             Ok(grant) => {
                 records += grant.acquired.iter().map(|a| (a.last - a.first + 1).max(0) as usize).sum::<usize>();

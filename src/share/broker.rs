@@ -61,6 +61,18 @@ pub struct Totals {
     pub archived: u64,
     /// Records whose lock ran out.
     pub lock_timeouts: u64,
+    /// Records whose lock was renewed (KIP-1222 RENEW acknowledgements).
+    pub renewed: u64,
+}
+
+/// How a ShareFetch acquires records.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AcquireMode {
+    /// The group's `share.isolation.level` is `read_committed`.
+    pub read_committed: bool,
+    /// KIP-1206's record-limit mode (ShareFetch v2, `ShareAcquireMode` 1): never more than
+    /// `max_records` records, cutting a batch if need be; otherwise whole batches.
+    pub record_limit: bool,
 }
 
 #[derive(Default)]
@@ -315,7 +327,7 @@ impl ShareState {
         member: &str,
         acks: &[(i64, i64, Vec<u8>)],
         now_ms: i64,
-        leader_epoch: i32,
+        (limits, leader_epoch): (Limits, i32),
     ) -> Result<AckSummary, Refusal> {
         let result = {
             let mut guard = self.lock();
@@ -328,6 +340,8 @@ impl ShareState {
                 let e = super::partition::AckError::NotAcquired(first);
                 return Err((e.error_code(), e.to_string()));
             };
+            // The group's current lock duration: a RENEW locks for that long.
+            sp.set_limits(limits);
             // Locks that ran out are released before acknowledging, so an acknowledgement
             // after the deadline is refused even if the expiry task has not run yet.
             let expired = sp.expire(now_ms) as u64;
@@ -338,7 +352,9 @@ impl ShareState {
                 st.totals.accepted += s.accepted;
                 st.totals.released += s.released;
                 st.totals.archived += s.archived;
-                if let Some(o) = st.opened.get_mut(key) {
+                st.totals.renewed += s.renewed;
+                // A renewal alone changes no durable state: nothing to write for it.
+                if let Some(o) = st.opened.get_mut(key).filter(|_| s.changes_state()) {
                     o.version += 1;
                 }
             }
@@ -393,9 +409,9 @@ impl ShareState {
     /// from the first AVAILABLE offset, at most `max_bytes` (at least one batch), and
     /// acquires up to `max_records` records of them.
     ///
-    /// `read_committed` (the group's `share.isolation.level`): only records below the last
-    /// stable offset are acquired, and those of aborted transactions never are (they are
-    /// archived as the gaps they leave, like the transaction markers), as Kafka does.
+    /// `mode.read_committed` (the group's `share.isolation.level`): only records below the
+    /// last stable offset are acquired, and those of aborted transactions never are (they
+    /// are archived as the gaps they leave, like the transaction markers), as Kafka does.
     #[allow(clippy::too_many_arguments)]
     pub fn acquire(
         &self,
@@ -403,11 +419,12 @@ impl ShareState {
         member: &str,
         partition: &Partition,
         limits: Limits,
-        read_committed: bool,
+        mode: AcquireMode,
         max_records: usize,
         max_bytes: usize,
         now_ms: i64,
     ) -> Result<Grant, ErrorCode> {
+        let read_committed = mode.read_committed;
         let mut st = self.lock();
         let st = &mut *st;
         let current = st.opened.get(key).is_some_and(|o| o.leader_epoch == partition.leader_epoch());
@@ -442,7 +459,11 @@ impl ShareState {
         };
         let batches = deliverable(headers, aborted);
         let offsets: Vec<(i64, i64)> = batches.iter().map(|(f, l, _)| (*f, *l)).collect();
-        let acquired = sp.acquire(member, now_ms, &offsets, max_records);
+        let acquired = if mode.record_limit {
+            sp.acquire_at_most(member, now_ms, &offsets, max_records)
+        } else {
+            sp.acquire(member, now_ms, &offsets, max_records)
+        };
         if acquired.is_empty() {
             return Ok(Grant::default());
         }

@@ -25,6 +25,9 @@ pub const ACK_ACCEPT: u8 = 1;
 pub const ACK_RELEASE: u8 = 2;
 /// Acknowledge type REJECT: the record is unprocessable; it is archived.
 pub const ACK_REJECT: u8 = 3;
+/// Acknowledge type RENEW (KIP-1222, ShareFetch/ShareAcknowledge v2): the consumer is still
+/// working on the record; its lock starts over and it stays acquired by the same member.
+pub const ACK_RENEW: u8 = 4;
 /// Persisted state code of AVAILABLE runs, and of ACQUIRED ones: locks do not survive restarts.
 pub const STATE_AVAILABLE: u8 = 0;
 /// Persisted state code of ACKNOWLEDGED runs.
@@ -133,6 +136,16 @@ pub struct AckSummary {
     pub archived: u64,
     /// GAP: archived, but not a rejected record.
     pub gaps: u64,
+    /// RENEW: still acquired, with a new lock deadline.
+    pub renewed: u64,
+}
+
+impl AckSummary {
+    /// Whether the acknowledgement changed durable state (a RENEW only moves a lock
+    /// deadline, and locks are not persisted).
+    pub fn changes_state(&self) -> bool {
+        self.accepted + self.released + self.archived + self.gaps > 0
+    }
 }
 
 /// Records per state in the window, for operators.
@@ -158,7 +171,7 @@ pub enum AckError {
     OutsideWindow(i64),
     /// `types` has neither exactly one element nor one per offset.
     BadTypesLength(i64),
-    /// An acknowledge type outside 0..=3.
+    /// An acknowledge type outside 0..=4.
     BadType(i64),
     /// The range overlaps another range of the same request.
     Overlapping(i64),
@@ -246,6 +259,8 @@ struct Grant<'a> {
     member: &'a str,
     deadline_ms: i64,
     budget: u64,
+    /// KIP-1206's record-limit mode: new batches are cut at the budget too.
+    strict: bool,
     out: Vec<Acquired>,
 }
 
@@ -297,10 +312,37 @@ impl SharePartition {
     /// from `end`, whole batch by whole batch, while the window has room. Offsets the read
     /// skipped (before the first batch or between batches) hold no record and are archived.
     /// Locks past their deadline are only redelivered once [`Self::expire`] has released them.
+    ///
+    /// New batches are acquired whole even when that passes `max_records` (KIP-1206's
+    /// batch-optimized mode, the default); [`Self::acquire_at_most`] never passes it.
     pub fn acquire(&mut self, member: &str, now_ms: i64, batches: &[(i64, i64)], max_records: usize) -> Vec<Acquired> {
+        self.acquire_in_mode(member, now_ms, batches, max_records, false)
+    }
+
+    /// [`Self::acquire`] in KIP-1206's record-limit mode: at most `max_records` records, a
+    /// new batch cut where the budget ends (its other records stay AVAILABLE; the consumer
+    /// gets the whole batch's bytes and keeps only the acquired offsets).
+    pub fn acquire_at_most(
+        &mut self,
+        member: &str,
+        now_ms: i64,
+        batches: &[(i64, i64)],
+        max_records: usize,
+    ) -> Vec<Acquired> {
+        self.acquire_in_mode(member, now_ms, batches, max_records, true)
+    }
+
+    fn acquire_in_mode(
+        &mut self,
+        member: &str,
+        now_ms: i64,
+        batches: &[(i64, i64)],
+        max_records: usize,
+        strict: bool,
+    ) -> Vec<Acquired> {
         let deadline_ms = now_ms.saturating_add(self.limits.lock_duration_ms);
         let budget = u64::try_from(max_records).unwrap_or(u64::MAX);
-        let mut g = Grant { member, deadline_ms, budget, out: Vec::new() };
+        let mut g = Grant { member, deadline_ms, budget, strict, out: Vec::new() };
         // The log was read from `start`, so nothing lies between `cursor` and the next batch.
         let mut cursor = self.start;
         for &(batch_first, last) in batches {
@@ -376,10 +418,14 @@ impl SharePartition {
     /// Acquires the part of batch `[first, last]` at or after `end` as one new run.
     fn acquire_new(&mut self, first: i64, last: i64, g: &mut Grant) {
         // Offset i64::MAX can never be in flight: `end` would not be representable.
-        let last = last.min(i64::MAX - 1);
+        let mut last = last.min(i64::MAX - 1);
         let first = first.max(self.end);
         if first > last {
             return;
+        }
+        if g.strict && span(first, last) > g.budget {
+            // The budget is > 0 here, so the cut leaves at least one record.
+            last = first.saturating_add(i64::try_from(g.budget.saturating_sub(1)).unwrap_or(i64::MAX));
         }
         if first > self.end {
             let gap = Run::new(first - 1, RecordState::Archived, 0);
@@ -392,7 +438,8 @@ impl SharePartition {
 
     /// Applies a member's acknowledgements `(first, last, types)`, all or nothing: each range must
     /// lie in the window, be entirely ACQUIRED by `member` with `now_ms < deadline`, overlap no
-    /// other range, and carry either one type or one type per offset, each in 0..=3.
+    /// other range, and carry either one type or one type per offset, each in 0..=4 (whether
+    /// RENEW is allowed is the protocol layer's decision: it needs v2 and `IsRenewAck`).
     pub fn acknowledge(
         &mut self,
         member: &str,
@@ -412,7 +459,7 @@ impl SharePartition {
             if types.len() != 1 && u64::try_from(types.len()).ok() != Some(span(first, last)) {
                 return Err(AckError::BadTypesLength(first));
             }
-            if types.iter().any(|&t| t > ACK_REJECT) {
+            if types.iter().any(|&t| t > ACK_RENEW) {
                 return Err(AckError::BadType(first));
             }
         }
@@ -437,10 +484,14 @@ impl SharePartition {
             }
         }
         let mut summary = AckSummary::default();
+        let renewed = RecordState::Acquired {
+            member: member.to_string(),
+            deadline_ms: now_ms.saturating_add(self.limits.lock_duration_ms),
+        };
         for (first, last, types) in acks {
             match types.as_slice() {
-                [ack_type] => self.apply_ack(*first, *last, *ack_type, &mut summary),
-                per_offset => self.apply_types(*first, per_offset, &mut summary),
+                [ack_type] => self.apply_ack(*first, *last, *ack_type, &renewed, &mut summary),
+                per_offset => self.apply_types(*first, per_offset, &renewed, &mut summary),
             }
         }
         self.advance_start();
@@ -449,20 +500,21 @@ impl SharePartition {
 
     /// Applies one type per offset from `first`, one range per stretch of equal types, so runs
     /// are only split where the type changes.
-    fn apply_types(&mut self, first: i64, types: &[u8], summary: &mut AckSummary) {
+    fn apply_types(&mut self, first: i64, types: &[u8], renewed: &RecordState, summary: &mut AckSummary) {
         let (mut from, mut offset) = (first, first);
         let mut iter = types.iter().peekable();
         while let Some(&ack_type) = iter.next() {
             if iter.peek() != Some(&&ack_type) {
-                self.apply_ack(from, offset, ack_type, summary);
+                self.apply_ack(from, offset, ack_type, renewed, summary);
                 from = offset.saturating_add(1);
             }
             offset = offset.saturating_add(1);
         }
     }
 
-    /// Applies one validated acknowledge type to `[first, last]`.
-    fn apply_ack(&mut self, first: i64, last: i64, ack_type: u8, summary: &mut AckSummary) {
+    /// Applies one validated acknowledge type to `[first, last]`; `renewed` is the state a
+    /// RENEW leaves (the same member, a new deadline).
+    fn apply_ack(&mut self, first: i64, last: i64, ack_type: u8, renewed: &RecordState, summary: &mut AckSummary) {
         let limit = self.limits.delivery_limit;
         self.update(first, last, |offset, run| {
             let n = span(offset, run.last);
@@ -470,6 +522,7 @@ impl SharePartition {
                 ACK_ACCEPT => (&mut summary.accepted, RecordState::Acknowledged),
                 ACK_RELEASE if run.delivery_count < limit => (&mut summary.released, RecordState::Available),
                 ACK_GAP => (&mut summary.gaps, RecordState::Archived),
+                ACK_RENEW => (&mut summary.renewed, renewed.clone()),
                 _ => (&mut summary.archived, RecordState::Archived),
             };
             *counter = counter.saturating_add(n);
@@ -873,6 +926,40 @@ mod tests {
     }
 
     #[test]
+    fn renew_restarts_the_lock_and_keeps_the_record() {
+        let mut p = sp(100, 0);
+        p.acquire("a", 0, &[(0, 3)], 100);
+        // Renewing 1..=2 at 900 moves their deadline to 1900; 0 and 3 keep 1000.
+        let s = p.acknowledge("a", 900, &[ack(1, 2, &[ACK_RENEW])]).unwrap();
+        assert_eq!((s.renewed, s.changes_state()), (2, false));
+        assert_eq!(p.state_at(1), Some((held("a", 1900), 1)), "same member, same delivery count");
+        assert_eq!(p.expire(1000), 2, "only the records not renewed time out");
+        assert_eq!(p.next_deadline(), Some(1900));
+        // Another member cannot renew what it does not hold; the holder can still finish it.
+        assert_eq!(p.acknowledge("b", 1000, &[ack(1, 1, &[ACK_RENEW])]), Err(AckError::NotAcquired(1)));
+        assert_eq!(ok(&mut p, "a", 1899, &[ack(1, 2, &[1])]), [2, 0, 0, 0]);
+        // A renewal after the lock ran out is refused like any late acknowledgement.
+        p.acquire("a", 2000, &[(0, 3)], 100);
+        assert!(p.acknowledge("a", 3000, &[ack(0, 0, &[ACK_RENEW])]).is_err());
+        assert!(p.acknowledge("a", 2000, &[ack(0, 0, &[ACK_RENEW + 1])]).is_err());
+    }
+
+    #[test]
+    fn record_limit_mode_cuts_a_batch_at_max_records() {
+        let mut p = sp(100, 0);
+        assert_eq!(p.acquire_at_most("a", 0, &[(0, 9)], 4), vec![acq(0, 3, 1)]);
+        assert_eq!((p.end(), p.state_at(4)), (4, Some((Available, 0))), "the rest is not in flight");
+        // The next read starts at 4, inside the batch; the rest of it goes to the next fetch.
+        assert_eq!(p.next_fetch_offset(), 4);
+        assert_eq!(p.acquire_at_most("b", 0, &[(0, 9), (10, 19)], 8), vec![acq(4, 11, 1)]);
+        // Batch-optimized mode takes the whole batch past the budget.
+        assert_eq!(p.acquire("c", 0, &[(10, 19)], 1), vec![acq(12, 19, 1)]);
+        // Redeliveries are cut at the budget in both modes.
+        p.acknowledge("a", 1, &[ack(0, 3, &[ACK_RELEASE])]).unwrap();
+        assert_eq!(p.acquire_at_most("a", 2, &[(0, 9)], 3), vec![acq(0, 2, 2)]);
+    }
+
+    #[test]
     fn per_offset_types_split_a_run() {
         let mut p = sp(100, 10);
         p.acquire("a", 0, &[(10, 14)], 100);
@@ -908,7 +995,7 @@ mod tests {
         check("a", 1, &[ack(16, 16, &[1])], NotAcquired(16)); // acknowledged
         check("a", 1000, &[ack(11, 11, &[1])], NotAcquired(11)); // lock expired
         check("a", 1, &[ack(12, 11, &[1])], ReversedRange(12));
-        check("a", 1, &[ack(11, 11, &[4])], BadType(11));
+        check("a", 1, &[ack(11, 11, &[5])], BadType(11));
         check("a", 1, &[ack(11, 12, &[1, 255])], BadType(11));
         check("a", 1, &[ack(11, 13, &[1, 1])], BadTypesLength(11));
         check("a", 1, &[ack(11, 13, &[])], BadTypesLength(11));
@@ -1044,7 +1131,7 @@ mod tests {
             r.0 = if r.1 >= self.lim.delivery_limit { Archived } else { Available };
         }
 
-        fn acquire(&mut self, m: &str, now: i64, log: &[(i64, i64)], max: u64) -> Vec<(i64, i16)> {
+        fn acquire(&mut self, m: &str, now: i64, log: &[(i64, i64)], max: u64, strict: bool) -> Vec<(i64, i16)> {
             let (mut got, mut budget, mut cursor) = (vec![], max, self.start);
             let lock = held(m, now + self.lim.lock_duration_ms);
             for &(first, last) in log {
@@ -1066,6 +1153,7 @@ mod tests {
                     }
                 }
                 if budget > 0 && last >= self.end && self.end - self.start < self.lim.max_in_flight {
+                    let last = if strict { last.min(first.max(self.end) + budget as i64 - 1) } else { last };
                     for o in self.end..=last {
                         let state = if o < first { (Archived, 0) } else { (lock.clone(), 1) };
                         if o >= first {
@@ -1085,7 +1173,7 @@ mod tests {
             let mut seen = BTreeSet::new();
             for (f, l, types) in acks {
                 let len_ok = types.len() == 1 || types.len() as i64 == l - f + 1;
-                if f > l || !len_ok || types.iter().any(|&t| t > 3) {
+                if f > l || !len_ok || types.iter().any(|&t| t > 4) {
                     return false;
                 }
                 for o in *f..=*l {
@@ -1099,7 +1187,9 @@ mod tests {
             for (f, l, types) in acks {
                 for (i, o) in (*f..=*l).enumerate() {
                     let t = types[if types.len() == 1 { 0 } else { i }];
-                    self.recs.get_mut(&o).unwrap().0 = [Archived, Acked, Available, Archived][t as usize].clone();
+                    let renewed = held(m, now + self.lim.lock_duration_ms);
+                    self.recs.get_mut(&o).unwrap().0 =
+                        [Archived, Acked, Available, Archived, renewed][t as usize].clone();
                     if t == 2 {
                         self.release(o);
                     }
@@ -1149,14 +1239,20 @@ mod tests {
                     let (batches, max) = (&log[i..(i + k).min(log.len())], rng.below(12));
                     let before = p.clone();
                     let mut flat = Vec::new();
-                    for a in p.acquire(who, now, batches, max as usize) {
+                    let strict = rng.below(3) == 0;
+                    let got = if strict {
+                        p.acquire_at_most(who, now, batches, max as usize)
+                    } else {
+                        p.acquire(who, now, batches, max as usize)
+                    };
+                    for a in got {
                         for o in a.first..=a.last {
                             let prev = before.state_at(o).unwrap().0;
                             assert!(prev.holder().is_none(), "{o} acquired twice at once");
                             flat.push((o, a.delivery_count));
                         }
                     }
-                    assert_eq!(flat, m.acquire(who, now, batches, max), "step {step}");
+                    assert_eq!(flat, m.acquire(who, now, batches, max, strict), "step {step}");
                 }
                 35..=69 => {
                     // Mostly acknowledge as a member that holds something, so many requests succeed.
@@ -1176,7 +1272,7 @@ mod tests {
                             l += 1;
                         }
                         let n = if rng.below(2) == 0 { 1 } else { (l - f + 1).max(0) as u64 + rng.below(12) / 11 };
-                        acks.push((f, l, (0..n).map(|_| (rng.below(61) / 15) as u8).collect::<Vec<_>>()));
+                        acks.push((f, l, (0..n).map(|_| (rng.below(81) / 16) as u8).collect::<Vec<_>>()));
                     }
                     let done = p.acknowledge(who, now, &acks).is_ok();
                     assert_eq!(done, m.ack(who, now, &acks), "step {step}: {acks:?}");
