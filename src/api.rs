@@ -304,9 +304,10 @@ pub async fn dispatch(
         DeleteShareGroupStateRequest::API_KEY => {
             respond(&share_state::delete(node, az, DeleteShareGroupStateRequest::decode(r, v)?).await, v)
         }
-        DescribeShareGroupOffsetsRequest::API_KEY => {
-            respond(&share_group_offsets::describe(node, az, DescribeShareGroupOffsetsRequest::decode(r, v)?).await, v)
-        }
+        DescribeShareGroupOffsetsRequest::API_KEY => respond(
+            &share_group_offsets::describe(node, az, v, DescribeShareGroupOffsetsRequest::decode(r, v)?).await,
+            v,
+        ),
         AlterShareGroupOffsetsRequest::API_KEY => {
             respond(&share_group_offsets::alter(node, az, AlterShareGroupOffsetsRequest::decode(r, v)?).await, v)
         }

@@ -1647,6 +1647,30 @@ async fn share_partition_state_fails_over_with_its_partition() {
         .expect("acknowledge");
     assert_eq!(r.responses[0].partitions[0].acknowledge_error_code, 0);
     assert!(common::acquired(&r).is_empty(), "nothing is left to deliver");
+    // DescribeShareGroupOffsets v1 at the group's coordinator: start 20 and no lag, the
+    // high watermark read from the partition's leader wherever the coordinator is.
+    let offsets = eventually(Duration::from_secs(30), "share-group offsets with a lag", || async {
+        use strom_protocol::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
+        let mut cl = Client::connect(&at, Duration::from_secs(2)).await.ok()?;
+        let fc = FindCoordinatorRequest { coordinator_keys: vec!["workers".into()], ..Default::default() };
+        let (fc, _): (FindCoordinatorResponse, _) = cl.call(6, &fc).await.ok()?;
+        let id = fc.coordinators.first().filter(|c| c.error_code == 0)?.node_id;
+        let mut cl = Client::connect(&addrs[(id - 1) as usize], Duration::from_secs(2)).await.ok()?;
+        let req = DescribeShareGroupOffsetsRequest {
+            // Null topics: every share-partition of the group with state.
+            groups: vec![DescribeShareGroupOffsetsRequestGroup {
+                group_id: "workers".into(),
+                topics: None,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let r: DescribeShareGroupOffsetsResponse = cl.call_at(1, &req).await.ok()?;
+        let p = r.groups.first()?.topics.first()?.partitions.first()?.clone();
+        (p.error_code == 0 && p.lag >= 0).then_some((p.start_offset, p.lag))
+    })
+    .await;
+    assert_eq!(offsets, (20, 0));
 }
 
 /// Runs the `strom` CLI with `STROM_BOOTSTRAP=addr`; (success, stdout, stderr).

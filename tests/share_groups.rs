@@ -504,12 +504,24 @@ async fn share_partition_state_survives_a_restart() {
     broker.stop().await;
 }
 
-/// DescribeShareGroupOffsets for every share-partition with state (null topics).
+/// DescribeShareGroupOffsets v0 of `topics` (None: every share-partition with state):
+/// the group's error and (topic, partition, start offset) rows.
 async fn share_offsets(
     c: &mut Client,
     group: &str,
     topics: Option<Vec<(&str, Vec<i32>)>>,
 ) -> (i16, Vec<(String, i32, i64)>) {
+    let (code, rows) = share_offsets_at(c, 0, group, topics).await;
+    (code, rows.into_iter().map(|(t, p, start, _)| (t, p, start)).collect())
+}
+
+/// [`share_offsets`] at `version`, with each row's lag (v1+; -1 in v0).
+async fn share_offsets_at(
+    c: &mut Client,
+    version: i16,
+    group: &str,
+    topics: Option<Vec<(&str, Vec<i32>)>>,
+) -> (i16, Vec<(String, i32, i64, i64)>) {
     use strom_protocol::describe_share_group_offsets_request::*;
     let req = DescribeShareGroupOffsetsRequest {
         groups: vec![DescribeShareGroupOffsetsRequestGroup {
@@ -527,18 +539,22 @@ async fn share_offsets(
         }],
         ..Default::default()
     };
-    let r: DescribeShareGroupOffsetsResponse = c.call_at(0, &req).await.expect("describe offsets");
+    let r: DescribeShareGroupOffsetsResponse = c.call_at(version, &req).await.expect("describe offsets");
     let g = &r.groups[0];
     let rows = g
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_name.clone(), p.partition_index, p.start_offset)))
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| (t.topic_name.clone(), p.partition_index, p.start_offset, p.lag))
+        })
         .collect();
     (g.error_code, rows)
 }
 
 /// The share-group offset admin APIs (KIP-932): DescribeShareGroupOffsets reports each
-/// share-partition's start offset (-1 for one without state); AlterShareGroupOffsets moves
+/// share-partition's start offset (-1 for one without state) and from v1 its lag
+/// (KIP-1226: not yet acknowledged or archived records up to the high watermark);
+/// AlterShareGroupOffsets moves
 /// it, refused while the group has members (NON_EMPTY_GROUP); DeleteShareGroupOffsets drops
 /// a topic's state, so the next consumer starts from `share.auto.offset.reset`; both refuse
 /// a consumer group's id (GROUP_ID_NOT_FOUND).
@@ -557,15 +573,19 @@ async fn share_group_offsets_are_described_altered_and_deleted() {
     assert_eq!(share_offsets(&mut c, "g", None).await, (0, vec![]), "no state yet");
     let got: ShareFetchResponse = c.call_at(1, &share_fetch("g", "m", 0, topic, &[0], &[], 5000)).await.unwrap();
     assert_eq!(acquired(&got), [(0, 9, 1)]);
-    let r: ShareAcknowledgeResponse =
-        c.call_at(1, &acknowledge("g", "m", 1, topic, &[(0, 3, ACCEPT), (4, 4, REJECT)])).await.unwrap();
+    let acks = [(0, 3, ACCEPT), (4, 4, REJECT), (6, 6, ACCEPT)];
+    let r: ShareAcknowledgeResponse = c.call_at(1, &acknowledge("g", "m", 1, topic, &acks)).await.unwrap();
     assert_eq!(r.responses[0].partitions[0].error_code, 0);
     // Accepted 0-3 and rejected 4 are done: the start offset moved to 5.
     assert_eq!(share_offsets(&mut c, "g", None).await, (0, vec![("admin".into(), 0, 5)]));
     let asked = Some(vec![("admin", vec![0, 1, 7])]);
-    let (code, rows) = share_offsets(&mut c, "g", asked).await;
+    let (code, rows) = share_offsets(&mut c, "g", asked.clone()).await;
     assert_eq!(code, 0);
     assert_eq!(rows, [("admin".into(), 0, 5), ("admin".into(), 1, -1), ("admin".into(), 7, -1)]);
+    // v1: of 5..=9 below the high watermark (10), 6 is done: a lag of 4. No state: -1.
+    let (code, rows) = share_offsets_at(&mut c, 1, "g", asked).await;
+    assert_eq!(code, 0);
+    assert_eq!(rows, [("admin".into(), 0, 5, 4), ("admin".into(), 1, -1, -1), ("admin".into(), 7, -1, -1)]);
 
     let alter = |group: &str, offset: i64| AlterShareGroupOffsetsRequest {
         group_id: group.into(),

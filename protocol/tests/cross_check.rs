@@ -40,6 +40,16 @@ const UNCHECKED: &[(&str, i16, &str)] = &[
     ("OffsetFetchRequest", 10, "kafka-protocol 0.18 bounds OffsetFetch at v9 (v10 was unstable in Kafka 4.1)"),
     ("DescribeLogDirsRequest", 5, "DescribeLogDirs v5 is Kafka 4.3; kafka-protocol 0.18 tracks 4.1"),
     ("DescribeLogDirsResponse", 5, "DescribeLogDirs v5 is Kafka 4.3; kafka-protocol 0.18 tracks 4.1"),
+    (
+        "DescribeShareGroupOffsetsRequest",
+        1,
+        "DescribeShareGroupOffsets v1 (KIP-1226) is Kafka 4.2; kafka-protocol 0.18 tracks 4.1",
+    ),
+    (
+        "DescribeShareGroupOffsetsResponse",
+        1,
+        "DescribeShareGroupOffsets v1 (KIP-1226) is Kafka 4.2; kafka-protocol 0.18 tracks 4.1",
+    ),
     ("ShareFetchRequest", 2, "ShareFetch v2 (KIP-1206/1222) is Kafka 4.2; kafka-protocol 0.18 tracks 4.1"),
     ("ShareFetchResponse", 2, "ShareFetch v2 (KIP-1206/1222) is Kafka 4.2; kafka-protocol 0.18 tracks 4.1"),
     ("ShareAcknowledgeRequest", 2, "ShareAcknowledge v2 (KIP-1222) is Kafka 4.2; kafka-protocol 0.18 tracks 4.1"),
@@ -300,6 +310,10 @@ const ONE_SIDED: &[(&str, &str)] = &[
     ("OffsetCommitRequest.topics.partitions.commit_timestamp", "v1 only; both describe v2+"),
     ("DescribeLogDirsResponse.results.is_cordoned", "v5 only (Kafka 4.3); kafka-protocol tracks 4.1"),
     ("ShareFetchRequest.topics.partitions.partition_max_bytes", "v0 only (4.0 early access); both describe v1"),
+    (
+        "DescribeShareGroupOffsetsResponse.groups.topics.partitions.lag",
+        "v1+ (Kafka 4.2, KIP-1226); kafka-protocol tracks 4.1",
+    ),
     ("ShareFetchRequest.share_acquire_mode", "v2+ (Kafka 4.2, KIP-1206); kafka-protocol tracks 4.1"),
     ("ShareFetchRequest.is_renew_ack", "v2+ (Kafka 4.2, KIP-1222); kafka-protocol tracks 4.1"),
     ("ShareAcknowledgeRequest.is_renew_ack", "v2+ (Kafka 4.2, KIP-1222); kafka-protocol tracks 4.1"),

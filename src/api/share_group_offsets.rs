@@ -27,18 +27,22 @@ use crate::share::broker::Key;
 use crate::share::partition::Snapshot;
 use crate::share::state::SHARE_STATE_TOPIC;
 
-/// DescribeShareGroupOffsets versions served: v0.
-pub const DESCRIBE_API: ApiRange = ApiRange { key: 90, min: 0, max: 0, advertised_min: 0 };
+/// DescribeShareGroupOffsets versions served: v0, and v1 (Kafka 4.2, KIP-1226) with each
+/// share-partition's lag.
+pub const DESCRIBE_API: ApiRange = ApiRange { key: 90, min: 0, max: 1, advertised_min: 0 };
 /// AlterShareGroupOffsets versions served: v0.
 pub const ALTER_API: ApiRange = ApiRange { key: 91, min: 0, max: 0, advertised_min: 0 };
 /// DeleteShareGroupOffsets versions served: v0.
 pub const DELETE_API: ApiRange = ApiRange { key: 92, min: 0, max: 0, advertised_min: 0 };
 
 /// Answers DescribeShareGroupOffsets: the start offset of each share-partition asked for
-/// (-1 without state), or of every one with state when the topics are null.
+/// (-1 without state), or of every one with state when the topics are null; from v1 also
+/// its lag (KIP-1226): the records from the start offset up to the partition's high
+/// watermark not yet acknowledged or archived (-1 when unknown).
 pub async fn describe(
     node: &Node,
     az: &Authz<'_>,
+    version: i16,
     req: DescribeShareGroupOffsetsRequest,
 ) -> DescribeShareGroupOffsetsResponse {
     let mut groups = Vec::with_capacity(req.groups.len());
@@ -98,6 +102,18 @@ pub async fn describe(
         }
         let states: std::collections::HashMap<Key, _> =
             node.shares.read_states(&node.meta, keys).await.into_iter().collect();
+        let with_state: Vec<(String, i32)> = wanted
+            .iter()
+            .flat_map(|(name, uuid, _, _)| {
+                let keyed = states.iter().filter(move |(k, v)| k.1 == uuid.0 && matches!(v, Ok(Some(_))));
+                keyed.map(move |(k, _)| (name.clone(), k.2))
+            })
+            .collect();
+        let ends = if version >= 1 && !with_state.is_empty() {
+            node.shares.high_watermarks(&node.meta, &with_state).await
+        } else {
+            Default::default()
+        };
         let mut topics = Vec::with_capacity(wanted.len());
         for (name, uuid, parts, code) in wanted {
             let count = node.meta.topic(&name).map_or(0, |t| t.partitions.len() as i32);
@@ -108,15 +124,18 @@ pub async fn describe(
             let mut partitions = Vec::new();
             for p in indexes {
                 let key: Key = (id.clone(), uuid.0, p);
-                let (start_offset, code, message) = if code != ErrorCode::None {
-                    (-1, code, Some(format!("{code:?}")))
+                let (start_offset, lag, code, message) = if code != ErrorCode::None {
+                    (-1, -1, code, Some(format!("{code:?}")))
                 } else if !(0..count).contains(&p) {
-                    (-1, ErrorCode::UnknownTopicOrPartition, Some("no such partition".into()))
+                    (-1, -1, ErrorCode::UnknownTopicOrPartition, Some("no such partition".into()))
                 } else {
                     match states.get(&key) {
-                        Some(Ok(Some((_, snapshot)))) => (snapshot.start_offset, ErrorCode::None, None),
-                        Some(Ok(None)) | None => (-1, ErrorCode::None, None),
-                        Some(Err((c, m))) => (-1, *c, Some(m.clone())),
+                        Some(Ok(Some((_, snapshot)))) => {
+                            let lag = ends.get(&(name.clone(), p)).map_or(-1, |&end| lag(snapshot, end));
+                            (snapshot.start_offset, lag, ErrorCode::None, None)
+                        }
+                        Some(Ok(None)) | None => (-1, -1, ErrorCode::None, None),
+                        Some(Err((c, m))) => (-1, -1, *c, Some(m.clone())),
                     }
                 };
                 // Null topics: only the share-partitions with state.
@@ -127,6 +146,7 @@ pub async fn describe(
                     partition_index: p,
                     start_offset,
                     leader_epoch: -1,
+                    lag,
                     error_code: code.code(),
                     error_message: message,
                     ..Default::default()
@@ -145,6 +165,18 @@ pub async fn describe(
         groups.push(desc::DescribeShareGroupOffsetsResponseGroup { group_id: id, topics, ..Default::default() });
     }
     DescribeShareGroupOffsetsResponse { groups, ..Default::default() }
+}
+
+/// KIP-1226's share-partition lag: the offsets in `[start, end)` whose delivery is not
+/// complete (neither acknowledged nor archived), `end` being the high watermark.
+fn lag(snapshot: &Snapshot, end: i64) -> i64 {
+    let done: i64 = snapshot
+        .batches
+        .iter()
+        .filter(|b| b.state != crate::share::partition::STATE_AVAILABLE)
+        .map(|b| (b.last.min(end.saturating_sub(1)) - b.first.max(snapshot.start_offset)).saturating_add(1).max(0))
+        .sum();
+    end.saturating_sub(snapshot.start_offset).saturating_sub(done).max(0)
 }
 
 /// The group-level checks before a share group's offsets change: `operation` on the

@@ -679,8 +679,19 @@ impl ShareState {
         }
     }
 
-    /// Sends `req` to broker `id` over the inter-broker listener, on a reused connection.
+    /// Sends `req` (v0) to broker `id` over the inter-broker listener, on a reused connection.
     async fn call<Req: Message, Resp: Message>(&self, meta: &Metadata, id: i32, req: &Req) -> Result<Resp, Refusal> {
+        self.call_at(meta, id, 0, req).await
+    }
+
+    /// [`Self::call`] at `version`.
+    async fn call_at<Req: Message, Resp: Message>(
+        &self,
+        meta: &Metadata,
+        id: i32,
+        version: i16,
+        req: &Req,
+    ) -> Result<Resp, Refusal> {
         let unavailable = |e: String| (ErrorCode::CoordinatorNotAvailable, e);
         let slot = self.clients.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
         let mut client = slot.lock().await;
@@ -692,7 +703,7 @@ impl ShareState {
             *client = Some(c);
         }
         let Some(c) = client.as_mut() else { return Err(unavailable("no connection".into())) };
-        match tokio::time::timeout(Duration::from_secs(15), c.call_at::<Req, Resp>(0, req)).await {
+        match tokio::time::timeout(Duration::from_secs(15), c.call_at::<Req, Resp>(version, req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
                 *client = None;
@@ -703,6 +714,51 @@ impl ShareState {
                 Err(unavailable("the share coordinator did not answer".into()))
             }
         }
+    }
+
+    /// The high watermarks of `parts` (topic, partition): this broker's own where it leads
+    /// the partition, else its leader's (ListOffsets, latest); left out when unknown.
+    pub async fn high_watermarks(&self, meta: &Metadata, parts: &[(String, i32)]) -> HashMap<(String, i32), i64> {
+        use strom_protocol::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+        use strom_protocol::{ListOffsetsRequest, ListOffsetsResponse};
+        let mut out = HashMap::new();
+        let mut remote: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
+        for (name, index) in parts {
+            let Some(topic) = meta.topic(name) else { continue };
+            let local = usize::try_from(*index).ok().and_then(|i| topic.partitions.get(i));
+            match local {
+                Some(p) if p.is_leader() && meta.leads_partition(p) => {
+                    out.insert((name.clone(), *index), p.high_watermark());
+                }
+                _ => {
+                    let leader = meta.leader_of(&topic, *index);
+                    if leader >= 0 && leader != meta.config.node_id {
+                        remote.entry(leader).or_default().push((name.clone(), *index));
+                    }
+                }
+            }
+        }
+        for (id, parts) in remote {
+            let mut topics: Vec<ListOffsetsTopic> = Vec::new();
+            for (name, index) in parts {
+                // -1: the latest offset, the high watermark at read_uncommitted.
+                let p = ListOffsetsPartition { partition_index: index, timestamp: -1, ..Default::default() };
+                match topics.iter_mut().find(|t| t.name == name) {
+                    Some(t) => t.partitions.push(p),
+                    None => topics.push(ListOffsetsTopic { name, partitions: vec![p], ..Default::default() }),
+                }
+            }
+            let req = ListOffsetsRequest { replica_id: -1, topics, ..Default::default() };
+            // v5: the oldest version with leader epochs and isolation levels that every
+            // Strom broker serves.
+            let Ok(resp) = self.call_at::<_, ListOffsetsResponse>(meta, id, 5, &req).await else { continue };
+            for t in resp.topics {
+                for p in t.partitions.into_iter().filter(|p| p.error_code == 0 && p.offset >= 0) {
+                    out.insert((t.name.clone(), p.partition_index), p.offset);
+                }
+            }
+        }
+        out
     }
 
     /// ReadShareGroupState for one share-partition, here or at its coordinator.
