@@ -53,7 +53,12 @@ async fn create_topic(c: &mut Client, name: &str, partitions: i32) -> Uuid {
 }
 
 async fn produce(c: &mut Client, topic: &str, partition: i32, values: &[&[u8]]) {
-    let mut b = BatchBuilder::new(strom_storage::now_ms());
+    produce_at(c, topic, partition, strom_storage::now_ms(), values).await;
+}
+
+/// One batch of `values` with timestamp `ts`.
+async fn produce_at(c: &mut Client, topic: &str, partition: i32, ts: i64, values: &[&[u8]]) {
+    let mut b = BatchBuilder::new(ts);
     for v in values {
         b.add(None, Some(v));
     }
@@ -82,6 +87,39 @@ async fn the_share_apis_are_advertised_from_v1() {
     for (key, max) in [(76, 1), (77, 1), (78, 2), (79, 2)] {
         assert_eq!(c.api_versions().get(&key), Some(&(1, max)), "API {key}");
     }
+    broker.stop().await;
+}
+
+/// `share.auto.offset.reset=by_duration:<ISO-8601 duration>` (KIP-1106): a new
+/// share-partition starts at the first record no older than the duration, at the log end
+/// if every record is older; negative or malformed durations are INVALID_CONFIG.
+#[tokio::test]
+async fn by_duration_starts_at_the_first_record_young_enough() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = common::start(dir.path(), &[]).await;
+    let mut c = connect(&broker.addr).await;
+    let topic = create_topic(&mut c, "aged", 1).await;
+    let now = strom_storage::now_ms();
+    produce_at(&mut c, "aged", 0, now - 3 * 3_600_000, &[b"old0", b"old1"]).await;
+    produce_at(&mut c, "aged", 0, now - 30 * 60_000, &[b"recent2", b"recent3"]).await;
+    produce_at(&mut c, "aged", 0, now, &[b"new4"]).await;
+    for bad in ["by_duration:-PT1H", "by_duration:PT", "by_duration:1h", "by_duration:"] {
+        let r = common::set_group_configs(&mut c, "hour", &[("share.auto.offset.reset", bad)]).await;
+        assert_eq!(r.0, INVALID_CONFIG, "{bad}");
+    }
+    for (group, reset, want) in [
+        ("hour", "by_duration:PT1H", vec![(2, 4, 1)]),
+        ("day", "by_duration:P1D", vec![(0, 4, 1)]),
+        ("none", "by_duration:PT0S", vec![]),
+    ] {
+        assert_eq!(common::set_group_configs(&mut c, group, &[("share.auto.offset.reset", reset)]).await.0, 0);
+        let r: ShareFetchResponse = c.call_at(1, &share_fetch(group, "m", 0, topic, &[0], &[], 0)).await.unwrap();
+        assert_eq!(acquired(&r), want, "{reset}");
+    }
+    // The group whose duration no record met started at the log end: it gets what comes next.
+    produce(&mut c, "aged", 0, &[b"next5"]).await;
+    let r: ShareFetchResponse = c.call_at(1, &share_fetch("none", "m", 1, topic, &[0], &[], 5000)).await.unwrap();
+    assert_eq!(acquired(&r), [(5, 5, 1)]);
     broker.stop().await;
 }
 

@@ -65,6 +65,15 @@ fn lookup_below(p: &Partition, timestamp: i64, latest: i64) -> Result<(i64, i64)
     }
 }
 
+/// The offset of the first record with a timestamp at or after `ts`, if any (what
+/// ListOffsets answers for a timestamp; also `share.auto.offset.reset=by_duration:`).
+pub(super) fn first_offset_since(p: &Partition, ts: i64) -> Option<i64> {
+    match lookup_below(p, ts.max(0), p.high_watermark()) {
+        Ok((offset, _)) if offset >= 0 => Some(offset),
+        _ => None,
+    }
+}
+
 /// Answers each partition's lookup.
 pub fn handle(node: &Node, az: &Authz<'_>, _version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;

@@ -343,6 +343,12 @@ pub async fn handle(
         let start = || match reset {
             ShareAutoOffsetReset::Earliest => p.log_start_offset(),
             ShareAutoOffsetReset::Latest => p.high_watermark(),
+            // The first record no older than the duration; none: the log end (Kafka's rule).
+            ShareAutoOffsetReset::ByDuration(ms) => {
+                let hwm = p.high_watermark();
+                let since = strom_storage::now_ms().saturating_sub(ms);
+                super::list_offsets::first_offset_since(&p, since).map_or(hwm, |o| o.min(hwm))
+            }
         };
         match node.shares.open(&key, &p, limits, start).await {
             Ok(()) => open.push((tp, p)),

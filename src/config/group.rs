@@ -131,7 +131,9 @@ pub fn validate_group_configs(configs: &std::collections::BTreeMap<String, Strin
             }
             _ => {
                 if ShareAutoOffsetReset::parse(v).is_none() {
-                    return Err(format!("{k}: {v:?} is not earliest or latest"));
+                    return Err(format!(
+                        "{k}: {v:?} is not earliest, latest or by_duration:<ISO-8601 duration, not negative>"
+                    ));
                 }
             }
         }
@@ -140,23 +142,74 @@ pub fn validate_group_configs(configs: &std::collections::BTreeMap<String, Strin
 }
 
 /// Where a share-partition starts when its group has no state for it
-/// (`share.auto.offset.reset`). Kafka 4.1 also has `by_duration:<ISO-8601>`; Strom does
-/// not offer it yet (refused as an invalid value).
+/// (`share.auto.offset.reset`, Kafka's `ShareGroupAutoOffsetResetStrategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShareAutoOffsetReset {
+    /// The log start.
     Earliest,
+    /// The high watermark.
     Latest,
+    /// `by_duration:<ISO-8601 duration>` (KIP-1106): the first record at most this many
+    /// milliseconds old when the share-partition starts (the high watermark if none is).
+    ByDuration(i64),
 }
 
 impl ShareAutoOffsetReset {
-    /// Case-insensitive, as Kafka parses it.
+    /// Case-insensitive, as Kafka parses it; a negative duration is refused, as in Kafka.
     pub fn parse(s: &str) -> Option<ShareAutoOffsetReset> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
             "earliest" => Some(ShareAutoOffsetReset::Earliest),
             "latest" => Some(ShareAutoOffsetReset::Latest),
-            _ => None,
+            _ => s.strip_prefix("by_duration:").and_then(iso_duration_ms).map(ShareAutoOffsetReset::ByDuration),
         }
     }
+}
+
+/// Milliseconds of a non-negative ISO-8601 duration as Java's `Duration.parse` reads it
+/// (`P[nD][T[nH][nM][n[.f]S]]`, lower case here; at least one part), saturating.
+fn iso_duration_ms(s: &str) -> Option<i64> {
+    let rest = s.strip_prefix('+').unwrap_or(s).strip_prefix('p')?;
+    let (days, time) = match rest.split_once('t') {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut ms: i64 = 0;
+    let mut parts = 0;
+    let number = |n: &str| -> Option<i64> {
+        let n = n.strip_prefix('+').unwrap_or(n);
+        (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| n.parse::<i64>().ok()).flatten()
+    };
+    if !days.is_empty() {
+        ms = ms.saturating_add(number(days.strip_suffix('d')?)?.saturating_mul(86_400_000));
+        parts += 1;
+    }
+    if let Some(mut t) = time {
+        if t.is_empty() {
+            return None; // "PT" names no part
+        }
+        for (unit, scale) in [('h', 3_600_000i64), ('m', 60_000)] {
+            if let Some((n, after)) = t.split_once(unit) {
+                // Only a number may precede the unit: "1s" has no 'h' part.
+                if let Some(n) = number(n) {
+                    ms = ms.saturating_add(n.saturating_mul(scale));
+                    parts += 1;
+                    t = after;
+                }
+            }
+        }
+        if !t.is_empty() {
+            let secs = t.strip_suffix('s')?;
+            let (whole, frac) = secs.split_once(['.', ',']).unwrap_or((secs, ""));
+            if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let frac_ms = format!("{frac:0<3}").get(..3).and_then(|f| f.parse::<i64>().ok()).unwrap_or(0);
+            ms = ms.saturating_add(number(whole)?.saturating_mul(1000)).saturating_add(frac_ms);
+            parts += 1;
+        }
+    }
+    (parts > 0).then_some(ms)
 }
 
 /// Kafka's `group.consumer.migration.policy`: which online conversions of groups with
@@ -190,5 +243,42 @@ impl MigrationPolicy {
     /// A consumer group whose members all use the classic protocol may become classic.
     pub fn downgrade(self) -> bool {
         matches!(self, MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShareAutoOffsetReset::{self, ByDuration, Earliest, Latest};
+
+    #[test]
+    fn share_auto_offset_reset_takes_kafkas_strategies() {
+        let p = ShareAutoOffsetReset::parse;
+        assert_eq!((p("earliest"), p(" LATEST ")), (Some(Earliest), Some(Latest)));
+        for (s, ms) in [
+            ("by_duration:PT1H", 3_600_000),
+            ("by_duration:P1D", 86_400_000),
+            ("by_duration:p1dt2h3m4.5s", 86_400_000 + 7_200_000 + 180_000 + 4_500),
+            ("by_duration:PT0.001S", 1),
+            ("by_duration:PT90M", 5_400_000),
+            ("by_duration:+PT1S", 1000),
+            ("by_duration:PT0S", 0),
+        ] {
+            assert_eq!(p(s), Some(ByDuration(ms)), "{s}");
+        }
+        for s in [
+            "by_duration:",
+            "by_duration:P",
+            "by_duration:PT",
+            "by_duration:P1DT",
+            "by_duration:-PT1H",
+            "by_duration:PT-1H",
+            "by_duration:PT1M1H",
+            "by_duration:PT1.0000000001S",
+            "by_duration:1h",
+            "by_duration:PT1X",
+            "none",
+        ] {
+            assert_eq!(p(s), None, "{s}");
+        }
     }
 }
