@@ -264,8 +264,9 @@ async fn group_configs_are_set_described_and_validated() {
 
 /// ShareGroupHeartbeat joins with the simple assignor (two members of a 2-partition topic
 /// get one partition each), ShareGroupDescribe and ListGroups (type "share") show the
-/// group, the group id cannot be used by a consumer or classic group, and an empty share
-/// group can be deleted.
+/// group, the group id cannot be used by a consumer or classic group (nor take committed
+/// offsets: OffsetCommit and OffsetFetch answer GROUP_ID_NOT_FOUND, "not a consumer group"
+/// in Kafka), and an empty share group can be deleted.
 #[tokio::test]
 async fn share_groups_join_describe_list_and_keep_their_namespace() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -346,6 +347,32 @@ async fn share_groups_join_describe_list_and_keep_their_namespace() {
         .await
         .expect("join");
     assert_eq!(join.error_code, INCONSISTENT_GROUP_PROTOCOL);
+    // A standalone commit (generation -1) would otherwise create a classic group of the id.
+    let commit = OffsetCommitRequest {
+        group_id: "workers".into(),
+        generation_id_or_member_epoch: -1,
+        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
+            name: "jobs".into(),
+            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r: OffsetCommitResponse = c.call_at(9, &commit).await.expect("commit");
+    assert_eq!(r.topics[0].partitions[0].error_code, GROUP_ID_NOT_FOUND);
+    let fetch = OffsetFetchRequest {
+        groups: vec![offset_fetch_request::OffsetFetchRequestGroup {
+            group_id: "workers".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r: OffsetFetchResponse = c.call_at(9, &fetch).await.expect("offset fetch");
+    assert_eq!(r.groups[0].error_code, GROUP_ID_NOT_FOUND);
 
     // Both leave; the empty group can then be deleted.
     for (m, e) in [("member-a", a2.member_epoch), ("member-b", b.member_epoch)] {

@@ -638,6 +638,11 @@ impl Coordinator {
         }
         let now = self.now();
         let mut inner = self.lock();
+        // A share group has no committed offsets (Kafka: "not a consumer group"); a commit
+        // must not create a classic group beside it either.
+        if inner.shares.contains_key(group_id) {
+            return all(ErrorCode::GroupIdNotFound);
+        }
         // Kafka's OffsetMetadataManager.validateOffsetCommit: a commit with a negative
         // generation for a group that does not exist creates a simple (classic, empty)
         // group, whatever the member id; otherwise the group must exist — GROUP_ID_NOT_FOUND
@@ -774,6 +779,9 @@ impl Coordinator {
         }
         let now = self.now();
         let inner = self.lock();
+        if inner.shares.contains_key(group_id) {
+            return all(ErrorCode::GroupIdNotFound); // not a consumer group, as in OffsetCommit
+        }
         // Kafka validates the member only when the producer names one (KIP-447).
         if generation >= 0 || !member_id.is_empty() {
             let check = match inner.groups.get(group_id) {
@@ -876,6 +884,9 @@ impl Coordinator {
             return Err(ErrorCode::NotCoordinator);
         }
         let inner = self.lock();
+        if inner.shares.contains_key(group_id) {
+            return Err(ErrorCode::GroupIdNotFound); // a share group: not a consumer group
+        }
         let offsets = inner.groups.get(group_id).map(|g| g.offsets());
         Ok(match partitions {
             Some(list) => list
