@@ -183,30 +183,6 @@ fn lag(snapshot: &Snapshot, end: i64) -> i64 {
     end.saturating_sub(snapshot.start_offset).saturating_sub(done).max(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::lag;
-    use crate::share::partition::{Snapshot, StateBatch, STATE_ACKNOWLEDGED, STATE_ARCHIVED, STATE_AVAILABLE};
-
-    fn b(first: i64, last: i64, state: u8) -> StateBatch {
-        StateBatch { first, last, state, delivery_count: 1 }
-    }
-
-    #[test]
-    fn lag_counts_what_is_not_done_below_the_high_watermark() {
-        let s = |batches| Snapshot { start_offset: 5, batches };
-        assert_eq!(lag(&s(vec![]), 10), 5);
-        let runs = vec![b(5, 5, STATE_AVAILABLE), b(6, 6, STATE_ACKNOWLEDGED), b(7, 8, STATE_ARCHIVED)];
-        assert_eq!(lag(&s(runs), 10), 2, "5 and 9 are not done");
-        assert_eq!(lag(&s(vec![b(5, 20, STATE_ACKNOWLEDGED)]), 10), 0, "runs past the watermark count up to it");
-        assert_eq!(lag(&s(vec![]), 3), 0, "a watermark below the start is no lag");
-        // Hostile values from a peer neither panic nor go negative.
-        let wild = vec![b(i64::MIN, i64::MAX, STATE_ARCHIVED), b(i64::MAX, i64::MIN, STATE_ARCHIVED)];
-        assert_eq!(lag(&Snapshot { start_offset: i64::MIN, batches: wild }, i64::MAX), 0);
-        assert_eq!(lag(&Snapshot { start_offset: i64::MAX, batches: vec![] }, i64::MIN), 0);
-    }
-}
-
 /// The group-level checks before a share group's offsets change: `operation` on the
 /// group, this broker coordinating it, no members.
 fn may_change(node: &Node, az: &Authz<'_>, operation: i8, group: &str) -> Result<(), ErrorCode> {
@@ -313,4 +289,28 @@ pub async fn delete(
         });
     }
     DeleteShareGroupOffsetsResponse { responses, ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag;
+    use crate::share::partition::{Snapshot, StateBatch, STATE_ACKNOWLEDGED, STATE_ARCHIVED, STATE_AVAILABLE};
+
+    fn b(first: i64, last: i64, state: u8) -> StateBatch {
+        StateBatch { first, last, state, delivery_count: 1 }
+    }
+
+    #[test]
+    fn lag_counts_what_is_not_done_below_the_high_watermark() {
+        let s = |batches| Snapshot { start_offset: 5, batches };
+        assert_eq!(lag(&s(vec![]), 10), 5);
+        let runs = vec![b(5, 5, STATE_AVAILABLE), b(6, 6, STATE_ACKNOWLEDGED), b(7, 8, STATE_ARCHIVED)];
+        assert_eq!(lag(&s(runs), 10), 2, "5 and 9 are not done");
+        assert_eq!(lag(&s(vec![b(5, 20, STATE_ACKNOWLEDGED)]), 10), 0, "runs past the watermark count up to it");
+        assert_eq!(lag(&s(vec![]), 3), 0, "a watermark below the start is no lag");
+        // Hostile values from a peer neither panic nor go negative.
+        let wild = vec![b(i64::MIN, i64::MAX, STATE_ARCHIVED), b(i64::MAX, i64::MIN, STATE_ARCHIVED)];
+        assert_eq!(lag(&Snapshot { start_offset: i64::MIN, batches: wild }, i64::MAX), 0);
+        assert_eq!(lag(&Snapshot { start_offset: i64::MAX, batches: vec![] }, i64::MIN), 0);
+    }
 }
