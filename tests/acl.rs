@@ -370,21 +370,8 @@ async fn call(api: Api, c: &mut Client) -> i16 {
             }
         }
         OffsetCommit => {
-            let req = OffsetCommitRequest {
-                group_id: G.into(),
-                generation_id_or_member_epoch: -1,
-                topics: vec![offset_commit_request::OffsetCommitRequestTopic {
-                    name: T.into(),
-                    partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
-                        partition_index: 0,
-                        committed_offset: 1,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
-            let r: OffsetCommitResponse = c.call_at(8, &req).await.expect("OffsetCommit");
+            let r: OffsetCommitResponse =
+                c.call_at(8, &common::standalone_commit(G, T, 1)).await.expect("OffsetCommit");
             r.topics[0].partitions[0].error_code
         }
         OffsetFetchGroup | OffsetFetchTopic => {

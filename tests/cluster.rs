@@ -523,21 +523,8 @@ async fn metadata_and_committed_offsets_survive_kill9_of_the_whole_cluster() {
     })
     .await;
     let mut cl = client(&addrs[coordinator]).await;
-    let req = OffsetCommitRequest {
-        group_id: group.into(),
-        generation_id_or_member_epoch: -1,
-        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
-            name: "six".into(),
-            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
-                partition_index: 0,
-                committed_offset: 4,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let (r, _): (OffsetCommitResponse, _) = cl.call(9, &req).await.expect("commit");
+    let (r, _): (OffsetCommitResponse, _) =
+        cl.call(9, &common::standalone_commit(group, "six", 4)).await.expect("commit");
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
 
     for i in 0..3 {

@@ -348,7 +348,7 @@ async fn share_groups_join_describe_list_and_keep_their_namespace() {
         .expect("join");
     assert_eq!(join.error_code, INCONSISTENT_GROUP_PROTOCOL);
     // A standalone commit (generation -1) would otherwise create a classic group of the id.
-    let r: OffsetCommitResponse = c.call_at(9, &standalone_commit("workers", "jobs")).await.expect("commit");
+    let r: OffsetCommitResponse = c.call_at(9, &common::standalone_commit("workers", "jobs", 1)).await.expect("commit");
     assert_eq!(r.topics[0].partitions[0].error_code, GROUP_ID_NOT_FOUND);
     let fetch = OffsetFetchRequest {
         groups: vec![offset_fetch_request::OffsetFetchRequestGroup {
@@ -484,24 +484,6 @@ async fn a_closed_connection_releases_its_members_records() {
     let got = tokio::time::timeout(Duration::from_secs(25), waiter).await.expect("released before the lock ran out");
     assert_eq!(got.expect("join"), [(0, 1, 2)]);
     broker.stop().await;
-}
-
-/// A standalone OffsetCommit (generation -1, no member) of offset 1 on `topic`-0.
-fn standalone_commit(group: &str, topic: &str) -> OffsetCommitRequest {
-    OffsetCommitRequest {
-        group_id: group.into(),
-        generation_id_or_member_epoch: -1,
-        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
-            name: topic.into(),
-            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
-                partition_index: 0,
-                committed_offset: 1,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
 }
 
 fn acknowledge(
@@ -709,7 +691,8 @@ async fn share_group_offsets_are_described_altered_and_deleted() {
     assert_eq!(acquired(&got), [(0, 9, 1)], "started again from share.auto.offset.reset (earliest)");
 
     // A consumer group's id is not a share group's.
-    let _: OffsetCommitResponse = c.call_at(8, &standalone_commit("classic", "admin")).await.expect("commit");
+    let _: OffsetCommitResponse =
+        c.call_at(8, &common::standalone_commit("classic", "admin", 1)).await.expect("commit");
     let r: DeleteShareGroupOffsetsResponse = c.call_at(0, &delete("classic")).await.expect("delete");
     assert_eq!(r.error_code, GROUP_ID_NOT_FOUND);
     let r: AlterShareGroupOffsetsResponse = c.call_at(0, &alter("classic", 0)).await.expect("alter");

@@ -234,3 +234,22 @@ pub fn acquired(resp: &strom_protocol::ShareFetchResponse) -> Vec<(i64, i64, i16
         .map(|r| (r.first_offset, r.last_offset, r.delivery_count))
         .collect()
 }
+
+/// A standalone OffsetCommit (generation -1, no member) of `offset` on `topic`-0.
+pub fn standalone_commit(group: &str, topic: &str, offset: i64) -> strom_protocol::OffsetCommitRequest {
+    use strom_protocol::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    strom_protocol::OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id_or_member_epoch: -1,
+        topics: vec![OffsetCommitRequestTopic {
+            name: topic.into(),
+            partitions: vec![OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: offset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
